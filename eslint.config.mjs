@@ -1,0 +1,155 @@
+// ESLint flat config.
+//
+// TypeScript files get typescript-eslint's `recommended` rules plus two type-aware promise
+// rules, import cycles are reported, and the architecture's boundaries (DESIGN.md "Layout",
+// STYLE.md "Layout says the architecture") are enforced with `no-restricted-imports`:
+//   - `src/conditions/**` and the supervisor's decision code are pure: no I/O, no store, no
+//     transport, no logger;
+//   - only `src/store/**` imports the database drivers and TypeORM.
+// `npm run lint` runs this and then `tsc --noEmit`.
+import eslint from '@eslint/js';
+import { defineConfig } from 'eslint/config';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
+import tseslint from 'typescript-eslint';
+
+const TS_FILES = ['**/*.ts', '**/*.cts', '**/*.mts'];
+const JS_FILES = ['**/*.js', '**/*.cjs', '**/*.mjs'];
+
+/** Code that must stay a pure function of its inputs. */
+const PURE_FILES = [
+  'src/conditions/**/*.ts',
+  'src/supervisor/decide*.ts',
+  'src/supervisor/core/**/*.ts',
+];
+
+/** Database access belongs to `src/store/` alone. */
+const DATABASE_PACKAGES = ['typeorm', 'mysql2', 'better-sqlite3'];
+
+/**
+ * A restriction on packages: the exact names go in `paths` (a bare name in `patterns` would
+ * match a folder of that name at any depth, e.g. `../transports/http` for `http`), and their
+ * subpaths (`typeorm/…`) in `patterns`.
+ */
+function restrictPackages(groups) {
+  return {
+    paths: groups.flatMap(({ names, message }) => names.map((name) => ({ name, message }))),
+    patterns: groups.map(({ names, message }) => ({ group: names.map((name) => `${name}/*`), message })),
+  };
+}
+
+const databaseOnlyInStore = restrictPackages([
+  {
+    names: DATABASE_PACKAGES,
+    message: 'Only src/store/ may talk to the database; depend on a store interface instead.',
+  },
+]);
+
+const PURE = 'Pure code (conditions, supervisor decisions)';
+const pureRestrictions = restrictPackages([
+  { names: DATABASE_PACKAGES, message: `${PURE} must not touch the database.` },
+  {
+    names: ['bull', 'axios', 'koa', 'winston', 'eventemitter2'],
+    message: `${PURE} must not import I/O libraries.`,
+  },
+  {
+    names: ['fs', 'node:fs', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https'],
+    message: `${PURE} must not do I/O.`,
+  },
+]);
+pureRestrictions.patterns.push(
+  { group: ['@koa/*'], message: `${PURE} must not import I/O libraries.` },
+  {
+    // Both `../store` (a folder's index) and `../store/anything`.
+    group: ['store', 'transports', 'api', 'log'].flatMap((dir) => [`**/${dir}`, `**/${dir}/**`]),
+    message:
+      `${PURE} must not import the store, transports, API or logger; ` +
+      'return a decision and let the shell perform it.',
+  },
+);
+
+export default defineConfig(
+  {
+    ignores: ['node_modules/', 'data/', 'test/artifacts/', 'bin/', '.tmp/', 'coverage/'],
+  },
+
+  eslint.configs.recommended,
+  tseslint.configs.recommended,
+
+  {
+    files: TS_FILES,
+    languageOptions: {
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.cts', '.mts', '.js', '.cjs', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.cts', '.mts'] },
+      'import-x/external-module-folders': ['node_modules', 'node_modules/@types'],
+      // The built-in resolver, taught TypeScript's extensions: enough for a project with no
+      // `paths` aliases, and no extra resolver package.
+      'import-x/resolver-next': [
+        createNodeResolver({
+          extensions: ['.ts', '.cts', '.mts', '.d.ts', '.js', '.cjs', '.mjs', '.json', '.node'],
+          extensionAlias: { '.js': ['.ts', '.js'], '.cjs': ['.cts', '.cjs'], '.mjs': ['.mts', '.mjs'] },
+          conditionNames: ['types', 'require', 'node', 'default'],
+        }),
+      ],
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          args: 'after-used',
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+    },
+  },
+
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/store/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', databaseOnlyInStore],
+    },
+  },
+
+  // Later entries win for the same rule, so this one repeats the database restriction.
+  {
+    files: PURE_FILES,
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', pureRestrictions],
+    },
+  },
+
+  // Plain JavaScript (config files, the mocha reporter, scripts): not in tsconfig, so no
+  // type-aware rules.
+  {
+    files: JS_FILES,
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      globals: {
+        console: 'readonly',
+        process: 'readonly',
+        __dirname: 'readonly',
+        __filename: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+        exports: 'writable',
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-require-imports': 'off',
+    },
+  },
+);

@@ -1,0 +1,56 @@
+import { EventEmitter2 } from 'eventemitter2';
+import type { StepError } from '../errors';
+import type { RequestStatus } from '../model';
+
+/** A call to a module, as a transport carries it. Its JSON form is the HTTP module protocol body. */
+export interface ModuleCall {
+  requestId: string;
+  pipeline: string;
+  stepId: string;
+  runId: string;
+  attempt: number;
+  idempotencyKey: string;
+  test: boolean;
+  module: string;
+  params: Record<string, unknown>;
+  context: Record<string, unknown>;
+  timeoutMs: number;
+}
+
+export interface StepResultBase {
+  requestId: string;
+  runId: string;
+  stepId: string;
+  attempt: number;
+  finishedAt: number;
+  durationMs: number;
+}
+
+/** The events between intake, supervisor, dispatcher and modules, name → payload. */
+export interface BusEvents {
+  NewRequest: { requestId: string };
+  ModuleCall: ModuleCall;
+  StepCompleted: StepResultBase & { output: unknown };
+  StepFailed: StepResultBase & { error: StepError };
+  RequestFinished: { requestId: string; pipeline: string; status: RequestStatus };
+}
+
+export type BusEventName = keyof BusEvents;
+
+/** A typed facade over EventEmitter2: `emit` and `on` are checked against `BusEvents`. */
+export class Bus {
+  private readonly ee = new EventEmitter2({ maxListeners: 100 });
+
+  emit<K extends BusEventName>(name: K, payload: BusEvents[K]): void {
+    this.ee.emit(name, payload);
+  }
+
+  on<K extends BusEventName>(name: K, listener: (payload: BusEvents[K]) => void): () => void {
+    this.ee.on(name, listener);
+    return () => this.ee.off(name, listener);
+  }
+
+  removeAll(): void {
+    this.ee.removeAllListeners();
+  }
+}

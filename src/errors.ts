@@ -1,0 +1,142 @@
+/**
+ * The one catalog of Conveyor's errors. Codes are stable strings, easy to grep, and they are
+ * what an API client sees in `{ error: { code, message, details } }`.
+ */
+
+export const ErrorCodes = {
+  // client mistakes (4xx)
+  BAD_JSON: 'CONVEYOR_ERR_BAD_JSON',
+  BAD_BODY: 'CONVEYOR_ERR_BAD_BODY',
+  UNSUPPORTED_MEDIA_TYPE: 'CONVEYOR_ERR_UNSUPPORTED_MEDIA_TYPE',
+  BODY_TOO_LARGE: 'CONVEYOR_ERR_BODY_TOO_LARGE',
+  FORBIDDEN_KEY: 'CONVEYOR_ERR_FORBIDDEN_KEY',
+  TOO_DEEP: 'CONVEYOR_ERR_TOO_DEEP',
+  BAD_PARAM: 'CONVEYOR_ERR_BAD_PARAM',
+  UNAUTHORIZED: 'CONVEYOR_ERR_UNAUTHORIZED',
+  FORBIDDEN: 'CONVEYOR_ERR_FORBIDDEN',
+  NOT_FOUND: 'CONVEYOR_ERR_NOT_FOUND',
+  UNKNOWN_PIPELINE: 'CONVEYOR_ERR_UNKNOWN_PIPELINE',
+  UNKNOWN_REQUEST: 'CONVEYOR_ERR_UNKNOWN_REQUEST',
+  METHOD_NOT_ALLOWED: 'CONVEYOR_ERR_METHOD_NOT_ALLOWED',
+  // configuration
+  INVALID_PIPELINE: 'CONVEYOR_ERR_INVALID_PIPELINE',
+  INVALID_MODULE: 'CONVEYOR_ERR_INVALID_MODULE',
+  // step execution
+  MODULE_FAILED: 'CONVEYOR_ERR_MODULE_FAILED',
+  NON_RETRYABLE: 'CONVEYOR_ERR_NON_RETRYABLE',
+  TIMEOUT: 'CONVEYOR_ERR_TIMEOUT',
+  HTTP_STATUS: 'CONVEYOR_ERR_HTTP_STATUS',
+  HTTP_CONNECTION: 'CONVEYOR_ERR_HTTP_CONNECTION',
+  HTTP_BAD_RESPONSE: 'CONVEYOR_ERR_HTTP_BAD_RESPONSE',
+  UNKNOWN_MODULE: 'CONVEYOR_ERR_UNKNOWN_MODULE',
+  TEMPLATE: 'CONVEYOR_ERR_TEMPLATE',
+  JOIN_INCOMPLETE: 'CONVEYOR_ERR_JOIN_INCOMPLETE',
+  MAX_STEPS: 'CONVEYOR_ERR_MAX_STEPS',
+  // internal
+  INTERNAL: 'CONVEYOR_ERR_INTERNAL',
+  SHUTTING_DOWN: 'CONVEYOR_ERR_SHUTTING_DOWN',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface ConveyorErrorOptions {
+  status?: number;
+  retryable?: boolean;
+  details?: unknown;
+  cause?: unknown;
+}
+
+/** The base of every error Conveyor raises on purpose. */
+export class ConveyorError extends Error {
+  readonly code: ErrorCode;
+  /** HTTP status when this error answers a request. */
+  readonly status: number;
+  /** Whether a step that failed with this error may be tried again. */
+  readonly retryable: boolean;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, options: ConveyorErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+}
+
+/** A client's mistake: the status is 4xx and the message is safe to show. */
+export class ClientError extends ConveyorError {
+  constructor(status: number, code: ErrorCode, message: string, details?: unknown) {
+    super(code, message, { status, details });
+  }
+}
+
+/** One problem found while validating a pipeline, with the exact path of the culprit. */
+export interface ValidationIssue {
+  /** `pipelines/bitrix-lead` */
+  source: string;
+  /** `steps.get-bitrix-deal.condition[1].result[0]` */
+  path: string;
+  message: string;
+}
+
+/** Formats an issue the way `conveyor validate` prints it. */
+export function formatIssue(issue: ValidationIssue): string {
+  return `${issue.source}: ${issue.path ? `${issue.path}: ` : ''}${issue.message}`;
+}
+
+/** A pipeline (or several) failed validation; the engine refuses to start. */
+export class PipelineValidationError extends ConveyorError {
+  readonly issues: ValidationIssue[];
+  constructor(issues: ValidationIssue[]) {
+    super(ErrorCodes.INVALID_PIPELINE, issues.map(formatIssue).join('\n'), { status: 500, details: issues });
+    this.issues = issues;
+  }
+}
+
+/**
+ * Throw this from a module to say that trying again cannot help (bad input, a refused
+ * operation). The step fails at once, without further attempts.
+ */
+export class NonRetryableError extends ConveyorError {
+  constructor(message: string, details?: unknown) {
+    super(ErrorCodes.NON_RETRYABLE, message, { retryable: false, details });
+  }
+}
+
+/** A step attempt that did not finish in its time limit. */
+export class StepTimeoutError extends ConveyorError {
+  constructor(stepId: string, timeoutMs: number) {
+    super(ErrorCodes.TIMEOUT, `step "${stepId}" timed out after ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+/** The serialisable form of a step's failure, as stored in the step log. */
+export interface StepError {
+  code: string;
+  message: string;
+  retryable: boolean;
+  details?: unknown;
+}
+
+/** Turns anything a module threw into a bounded, serialisable step error. */
+export function toStepError(err: unknown): StepError {
+  if (err instanceof ConveyorError) {
+    return { code: err.code, message: truncate(err.message), retryable: err.retryable, details: err.details };
+  }
+  if (err instanceof Error) {
+    return { code: ErrorCodes.MODULE_FAILED, message: truncate(err.message || err.name), retryable: true };
+  }
+  let text: string;
+  try {
+    text = typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  } catch {
+    text = String(err);
+  }
+  return { code: ErrorCodes.MODULE_FAILED, message: truncate(`module threw a non-Error value: ${text}`), retryable: true };
+}
+
+function truncate(text: string, max = 2000): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

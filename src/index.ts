@@ -1,0 +1,1 @@
+export { definePipeline } from './pipeline/define'; export { defineModule } from './module/types'; export type { ModuleDef, ModuleInput, ModuleContext, RemoteModuleDef } from './module/types'; export * from './pipeline/types'; export { NonRetryableError, ConveyorError, ErrorCodes } from './errors';

@@ -1,0 +1,100 @@
+/**
+ * The records Conveyor keeps, as the engine sees them (no database types here). `store/`
+ * maps them to rows; `supervisor/` decides over them.
+ */
+
+export const REQUEST_STATUSES = ['buffered', 'running', 'waiting', 'completed', 'stopped', 'error_stop'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+/** Statuses after which nothing moves a request by itself. */
+export const TERMINAL_STATUSES: ReadonlySet<RequestStatus> = new Set(['completed', 'stopped']);
+/** Statuses in which the engine is responsible for moving the request on. */
+export const ACTIVE_STATUSES: readonly RequestStatus[] = ['running', 'waiting'];
+
+export const STEP_RUN_STATUSES = ['pending', 'dispatched', 'waiting', 'completed', 'failed', 'cancelled'] as const;
+export type StepRunStatus = (typeof STEP_RUN_STATUSES)[number];
+/** A run in one of these statuses still owes a result. */
+export const OPEN_RUN_STATUSES: readonly StepRunStatus[] = ['pending', 'dispatched', 'waiting'];
+
+export type Transport = 'event' | 'http' | 'queue' | 'engine';
+
+export interface RequestRecord {
+  id: string;
+  pipelineId: string;
+  version: number;
+  status: RequestStatus;
+  businessKey: string | null;
+  idempotencyKey: string | null;
+  mode: string | null;
+  test: boolean;
+  payload: unknown;
+  /** Set when the request went to `error_stop`. */
+  error: RequestError | null;
+  /** Arrivals at `join: 'all'` steps. */
+  joins: Record<string, string[]>;
+  stepCount: number;
+  rev: number;
+  releaseAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+export interface RequestError {
+  stepId: string;
+  runId: string;
+  attempt: number;
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+export interface StepRunRecord {
+  id: string;
+  requestId: string;
+  pipelineId: string;
+  stepId: string;
+  seq: number;
+  attempt: number;
+  status: StepRunStatus;
+  kind: string;
+  module: string | null;
+  transport: Transport | null;
+  params: unknown;
+  output: unknown;
+  error: unknown;
+  causedBy: string | null;
+  availableAt: number | null;
+  startedAt: number;
+  finishedAt: number | null;
+  durationMs: number | null;
+}
+
+/**
+ * Everything one decision changes for one request, committed atomically. The commit is
+ * refused (and nothing of it written) when the request's `rev` is no longer `expectRev`, or
+ * when `finishRun` names a run that is no longer open: that is what makes a step result
+ * commit exactly once.
+ */
+export interface RequestCommit {
+  requestId: string;
+  expectRev: number;
+  request: {
+    status: RequestStatus;
+    error: RequestError | null;
+    joins: Record<string, string[]>;
+    stepCount: number;
+    finishedAt: number | null;
+    updatedAt: number;
+  };
+  finishRun?: {
+    id: string;
+    status: 'completed' | 'failed';
+    output?: unknown;
+    error?: unknown;
+    finishedAt: number;
+    durationMs: number;
+  };
+  /** Open runs to close as `cancelled` (the request stopped or failed around them). */
+  cancelRuns: string[];
+  insertRuns: StepRunRecord[];
+}

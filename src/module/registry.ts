@@ -1,0 +1,110 @@
+/** Finding and loading modules: `modules/*.module.ts` (in-process) and `modules/*.module.json` (remote). */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import type { ValidationIssue } from '../errors';
+import { parseDuration } from '../pipeline/duration';
+import type { Transport } from '../model';
+import type { ModuleDef, RemoteModuleDef } from './types';
+
+/** A module as the engine knows it after loading. */
+export interface RegisteredModule {
+  name: string;
+  description?: string;
+  /** Where the module runs: in this process, a remote HTTP service, or a queue worker. */
+  transport: Exclude<Transport, 'engine'>;
+  /** The in-process implementation, when this process has it. */
+  def?: ModuleDef<never, unknown>;
+  url?: string;
+  timeoutMs?: number;
+  retry?: ModuleDef['retry'];
+  source: string;
+}
+
+export class ModuleRegistry {
+  private readonly modules = new Map<string, RegisteredModule>();
+
+  add(module: RegisteredModule): void {
+    this.modules.set(module.name, module);
+  }
+
+  get(name: string): RegisteredModule | undefined {
+    return this.modules.get(name);
+  }
+
+  names(): Set<string> {
+    return new Set(this.modules.keys());
+  }
+
+  all(): RegisteredModule[] {
+    return [...this.modules.values()];
+  }
+}
+
+const NAME = /^[a-z0-9][a-z0-9-_]*$/;
+
+/** Replaces `${NAME}` and `${NAME:-default}` with environment values. */
+export function substituteEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt?: string) => env[name] ?? dflt ?? '');
+}
+
+/** Loads every module in `dir`. Problems are returned, not thrown, so all are reported at once. */
+export function loadModules(dir: string, cwd = process.cwd()): { registry: ModuleRegistry; issues: ValidationIssue[] } {
+  const registry = new ModuleRegistry();
+  const issues: ValidationIssue[] = [];
+  const abs = resolve(cwd, dir);
+  if (!existsSync(abs)) return { registry, issues };
+  for (const file of readdirSync(abs).sort()) {
+    const path = join(abs, file);
+    const source = relative(cwd, path).replace(/\\/g, '/');
+    const issue = (p: string, message: string): void => void issues.push({ source, path: p, message });
+    try {
+      let mod: RegisteredModule | undefined;
+      if (/\.module\.(ts|js)$/.test(file)) {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const loaded = require(path) as { default?: ModuleDef<never, unknown> };
+        const def = loaded.default;
+        if (!def || typeof def !== 'object' || typeof def.handle !== 'function' || typeof def.name !== 'string') {
+          issue('', 'must `export default defineModule({ name, handle })`');
+          continue;
+        }
+        const timeoutMs = def.timeout === undefined ? undefined : parseDuration(def.timeout);
+        if (def.timeout !== undefined && timeoutMs === undefined) issue('timeout', `bad duration ${JSON.stringify(def.timeout)}`);
+        mod = { name: def.name, description: def.description, transport: 'event', def, timeoutMs, retry: def.retry, source };
+      } else if (file.endsWith('.module.json')) {
+        let def: RemoteModuleDef;
+        try {
+          def = JSON.parse(substituteEnv(readFileSync(path, 'utf8'))) as RemoteModuleDef;
+        } catch (err) {
+          issue('', `invalid JSON: ${(err as Error).message}`);
+          continue;
+        }
+        if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+          issue('name', 'a module needs a "name"');
+          continue;
+        }
+        const t = def.transport as Partial<RemoteModuleDef['transport']> | undefined;
+        if (!t || t.kind !== 'http') {
+          issue('transport.kind', 'must be "http"');
+          continue;
+        }
+        if (typeof t.url !== 'string' || !/^https?:\/\/[^\s]+$/.test(t.url)) {
+          issue('transport.url', `must be an http(s) URL, got ${JSON.stringify(t.url)}`);
+          continue;
+        }
+        const timeoutMs = t.timeout === undefined ? undefined : parseDuration(t.timeout);
+        if (t.timeout !== undefined && timeoutMs === undefined) issue('transport.timeout', `bad duration ${JSON.stringify(t.timeout)}`);
+        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, retry: def.retry, source };
+      } else {
+        continue;
+      }
+      if (!NAME.test(mod.name)) issue('name', `module name ${JSON.stringify(mod.name)} must match ${NAME}`);
+      const base = file.replace(/\.module\.(ts|js|json)$/, '');
+      if (base !== mod.name) issue('name', `module "${mod.name}" must live in a file named ${mod.name}.module.*`);
+      if (registry.get(mod.name)) issue('name', `module "${mod.name}" is defined twice`);
+      registry.add(mod);
+    } catch (err) {
+      issue('', `failed to load: ${(err as Error).message}`);
+    }
+  }
+  return { registry, issues };
+}

@@ -1,0 +1,221 @@
+/**
+ * Validation and compilation of one step of a pipeline, from untrusted data. Whole-graph
+ * checks (prev, reachability, loops) are in `compile-graph.ts`; this file only reports what
+ * can be seen from the step itself and the list of step ids.
+ */
+import { compileCondition, describeValue, isDottedPath } from '../conditions/compile';
+import type { CompiledCondition, CompiledStep } from './types';
+import type { StepEdges } from './compile-graph';
+import {
+  checkDuration, checkKeys, checkString, compileRetry, isRecord, report, type IssueSink,
+} from './compile-values';
+
+/** What a step is checked against. */
+export interface StepScope extends IssueSink {
+  /** Every key of `steps`, valid or not, so one bad step does not cascade into "unknown step". */
+  stepIds: ReadonlySet<string>;
+  modules: ReadonlySet<string>;
+}
+
+/**
+ * Step ids are context keys and the first segment of condition fields (`get-deal.value`), so
+ * they cannot hold dots. Letters of either case are allowed: `findContact` is as clear as
+ * `find-contact`.
+ */
+export const STEP_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+/** Context keys that are not steps (see DESIGN "Words"); `secrets` is the template namespace. */
+export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(['payload', 'request', 'secrets']);
+/** The roots a condition field may start with, besides a step id. */
+const CONTEXT_ROOTS: ReadonlySet<string> = new Set(['payload', 'request']);
+
+const STEP_KINDS = ['module', 'setData', 'stop'] as const;
+type StepKind = (typeof STEP_KINDS)[number];
+
+const ROUTE_KEYS = ['kind', 'description', 'next', 'prev', 'join', 'condition'];
+const KEYS: Record<StepKind, ReadonlySet<string>> = {
+  module: new Set([...ROUTE_KEYS, 'subsystem', 'params', 'timeout', 'retry', 'onError']),
+  setData: new Set([...ROUTE_KEYS, 'data']),
+  stop: new Set(['kind', 'description', 'prev', 'status', 'reason']),
+};
+/** Keys that a stop step cannot have, with a clearer message than "unknown key". */
+const NOT_ON_STOP: ReadonlySet<string> = new Set(['next', 'condition', 'join', 'onError']);
+
+/** A list of step ids at `at`; returns the entries naming known steps, with their index. */
+function checkTargets(scope: StepScope, value: unknown, at: string): { id: string; index: number }[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    report(scope, at, `must be a list of step ids (got ${describeValue(value)})`);
+    return [];
+  }
+  const known: { id: string; index: number }[] = [];
+  value.forEach((target: unknown, index) => {
+    if (typeof target !== 'string' || target === '') {
+      report(scope, `${at}[${index}]`, `must be a step id (got ${describeValue(target)})`);
+    } else if (!scope.stepIds.has(target)) {
+      report(scope, `${at}[${index}]`, `unknown step "${target}"`);
+    } else {
+      known.push({ id: target, index });
+    }
+  });
+  return known;
+}
+
+/** Checks that a condition field reads something the context can hold. */
+function checkFieldRoot(scope: StepScope, field: unknown, at: string): void {
+  if (!isDottedPath(field)) return; // compileCondition already reported the shape
+  const root = field.split('.')[0];
+  if (!CONTEXT_ROOTS.has(root) && !scope.stepIds.has(root)) {
+    report(scope, at, `"${field}" starts with "${root}", which is not payload, request or a step`);
+  }
+}
+
+/**
+ * Walks raw condition entries for what compileCondition cannot know: whether the steps named
+ * in `result` and in `field`/`valueField` exist. Shapes were reported by compileCondition.
+ */
+function checkConditionRefs(scope: StepScope, entries: readonly unknown[], at: string): void {
+  entries.forEach((entry, i) => {
+    if (!isRecord(entry)) return;
+    const here = `${at}[${i}]`;
+    checkFieldRoot(scope, entry.field, `${here}.field`);
+    checkFieldRoot(scope, entry.valueField, `${here}.valueField`);
+    if (Array.isArray(entry.result)) {
+      entry.result.forEach((target: unknown, j) => {
+        if (typeof target === 'string' && target !== '' && !scope.stepIds.has(target)) {
+          report(scope, `${here}.result[${j}]`, `unknown step "${target}"`);
+        }
+      });
+    }
+    if (Array.isArray(entry.success)) checkConditionRefs(scope, entry.success, `${here}.success`);
+  });
+}
+
+function compileConditions(scope: StepScope, value: unknown, at: string): CompiledCondition[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    report(scope, at, `must be a list of condition entries (got ${describeValue(value)})`);
+    return [];
+  }
+  const compiled = value.map((entry, i) => compileCondition(entry, `${at}[${i}]`, scope.source, scope.issues));
+  checkConditionRefs(scope, value, at);
+  return compiled;
+}
+
+/** Adds every known step named in a `result`, at any depth, to `into`. */
+function collectResults(scope: StepScope, conditions: readonly CompiledCondition[], into: Set<string>): void {
+  for (const condition of conditions) {
+    for (const target of condition.result ?? []) if (scope.stepIds.has(target)) into.add(target);
+    if (condition.success) collectResults(scope, condition.success, into);
+  }
+}
+
+function checkStepId(scope: StepScope, id: string): void {
+  if (!STEP_ID.test(id)) {
+    report(scope, `steps.${id}`, 'a step id must be letters, digits, "-" or "_", starting with a letter or digit (no dots)');
+  } else if (RESERVED_STEP_IDS.has(id)) {
+    report(scope, `steps.${id}`, `"${id}" is reserved in the request context and cannot be a step id`);
+  }
+}
+
+/** The step's kind: explicit, or `module` when a `subsystem` is given (seed 002 has no `kind`). */
+function resolveKind(scope: StepScope, raw: Record<string, unknown>, at: string): StepKind | undefined {
+  if (raw.kind === undefined) {
+    if (raw.subsystem !== undefined) return 'module';
+    report(scope, at, 'needs a "subsystem" (a module step) or a "kind"');
+    return undefined;
+  }
+  if (typeof raw.kind === 'string' && (STEP_KINDS as readonly string[]).includes(raw.kind)) return raw.kind as StepKind;
+  report(scope, `${at}.kind`, `unknown step kind ${describeValue(raw.kind)}`);
+  return undefined;
+}
+
+function checkStepKeys(scope: StepScope, raw: Record<string, unknown>, kind: StepKind, at: string): void {
+  if (kind !== 'stop') return checkKeys(scope, raw, KEYS[kind], at);
+  for (const key of Object.keys(raw)) {
+    if (NOT_ON_STOP.has(key)) report(scope, `${at}.${key}`, `a stop step ends the request and has no "${key}"`);
+    else if (!KEYS.stop.has(key)) report(scope, `${at}.${key}`, `unknown key "${key}"`);
+  }
+}
+
+/** Drops keys whose value is `undefined`, so compiled steps compare and serialise cleanly. */
+function withoutUndefined<T extends object>(obj: T): T {
+  for (const key of Object.keys(obj) as (keyof T)[]) if (obj[key] === undefined) delete obj[key];
+  return obj;
+}
+
+function checkObject(scope: StepScope, value: unknown, at: string, required: boolean): Record<string, unknown> {
+  if (value === undefined && !required) return {};
+  if (!isRecord(value)) {
+    report(scope, at, value === undefined ? 'is required' : `must be an object (got ${describeValue(value)})`);
+    return {};
+  }
+  return value;
+}
+
+/**
+ * Validates one step and compiles it. Returns the compiled step (meaningful only when no
+ * issue was reported) and its edges for the graph checks; the edges are returned even for a
+ * broken step, so that its targets do not show up as unreachable too.
+ */
+export function compileStep(scope: StepScope, id: string, raw: unknown): { step?: CompiledStep; edges: StepEdges } {
+  const at = `steps.${id}`;
+  checkStepId(scope, id);
+  if (!isRecord(raw)) {
+    report(scope, at, `must be an object (got ${describeValue(raw)})`);
+    return { edges: { targets: new Set() } };
+  }
+  const kind = resolveKind(scope, raw, at);
+  if (kind) checkStepKeys(scope, raw, kind, at);
+  const description = checkString(scope, raw.description, `${at}.description`);
+  const prevTargets = checkTargets(scope, raw.prev, `${at}.prev`);
+  const edges: StepEdges = { targets: new Set(), prev: raw.prev === undefined ? undefined : prevTargets };
+  const prev = prevTargets.map((p) => p.id);
+  if (kind === 'stop') {
+    const status = raw.status ?? 'stopped';
+    if (status !== 'completed' && status !== 'stopped') {
+      report(scope, `${at}.status`, `must be "completed" or "stopped" (got ${describeValue(status)})`);
+    }
+    const reason = checkString(scope, raw.reason, `${at}.reason`);
+    const step: CompiledStep = {
+      id, kind, description, next: [], prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
+    };
+    return { step: withoutUndefined(step), edges };
+  }
+
+  const targets = new Set<string>();
+  const next = checkTargets(scope, raw.next, `${at}.next`).map((t) => t.id);
+  next.forEach((t) => targets.add(t));
+  const condition = compileConditions(scope, raw.condition, `${at}.condition`);
+  collectResults(scope, condition, targets);
+  const join = raw.join ?? 'any';
+  if (join !== 'any' && join !== 'all') {
+    report(scope, `${at}.join`, `must be "any" or "all" (got ${describeValue(join)})`);
+  } else if (join === 'all' && (!Array.isArray(raw.prev) || raw.prev.length < 2)) {
+    report(scope, `${at}.join`, '"all" waits for several steps and needs at least 2 in prev');
+  }
+  const routes = { id, description, next, prev, join: join as 'any' | 'all', condition };
+
+  let step: CompiledStep | undefined;
+  if (kind === 'module') {
+    const subsystem = raw.subsystem;
+    if (typeof subsystem !== 'string' || subsystem === '') {
+      report(scope, `${at}.subsystem`, subsystem === undefined ? 'is required' : `must be a module name (got ${describeValue(subsystem)})`);
+    } else if (!scope.modules.has(subsystem)) {
+      report(scope, `${at}.subsystem`, `unknown module "${subsystem}"`);
+    }
+    const onError = checkTargets(scope, raw.onError, `${at}.onError`).map((t) => t.id);
+    onError.forEach((t) => targets.add(t));
+    step = {
+      ...routes,
+      kind,
+      subsystem: String(subsystem),
+      params: checkObject(scope, raw.params, `${at}.params`, false),
+      timeoutMs: checkDuration(scope, raw.timeout, `${at}.timeout`, true),
+      retry: compileRetry(scope, raw.retry, `${at}.retry`),
+      onError,
+    };
+  } else if (kind === 'setData') {
+    step = { ...routes, kind, data: checkObject(scope, raw.data, `${at}.data`, true) };
+  }
+  return { step: step && withoutUndefined(step), edges: { ...edges, targets } };
+}

@@ -1,0 +1,217 @@
+/**
+ * The pipeline vocabulary as a user writes it (seed 002's words), and the compiled form the
+ * engine runs. Everything here is plain data: no functions, so a definition can be stored,
+ * hashed, diffed and shown.
+ */
+
+/** The operations a condition can apply to a field. Prefix any of them with `!|` to negate it. */
+export const OPERATIONS = [
+  'empty',
+  'exists',
+  'eq',
+  'ne',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'in',
+  'contains',
+  'startsWith',
+  'endsWith',
+  'regex',
+  'between',
+  'isString',
+  'isNumber',
+  'isBoolean',
+  'isArray',
+  'isObject',
+  'isNull',
+] as const;
+
+export type BaseOperation = (typeof OPERATIONS)[number];
+/** An operation, optionally negated with the seed's `!|` prefix (`'!|empty'`). */
+export type Operation = BaseOperation | `!|${BaseOperation}`;
+
+/**
+ * One entry of a step's `condition` list. When `operation` holds on `field`, the entry's
+ * `result` is the route; if it has `success` instead, those nested entries are tried the same
+ * way (depth first). Compare with a literal `value`, or with another field (`valueField`).
+ */
+export interface ConditionDef<S extends string = string> {
+  /** A dotted path into the request context: `payload.email`, `get-bitrix-deal.value`. */
+  field: string;
+  operation: Operation;
+  /** The literal to compare with. */
+  value?: unknown;
+  /** A dotted path whose value to compare with, instead of `value`. */
+  valueField?: string;
+  /** Nested entries tried when this entry holds. */
+  success?: ConditionDef<S>[];
+  /** The route taken when this entry holds. An empty list ends the branch. */
+  result?: NoInfer<S>[];
+}
+
+/** A duration: milliseconds as a number, or a string such as `'500ms'`, `'10s'`, `'5m'`, `'1h'`, `'1d'`. */
+export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
+
+/** How often and how patiently a step's module is called. */
+export interface RetryPolicyDef {
+  /** Total attempts, the first included. @default 1 */
+  attempts?: number;
+  /** Delay before the second attempt. @default '1s' */
+  backoff?: Duration;
+  /** Each further delay is multiplied by this. @default 2 */
+  factor?: number;
+  /** The longest delay between attempts. @default '5m' */
+  maxDelay?: Duration;
+  /** Randomise each delay by up to this fraction (0..1). @default 0.2 */
+  jitter?: number;
+}
+
+// Route positions use NoInfer<S> so that the step names are inferred from the keys of `steps`
+// alone: a typo in `next` then fails on that line instead of silently widening S.
+
+/** Fields every step kind shares: its routes. */
+interface StepRoutes<S extends string> {
+  /** Human text for the dashboard and the graph. */
+  description?: string;
+  /** The default route when no condition entry yields one. Several targets run in parallel. */
+  next?: NoInfer<S>[];
+  /** The steps that may lead here; checked at load. With `join: 'all'` the step waits for all. */
+  prev?: NoInfer<S>[];
+  /** `'all'` waits until every step in `prev` has arrived (a join). @default 'any' */
+  join?: 'any' | 'all';
+  /** Routing entries tried in order after the step completes. */
+  condition?: ConditionDef<S>[];
+}
+
+/** A step done by a module (the seed's `subsystem`). */
+export interface ModuleStepDef<S extends string = string> extends StepRoutes<S> {
+  kind?: 'module';
+  /** The module that does the work. */
+  subsystem: string;
+  /** Input for the module. String values may hold `{{ path }}` templates over the context. */
+  params?: Record<string, unknown>;
+  /** Per-attempt time limit. @default the module's, else the pipeline's, else '30s' */
+  timeout?: Duration;
+  retry?: RetryPolicyDef;
+  /** Route taken once the retries are spent, instead of `error_stop`. */
+  onError?: NoInfer<S>[];
+}
+
+/** A step that writes constants or templates into the context under its own id. */
+export interface SetDataStepDef<S extends string = string> extends StepRoutes<S> {
+  kind: 'setData';
+  data: Record<string, unknown>;
+}
+
+/** A step that ends the whole request at once. */
+export interface StopStepDef<S extends string = string> {
+  kind: 'stop';
+  description?: string;
+  prev?: NoInfer<S>[];
+  /** @default 'stopped' */
+  status?: 'completed' | 'stopped';
+  reason?: string;
+}
+
+export type StepDef<S extends string = string> = ModuleStepDef<S> | SetDataStepDef<S> | StopStepDef<S>;
+
+/** Intake policy: when an accepted request may start. */
+export type IntakeDef =
+  | { mode?: 'immediate' }
+  | { rate: { max: number; per: Duration } }
+  | { batch: { size: number; every: Duration } }
+  | { schedule: string };
+
+/** A pipeline as written in `pipelines/<id>.pipeline.ts` or `.pipeline.json`. */
+export interface PipelineDef<S extends string = string> {
+  id: string;
+  description?: string;
+  /** The first step. */
+  start: NoInfer<S>;
+  steps: { [K in S]: StepDef<S> };
+  intake?: IntakeDef;
+  /** Defaults for every module step of this pipeline. */
+  defaults?: { timeout?: Duration; retry?: RetryPolicyDef };
+  /** Upper bound on how many step runs one request may make (guards loops). @default 1000 */
+  maxSteps?: number;
+}
+
+// ---- compiled form -------------------------------------------------------------------------
+
+/** A retry policy with every default applied and durations in ms. */
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+  factor: number;
+  maxDelayMs: number;
+  jitter: number;
+}
+
+export interface CompiledCondition {
+  field: string[];
+  negate: boolean;
+  operation: BaseOperation;
+  value?: unknown;
+  valueField?: string[];
+  /** Precompiled for `regex`. */
+  pattern?: RegExp;
+  success?: CompiledCondition[];
+  result?: string[];
+}
+
+interface CompiledRoutes {
+  id: string;
+  description?: string;
+  next: string[];
+  prev: string[];
+  join: 'any' | 'all';
+  condition: CompiledCondition[];
+}
+
+export interface CompiledModuleStep extends CompiledRoutes {
+  kind: 'module';
+  subsystem: string;
+  params: Record<string, unknown>;
+  /** Undefined: use the module's or the engine default at dispatch. */
+  timeoutMs?: number;
+  retry?: RetryPolicy;
+  onError: string[];
+}
+
+export interface CompiledSetDataStep extends CompiledRoutes {
+  kind: 'setData';
+  data: Record<string, unknown>;
+}
+
+export interface CompiledStopStep extends CompiledRoutes {
+  kind: 'stop';
+  status: 'completed' | 'stopped';
+  reason?: string;
+}
+
+export type CompiledStep = CompiledModuleStep | CompiledSetDataStep | CompiledStopStep;
+
+export type CompiledIntake =
+  | { kind: 'immediate' }
+  | { kind: 'rate'; max: number; perMs: number }
+  | { kind: 'batch'; size: number; everyMs: number }
+  | { kind: 'schedule'; cron: string };
+
+/** A validated pipeline, ready to run. `hash` identifies the exact definition a request is pinned to. */
+export interface CompiledPipeline {
+  id: string;
+  description?: string;
+  start: string;
+  steps: Record<string, CompiledStep>;
+  intake: CompiledIntake;
+  maxSteps: number;
+  defaults: { timeoutMs?: number; retry?: RetryPolicy };
+  /** sha256 of the canonical JSON of the definition. */
+  hash: string;
+  /** The definition as written, for storage and display. */
+  definition: PipelineDef;
+  /** Where it was loaded from, for messages. */
+  source: string;
+}

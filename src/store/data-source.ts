@@ -1,0 +1,62 @@
+import 'reflect-metadata';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { ApiKeyEntity } from './entities/api-key.entity';
+import { PipelineVersionEntity } from './entities/pipeline-version.entity';
+import { RequestEntity } from './entities/request.entity';
+import { StepRunEntity } from './entities/step-run.entity';
+import { Initial1763800000000 } from './migrations/1763800000000-initial';
+
+export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity];
+export const MIGRATIONS = [Initial1763800000000];
+
+/** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';
+
+export interface StoreOptions {
+  /** SQLite only: `FULL` fsyncs every commit; `NORMAL` (the WAL default) may lose the last commits on power loss, never on a process crash. @default 'NORMAL' */
+  sqliteSynchronous?: 'NORMAL' | 'FULL';
+}
+
+/** Builds TypeORM options from a database URL. Throws a clear error for an unknown scheme. */
+export function dataSourceOptions(url: string, options: StoreOptions = {}): DataSourceOptions {
+  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length);
+    const database = path === ':memory:' ? ':memory:' : resolve(path);
+    if (database !== ':memory:') mkdirSync(dirname(database), { recursive: true });
+    const synchronous = options.sqliteSynchronous ?? 'NORMAL';
+    return {
+      ...common,
+      type: 'better-sqlite3',
+      database,
+      enableWAL: database !== ':memory:',
+      statementCacheSize: 200,
+      prepareDatabase: (db: { pragma(s: string): unknown }) => {
+        db.pragma(`synchronous = ${synchronous}`);
+        db.pragma('busy_timeout = 5000');
+      },
+    };
+  }
+  if (url.startsWith('mysql://') || url.startsWith('mariadb://')) {
+    return {
+      ...common,
+      type: 'mysql',
+      url: url.replace(/^mariadb:/, 'mysql:'),
+      charset: 'utf8mb4',
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      extra: { connectionLimit: 10 },
+    };
+  }
+  throw new Error(`DATABASE_URL must start with "sqlite:" or "mysql://", got "${url}"`);
+}
+
+/** Opens the database and applies pending migrations. */
+export async function openDataSource(url: string, options: StoreOptions = {}): Promise<DataSource> {
+  const ds = new DataSource(dataSourceOptions(url, options));
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'each' });
+  return ds;
+}

@@ -1,0 +1,86 @@
+import type { RequestCommit, RequestRecord } from '../model';
+import type { Store } from './store';
+
+interface Pending<T> {
+  item: T;
+  resolve(ok: boolean): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit: every new request and step result handed in during one event-loop turn is
+ * written in a single transaction. Each caller's promise settles only after that transaction
+ * is durable, so nothing is routed or answered before its cause is stored. While one batch is
+ * being written, the next one fills up.
+ */
+export class GroupCommitter {
+  private requests: Array<Pending<RequestRecord>> = [];
+  private commits: Array<Pending<RequestCommit>> = [];
+  private scheduled = false;
+  private flushing: Promise<void> | null = null;
+  /** Batches written so far, and the items in them (for metrics and the benchmark). */
+  readonly stats = { batches: 0, items: 0 };
+
+  constructor(
+    private readonly store: Store,
+    private readonly maxBatch = 2000,
+  ) {}
+
+  /** Stores a new request; resolves once it is durable. */
+  insertRequest(record: RequestRecord): Promise<void> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.requests.push({ item: record, resolve, reject });
+      this.schedule();
+    }).then(() => undefined);
+  }
+
+  /** Applies a commit; resolves `false` if the store refused it (stale rev or closed run). */
+  commit(commit: RequestCommit): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.commits.push({ item: commit, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves once everything handed in so far is written. */
+  async drain(): Promise<void> {
+    while (this.flushing || this.requests.length > 0 || this.commits.length > 0) {
+      if (this.flushing) await this.flushing;
+      else await this.flush();
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    const requests = this.requests.splice(0, this.maxBatch);
+    const commits = this.commits.splice(0, Math.max(0, this.maxBatch - requests.length));
+    if (requests.length === 0 && commits.length === 0) return Promise.resolve();
+    this.flushing = this.store
+      .write({ newRequests: requests.map((p) => p.item), commits: commits.map((p) => p.item) })
+      .then(
+        (held) => {
+          this.stats.batches++;
+          this.stats.items += requests.length + commits.length;
+          for (const p of requests) p.resolve(true);
+          commits.forEach((p, i) => p.resolve(held[i] ?? false));
+        },
+        (err: unknown) => {
+          for (const p of [...requests, ...commits]) p.reject(err);
+        },
+      )
+      .finally(() => {
+        this.flushing = null;
+        if (this.requests.length > 0 || this.commits.length > 0) this.schedule();
+      });
+    return this.flushing;
+  }
+}

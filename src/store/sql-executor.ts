@@ -1,0 +1,148 @@
+import type { DataSource } from 'typeorm';
+
+/** One SQL statement with `?` placeholders. */
+export interface Stmt {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * A guarded unit of a commit: `guard` runs first; only when it changes exactly one row do
+ * the `then` statements run. A `then` statement with `expectAffected` that changes another
+ * number of rows aborts the whole transaction (a broken invariant, never a normal refusal).
+ */
+export interface GuardedUnit {
+  guard: Stmt;
+  then: Array<Stmt & { expectAffected?: number }>;
+  /** Built only for units whose guard held. */
+  after?: Stmt[];
+}
+
+export class InvariantError extends Error {}
+
+/**
+ * Runs SQL against one of the two dialects. SQLite runs synchronously inside one
+ * better-sqlite3 transaction, so no other code can interleave with a commit; MySQL runs on
+ * one pooled connection through TypeORM.
+ */
+export interface SqlExecutor {
+  readonly dialect: 'sqlite' | 'mysql';
+  all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  run(sql: string, params?: unknown[]): Promise<number>;
+  /** Runs guarded units then the statements `tail(held)` builds from which units held; all in one transaction. */
+  transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]>;
+}
+
+interface BetterSqliteDb {
+  prepare(sql: string): {
+    reader: boolean;
+    all(...params: unknown[]): unknown[];
+    run(...params: unknown[]): { changes: number };
+  };
+  transaction<F extends (...args: never[]) => unknown>(fn: F): F;
+}
+
+const norm = (params: unknown[]): unknown[] => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+
+/** Executes on better-sqlite3 directly, with its own statement cache. */
+export class SqliteExecutor implements SqlExecutor {
+  readonly dialect = 'sqlite' as const;
+  private readonly stmts = new Map<string, ReturnType<BetterSqliteDb['prepare']>>();
+
+  constructor(private readonly db: BetterSqliteDb) {}
+
+  static from(ds: DataSource): SqliteExecutor {
+    return new SqliteExecutor((ds.driver as unknown as { databaseConnection: BetterSqliteDb }).databaseConnection);
+  }
+
+  private prepare(sql: string): ReturnType<BetterSqliteDb['prepare']> {
+    let stmt = this.stmts.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      if (this.stmts.size > 500) this.stmts.clear();
+      this.stmts.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return Promise.resolve(this.prepare(sql).all(...norm(params)) as T[]);
+  }
+
+  run(sql: string, params: unknown[] = []): Promise<number> {
+    return Promise.resolve(this.prepare(sql).run(...norm(params)).changes);
+  }
+
+  transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+    const exec = this.db.transaction(() => {
+      const held = units.map((unit) => {
+        if (this.prepare(unit.guard.sql).run(...norm(unit.guard.params)).changes !== 1) return false;
+        for (const s of unit.then) {
+          const changes = this.prepare(s.sql).run(...norm(s.params)).changes;
+          if (s.expectAffected !== undefined && changes !== s.expectAffected) {
+            throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${changes}: ${s.sql}`);
+          }
+        }
+        return true;
+      });
+      for (const s of tail(held)) this.prepare(s.sql).run(...norm(s.params));
+      return held;
+    });
+    try {
+      return Promise.resolve(exec());
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+}
+
+/** Executes on MySQL/MariaDB through a TypeORM query runner per transaction. */
+export class MysqlExecutor implements SqlExecutor {
+  readonly dialect = 'mysql' as const;
+  constructor(private readonly ds: DataSource) {}
+
+  async all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return (await this.ds.query(sql, norm(params))) as T[];
+  }
+
+  async run(sql: string, params: unknown[] = []): Promise<number> {
+    const qr = this.ds.createQueryRunner();
+    try {
+      const res = await qr.query(sql, norm(params), true);
+      return res.affected ?? 0;
+    } finally {
+      await qr.release();
+    }
+  }
+
+  async transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
+    await qr.startTransaction();
+    try {
+      const held: boolean[] = [];
+      for (const unit of units) {
+        const g = await qr.query(unit.guard.sql, norm(unit.guard.params), true);
+        if (g.affected !== 1) {
+          held.push(false);
+          continue;
+        }
+        for (const s of unit.then) {
+          const r = await qr.query(s.sql, norm(s.params), true);
+          if (s.expectAffected !== undefined && r.affected !== s.expectAffected) {
+            throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${r.affected}: ${s.sql}`);
+          }
+        }
+        held.push(true);
+      }
+      for (const s of tail(held)) await qr.query(s.sql, norm(s.params));
+      await qr.commitTransaction();
+      return held;
+    } catch (err) {
+      await qr.rollbackTransaction().catch(() => undefined);
+      throw err;
+    } finally {
+      await qr.release();
+    }
+  }
+}

@@ -1,0 +1,274 @@
+import type { DataSource } from 'typeorm';
+import {
+  OPEN_RUN_STATUSES,
+  type RequestCommit,
+  type RequestRecord,
+  type RequestStatus,
+  type StepRunRecord,
+} from '../model';
+import { openDataSource, type StoreOptions } from './data-source';
+import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
+
+/** The narrow persistence interface the engine depends on. */
+export interface Store {
+  readonly dialect: 'sqlite' | 'mysql';
+  /** Returns the version number of this exact definition, creating it if it is new. */
+  ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number>;
+  getPipelineVersion(pipelineId: string, version: number): Promise<{ hash: string; definition: string } | undefined>;
+  listPipelineVersions(pipelineId: string): Promise<Array<{ version: number; hash: string; createdAt: number }>>;
+  /** Inserts new requests and applies commits, all in one transaction. */
+  write(batch: WriteBatch): Promise<boolean[]>;
+  getRequest(id: string): Promise<RequestRecord | undefined>;
+  listStepRuns(requestId: string): Promise<StepRunRecord[]>;
+  /** Ids of requests in the given statuses, in id order, after `afterId`. */
+  listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId?: string): Promise<string[]>;
+  countRequests(statuses?: readonly RequestStatus[]): Promise<number>;
+  insertApiKey(key: ApiKeyRecord): Promise<void>;
+  findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
+  countApiKeys(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface WriteBatch {
+  newRequests: RequestRecord[];
+  commits: RequestCommit[];
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  hash: string;
+  name: string;
+  roles: string[];
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+const REQUEST_COLUMNS =
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
+const RUN_COLUMNS =
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, started_at, finished_at, duration_ms';
+const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
+/** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
+const INSERT_CHUNK = 400;
+
+const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+const parse = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function requestParams(r: RequestRecord): unknown[] {
+  return [
+    r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
+    JSON.stringify(r.payload), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
+    r.createdAt, r.updatedAt, r.finishedAt,
+  ];
+}
+
+function runParams(r: StepRunRecord): unknown[] {
+  return [
+    r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
+    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.startedAt, r.finishedAt, r.durationMs,
+  ];
+}
+
+function toRequest(row: Record<string, unknown>): RequestRecord {
+  return {
+    id: String(row.id),
+    pipelineId: String(row.pipeline_id),
+    version: num(row.version),
+    status: row.status as RequestStatus,
+    businessKey: (row.business_key as string | null) ?? null,
+    idempotencyKey: (row.idempotency_key as string | null) ?? null,
+    mode: (row.mode as string | null) ?? null,
+    test: num(row.test) === 1,
+    payload: parse(row.payload),
+    error: parse(row.error) as RequestRecord['error'],
+    joins: (parse(row.joins) as Record<string, string[]> | null) ?? {},
+    stepCount: num(row.step_count),
+    rev: num(row.rev),
+    releaseAt: numOrNull(row.release_at),
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+    finishedAt: numOrNull(row.finished_at),
+  };
+}
+
+function toRun(row: Record<string, unknown>): StepRunRecord {
+  return {
+    id: String(row.id),
+    requestId: String(row.request_id),
+    pipelineId: String(row.pipeline_id),
+    stepId: String(row.step_id),
+    seq: num(row.seq),
+    attempt: num(row.attempt),
+    status: row.status as StepRunRecord['status'],
+    kind: String(row.kind),
+    module: (row.module as string | null) ?? null,
+    transport: (row.transport as StepRunRecord['transport']) ?? null,
+    params: parse(row.params),
+    output: parse(row.output),
+    error: parse(row.error),
+    causedBy: (row.caused_by as string | null) ?? null,
+    availableAt: numOrNull(row.available_at),
+    startedAt: num(row.started_at),
+    finishedAt: numOrNull(row.finished_at),
+    durationMs: numOrNull(row.duration_ms),
+  };
+}
+
+function insertStmts(table: string, columns: string, rows: unknown[][]): Stmt[] {
+  const width = columns.split(',').length;
+  const tuple = `(${new Array(width).fill('?').join(',')})`;
+  const out: Stmt[] = [];
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const chunk = rows.slice(i, i + INSERT_CHUNK);
+    out.push({ sql: `INSERT INTO ${table} (${columns}) VALUES ${chunk.map(() => tuple).join(',')}`, params: chunk.flat() });
+  }
+  return out;
+}
+
+/** Turns one commit into its guarded statements: the rev check first, then its writes. */
+function commitUnit(c: RequestCommit): GuardedUnit {
+  const r = c.request;
+  const then: GuardedUnit['then'] = [];
+  if (c.finishRun) {
+    const f = c.finishRun;
+    then.push({
+      sql: `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`,
+      params: [f.status, json(f.output), json(f.error), f.finishedAt, f.durationMs, f.id],
+      expectAffected: 1,
+    });
+  }
+  if (c.cancelRuns.length > 0) {
+    then.push({
+      sql: `UPDATE step_runs SET status = 'cancelled', finished_at = ? WHERE id IN (${c.cancelRuns.map(() => '?').join(',')}) AND status IN (${OPEN})`,
+      params: [r.updatedAt, ...c.cancelRuns],
+    });
+  }
+  return {
+    guard: {
+      sql: 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?',
+      params: [r.status, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev],
+    },
+    then,
+  };
+}
+
+/** The SQL store for SQLite (better-sqlite3) and MySQL/MariaDB. Only `store/` touches the database. */
+export class SqlStore implements Store {
+  private constructor(
+    private readonly ds: DataSource,
+    private readonly x: SqlExecutor,
+  ) {}
+
+  get dialect(): 'sqlite' | 'mysql' {
+    return this.x.dialect;
+  }
+
+  static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {
+    const ds = await openDataSource(url, options);
+    const x = ds.driver.options.type === 'mysql' ? new MysqlExecutor(ds) : SqliteExecutor.from(ds);
+    return new SqlStore(ds, x);
+  }
+
+  async ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number> {
+    for (let tries = 0; ; tries++) {
+      const found = await this.x.all<{ version: unknown }>('SELECT version FROM pipeline_versions WHERE pipeline_id = ? AND hash = ?', [pipelineId, hash]);
+      if (found[0]) return num(found[0].version);
+      const max = await this.x.all<{ v: unknown }>('SELECT MAX(version) AS v FROM pipeline_versions WHERE pipeline_id = ?', [pipelineId]);
+      const version = num(max[0]?.v ?? 0) + 1;
+      try {
+        await this.x.run('INSERT INTO pipeline_versions (pipeline_id, version, hash, definition, created_at) VALUES (?, ?, ?, ?, ?)', [
+          pipelineId, version, hash, definition, Date.now(),
+        ]);
+        return version;
+      } catch (err) {
+        // Another process registered a version at the same moment: look again.
+        if (tries >= 3) throw err;
+      }
+    }
+  }
+
+  async getPipelineVersion(pipelineId: string, version: number): Promise<{ hash: string; definition: string } | undefined> {
+    const rows = await this.x.all<{ hash: string; definition: string }>('SELECT hash, definition FROM pipeline_versions WHERE pipeline_id = ? AND version = ?', [pipelineId, version]);
+    return rows[0] ? { hash: String(rows[0].hash), definition: String(rows[0].definition) } : undefined;
+  }
+
+  async listPipelineVersions(pipelineId: string): Promise<Array<{ version: number; hash: string; createdAt: number }>> {
+    const rows = await this.x.all<Record<string, unknown>>('SELECT version, hash, created_at FROM pipeline_versions WHERE pipeline_id = ? ORDER BY version', [pipelineId]);
+    return rows.map((r) => ({ version: num(r.version), hash: String(r.hash), createdAt: num(r.created_at) }));
+  }
+
+  write(batch: WriteBatch): Promise<boolean[]> {
+    // Sorting by request id (stable, so one request's commits keep their order) makes
+    // concurrent MySQL transactions lock rows in the same order, which avoids deadlocks.
+    const order = batch.commits.map((c, i) => ({ c, i })).sort((a, b) => (a.c.requestId < b.c.requestId ? -1 : a.c.requestId > b.c.requestId ? 1 : a.i - b.i));
+    const units = order.map(({ c }) => commitUnit(c));
+    const tail = (held: boolean[]): Stmt[] => {
+      const runs: unknown[][] = [];
+      order.forEach(({ c }, k) => {
+        if (held[k]) for (const run of c.insertRuns) runs.push(runParams(run));
+      });
+      return [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs)];
+    };
+    return this.x.transaction(units, tail).then((held) => {
+      const result = new Array<boolean>(batch.commits.length);
+      order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
+      return result;
+    });
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | undefined> {
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS} FROM requests WHERE id = ?`, [id]);
+    return rows[0] ? toRequest(rows[0]) : undefined;
+  }
+
+  async listStepRuns(requestId: string): Promise<StepRunRecord[]> {
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE request_id = ? ORDER BY seq`, [requestId]);
+    return rows.map(toRun);
+  }
+
+  async listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId = ''): Promise<string[]> {
+    const rows = await this.x.all<{ id: string }>(
+      `SELECT id FROM requests WHERE status IN (${statuses.map(() => '?').join(',')}) AND id > ? ORDER BY id LIMIT ?`,
+      [...statuses, afterId, limit],
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async countRequests(statuses?: readonly RequestStatus[]): Promise<number> {
+    const where = statuses ? `WHERE status IN (${statuses.map(() => '?').join(',')})` : '';
+    const rows = await this.x.all<{ n: unknown }>(`SELECT COUNT(*) AS n FROM requests ${where}`, statuses ? [...statuses] : []);
+    return num(rows[0]?.n ?? 0);
+  }
+
+  async insertApiKey(key: ApiKeyRecord): Promise<void> {
+    await this.x.run('INSERT INTO api_keys (id, hash, name, roles, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      key.id, key.hash, key.name, key.roles.join('+'), key.createdAt, key.revokedAt,
+    ]);
+  }
+
+  async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
+    const rows = await this.x.all<Record<string, unknown>>('SELECT id, hash, name, roles, created_at, revoked_at FROM api_keys WHERE hash = ?', [hash]);
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      id: String(r.id), hash: String(r.hash), name: String(r.name), roles: String(r.roles).split('+').filter(Boolean),
+      createdAt: num(r.created_at), revokedAt: numOrNull(r.revoked_at),
+    };
+  }
+
+  async countApiKeys(): Promise<number> {
+    const rows = await this.x.all<{ n: unknown }>('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL');
+    return num(rows[0]?.n ?? 0);
+  }
+
+  /** Raw access for tests and tools that verify what was persisted. */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.x.all<T>(sql, params);
+  }
+
+  async close(): Promise<void> {
+    if (this.ds.isInitialized) await this.ds.destroy();
+  }
+}

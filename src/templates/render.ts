@@ -1,0 +1,74 @@
+/**
+ * Step params and setData values are rendered from the request context with liquidjs, a
+ * sandboxed template engine: no `eval`, and only own properties are visible, so a template
+ * cannot reach a prototype. `{{ secrets.NAME }}` reads the environment at dispatch.
+ */
+import { Liquid, type Template } from 'liquidjs';
+import { getPath, parsePath } from '../conditions';
+import { ConveyorError, ErrorCodes } from '../errors';
+import { REDACTED } from '../log/redact';
+
+const liquid = new Liquid({ ownPropertyOnly: true, strictFilters: true, cache: false });
+const parsed = new Map<string, Template[]>();
+/** `{{ a.b-c.d }}` alone: the value itself is used, keeping its type (number, object...). */
+const WHOLE_EXPRESSION = /^\s*\{\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}\s*$/;
+const SECRET_REF = /secrets\.([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/** Where secrets come from: the real environment at dispatch, or a mask for what is stored. */
+export type SecretSource = (name: string) => string | undefined;
+export const envSecrets: SecretSource = (name) => process.env[`CONVEYOR_SECRET_${name}`] ?? process.env[name];
+export const maskedSecrets: SecretSource = () => REDACTED;
+
+/** True when any string inside `value` holds a template tag. */
+export function hasTemplates(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('{{') || value.includes('{%');
+  if (Array.isArray(value)) return value.some(hasTemplates);
+  if (value && typeof value === 'object') return Object.values(value).some(hasTemplates);
+  return false;
+}
+
+/** Renders every template string inside `value`; other values pass through unchanged. */
+export function renderValue(value: unknown, context: Record<string, unknown>, secrets: SecretSource, used?: Set<string>): unknown {
+  if (typeof value === 'string') return renderString(value, context, secrets, used);
+  if (Array.isArray(value)) return value.map((v) => renderValue(v, context, secrets, used));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = renderValue(v, context, secrets, used);
+    return out;
+  }
+  return value;
+}
+
+function renderString(text: string, context: Record<string, unknown>, secrets: SecretSource, used?: Set<string>): unknown {
+  if (!text.includes('{{') && !text.includes('{%')) return text;
+  const scope: Record<string, unknown> = { ...context, secrets: secretScope(text, secrets, used) };
+  const whole = WHOLE_EXPRESSION.exec(text);
+  if (whole?.[1]) {
+    const v = getPath(scope, parsePath(whole[1]));
+    return v === undefined ? '' : v;
+  }
+  try {
+    let templates = parsed.get(text);
+    if (!templates) {
+      templates = liquid.parse(text);
+      if (parsed.size > 5000) parsed.clear();
+      parsed.set(text, templates);
+    }
+    return liquid.renderSync(templates, scope) as string;
+  } catch (err) {
+    throw new ConveyorError(ErrorCodes.TEMPLATE, `template failed: ${(err as Error).message}`, { status: 500, retryable: false });
+  }
+}
+
+function secretScope(text: string, secrets: SecretSource, used?: Set<string>): Record<string, string> {
+  const scope: Record<string, string> = {};
+  for (const m of text.matchAll(SECRET_REF)) {
+    const name = m[1] as string;
+    const v = secrets(name);
+    if (v !== undefined) {
+      scope[name] = v;
+      used?.add(v);
+    }
+  }
+  return scope;
+}

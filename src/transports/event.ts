@@ -1,0 +1,64 @@
+import type { Bus, ModuleCall } from '../bus/bus';
+import type { Logger } from '../log/logger';
+import type { ModuleRegistry, RegisteredModule } from '../module/registry';
+import { runModule } from './run-module';
+import type { StepTransport } from './types';
+
+/** In-process delivery: the call is an event on the bus, and a `ModuleHost` answers it. */
+export class EventTransport implements StepTransport {
+  constructor(private readonly bus: Bus) {}
+
+  send(call: ModuleCall): void {
+    this.bus.emit('ModuleCall', call);
+  }
+}
+
+/**
+ * Runs the in-process modules of this process: it takes `ModuleCall` events for the modules
+ * it has and answers with `StepCompleted` / `StepFailed`.
+ */
+export class ModuleHost {
+  private readonly shutdown = new AbortController();
+  private off: (() => void) | undefined;
+  private active = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly registry: ModuleRegistry,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.off = this.bus.on('ModuleCall', (call) => {
+      const mod = this.registry.get(call.module);
+      if (mod?.def) void this.execute(call, mod);
+    });
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  private async execute(call: ModuleCall, mod: RegisteredModule): Promise<void> {
+    const started = Date.now();
+    this.active++;
+    const log = this.logger.child({ requestId: call.requestId, stepId: call.stepId, module: call.module });
+    try {
+      const res = await runModule(mod.def!, call, {
+        info: (m, f) => log.info(m, f),
+        warn: (m, f) => log.warn(m, f),
+        error: (m, f) => log.error(m, f),
+      }, this.shutdown.signal);
+      const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
+      if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
+      else this.bus.emit('StepFailed', { ...base, error: res.error });
+    } finally {
+      this.active--;
+    }
+  }
+
+  stop(): void {
+    this.off?.();
+    this.shutdown.abort(new Error('engine shutting down'));
+  }
+}

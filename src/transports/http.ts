@@ -1,0 +1,120 @@
+import axios, { AxiosError, type AxiosInstance } from 'axios';
+import http from 'node:http';
+import type { Bus, ModuleCall } from '../bus/bus';
+import { ErrorCodes, type StepError } from '../errors';
+import type { RegisteredModule } from '../module/registry';
+import { checkOutput, MAX_OUTPUT_BYTES, type ModuleOutcome } from './run-module';
+import type { StepTransport } from './types';
+
+/**
+ * The public HTTP module protocol: `POST <url>` with
+ * `{ requestId, pipeline, stepId, attempt, idempotencyKey, test, params, context, callbackUrl }`.
+ * `200 {data}` is done; `4xx` fails for good; `5xx`, a timeout or a refused connection may be
+ * tried again.
+ */
+export class HttpTransport implements StepTransport {
+  private readonly client: AxiosInstance;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly callbackBase?: string,
+  ) {
+    this.client = axios.create({
+      httpAgent: this.agent,
+      maxContentLength: MAX_OUTPUT_BYTES,
+      maxBodyLength: 50 * 1024 * 1024,
+      maxRedirects: 0,
+      validateStatus: () => true,
+      responseType: 'text',
+      transformResponse: [(data: unknown) => data],
+      headers: { 'content-type': 'application/json', 'user-agent': 'conveyor' },
+    });
+  }
+
+  send(call: ModuleCall, module: RegisteredModule): void {
+    const started = Date.now();
+    void this.call(call, module).then((res) => {
+      const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
+      if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
+      else this.bus.emit('StepFailed', { ...base, error: res.error });
+    });
+  }
+
+  /** Performs one call and classifies the answer. Never throws. */
+  async call(call: ModuleCall, module: RegisteredModule): Promise<ModuleOutcome> {
+    const body = {
+      requestId: call.requestId,
+      pipeline: call.pipeline,
+      stepId: call.stepId,
+      attempt: call.attempt,
+      idempotencyKey: call.idempotencyKey,
+      test: call.test,
+      params: call.params,
+      context: call.context,
+      callbackUrl: this.callbackBase ? `${this.callbackBase}/api/callbacks/${call.runId}` : null,
+    };
+    try {
+      const res = await this.client.post<string>(module.url!, body, {
+        timeout: call.timeoutMs,
+        signal: AbortSignal.timeout(call.timeoutMs + 1000),
+        headers: { 'idempotency-key': call.idempotencyKey },
+      });
+      return classify(res.status, res.data, module.url!);
+    } catch (err) {
+      return { ok: false, error: networkError(err, module.url!, call.timeoutMs) };
+    }
+  }
+
+  close(): Promise<void> {
+    this.agent.destroy();
+    return Promise.resolve();
+  }
+}
+
+function fail(code: string, message: string, retryable: boolean, details?: unknown): ModuleOutcome {
+  return { ok: false, error: { code, message, retryable, details } };
+}
+
+function classify(status: number, text: string, url: string): ModuleOutcome {
+  let body: unknown;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const remoteMessage = errorMessageOf(body) ?? text.slice(0, 200);
+  if (status === 200 || status === 201) {
+    if (!body || typeof body !== 'object' || !('data' in body)) {
+      return fail(ErrorCodes.HTTP_BAD_RESPONSE, `module at ${url} answered ${status} without a JSON {"data": ...} body`, false);
+    }
+    return checkOutput((body as { data: unknown }).data);
+  }
+  if (status === 202) {
+    return fail(ErrorCodes.HTTP_BAD_RESPONSE, `module at ${url} answered 202 (callback), which this engine version does not accept yet`, false);
+  }
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return fail(ErrorCodes.HTTP_STATUS, `module at ${url} answered ${status}: ${remoteMessage}`, false, { status });
+  }
+  return fail(ErrorCodes.HTTP_STATUS, `module at ${url} answered ${status}: ${remoteMessage}`, true, { status });
+}
+
+function errorMessageOf(body: unknown): string | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const e = (body as { error?: unknown }).error;
+  if (typeof e === 'string') return e;
+  if (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') return (e as { message: string }).message;
+  return undefined;
+}
+
+function networkError(err: unknown, url: string, timeoutMs: number): StepError {
+  const e = err as AxiosError;
+  const code = e.code ?? '';
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED' || e.name === 'TimeoutError' || e.name === 'CanceledError') {
+    return { code: ErrorCodes.TIMEOUT, message: `module at ${url} did not answer within ${timeoutMs} ms`, retryable: true };
+  }
+  if (code === 'ERR_BAD_RESPONSE' && /maxContentLength/.test(e.message)) {
+    return { code: ErrorCodes.HTTP_BAD_RESPONSE, message: `module at ${url} answered more than ${MAX_OUTPUT_BYTES} bytes`, retryable: false };
+  }
+  return { code: ErrorCodes.HTTP_CONNECTION, message: `module at ${url} could not be reached: ${code || e.message}`, retryable: true };
+}

@@ -1,0 +1,4 @@
+import { expect } from 'chai';
+describe('probe2', () => {
+  it('fails', () => { expect(1).to.equal(2); });
+});
