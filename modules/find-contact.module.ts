@@ -38,7 +38,7 @@ export default defineModule<{ email?: unknown }, FoundContact | NoContact>({
       ctx,
     );
     if (!Array.isArray(contacts) || contacts.length === 0) {
-      ctx.log.info('find-contact: no contact', { email });
+      ctx.log.info('contact not found', { email });
       return {};
     }
     const c = contacts[0];

@@ -253,7 +253,8 @@ function parseJson(text: string): Json {
   if (text.trim() === '') return {};
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // Drop `__proto__` keys: fields are merged into stored objects with Object.assign.
+    value = JSON.parse(text, (key, v: unknown) => (key === '__proto__' ? undefined : v));
   } catch (err) {
     throw new HttpError(400, 'INVALID_JSON', `malformed JSON body: ${(err as Error).message}`);
   }

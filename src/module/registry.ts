@@ -2,7 +2,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { ValidationIssue } from '../errors';
+import { compileRetry } from '../pipeline/compile-values';
 import { parseDuration } from '../pipeline/duration';
+import type { RetryPolicy } from '../pipeline/types';
 import type { Transport } from '../model';
 import type { ModuleDef, RemoteModuleDef } from './types';
 
@@ -16,7 +18,8 @@ export interface RegisteredModule {
   def?: ModuleDef<never, unknown>;
   url?: string;
   timeoutMs?: number;
-  retry?: ModuleDef['retry'];
+  /** The module's default retry policy, compiled. */
+  retry?: RetryPolicy;
   source: string;
 }
 
@@ -69,7 +72,7 @@ export function loadModules(dir: string, cwd = process.cwd()): { registry: Modul
         }
         const timeoutMs = def.timeout === undefined ? undefined : parseDuration(def.timeout);
         if (def.timeout !== undefined && timeoutMs === undefined) issue('timeout', `bad duration ${JSON.stringify(def.timeout)}`);
-        mod = { name: def.name, description: def.description, transport: 'event', def, timeoutMs, retry: def.retry, source };
+        mod = { name: def.name, description: def.description, transport: 'event', def, timeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
       } else if (file.endsWith('.module.json')) {
         let def: RemoteModuleDef;
         try {
@@ -93,7 +96,7 @@ export function loadModules(dir: string, cwd = process.cwd()): { registry: Modul
         }
         const timeoutMs = t.timeout === undefined ? undefined : parseDuration(t.timeout);
         if (t.timeout !== undefined && timeoutMs === undefined) issue('transport.timeout', `bad duration ${JSON.stringify(t.timeout)}`);
-        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, retry: def.retry, source };
+        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
       } else {
         continue;
       }

@@ -1,0 +1,124 @@
+import Router from '@koa/router';
+import Koa, { type Context } from 'koa';
+import type { Engine } from '../engine';
+import { ClientError, ErrorCodes } from '../errors';
+import { isId } from '../ids';
+import { pipelineGraph } from '../pipeline/graph';
+import { authMiddleware, requireRole, type KeyRing } from './auth';
+import { readJson } from './body';
+import { errorMiddleware } from './errors';
+import { acceptedView, requestView, stepView } from './views';
+
+/** The longest `?wait=` honoured, in seconds. */
+export const MAX_WAIT_S = 60;
+const HEADER_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
+
+function optionalHeader(ctx: Context, name: string): string | null {
+  const value = ctx.get(name);
+  if (value === '') return null;
+  if (!HEADER_VALUE.test(value)) {
+    throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be 1-255 printable ASCII characters`);
+  }
+  return value;
+}
+
+function parseWait(raw: unknown): number {
+  if (raw === undefined) return 0;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+(\.\d+)?$/.test(raw) || n > MAX_WAIT_S) {
+    throw new ClientError(400, ErrorCodes.BAD_PARAM, `wait must be a number of seconds from 0 to ${MAX_WAIT_S}`);
+  }
+  return n;
+}
+
+function parseFlag(raw: unknown, name: string): boolean {
+  if (raw === undefined) return false;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be 1 or 0`);
+}
+
+async function loadRequest(engine: Engine, id: string) {
+  const found = isId(id) ? await engine.getRequest(id) : undefined;
+  if (!found) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
+  return found;
+}
+
+/** Builds the Koa app. Tests drive it through `app.callback()`. */
+export function createApp(engine: Engine, keys: KeyRing): Koa {
+  const app = new Koa();
+  app.silent = true;
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  const api = new Router({ prefix: '/api' });
+  api.use(authMiddleware(keys));
+
+  api.post('/pipelines/:id/requests', requireRole('submit'), async (ctx) => {
+    const pipelineId = ctx.params.id!;
+    if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
+    const wait = parseWait(ctx.query.wait);
+    const test = parseFlag(ctx.query.test, 'test');
+    const idempotencyKey = optionalHeader(ctx, 'idempotency-key');
+    const businessKey = optionalHeader(ctx, 'x-business-key');
+    const body = await readJson(ctx);
+    if (!body || typeof body !== 'object' || Array.isArray(body)) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, 'the request body must be a JSON object (the payload)');
+    }
+    const record = await engine.intake.submit({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test });
+    if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
+      const found = await loadRequest(engine, record.id);
+      ctx.status = 200;
+      ctx.body = requestView(found.request, found.runs, found.context);
+      return;
+    }
+    ctx.status = 202;
+    ctx.set('location', `/api/requests/${record.id}`);
+    ctx.body = acceptedView(record);
+  });
+
+  api.get('/requests/:id', requireRole('read'), async (ctx) => {
+    const found = await loadRequest(engine, ctx.params.id!);
+    ctx.body = requestView(found.request, found.runs, found.context);
+  });
+
+  api.get('/requests/:id/steps', requireRole('read'), async (ctx) => {
+    const found = await loadRequest(engine, ctx.params.id!);
+    ctx.body = { items: found.runs.map(stepView), nextCursor: null };
+  });
+
+  api.get('/pipelines', requireRole('read'), (ctx) => {
+    ctx.body = {
+      items: engine.catalog.list().map(({ pipeline, version }) => ({
+        id: pipeline.id, version, hash: pipeline.hash, description: pipeline.description ?? null,
+        start: pipeline.start, steps: Object.keys(pipeline.steps).length, intake: pipeline.intake,
+      })),
+      nextCursor: null,
+    };
+  });
+
+  api.get('/pipelines/:id', requireRole('read'), async (ctx) => {
+    const entry = engine.catalog.latest(ctx.params.id!);
+    if (!entry) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${ctx.params.id!.slice(0, 100)}"`);
+    const versions = await engine.store.listPipelineVersions(entry.pipeline.id);
+    ctx.body = {
+      id: entry.pipeline.id,
+      version: entry.version,
+      hash: entry.pipeline.hash,
+      description: entry.pipeline.description ?? null,
+      versions: versions.map((v) => ({ version: v.version, hash: v.hash, createdAt: new Date(v.createdAt).toISOString() })),
+      definition: entry.pipeline.definition,
+      graph: pipelineGraph(entry.pipeline),
+    };
+  });
+
+  app.use(errorMiddleware(engine.logger));
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  app.use(api.routes());
+  app.use(api.allowedMethods({ throw: true }));
+  return app;
+}

@@ -1,0 +1,39 @@
+import type { Server } from 'node:http';
+import { createApp } from '../api/app';
+import { KeyRing } from '../api/auth';
+import type { Engine } from '../engine';
+
+export interface RunningServer {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serves the API of `engine` on host:port; creates the first admin key when none exists. */
+export async function serve(engine: Engine, host: string, port: number, print: (line: string) => void): Promise<RunningServer> {
+  const keys = new KeyRing(engine.store);
+  const created = await keys.ensureAdminKey();
+  if (created) {
+    print('No API key was configured, so an admin key was created. It is shown only this once:');
+    print(`  ${created}`);
+    print('Use it as: Authorization: Bearer <key>   (or set CONVEYOR_API_KEYS="key:admin,...")');
+  }
+  const app = createApp(engine, keys);
+  const server = app.listen(port, host);
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 120_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const addr = server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    server,
+    url: `http://${host}:${actualPort}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
