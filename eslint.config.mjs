@@ -5,7 +5,8 @@
 // STYLE.md "Layout says the architecture") are enforced with `no-restricted-imports`:
 //   - `src/conditions/**` and the supervisor's decision code are pure: no I/O, no store, no
 //     transport, no logger;
-//   - only `src/store/**` imports the database drivers and TypeORM.
+//   - TypeORM and the database drivers are imported by `src/store/**` only (checked in src/,
+//     modules/ and pipelines/; tests and scripts may use them directly).
 // `npm run lint` runs this and then `tsc --noEmit`.
 import eslint from '@eslint/js';
 import { defineConfig } from 'eslint/config';
@@ -117,7 +118,7 @@ export default defineConfig(
   },
 
   {
-    files: ['src/**/*.ts'],
+    files: ['src/**/*.ts', 'modules/**/*.ts', 'pipelines/**/*.ts'],
     ignores: ['src/store/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': ['error', databaseOnlyInStore],

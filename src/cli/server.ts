@@ -9,9 +9,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /**
+   * The API keys to accept. Tests pass their own ring (`new KeyRing(store, 'key:role,…')`).
+   * @default a ring over `CONVEYOR_API_KEYS` and the stored keys
+   */
+  keys?: KeyRing;
+}
+
 /** Serves the API of `engine` on host:port; creates the first admin key when none exists. */
-export async function serve(engine: Engine, host: string, port: number, print: (line: string) => void): Promise<RunningServer> {
-  const keys = new KeyRing(engine.store);
+export async function serve(engine: Engine, host: string, port: number, print: (line: string) => void, opts: ServeOptions = {}): Promise<RunningServer> {
+  const keys = opts.keys ?? new KeyRing(engine.store);
   const created = await keys.ensureAdminKey();
   if (created) {
     print('No API key was configured, so an admin key was created. It is shown only this once:');

@@ -48,7 +48,7 @@ export class Supervisor {
   start(): void {
     const { bus } = this.d;
     this.offs.push(
-      bus.on('NewRequest', ({ requestId }) => this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }))),
+      bus.on('NewRequest', ({ requestId }) => void this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }))),
       bus.on('StepCompleted', (e) => this.onResult(e, { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs })),
       bus.on('StepFailed', (e) => this.onResult(e, { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs })),
     );
