@@ -1,6 +1,8 @@
 /**
  * The composition root: it loads modules and pipelines, opens the store, and wires intake,
- * supervisor, dispatcher and transports together. `conveyor start` runs one of these.
+ * supervisor, dispatcher and transports together. Embedded (no `REDIS_URL`), one process does
+ * everything over an in-process bus. Distributed, starts and results travel through bull on
+ * Redis, and any number of api, engine and worker processes share one database.
  */
 import { Intake } from './api/intake';
 import { Bus } from './bus/bus';
@@ -16,13 +18,18 @@ import { DEFAULT_DATABASE_URL, type StoreOptions } from './store/data-source';
 import { GroupCommitter } from './store/group-commit';
 import { SqlStore } from './store/store';
 import { buildState } from './supervisor/state';
-import { Supervisor } from './supervisor/supervisor';
+import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { EventTransport, ModuleHost } from './transports/event';
 import { HttpTransport } from './transports/http';
+import { QueueHub, QueueTransport, QueueWorker, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from './transports/queue';
 
 export interface EngineOptions {
   /** @default process.env.DATABASE_URL ?? 'sqlite:./data/conveyor.db' */
   databaseUrl?: string;
+  /** Distributed mode when set. @default process.env.REDIS_URL */
+  redisUrl?: string;
+  /** Modules sent through their bull queue instead of run in-process. @default process.env.CONVEYOR_QUEUE_MODULES (comma-separated) */
+  queueModules?: string[];
   /** @default process.env.CONVEYOR_PIPELINES_DIR ?? './pipelines' */
   pipelinesDir?: string;
   /** @default process.env.CONVEYOR_MODULES_DIR ?? './modules' */
@@ -31,14 +38,34 @@ export interface EngineOptions {
   cwd?: string;
   logger?: Logger;
   sqliteSynchronous?: StoreOptions['sqliteSynchronous'];
+  supervisor?: SupervisorOptions;
+  /** Redis key prefix for the queues (tests isolate themselves with it). @default 'bull' */
+  queuePrefix?: string;
 }
+
+/** Which parts this process runs. */
+export interface EngineRoles {
+  /** Supervisor, dispatcher, in-process modules; consumes starts and results. */
+  engine: boolean;
+  /** Runs the queue-transport modules it has code for (distributed mode). */
+  worker: boolean;
+}
+
+export const parseList = (s: string | undefined): string[] => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 
 /** Loads and validates modules and pipelines without touching any database. */
 export function loadProject(opts: EngineOptions = {}): { registry: ModuleRegistry; pipelines: CompiledPipeline[]; issues: ValidationIssue[] } {
   const cwd = opts.cwd ?? process.cwd();
   const modules = loadModules(opts.modulesDir ?? process.env.CONVEYOR_MODULES_DIR ?? './modules', cwd);
+  const issues = [...modules.issues];
+  for (const name of opts.queueModules ?? parseList(process.env.CONVEYOR_QUEUE_MODULES)) {
+    const mod = modules.registry.get(name);
+    if (!mod) issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: name, message: `unknown module "${name}"` });
+    else if (mod.transport === 'http') issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: name, message: `module "${name}" is a remote HTTP module; only in-process modules can move to a queue` });
+    else mod.transport = 'queue';
+  }
   const loaded = loadPipelines(opts.pipelinesDir ?? process.env.CONVEYOR_PIPELINES_DIR ?? './pipelines', modules.registry.names(), cwd);
-  return { registry: modules.registry, pipelines: loaded.pipelines, issues: [...modules.issues, ...loaded.issues] };
+  return { registry: modules.registry, pipelines: loaded.pipelines, issues: [...issues, ...loaded.issues] };
 }
 
 export class Engine {
@@ -46,8 +73,10 @@ export class Engine {
   readonly intake: Intake;
   readonly supervisor: Supervisor;
   readonly committer: GroupCommitter;
+  readonly hub: QueueHub | undefined;
   private readonly moduleHost: ModuleHost;
   private readonly http: HttpTransport;
+  private worker: QueueWorker | undefined;
   private started = false;
 
   private constructor(
@@ -55,32 +84,68 @@ export class Engine {
     readonly catalog: PipelineCatalog,
     readonly registry: ModuleRegistry,
     readonly logger: Logger,
+    opts: EngineOptions,
+    redisUrl: string | undefined,
   ) {
     this.committer = new GroupCommitter(store);
     this.http = new HttpTransport(this.bus);
-    const dispatcher = new Dispatcher(this.bus, registry, { event: new EventTransport(this.bus), http: this.http }, logger);
-    this.supervisor = new Supervisor({ store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger });
-    this.intake = new Intake(catalog, this.committer, store, this.bus);
+    this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix }) : undefined;
+    const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
+    const dispatcher = new Dispatcher(this.bus, registry, transports, logger);
+    this.supervisor = new Supervisor(
+      { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
+      { sweepBuffered: Boolean(this.hub), ...opts.supervisor },
+    );
+    const hub = this.hub;
+    const notify = hub
+      ? (requestId: string) => void hub.queue(REQUESTS_QUEUE).add({ requestId }, { jobId: requestId }).catch((err: unknown) => {
+        // The sweeper starts requests left buffered too long.
+        logger.error('start not queued', { requestId, error: (err as Error).message });
+      })
+      : (requestId: string) => this.bus.emit('NewRequest', { requestId });
+    this.intake = new Intake(catalog, this.committer, store, notify);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
   }
 
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */
   static async create(opts: EngineOptions = {}): Promise<Engine> {
     const logger = opts.logger ?? createLogger();
+    const redisUrl = opts.redisUrl ?? (process.env.REDIS_URL || undefined);
     const project = loadProject(opts);
+    if (!redisUrl && project.registry.all().some((m) => m.transport === 'queue')) {
+      project.issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: '', message: 'the queue transport needs REDIS_URL' });
+    }
     if (project.issues.length > 0) throw new PipelineValidationError(project.issues);
     const store = await SqlStore.open(opts.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, { sqliteSynchronous: opts.sqliteSynchronous });
     const catalog = new PipelineCatalog(store, project.registry);
     await catalog.register(project.pipelines);
-    return new Engine(store, catalog, project.registry, logger);
+    return new Engine(store, catalog, project.registry, logger, opts, redisUrl);
+  }
+
+  get distributed(): boolean {
+    return this.hub !== undefined;
   }
 
   /** Starts processing, then continues whatever a previous run left unfinished. */
-  async start(): Promise<void> {
+  async start(roles: EngineRoles = { engine: true, worker: true }): Promise<void> {
     if (this.started) return;
     this.started = true;
+    if (roles.worker && this.hub) {
+      const queued = this.registry.all().filter((m) => m.transport === 'queue' && m.def);
+      if (queued.length > 0) {
+        this.worker = new QueueWorker(this.hub, queued, this.logger);
+        this.worker.start();
+      }
+    }
+    if (!roles.engine) return;
     this.moduleHost.start();
     this.supervisor.start();
+    if (this.hub) {
+      // Any engine takes any start and any result; commits are guarded, so they never race.
+      void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.startRequest((job.data as { requestId: string }).requestId));
+      void this.hub.queue(RESULTS_QUEUE).process(50, (job) => this.supervisor.handleResult(job.data as ResultJob));
+      return;
+    }
     const resumed = await this.supervisor.recover();
     const released = await this.intake.releaseBuffered();
     if (resumed + released > 0) this.logger.info('unfinished requests resumed', { running: resumed, buffered: released });
@@ -90,6 +155,8 @@ export class Engine {
   async stop(): Promise<void> {
     await this.supervisor.stop();
     this.moduleHost.stop();
+    await this.worker?.stop();
+    await this.hub?.close();
     await this.committer.drain();
     await this.http.close();
     this.bus.removeAll();
@@ -103,7 +170,11 @@ export class Engine {
     return { request, runs, context: buildState(request, runs).context };
   }
 
-  /** Resolves with the request's final status once it ends, or `undefined` after `timeoutMs`. */
+  /**
+   * Resolves with the request's final status once it ends, or `undefined` after `timeoutMs`.
+   * It listens on the local bus and also polls the store, since in distributed mode another
+   * process may finish the request.
+   */
   waitForEnd(requestId: string, timeoutMs: number): Promise<RequestStatus | undefined> {
     return new Promise((resolve) => {
       let settled = false;
@@ -112,16 +183,20 @@ export class Engine {
         settled = true;
         off();
         clearTimeout(timer);
+        clearInterval(poll);
         resolve(s);
       };
       const off = this.bus.on('RequestFinished', (e) => {
         if (e.requestId === requestId) finish(e.status);
       });
       const timer = setTimeout(() => finish(undefined), timeoutMs);
-      // It may have ended before we started listening.
-      void this.store.getRequest(requestId).then((r) => {
-        if (r && (r.status === 'completed' || r.status === 'stopped' || r.status === 'error_stop')) finish(r.status);
-      });
+      const check = (): void => {
+        void this.store.getRequest(requestId).then((r) => {
+          if (r && (r.status === 'completed' || r.status === 'stopped' || r.status === 'error_stop')) finish(r.status);
+        }, () => undefined);
+      };
+      const poll = setInterval(check, this.hub ? 200 : 2000);
+      check();
     });
   }
 }

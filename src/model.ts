@@ -64,6 +64,8 @@ export interface StepRunRecord {
   error: unknown;
   causedBy: string | null;
   availableAt: number | null;
+  /** Until when the engine that sent this run answers for it (absent: not leased). */
+  leaseUntil?: number | null;
   startedAt: number;
   finishedAt: number | null;
   durationMs: number | null;

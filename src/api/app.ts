@@ -117,8 +117,10 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
 
   app.use(errorMiddleware(engine.logger));
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
+  // Not `throw: true`: only the non-throwing form sets the `Allow` header a 405 must carry
+  // (RFC 9110 §15.5.6). errorMiddleware gives the empty 405/501 its JSON body.
+  app.use(router.allowedMethods());
   app.use(api.routes());
-  app.use(api.allowedMethods({ throw: true }));
+  app.use(api.allowedMethods());
   return app;
 }

@@ -13,6 +13,11 @@ export function errorMiddleware(logger: Logger) {
       if (ctx.status === 404 && ctx.body === undefined) {
         ctx.status = 404;
         ctx.body = { error: { code: ErrorCodes.NOT_FOUND, message: `no route for ${ctx.method} ${ctx.path}` } };
+      } else if ((ctx.status === 405 || ctx.status === 501) && ctx.body === undefined) {
+        // The router's allowedMethods() set the status and the `Allow` header, and no body.
+        const status = ctx.status;
+        ctx.body = { error: { code: ErrorCodes.METHOD_NOT_ALLOWED, message: `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('allow') || 'none'}` } };
+        ctx.status = status;
       }
     } catch (err) {
       const e = err as Partial<ConveyorError> & { status?: number; expose?: boolean; message?: string; headers?: Record<string, string> };

@@ -1,5 +1,4 @@
 /** The API module's intake: it stores a request durably, then emits `NewRequest` when it may start. */
-import type { Bus } from '../bus/bus';
 import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { redact } from '../log/redact';
@@ -22,7 +21,8 @@ export class Intake {
     private readonly catalog: PipelineCatalog,
     private readonly committer: GroupCommitter,
     private readonly store: Store,
-    private readonly bus: Bus,
+    /** Announces that a stored request may start (`NewRequest`): on the local bus, or through Redis. */
+    private readonly notify: (requestId: string) => void,
   ) {}
 
   /**
@@ -54,7 +54,7 @@ export class Intake {
       finishedAt: null,
     };
     await this.committer.insertRequest(record);
-    this.bus.emit('NewRequest', { requestId: record.id });
+    this.notify(record.id);
     return record;
   }
 
@@ -65,7 +65,7 @@ export class Intake {
     for (;;) {
       const ids = await this.store.listRequestIds(['buffered'], pageSize, after);
       if (ids.length === 0) return count;
-      for (const requestId of ids) this.bus.emit('NewRequest', { requestId });
+      for (const requestId of ids) this.notify(requestId);
       count += ids.length;
       after = ids[ids.length - 1]!;
     }

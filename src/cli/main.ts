@@ -1,27 +1,68 @@
 /** `conveyor <command>`: the command-line entry. */
-import { Engine, loadProject } from '../engine';
+import { Engine, loadProject, parseList, type EngineRoles } from '../engine';
 import { formatIssue, PipelineValidationError } from '../errors';
+import { createLogger } from '../log/logger';
 import { toMermaid } from '../pipeline/graph';
-import { serve } from './server';
+import { createModuleServer, listenModuleServer } from '../transports/module-server';
+import { QueueHub, QueueWorker } from '../transports/queue';
+import { serve, type RunningServer } from './server';
 
 const HELP = `Usage: conveyor <command> [options]
 
 Commands:
-  start                 run the engine and the API in one process (what \`npm start\` runs)
-  validate              check every pipeline and module; prints each problem, exits 1 if any
-  graph <pipeline>      print the pipeline's graph as Mermaid text
-  help                  show this text
+  start                          the engine, API and queue workers in one process (\`npm start\`)
+  api                            the HTTP API only (distributed mode: needs REDIS_URL)
+  engine                         supervisor + dispatcher only (distributed mode: needs REDIS_URL)
+  worker --modules a,b           runs those modules' queue jobs (needs REDIS_URL)
+  module-server --modules a,b [--port N] [--host H]
+                                 serves modules over the HTTP module protocol
+  validate                       checks every pipeline and module; exits 1 on any problem
+  graph <pipeline>               prints the pipeline's graph as Mermaid text
+  help                           this text
 
-Environment: PORT, HOST, DATABASE_URL, CONVEYOR_API_KEYS, CONVEYOR_PIPELINES_DIR,
-CONVEYOR_MODULES_DIR, LOG_LEVEL (see README.md).`;
+Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
+CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see README.md).`;
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
 
-async function start(): Promise<void> {
-  let engine: Engine;
+/** Reads `--name value` options; anything else is positional. */
+function parseArgs(args: string[]): { flags: Record<string, string>; positional: string[] } {
+  const flags: Record<string, string> = {};
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('--')) {
+      const [name, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
+      flags[name] = inline ?? (args[i + 1] && !args[i + 1]!.startsWith('--') ? args[++i]! : 'true');
+    } else positional.push(a);
+  }
+  return { flags, positional };
+}
+
+function fail(message: string, code = 1): never {
+  err(`conveyor: ${message}`);
+  process.exit(code);
+}
+
+/** Stops cleanly on SIGTERM/SIGINT, within a deadline. */
+function onShutdown(stop: () => Promise<void>, log: (m: string, f?: Record<string, unknown>) => void): void {
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log('shutting down', { signal });
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    void stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function createEngine(): Promise<Engine> {
   try {
-    engine = await Engine.create();
+    return await Engine.create();
   } catch (e) {
     if (e instanceof PipelineValidationError) {
       err('conveyor: refusing to start, the configuration is invalid:');
@@ -30,22 +71,54 @@ async function start(): Promise<void> {
     }
     throw e;
   }
-  await engine.start();
-  const host = process.env.HOST ?? '127.0.0.1';
-  const port = Number(process.env.PORT ?? 3000);
-  const server = await serve(engine, host, port, out);
-  engine.logger.info('conveyor started', { url: server.url, pipelines: engine.catalog.list().map((p) => `${p.pipeline.id}@${p.version}`), store: engine.store.dialect });
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    engine.logger.info('shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    void server.close().then(() => engine.stop()).then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** `start`, `api` and `engine`: the same engine with different roles. */
+async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<void> {
+  if (name !== 'start' && !process.env.REDIS_URL) fail(`"${name}" is a distributed-mode role: set REDIS_URL (and DATABASE_URL=mysql://…), or use "start"`);
+  const engine = await createEngine();
+  await engine.start(roles);
+  let server: RunningServer | undefined;
+  if (withApi) {
+    server = await serve(engine, process.env.HOST ?? '127.0.0.1', Number(process.env.PORT ?? 3000), out);
+  }
+  engine.logger.info('conveyor started', {
+    role: name, url: server?.url, store: engine.store.dialect, distributed: engine.distributed,
+    pipelines: engine.catalog.list().map((p) => `${p.pipeline.id}@${p.version}`),
+  });
+  onShutdown(async () => {
+    await server?.close();
+    await engine.stop();
+  }, (m, f) => engine.logger.info(m, f));
+}
+
+async function worker(flags: Record<string, string>): Promise<void> {
+  const redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) fail('"worker" needs REDIS_URL');
+  const names = parseList(flags.modules);
+  if (names.length === 0) fail('usage: conveyor worker --modules a,b', 2);
+  const { registry, issues } = loadProject({ queueModules: [] });
+  if (issues.length > 0) fail(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
+  const unknown = names.filter((n) => !registry.get(n)?.def);
+  if (unknown.length > 0) fail(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${process.env.CONVEYOR_MODULES_DIR ?? './modules'}`);
+  const logger = createLogger();
+  const hub = new QueueHub(redisUrl);
+  const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger);
+  w.start();
+  onShutdown(() => w.stop(), (m, f) => logger.info(m, f));
+}
+
+async function moduleServer(flags: Record<string, string>): Promise<void> {
+  const names = parseList(flags.modules);
+  const { registry, issues } = loadProject({ queueModules: [] });
+  if (issues.length > 0) fail(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
+  const mods = names.length > 0 ? names.map((n) => registry.get(n) ?? fail(`unknown module "${n}"`)) : registry.all().filter((m) => m.def);
+  const bad = mods.filter((m) => !m.def);
+  if (bad.length > 0) fail(`${bad.map((m) => m.name).join(', ')}: not an in-process module`);
+  const logger = createLogger();
+  const { server, url } = await listenModuleServer(createModuleServer(mods, logger), flags.host ?? process.env.HOST ?? '127.0.0.1', Number(flags.port ?? process.env.PORT ?? 8090));
+  out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);
+  onShutdown(() => new Promise<void>((resolve) => server.close(() => resolve())), (m, f) => logger.info(m, f));
 }
 
 function validate(): void {
@@ -59,28 +132,32 @@ function validate(): void {
 }
 
 function graph(id: string | undefined): void {
-  if (!id) {
-    err('usage: conveyor graph <pipeline>');
-    process.exit(2);
-  }
+  if (!id) fail('usage: conveyor graph <pipeline>', 2);
   const { pipelines, issues } = loadProject();
   const p = pipelines.find((x) => x.id === id);
-  if (!p) {
-    err(issues.length > 0 ? issues.map(formatIssue).join('\n') : `unknown pipeline "${id}"`);
-    process.exit(1);
-  }
+  if (!p) fail(issues.length > 0 ? issues.map(formatIssue).join('\n') : `unknown pipeline "${id}"`);
   out(toMermaid(p));
 }
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  const { flags, positional } = parseArgs(rest);
+  if (flags.help) return out(HELP);
   switch (command) {
     case 'start':
-      return start();
+      return run({ engine: true, worker: true }, true, 'start');
+    case 'api':
+      return run({ engine: false, worker: false }, true, 'api');
+    case 'engine':
+      return run({ engine: true, worker: false }, false, 'engine');
+    case 'worker':
+      return worker(flags);
+    case 'module-server':
+      return moduleServer(flags);
     case 'validate':
       return validate();
     case 'graph':
-      return graph(rest[0]);
+      return graph(positional[0]);
     case undefined:
     case 'help':
     case '--help':

@@ -40,6 +40,12 @@ export class Dispatcher {
     return this.registry.get(step.subsystem)?.transport ?? 'event';
   }
 
+  /** The per-attempt time limit of a step: the step's, else its module's, else the pipeline's, else 30 s. */
+  timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
+    if (step.kind !== 'module') return DEFAULT_TIMEOUT_MS;
+    return step.timeoutMs ?? this.registry.get(step.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
   /** The params a run is logged with: rendered, but with every secret masked. */
   loggedParams(job: Pick<DispatchJob, 'step' | 'context'>): unknown {
     if (job.step.kind !== 'module') return null;
@@ -80,7 +86,7 @@ export class Dispatcher {
         module: mod.name,
         params,
         context: job.context,
-        timeoutMs: step.timeoutMs ?? mod.timeoutMs ?? job.pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        timeoutMs: this.timeoutOf(job.pipeline, step),
       };
       transport.send(call, mod);
     } catch (err) {

@@ -40,6 +40,12 @@ export interface ModuleDef<P = Record<string, unknown>, O = unknown> {
   timeout?: import('../pipeline/types').Duration;
   /** Default retry policy for this module's steps, unless the step sets its own. */
   retry?: import('../pipeline/types').RetryPolicyDef;
+  /**
+   * How queue workers take this module's jobs (when it runs on the queue transport):
+   * `concurrency` jobs at once per worker process, and at most `rate.max` jobs per `rate.per`
+   * across all workers (a limit kept in Redis).
+   */
+  queue?: { concurrency?: number; rate?: { max: number; per: import('../pipeline/types').Duration } };
   /** Do the work. The returned value becomes `context[stepId]`; it must be JSON-serialisable. */
   handle(input: ModuleInput<P>, ctx: ModuleContext): Promise<O>;
 }

@@ -7,9 +7,10 @@ import { PipelineVersionEntity } from './entities/pipeline-version.entity';
 import { RequestEntity } from './entities/request.entity';
 import { StepRunEntity } from './entities/step-run.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
+import { Leases1763800000001 } from './migrations/1763800000001-leases';
 
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity];
-export const MIGRATIONS = [Initial1763800000000];
+export const MIGRATIONS = [Initial1763800000000, Leases1763800000001];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';

@@ -23,6 +23,14 @@ export interface Store {
   /** Ids of requests in the given statuses, in id order, after `afterId`. */
   listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId?: string): Promise<string[]>;
   countRequests(statuses?: readonly RequestStatus[]): Promise<number>;
+  /** Claims pending runs whose time has come (pending → dispatched), at most once across processes. */
+  claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
+  /** Claims dispatched runs whose lease has passed (their sender died), at most once across processes. */
+  claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
+  /** Claims one pending run (pending → dispatched); false if another process got it first. */
+  claimRun(id: string, leaseUntil: number): Promise<boolean>;
+  /** Requests still `buffered` although due before `before` (their start event was lost). */
+  listStaleBuffered(before: number, limit: number): Promise<string[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
   findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
   countApiKeys(): Promise<number>;
@@ -32,6 +40,11 @@ export interface Store {
 export interface WriteBatch {
   newRequests: RequestRecord[];
   commits: RequestCommit[];
+}
+
+export interface ClaimedRun {
+  id: string;
+  requestId: string;
 }
 
 export interface ApiKeyRecord {
@@ -46,7 +59,7 @@ export interface ApiKeyRecord {
 const REQUEST_COLUMNS =
   'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
 const RUN_COLUMNS =
-  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, started_at, finished_at, duration_ms';
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, started_at, finished_at, duration_ms';
 const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
 /** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
 const INSERT_CHUNK = 400;
@@ -67,7 +80,7 @@ function requestParams(r: RequestRecord): unknown[] {
 function runParams(r: StepRunRecord): unknown[] {
   return [
     r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
-    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.startedAt, r.finishedAt, r.durationMs,
+    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null, r.startedAt, r.finishedAt, r.durationMs,
   ];
 }
 
@@ -110,6 +123,7 @@ function toRun(row: Record<string, unknown>): StepRunRecord {
     error: parse(row.error),
     causedBy: (row.caused_by as string | null) ?? null,
     availableAt: numOrNull(row.available_at),
+    leaseUntil: numOrNull(row.lease_until),
     startedAt: num(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
@@ -240,6 +254,41 @@ export class SqlStore implements Store {
     const where = statuses ? `WHERE status IN (${statuses.map(() => '?').join(',')})` : '';
     const rows = await this.x.all<{ n: unknown }>(`SELECT COUNT(*) AS n FROM requests ${where}`, statuses ? [...statuses] : []);
     return num(rows[0]?.n ?? 0);
+  }
+
+  async claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
+    const rows = await this.x.all<{ id: string; request_id: string }>(
+      "SELECT id, request_id FROM step_runs WHERE status = 'pending' AND available_at <= ? ORDER BY available_at LIMIT ?",
+      [now, limit],
+    );
+    const claimed: ClaimedRun[] = [];
+    for (const r of rows) {
+      const n = await this.x.run("UPDATE step_runs SET status = 'dispatched', lease_until = ? WHERE id = ? AND status = 'pending'", [leaseUntil, r.id]);
+      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
+    }
+    return claimed;
+  }
+
+  async claimRun(id: string, leaseUntil: number): Promise<boolean> {
+    return (await this.x.run("UPDATE step_runs SET status = 'dispatched', lease_until = ? WHERE id = ? AND status = 'pending'", [leaseUntil, id])) === 1;
+  }
+
+  async claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
+    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown }>(
+      "SELECT id, request_id, lease_until FROM step_runs WHERE status = 'dispatched' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+      [now, limit],
+    );
+    const claimed: ClaimedRun[] = [];
+    for (const r of rows) {
+      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil, r.id, num(r.lease_until)]);
+      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
+    }
+    return claimed;
+  }
+
+  async listStaleBuffered(before: number, limit: number): Promise<string[]> {
+    const rows = await this.x.all<{ id: string }>("SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", [before, limit]);
+    return rows.map((r) => String(r.id));
   }
 
   async insertApiKey(key: ApiKeyRecord): Promise<void> {

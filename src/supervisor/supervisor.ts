@@ -1,13 +1,17 @@
 /**
- * The supervisor's thin stateful shell: it turns bus events into outcomes, asks the pure core
- * to decide, commits the decision, and only then dispatches what the decision started.
+ * The supervisor's thin stateful shell: it turns events into outcomes, asks the pure core to
+ * decide, commits the decision, and only then dispatches what the decision started.
+ *
+ * Several engine processes may share one database. Every commit carries the request's `rev`;
+ * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
+ * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
 import type { Bus, BusEvents } from '../bus/bus';
 import type { Dispatcher } from '../dispatcher/dispatcher';
 import { newId } from '../ids';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
-import { ACTIVE_STATUSES, type StepRunRecord } from '../model';
+import { ACTIVE_STATUSES } from '../model';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Store } from '../store/store';
@@ -29,10 +33,24 @@ export interface SupervisorDeps {
   logger: Logger;
 }
 
+export interface SupervisorOptions {
+  /** How often to look for due timers, expired leases and lost starts. @default 1000 */
+  sweepIntervalMs?: number;
+  /** Added to a step's timeout to make its lease. @default 10000 */
+  leaseGraceMs?: number;
+  /** Lease of a run handed to a queue (it may wait there, rate-limited). @default 600000 */
+  queueLeaseMs?: number;
+  /** Look for requests whose start was lost (only needed when starts travel over Redis). */
+  sweepBuffered?: boolean;
+}
+
 /** Longest single setTimeout; longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** How long to wait before reloading a request whose commit failed. */
-const RECONCILE_DELAY_MS = 1000;
+/** How many times a refused commit is decided again before giving up to the sweeper. */
+const MAX_ATTEMPTS = 8;
+const SWEEP_BATCH = 200;
+
+type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy'>;
 
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
@@ -41,22 +59,33 @@ export class Supervisor {
   /** Runs sent to a module and not yet answered, in this process. */
   private readonly inFlight = new Set<string>();
   private readonly offs: Array<() => void> = [];
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private stopping = false;
+  private readonly o: Required<SupervisorOptions>;
 
-  constructor(private readonly d: SupervisorDeps) {}
+  constructor(
+    private readonly d: SupervisorDeps,
+    options: SupervisorOptions = {},
+  ) {
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, ...options };
+  }
 
+  /** Listens to the local bus and starts the sweeper. */
   start(): void {
     const { bus } = this.d;
     this.offs.push(
-      bus.on('NewRequest', ({ requestId }) => void this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }))),
-      bus.on('StepCompleted', (e) => this.onResult(e, { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs })),
-      bus.on('StepFailed', (e) => this.onResult(e, { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs })),
+      bus.on('NewRequest', ({ requestId }) => void this.startRequest(requestId)),
+      bus.on('StepCompleted', (e) => void this.handleResult(e)),
+      bus.on('StepFailed', (e) => void this.handleResult(e)),
     );
+    this.sweeper = setInterval(() => void this.sweep(), this.o.sweepIntervalMs);
   }
 
   /** Stops taking events; results that arrive later are left for recovery to redeliver. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.sweeper);
     for (const off of this.offs.splice(0)) off();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
@@ -68,10 +97,25 @@ export class Supervisor {
     return this.inFlight.size;
   }
 
+  /** Starts a request that intake released. Resolves once its first step is committed. */
+  startRequest(requestId: string): Promise<void> {
+    return this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }));
+  }
+
+  /** Takes a module's answer. Resolves once it is committed (or found to be a duplicate). */
+  handleResult(e: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    this.inFlight.delete(e.runId);
+    const outcome: Outcome = 'output' in e
+      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs }
+      : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs };
+    return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
+  }
+
   /**
-   * Continues every unfinished request from its last committed step: open runs are sent
-   * again (at least once; the idempotency key lets modules drop duplicates) and pending
-   * timers are re-armed. Returns how many requests it picked up.
+   * Single-process recovery: every unfinished request continues from its last committed
+   * step. Open runs are sent again (at least once; the idempotency key lets modules drop
+   * duplicates) and pending timers are re-armed. With several processes, leases do this.
    */
   async recover(pageSize = 500): Promise<number> {
     let after = '';
@@ -79,16 +123,10 @@ export class Supervisor {
     for (;;) {
       const ids = await this.d.store.listRequestIds(ACTIVE_STATUSES, pageSize, after);
       if (ids.length === 0) return count;
-      await Promise.all(ids.map((id) => this.enqueue(id, () => this.reconcile(id))));
+      await Promise.all(ids.map((id) => this.enqueue(id, () => this.resendOpenRuns(id))));
       count += ids.length;
       after = ids[ids.length - 1]!;
     }
-  }
-
-  private onResult(e: BusEvents['StepCompleted'] | BusEvents['StepFailed'], outcome: Outcome): void {
-    if (this.stopping) return;
-    this.inFlight.delete(e.runId);
-    void this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
   }
 
   /** Serialises work per request in this process; different requests run side by side. */
@@ -104,13 +142,16 @@ export class Supervisor {
     return next;
   }
 
-  private async load(requestId: string): Promise<RequestState | undefined> {
-    const cached = this.states.get(requestId);
-    if (cached) return cached;
+  private async load(requestId: string, fresh = false): Promise<RequestState | undefined> {
+    if (!fresh) {
+      const cached = this.states.get(requestId);
+      if (cached) return cached;
+    }
     const request = await this.d.store.getRequest(requestId);
     if (!request) return undefined;
     const state = buildState(request, await this.d.store.listStepRuns(requestId));
-    if (request.status !== 'completed' && request.status !== 'stopped') this.states.set(requestId, state);
+    if (request.status === 'running' || request.status === 'waiting' || request.status === 'buffered') this.states.set(requestId, state);
+    else this.states.delete(requestId);
     return state;
   }
 
@@ -124,40 +165,49 @@ export class Supervisor {
     };
   }
 
+  private leaseFor(pipeline: CompiledPipeline, step: CompiledStep | undefined, now: number): number {
+    if (step && this.d.dispatcher.transportOf(step) === 'queue') return now + this.o.queueLeaseMs;
+    return now + (step ? this.d.dispatcher.timeoutOf(pipeline, step) : 0) + this.o.leaseGraceMs;
+  }
+
   private async handle(requestId: string, outcome: Outcome): Promise<void> {
-    if (this.stopping) return;
-    const state = await this.load(requestId);
-    if (!state) {
-      this.d.logger.warn('result for unknown request dropped', { requestId });
-      return;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopping; attempt++) {
+      const state = await this.load(requestId, attempt > 0);
+      if (!state) {
+        this.d.logger.warn('event for unknown request dropped', { requestId });
+        return;
+      }
+      const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
+      const decision = decide(pipeline, state, outcome, this.env(pipeline));
+      if (!decision) {
+        if (outcome.type !== 'start') this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
+        return;
+      }
+      const context = decision.output ? { ...state.context, [decision.output.stepId]: decision.output.value } : state.context;
+      for (const run of decision.commit.insertRuns) {
+        const step = pipeline.steps[run.stepId];
+        if (step) run.params = this.d.dispatcher.loggedParams({ step, context });
+        if (run.status === 'dispatched') run.leaseUntil = this.leaseFor(pipeline, step, decision.commit.request.updatedAt);
+      }
+      let ok: boolean;
+      try {
+        ok = await this.d.committer.commit(decision.commit);
+      } catch (err) {
+        // The database failed: the runs stay open there, and leases bring them back.
+        this.states.delete(requestId);
+        this.d.logger.error('commit failed', { requestId, error: (err as Error).message });
+        return;
+      }
+      if (ok) {
+        const closed = outcome.type === 'start' ? undefined : state.open.get(outcome.runId);
+        applyDecision(state, decision);
+        this.perform(pipeline, state, decision, closed);
+        return;
+      }
+      // Another process moved the request since we read it: read again and decide again.
+      this.states.delete(requestId);
     }
-    const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
-    const decision = decide(pipeline, state, outcome, this.env(pipeline));
-    if (!decision) {
-      if (outcome.type !== 'start') this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
-      return;
-    }
-    const context = decision.output ? { ...state.context, [decision.output.stepId]: decision.output.value } : state.context;
-    for (const run of decision.commit.insertRuns) {
-      const step = pipeline.steps[run.stepId];
-      if (step) run.params = this.d.dispatcher.loggedParams({ step, context });
-    }
-    let ok: boolean;
-    try {
-      ok = await this.d.committer.commit(decision.commit);
-    } catch (err) {
-      this.d.logger.error('commit failed', { requestId, error: (err as Error).message });
-      this.scheduleReconcile(requestId);
-      return;
-    }
-    if (!ok) {
-      this.d.logger.warn('commit refused: state changed elsewhere', { requestId });
-      this.scheduleReconcile(requestId);
-      return;
-    }
-    const closed = outcome.type === 'start' ? undefined : state.open.get(outcome.runId);
-    applyDecision(state, decision);
-    this.perform(pipeline, state, decision, closed);
+    this.d.logger.warn('commit refused repeatedly; leaving it to the sweeper', { requestId });
   }
 
   /** The effects of a committed decision: logs, dispatches, timers, the finish event. */
@@ -172,7 +222,7 @@ export class Supervisor {
     }
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
-    for (const run of d.schedule) this.arm(pipeline, state, run);
+    for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
     if (d.finished) {
       this.states.delete(requestId);
       logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
@@ -184,13 +234,13 @@ export class Supervisor {
     }
   }
 
-  private send(pipeline: CompiledPipeline, state: RequestState, run: Pick<StepRunRecord, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'module' | 'transport' | 'params'>): void {
+  private send(pipeline: CompiledPipeline, state: RequestState, run: RunRef): void {
     const step = pipeline.steps[run.stepId];
     if (!step) return;
     this.inFlight.add(run.id);
     this.d.logger.info('step dispatched', {
       requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
-      module: run.module, transport: run.transport, params: run.params,
+      module: step.kind === 'module' ? step.subsystem : null, transport: this.d.dispatcher.transportOf(step),
     });
     this.d.dispatcher.dispatch({
       pipeline, request: state.request, step, runId: run.id, attempt: run.attempt,
@@ -198,50 +248,80 @@ export class Supervisor {
     });
   }
 
-  private arm(pipeline: CompiledPipeline, state: RequestState, run: StepRunRecord | { id: string; availableAt: number | null }): void {
-    const requestId = state.request.id;
-    const delay = Math.max(0, (run.availableAt ?? 0) - Date.now());
-    clearTimeout(this.timers.get(run.id));
-    this.timers.set(run.id, setTimeout(() => {
-      this.timers.delete(run.id);
-      void this.enqueue(requestId, () => this.fire(requestId, run.id));
-    }, Math.min(delay, MAX_TIMER_MS)));
-    void pipeline;
+  /** An in-memory timer for a pending run (the sweeper is the durable fallback). */
+  private arm(requestId: string, runId: string, at: number): void {
+    clearTimeout(this.timers.get(runId));
+    const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
+    this.timers.set(runId, setTimeout(() => {
+      this.timers.delete(runId);
+      void this.enqueue(requestId, () => this.fire(requestId, runId, false));
+    }, delay));
   }
 
-  /** A timer is due: send its run if it is still open (and its time has really come). */
-  private async fire(requestId: string, runId: string): Promise<void> {
+  /** A pending run is due: claim it (once, across processes), then send it. */
+  private async fire(requestId: string, runId: string, claimed: boolean): Promise<void> {
     if (this.stopping) return;
-    const state = await this.load(requestId);
+    const state = await this.load(requestId, claimed);
     const run = state?.open.get(runId);
-    if (!state || !run) return;
+    if (!state || !run || (state.request.status !== 'running' && state.request.status !== 'waiting')) return;
     const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
-    if ((run.availableAt ?? 0) > Date.now()) return this.arm(pipeline, state, run);
-    const step = pipeline.steps[run.stepId];
-    this.send(pipeline, state, { ...run, module: step?.kind === 'module' ? step.subsystem : null, transport: step ? this.d.dispatcher.transportOf(step) : null, params: null });
+    if (!claimed) {
+      if ((run.availableAt ?? 0) > Date.now()) return this.arm(requestId, runId, run.availableAt ?? 0);
+      if (!(await this.d.store.claimRun(runId, this.leaseFor(pipeline, pipeline.steps[run.stepId], Date.now())))) return;
+    }
+    run.status = 'dispatched';
+    this.send(pipeline, state, run);
   }
 
-  private scheduleReconcile(requestId: string): void {
-    this.states.delete(requestId);
-    const t = setTimeout(() => void this.enqueue(requestId, () => this.reconcile(requestId)), RECONCILE_DELAY_MS);
-    t.unref();
+  /** Sends again the run whose lease this process just claimed. */
+  private async redeliver(requestId: string, runId: string): Promise<void> {
+    if (this.stopping || this.inFlight.has(runId)) return;
+    const state = await this.load(requestId, true);
+    const run = state?.open.get(runId);
+    if (!state || !run || (state.request.status !== 'running' && state.request.status !== 'waiting')) return;
+    const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
+    this.d.logger.warn('step redelivered after its lease ran out', { requestId, stepId: run.stepId, runId, attempt: run.attempt });
+    this.send(pipeline, state, run);
   }
 
-  /** Reloads a request from the store and sends whatever it still owes. */
-  private async reconcile(requestId: string): Promise<void> {
+  /** Reloads a request from the store and sends whatever it still owes (single process). */
+  private async resendOpenRuns(requestId: string): Promise<void> {
     if (this.stopping) return;
-    this.states.delete(requestId);
-    const state = await this.load(requestId);
+    const state = await this.load(requestId, true);
     if (!state || (state.request.status !== 'running' && state.request.status !== 'waiting')) return;
     const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
     for (const run of state.open.values()) {
       if (this.inFlight.has(run.id)) continue;
-      if (run.status === 'pending' && (run.availableAt ?? 0) > Date.now()) this.arm(pipeline, state, run);
-      else if (run.status === 'dispatched' || run.status === 'pending') {
-        const step = pipeline.steps[run.stepId];
+      if (run.status === 'pending') this.arm(requestId, run.id, run.availableAt ?? 0);
+      else if (run.status === 'dispatched') {
         this.d.logger.info('step redelivered', { requestId, stepId: run.stepId, runId: run.id, attempt: run.attempt });
-        this.send(pipeline, state, { ...run, module: step?.kind === 'module' ? step.subsystem : null, transport: step ? this.d.dispatcher.transportOf(step) : null, params: null });
+        this.send(pipeline, state, run);
       }
+    }
+  }
+
+  /** The durable timer wheel: due pending runs, expired leases, and lost starts. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopping) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      const lease = now + this.o.leaseGraceMs;
+      for (const c of await this.d.store.claimDueRuns(now, lease, SWEEP_BATCH)) {
+        clearTimeout(this.timers.get(c.id));
+        this.timers.delete(c.id);
+        void this.enqueue(c.requestId, () => this.fire(c.requestId, c.id, true));
+      }
+      for (const c of await this.d.store.claimExpiredLeases(now, lease, SWEEP_BATCH)) {
+        void this.enqueue(c.requestId, () => this.redeliver(c.requestId, c.id));
+      }
+      if (this.o.sweepBuffered) {
+        for (const id of await this.d.store.listStaleBuffered(now - 5 * this.o.sweepIntervalMs, SWEEP_BATCH)) void this.startRequest(id);
+      }
+    } catch (err) {
+      this.d.logger.warn('sweep failed', { error: (err as Error).message });
+    } finally {
+      this.sweeping = false;
     }
   }
 }

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import axios, { type AxiosRequestConfig } from 'axios';
 import { KeyRing } from '../../src/api/auth';
 import { serve, type RunningServer } from '../../src/cli/server';
-import { Engine } from '../../src/engine';
+import { Engine, type EngineOptions } from '../../src/engine';
 import { createLogger, type Logger } from '../../src/log/logger';
 import { removeTmpDir, tmpDir } from './tmp';
 
@@ -36,6 +36,8 @@ export interface TestEngineOptions {
   env?: Record<string, string>;
   /** @default a logger that prints nothing */
   logger?: Logger;
+  /** Any other engine option (`redisUrl`, `queueModules`, `supervisor`, …), passed through. */
+  engine?: Omit<EngineOptions, 'databaseUrl' | 'pipelinesDir' | 'modulesDir' | 'logger'>;
 }
 
 /** One HTTP call of {@link TestEngine.api}. */
@@ -110,10 +112,11 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
 
   try {
     engine = await Engine.create({
+      cwd: REPO_ROOT,
+      ...opts.engine,
       databaseUrl: opts.databaseUrl ?? `sqlite:${path.join(dir!, 'conveyor.db')}`,
       pipelinesDir: opts.pipelinesDir ?? path.join(REPO_ROOT, 'pipelines'),
       modulesDir: opts.modulesDir ?? path.join(REPO_ROOT, 'modules'),
-      cwd: REPO_ROOT,
       logger: opts.logger ?? createSilentLogger(),
     });
     await engine.start();
@@ -140,6 +143,8 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
       url: `${url}${route}`,
       headers,
       data,
+      // Send exactly these bytes: axios would otherwise re-encode a string that is not valid JSON.
+      transformRequest: [(d: unknown) => d],
       validateStatus: () => true,
       // Keep the text: the tests look at exactly what a client receives.
       responseType: 'text',

@@ -6,6 +6,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Index('ix_step_runs_status_available', ['status', 'availableAt'])
 @Index('ix_step_runs_pipeline_step', ['pipelineId', 'stepId', 'startedAt'])
 @Index('ix_step_runs_started', ['startedAt'])
+@Index('ix_step_runs_status_lease', ['status', 'leaseUntil'])
 export class StepRunEntity {
   @PrimaryColumn({ name: 'id', type: 'varchar', length: 36 })
   id!: string;
@@ -57,6 +58,10 @@ export class StepRunEntity {
   /** A pending run may be dispatched from this time on (backoff, delay). */
   @Column({ name: 'available_at', type: 'bigint', nullable: true })
   availableAt!: number | null;
+
+  /** A dispatched run whose lease has passed is sent again by any engine (its sender died). */
+  @Column({ name: 'lease_until', type: 'bigint', nullable: true })
+  leaseUntil!: number | null;
 
   @Column({ name: 'started_at', type: 'bigint' })
   startedAt!: number;

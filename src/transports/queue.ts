@@ -1,0 +1,113 @@
+/**
+ * The queue transport and the Redis side of distributed mode, on bull. Queues:
+ * - `conveyor:module:<name>`: calls to a module, taken by `conveyor worker --modules <name>`;
+ * - `conveyor:results`: module answers, taken by any engine;
+ * - `conveyor:requests`: starts of accepted requests, taken by any engine.
+ * Jobs are keyed by run or request id, so adding the same one twice does nothing while it waits.
+ */
+import Queue from 'bull';
+import type { BusEvents, ModuleCall } from '../bus/bus';
+import type { Logger } from '../log/logger';
+import type { RegisteredModule } from '../module/registry';
+import { parseDuration } from '../pipeline/duration';
+import { runModule } from './run-module';
+import type { StepTransport } from './types';
+
+export const MODULE_QUEUE_PREFIX = 'conveyor:module:';
+export const REQUESTS_QUEUE = 'conveyor:requests';
+export const RESULTS_QUEUE = 'conveyor:results';
+
+export type ResultJob = ({ type: 'completed' } & BusEvents['StepCompleted']) | ({ type: 'failed' } & BusEvents['StepFailed']);
+
+export interface QueueHubOptions {
+  /** Key prefix in Redis; tests use their own. @default 'bull' */
+  prefix?: string;
+  /** How long a worker holds a job before it counts as stalled (its worker died). @default 30000 */
+  lockMs?: number;
+}
+
+/** Opens (once) and closes the bull queues of one process. */
+export class QueueHub {
+  private readonly queues = new Map<string, Queue.Queue>();
+
+  constructor(
+    readonly redisUrl: string,
+    private readonly o: QueueHubOptions = {},
+  ) {}
+
+  queue(name: string, limiter?: Queue.RateLimiter): Queue.Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      const lockDuration = this.o.lockMs ?? Number(process.env.CONVEYOR_QUEUE_LOCK_MS ?? 30_000);
+      q = new Queue(name, this.redisUrl, {
+        prefix: this.o.prefix ?? 'bull',
+        limiter,
+        settings: { lockDuration, stalledInterval: lockDuration, maxStalledCount: 100 },
+        defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
+      });
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}
+
+/** Sends module calls to the module's queue; a worker process answers through `conveyor:results`. */
+export class QueueTransport implements StepTransport {
+  constructor(
+    private readonly hub: QueueHub,
+    private readonly logger: Logger,
+  ) {}
+
+  send(call: ModuleCall, module: RegisteredModule): void {
+    this.hub
+      .queue(MODULE_QUEUE_PREFIX + module.name)
+      .add(call, { jobId: call.runId })
+      .catch((err: unknown) => {
+        // The run's lease runs out and the sweeper sends it again.
+        this.logger.error('queue add failed', { requestId: call.requestId, stepId: call.stepId, module: module.name, error: (err as Error).message });
+      });
+  }
+}
+
+/** Runs queue jobs for some in-process modules: `conveyor worker --modules a,b`. */
+export class QueueWorker {
+  constructor(
+    private readonly hub: QueueHub,
+    private readonly modules: RegisteredModule[],
+    private readonly logger: Logger,
+  ) {
+    for (const m of modules) if (!m.def) throw new Error(`module "${m.name}" has no in-process implementation to run in a worker`);
+  }
+
+  start(): void {
+    const results = this.hub.queue(RESULTS_QUEUE);
+    for (const mod of this.modules) {
+      const rate = mod.def?.queue?.rate;
+      const limiter = rate ? { max: rate.max, duration: parseDuration(rate.per) ?? 1000 } : undefined;
+      const concurrency = mod.def?.queue?.concurrency ?? 10;
+      const q = this.hub.queue(MODULE_QUEUE_PREFIX + mod.name, limiter);
+      void q.process(concurrency, async (job: Queue.Job<ModuleCall>) => {
+        const call = job.data;
+        const started = Date.now();
+        const log = this.logger.child({ requestId: call.requestId, stepId: call.stepId, module: mod.name });
+        const res = await runModule(mod.def!, call, { info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) }, undefined);
+        const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
+        const result: ResultJob = res.ok ? { type: 'completed', ...base, output: res.output } : { type: 'failed', ...base, error: res.error };
+        // The answer is queued before the job is acknowledged: a worker that dies in between
+        // leaves a stalled job that another worker runs again (at least once).
+        await results.add(result);
+      });
+    }
+    this.logger.info('worker started', { modules: this.modules.map((m) => m.name) });
+  }
+
+  /** Takes no new jobs and waits for the running ones (bull's close does both). */
+  async stop(): Promise<void> {
+    await this.hub.close();
+  }
+}
