@@ -20,7 +20,9 @@ import { SqlStore } from './store/store';
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { EventTransport, ModuleHost } from './transports/event';
-import { HttpTransport } from './transports/http';
+import { randomBytes } from 'node:crypto';
+import type { BusEvents } from './bus/bus';
+import { HttpTransport, type CallbackConfig } from './transports/http';
 import { QueueHub, QueueTransport, QueueWorker, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from './transports/queue';
 
 export interface EngineOptions {
@@ -39,7 +41,9 @@ export interface EngineOptions {
   logger?: Logger;
   sqliteSynchronous?: StoreOptions['sqliteSynchronous'];
   supervisor?: SupervisorOptions;
-  /** Redis key prefix for the queues (tests isolate themselves with it). @default 'bull' */
+  /** The API's base URL as remote modules reach it, for `202` callbacks. @default process.env.CONVEYOR_PUBLIC_URL ?? http://HOST:PORT */
+  publicUrl?: string;
+  /** Redis key prefix for the queues (tests isolate themselves with it). @default process.env.CONVEYOR_QUEUE_PREFIX ?? 'bull' */
   queuePrefix?: string;
 }
 
@@ -49,6 +53,25 @@ export interface EngineRoles {
   engine: boolean;
   /** Runs the queue-transport modules it has code for (distributed mode). */
   worker: boolean;
+}
+
+/**
+ * Supervisor timings from the environment (`CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`,
+ * `CONVEYOR_QUEUE_LEASE_MS`); unset or invalid values keep the defaults.
+ */
+export function supervisorEnv(env: NodeJS.ProcessEnv = process.env): SupervisorOptions {
+  const ms = (v: string | undefined): number | undefined => {
+    const n = Number(v);
+    return v !== undefined && v !== '' && Number.isFinite(n) && n > 0 ? n : undefined;
+  };
+  const o: SupervisorOptions = {};
+  const sweep = ms(env.CONVEYOR_SWEEP_MS);
+  const grace = ms(env.CONVEYOR_LEASE_GRACE_MS);
+  const queue = ms(env.CONVEYOR_QUEUE_LEASE_MS);
+  if (sweep !== undefined) o.sweepIntervalMs = sweep;
+  if (grace !== undefined) o.leaseGraceMs = grace;
+  if (queue !== undefined) o.queueLeaseMs = queue;
+  return o;
 }
 
 export const parseList = (s: string | undefined): string[] => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -86,15 +109,16 @@ export class Engine {
     readonly logger: Logger,
     opts: EngineOptions,
     redisUrl: string | undefined,
+    readonly callbacks: CallbackConfig,
   ) {
     this.committer = new GroupCommitter(store);
-    this.http = new HttpTransport(this.bus);
-    this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix }) : undefined;
+    this.http = new HttpTransport(this.bus, callbacks);
+    this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
     const dispatcher = new Dispatcher(this.bus, registry, transports, logger);
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
-      { sweepBuffered: Boolean(this.hub), ...opts.supervisor },
+      { sweepBuffered: Boolean(this.hub), ...supervisorEnv(), ...opts.supervisor },
     );
     const hub = this.hub;
     const notify = hub
@@ -119,7 +143,11 @@ export class Engine {
     const store = await SqlStore.open(opts.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, { sqliteSynchronous: opts.sqliteSynchronous });
     const catalog = new PipelineCatalog(store, project.registry);
     await catalog.register(project.pipelines);
-    return new Engine(store, catalog, project.registry, logger, opts, redisUrl);
+    // Every process must sign and check callback tokens with the same secret: take it from
+    // the environment, or from the shared database (made once, by the first process).
+    const secret = process.env.CONVEYOR_CALLBACK_SECRET || (await store.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
+    const baseUrl = (opts.publicUrl ?? process.env.CONVEYOR_PUBLIC_URL ?? `http://${process.env.HOST ?? '127.0.0.1'}:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
+    return new Engine(store, catalog, project.registry, logger, opts, redisUrl, { baseUrl, secret, defaultTtlMs: 3_600_000 });
   }
 
   get distributed(): boolean {
@@ -161,6 +189,14 @@ export class Engine {
     await this.http.close();
     this.bus.removeAll();
     await this.store.close();
+  }
+
+  /** Hands a module's late answer (a callback) to whichever engine will commit it. */
+  async deliverResult(result: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<void> {
+    if (this.hub) {
+      const job: ResultJob = 'output' in result ? { type: 'completed', ...result } : { type: 'failed', ...result };
+      await this.hub.queue(RESULTS_QUEUE).add(job);
+    } else await this.supervisor.handleResult(result);
   }
 
   async getRequest(id: string): Promise<{ request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> } | undefined> {

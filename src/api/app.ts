@@ -4,7 +4,9 @@ import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId } from '../ids';
 import { pipelineGraph } from '../pipeline/graph';
+import { checkOutput } from '../transports/run-module';
 import { authMiddleware, requireRole, type KeyRing } from './auth';
+import { verifyCallback } from './callback-token';
 import { readJson } from './body';
 import { errorMiddleware } from './errors';
 import { acceptedView, requestView, stepView } from './views';
@@ -52,6 +54,39 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
+  });
+
+  // A module's late answer to a `202`. The signed token in the URL is its credential.
+  router.post('/api/callbacks/:token', async (ctx) => {
+    const v = verifyCallback(engine.callbacks.secret, ctx.params.token!);
+    if (!v.ok && v.reason === 'expired') throw new ClientError(410, ErrorCodes.CALLBACK_EXPIRED, 'this callback URL has expired');
+    if (!v.ok) throw new ClientError(401, ErrorCodes.CALLBACK_TOKEN, 'invalid callback token');
+    const body = (await readJson(ctx)) as { data?: unknown; error?: { code?: unknown; message?: unknown; retryable?: unknown } } | null;
+    if (!body || typeof body !== 'object' || Array.isArray(body) || ('data' in body) === ('error' in body)) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, 'a callback body is {"data": ...} or {"error": {"message": "...", "retryable": false}}');
+    }
+    const run = await engine.store.getStepRun(v.claims.runId);
+    if (!run || run.attempt !== v.claims.attempt || (run.status !== 'waiting' && run.status !== 'dispatched')) {
+      throw new ClientError(409, ErrorCodes.CALLBACK_CONFLICT, `step run ${v.claims.runId} attempt ${v.claims.attempt} is not waiting for a result (${run?.status ?? 'unknown'})`);
+    }
+    const now = Date.now();
+    const base = { requestId: run.requestId, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt };
+    if ('data' in body) {
+      const checked = checkOutput(body.data);
+      if (checked.ok) await engine.deliverResult({ ...base, output: checked.output });
+      else await engine.deliverResult({ ...base, error: checked.error });
+    } else {
+      const e = body.error && typeof body.error === 'object' ? body.error : {};
+      await engine.deliverResult({
+        ...base,
+        error: {
+          code: typeof e.code === 'string' ? e.code.slice(0, 100) : ErrorCodes.MODULE_FAILED,
+          message: typeof e.message === 'string' ? e.message.slice(0, 2000) : 'the module reported a failure',
+          retryable: e.retryable === true,
+        },
+      });
+    }
+    ctx.body = { status: 'accepted' };
   });
 
   const api = new Router({ prefix: '/api' });

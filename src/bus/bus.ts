@@ -32,6 +32,8 @@ export interface BusEvents {
   ModuleCall: ModuleCall;
   StepCompleted: StepResultBase & { output: unknown };
   StepFailed: StepResultBase & { error: StepError };
+  /** A remote module answered `202`: it will post the result to its callback URL by `until`. */
+  StepAccepted: { requestId: string; runId: string; stepId: string; attempt: number; until: number };
   RequestFinished: { requestId: string; pipeline: string; status: RequestStatus };
 }
 

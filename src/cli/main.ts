@@ -21,7 +21,8 @@ Commands:
   help                           this text
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
-CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see README.md).`;
+CONVEYOR_QUEUE_PREFIX, CONVEYOR_QUEUE_LOCK_MS, CONVEYOR_SWEEP_MS, CONVEYOR_LEASE_GRACE_MS,
+CONVEYOR_QUEUE_LEASE_MS, CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see README.md).`;
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -102,7 +103,7 @@ async function worker(flags: Record<string, string>): Promise<void> {
   const unknown = names.filter((n) => !registry.get(n)?.def);
   if (unknown.length > 0) fail(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${process.env.CONVEYOR_MODULES_DIR ?? './modules'}`);
   const logger = createLogger();
-  const hub = new QueueHub(redisUrl);
+  const hub = new QueueHub(redisUrl, { prefix: process.env.CONVEYOR_QUEUE_PREFIX || undefined });
   const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger);
   w.start();
   onShutdown(() => w.stop(), (m, f) => logger.info(m, f));

@@ -37,6 +37,8 @@ export async function serve(engine: Engine, host: string, port: number, print: (
   });
   const addr = server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  // Remote modules call back here unless a public URL (e.g. a load balancer) was configured.
+  if (!process.env.CONVEYOR_PUBLIC_URL) engine.callbacks.baseUrl = `http://${host}:${actualPort}`;
   return {
     server,
     url: `http://${host}:${actualPort}`,

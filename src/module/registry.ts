@@ -18,6 +18,8 @@ export interface RegisteredModule {
   def?: ModuleDef<never, unknown>;
   url?: string;
   timeoutMs?: number;
+  /** After a `202`: how long the callback may take. */
+  callbackTimeoutMs?: number;
   /** The module's default retry policy, compiled. */
   retry?: RetryPolicy;
   source: string;
@@ -96,7 +98,9 @@ export function loadModules(dir: string, cwd = process.cwd()): { registry: Modul
         }
         const timeoutMs = t.timeout === undefined ? undefined : parseDuration(t.timeout);
         if (t.timeout !== undefined && timeoutMs === undefined) issue('transport.timeout', `bad duration ${JSON.stringify(t.timeout)}`);
-        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
+        const callbackTimeoutMs = t.callbackTimeout === undefined ? undefined : parseDuration(t.callbackTimeout);
+        if (t.callbackTimeout !== undefined && !callbackTimeoutMs) issue('transport.callbackTimeout', `bad duration ${JSON.stringify(t.callbackTimeout)}`);
+        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, callbackTimeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
       } else {
         continue;
       }

@@ -54,7 +54,14 @@ export interface ModuleDef<P = Record<string, unknown>, O = unknown> {
 export interface RemoteModuleDef {
   name: string;
   description?: string;
-  transport: { kind: 'http'; url: string; timeout?: import('../pipeline/types').Duration };
+  transport: {
+    kind: 'http';
+    url: string;
+    /** Per-attempt time limit of the HTTP call itself. */
+    timeout?: import('../pipeline/types').Duration;
+    /** After a `202`, how long the module has to post its result to the callback URL. @default '1h' */
+    callbackTimeout?: import('../pipeline/types').Duration;
+  };
   retry?: import('../pipeline/types').RetryPolicyDef;
 }
 

@@ -8,9 +8,11 @@ import { RequestEntity } from './entities/request.entity';
 import { StepRunEntity } from './entities/step-run.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Leases1763800000001 } from './migrations/1763800000001-leases';
+import { Settings1763800000002 } from './migrations/1763800000002-settings';
+import { SettingEntity } from './entities/setting.entity';
 
-export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity];
-export const MIGRATIONS = [Initial1763800000000, Leases1763800000001];
+export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity];
+export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';

@@ -20,6 +20,7 @@ export interface Store {
   write(batch: WriteBatch): Promise<boolean[]>;
   getRequest(id: string): Promise<RequestRecord | undefined>;
   listStepRuns(requestId: string): Promise<StepRunRecord[]>;
+  getStepRun(id: string): Promise<StepRunRecord | undefined>;
   /** Ids of requests in the given statuses, in id order, after `afterId`. */
   listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId?: string): Promise<string[]>;
   countRequests(statuses?: readonly RequestStatus[]): Promise<number>;
@@ -29,6 +30,12 @@ export interface Store {
   claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
   /** Claims one pending run (pending → dispatched); false if another process got it first. */
   claimRun(id: string, leaseUntil: number): Promise<boolean>;
+  /** Marks a dispatched run as waiting for its module's callback, until `until`. */
+  markWaiting(id: string, until: number): Promise<boolean>;
+  /** Claims runs whose callback did not come by their deadline, at most once across processes. */
+  claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]>;
+  /** Returns the stored value, or stores `value` if there is none yet (first writer wins). */
+  ensureSetting(name: string, value: string): Promise<string>;
   /** Requests still `buffered` although due before `before` (their start event was lost). */
   listStaleBuffered(before: number, limit: number): Promise<string[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
@@ -242,6 +249,11 @@ export class SqlStore implements Store {
     return rows.map(toRun);
   }
 
+  async getStepRun(id: string): Promise<StepRunRecord | undefined> {
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE id = ?`, [id]);
+    return rows[0] ? toRun(rows[0]) : undefined;
+  }
+
   async listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId = ''): Promise<string[]> {
     const rows = await this.x.all<{ id: string }>(
       `SELECT id FROM requests WHERE status IN (${statuses.map(() => '?').join(',')}) AND id > ? ORDER BY id LIMIT ?`,
@@ -284,6 +296,37 @@ export class SqlStore implements Store {
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     return claimed;
+  }
+
+  async markWaiting(id: string, until: number): Promise<boolean> {
+    return (await this.x.run("UPDATE step_runs SET status = 'waiting', lease_until = ? WHERE id = ? AND status = 'dispatched'", [until, id])) === 1;
+  }
+
+  async claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {
+    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown }>(
+      "SELECT id, request_id, lease_until FROM step_runs WHERE status = 'waiting' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+      [now, limit],
+    );
+    const claimed: ClaimedRun[] = [];
+    for (const r of rows) {
+      // Pushing the deadline far out claims it; the timeout result that follows closes the run.
+      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'waiting' AND lease_until = ?", [now + 3_600_000, r.id, num(r.lease_until)]);
+      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
+    }
+    return claimed;
+  }
+
+  async ensureSetting(name: string, value: string): Promise<string> {
+    const found = await this.x.all<{ value: string }>('SELECT value FROM settings WHERE name = ?', [name]);
+    if (found[0]) return String(found[0].value);
+    try {
+      await this.x.run('INSERT INTO settings (name, value) VALUES (?, ?)', [name, value]);
+      return value;
+    } catch {
+      const again = await this.x.all<{ value: string }>('SELECT value FROM settings WHERE name = ?', [name]);
+      if (again[0]) return String(again[0].value);
+      throw new Error(`could not store setting ${name}`);
+    }
   }
 
   async listStaleBuffered(before: number, limit: number): Promise<string[]> {

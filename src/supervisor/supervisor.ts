@@ -78,6 +78,7 @@ export class Supervisor {
       bus.on('NewRequest', ({ requestId }) => void this.startRequest(requestId)),
       bus.on('StepCompleted', (e) => void this.handleResult(e)),
       bus.on('StepFailed', (e) => void this.handleResult(e)),
+      bus.on('StepAccepted', (e) => void this.markWaiting(e)),
     );
     this.sweeper = setInterval(() => void this.sweep(), this.o.sweepIntervalMs);
   }
@@ -110,6 +111,17 @@ export class Supervisor {
       ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs }
       : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs };
     return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
+  }
+
+  /** A remote module took the call and will answer at its callback URL by `until`. */
+  markWaiting(e: BusEvents['StepAccepted']): Promise<void> {
+    this.inFlight.delete(e.runId);
+    return this.enqueue(e.requestId, async () => {
+      if (!(await this.d.store.markWaiting(e.runId, e.until))) return;
+      const run = this.states.get(e.requestId)?.open.get(e.runId);
+      if (run) run.status = 'waiting';
+      this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
+    });
   }
 
   /**
@@ -284,6 +296,18 @@ export class Supervisor {
     this.send(pipeline, state, run);
   }
 
+  /** A module answered 202 but never called back in time: that attempt failed (retryably). */
+  private async timeOutWait(requestId: string, runId: string): Promise<void> {
+    const state = await this.load(requestId, true);
+    const run = state?.open.get(runId);
+    if (!run) return;
+    const now = Date.now();
+    await this.handleResult({
+      requestId, runId, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
+      error: { code: 'CONVEYOR_ERR_TIMEOUT', message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
+    });
+  }
+
   /** Reloads a request from the store and sends whatever it still owes (single process). */
   private async resendOpenRuns(requestId: string): Promise<void> {
     if (this.stopping) return;
@@ -314,6 +338,9 @@ export class Supervisor {
       }
       for (const c of await this.d.store.claimExpiredLeases(now, lease, SWEEP_BATCH)) {
         void this.enqueue(c.requestId, () => this.redeliver(c.requestId, c.id));
+      }
+      for (const c of await this.d.store.claimExpiredWaits(now, SWEEP_BATCH)) {
+        void this.timeOutWait(c.requestId, c.id);
       }
       if (this.o.sweepBuffered) {
         for (const id of await this.d.store.listStaleBuffered(now - 5 * this.o.sweepIntervalMs, SWEEP_BATCH)) void this.startRequest(id);

@@ -1,6 +1,7 @@
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import http from 'node:http';
 import type { Bus, ModuleCall } from '../bus/bus';
+import { signCallback } from '../api/callback-token';
 import { ErrorCodes, type StepError } from '../errors';
 import type { RegisteredModule } from '../module/registry';
 import { checkOutput, MAX_OUTPUT_BYTES, type ModuleOutcome } from './run-module';
@@ -12,13 +13,24 @@ import type { StepTransport } from './types';
  * `200 {data}` is done; `4xx` fails for good; `5xx`, a timeout or a refused connection may be
  * tried again.
  */
+/** Where modules post late results, and how callback tokens are signed. */
+export interface CallbackConfig {
+  /** The API's base URL as modules can reach it. */
+  baseUrl: string;
+  secret: string;
+  /** @default 1 hour */
+  defaultTtlMs: number;
+}
+
+type CallOutcome = ModuleOutcome | { ok: 'accepted'; until: number };
+
 export class HttpTransport implements StepTransport {
   private readonly client: AxiosInstance;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   constructor(
     private readonly bus: Bus,
-    private readonly callbackBase?: string,
+    private readonly callbacks?: CallbackConfig,
   ) {
     this.client = axios.create({
       httpAgent: this.agent,
@@ -36,13 +48,16 @@ export class HttpTransport implements StepTransport {
     const started = Date.now();
     void this.call(call, module).then((res) => {
       const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
-      if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
+      if (res.ok === 'accepted') this.bus.emit('StepAccepted', { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, until: res.until });
+      else if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
       else this.bus.emit('StepFailed', { ...base, error: res.error });
     });
   }
 
   /** Performs one call and classifies the answer. Never throws. */
-  async call(call: ModuleCall, module: RegisteredModule): Promise<ModuleOutcome> {
+  async call(call: ModuleCall, module: RegisteredModule): Promise<CallOutcome> {
+    const until = Date.now() + (module.callbackTimeoutMs ?? this.callbacks?.defaultTtlMs ?? 3_600_000);
+    const token = this.callbacks ? signCallback(this.callbacks.secret, { runId: call.runId, attempt: call.attempt, expiresAt: until }) : undefined;
     const body = {
       requestId: call.requestId,
       pipeline: call.pipeline,
@@ -52,7 +67,7 @@ export class HttpTransport implements StepTransport {
       test: call.test,
       params: call.params,
       context: call.context,
-      callbackUrl: this.callbackBase ? `${this.callbackBase}/api/callbacks/${call.runId}` : null,
+      callbackUrl: this.callbacks && token ? `${this.callbacks.baseUrl}/api/callbacks/${token}` : null,
     };
     try {
       const res = await this.client.post<string>(module.url!, body, {
@@ -60,6 +75,7 @@ export class HttpTransport implements StepTransport {
         signal: AbortSignal.timeout(call.timeoutMs + 1000),
         headers: { 'idempotency-key': call.idempotencyKey },
       });
+      if (res.status === 202 && this.callbacks) return { ok: 'accepted', until };
       return classify(res.status, res.data, module.url!);
     } catch (err) {
       return { ok: false, error: networkError(err, module.url!, call.timeoutMs) };
@@ -91,7 +107,7 @@ function classify(status: number, text: string, url: string): ModuleOutcome {
     return checkOutput((body as { data: unknown }).data);
   }
   if (status === 202) {
-    return fail(ErrorCodes.HTTP_BAD_RESPONSE, `module at ${url} answered 202 (callback), which this engine version does not accept yet`, false);
+    return fail(ErrorCodes.HTTP_BAD_RESPONSE, `module at ${url} answered 202, but this engine has no callback URL configured`, false);
   }
   if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
     return fail(ErrorCodes.HTTP_STATUS, `module at ${url} answered ${status}: ${remoteMessage}`, false, { status });

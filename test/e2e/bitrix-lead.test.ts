@@ -198,6 +198,19 @@ describe('bitrix-lead end to end (HTTP API, engine, SQLite, CRM stand-in)', func
     expect(again.body).to.deep.equal(body);
   });
 
+  it('answers 202 when ?wait runs out before the request ends, and the request still completes', async () => {
+    await injectFault(crm, { path: '/rest/crm.contact.list', delayMs: 1000 });
+    const started = Date.now();
+    const r = await submit(t, BRANCH_PAYLOADS.A.payload, '?wait=0.3');
+    expect(r.status, r.text).to.equal(202);
+    expect(Date.now() - started).to.be.at.least(250);
+    expect(r.body.status).to.be.oneOf(['buffered', 'running']);
+    expect(r.body.links.self).to.equal(`/api/requests/${r.body.id}`);
+    const done = await waitUntilEnded(t, r.body.id);
+    expect(done.status).to.equal('completed');
+    expect((await stepsOf(t, r.body.id)).map((s) => s.stepId)).to.deep.equal(BRANCH_PAYLOADS.A.expectedRoute);
+  });
+
   it('stops in error_stop when a module fails non-retryably (CRM 400), and runs nothing after it', async () => {
     await injectFault(crm, { path: '/rest/crm.contact.list', status: 400 });
     const r = await submit(t, BRANCH_PAYLOADS.B.payload, '?wait=10');
@@ -274,12 +287,15 @@ describe('bitrix-lead end to end (HTTP API, engine, SQLite, CRM stand-in)', func
     const list = await t.api<{ items: Array<{ id: string; version: number; hash: string }>; nextCursor: null }>('GET', '/api/pipelines', { key: t.keys.read });
     expect(list.status, list.text).to.equal(200);
     expect(list.body.items.map((p) => p.id).sort()).to.deep.equal(['bitrix-lead', 'hello']);
-    const one = await t.api<{ id: string; version: number; hash: string; versions: Array<{ version: number; hash: string }> }>('GET', '/api/pipelines/bitrix-lead', { key: t.keys.read });
+    const one = await t.api<{ id: string; version: number; hash: string; versions: Array<{ version: number; hash: string; createdAt: string }> }>('GET', '/api/pipelines/bitrix-lead', {
+      key: t.keys.read,
+    });
     expect(one.status, one.text).to.equal(200);
     expect(one.body.id).to.equal('bitrix-lead');
     expect(one.body.version).to.equal(1);
     expect(one.body.hash).to.match(/^[0-9a-f]{64}$/);
-    expect(one.body.versions).to.deep.equal([{ version: 1, hash: one.body.hash, createdAt: (one.body.versions[0] as { createdAt: string }).createdAt }]);
+    expect(one.body.versions.map((v) => [v.version, v.hash])).to.deep.equal([[1, one.body.hash]]);
+    expect(one.body.versions[0]!.createdAt).to.match(ISO_UTC);
     expect(list.body.items.find((p) => p.id === 'bitrix-lead')).to.include({ version: one.body.version, hash: one.body.hash });
 
     const r = await submit(t, BRANCH_PAYLOADS.A.payload, '?wait=10');

@@ -197,25 +197,23 @@ describe('crash recovery: SIGKILL mid-flight, restart, every request completes e
       crashLog = path.join(dir, 'invocations.log');
       atKill = await submitAndKill();
       if (atKill.midFlight > 0) break;
-      // eslint-disable-next-line no-console
       console.log(`      crash: try ${attempt}: every request had completed before the kill; trying again`);
     }
-    const { ids, midFlight } = atKill!;
-    // eslint-disable-next-line no-console
+    if (!atKill) throw new Error('unreachable');
+    const { ids, midFlight } = atKill;
     console.log(
       `      crash: ${midFlight} of ${REQUESTS} requests were mid-flight at the SIGKILL ` +
-        `(requests by status ${JSON.stringify(atKill!.requests)}; ${atKill!.openRuns} open step runs; ` +
-        `${atKill!.completedRunIds.size} step runs committed)`,
+        `(requests by status ${JSON.stringify(atKill.requests)}; ${atKill.openRuns} open step runs; ` +
+        `${atKill.completedRunIds.size} step runs committed)`,
     );
     expect(midFlight, 'some requests were still mid-flight on disk').to.be.greaterThan(0);
-    expect(Object.values(atKill!.requests).reduce((a, b) => a + b, 0), 'every 202 was durable before the answer').to.equal(REQUESTS);
+    expect(Object.values(atKill.requests).reduce((a, b) => a + b, 0), 'every 202 was durable before the answer').to.equal(REQUESTS);
 
     // ---- second life: restart on the same file, wait until everything completed -----------
     const second = await startEngine();
     const deadline = Date.now() + 60_000;
-    let counts: Record<string, number> = {};
     for (;;) {
-      counts = withDb(countByStatus);
+      const counts = withDb(countByStatus);
       if ((counts.completed ?? 0) === REQUESTS) break;
       if (counts.error_stop || counts.stopped) throw new Error(`requests ended badly: ${JSON.stringify(counts)}\n${second.output.join('')}`);
       if (Date.now() > deadline) throw new Error(`not all requests completed within 60 s after the restart: ${JSON.stringify(counts)}\n${second.output.join('')}`);
@@ -250,17 +248,15 @@ describe('crash recovery: SIGKILL mid-flight, restart, every request completes e
       expect(wrong, 'each step committed its own output').to.deep.equal([]);
 
       const statuses = db.prepare('SELECT status, COUNT(*) AS n FROM step_runs GROUP BY status').all();
-      // eslint-disable-next-line no-console
       console.log(`      crash: step runs by status after recovery ${JSON.stringify(statuses)}`);
     });
 
     // None ran a committed step again: no run committed before the kill was invoked by the second engine.
     const lines = fs.readFileSync(crashLog, 'utf8').trim().split('\n').map((l) => l.split(' '));
     const afterRestart = lines.filter(([pid]) => pid === String(second.child.pid));
-    const rerun = afterRestart.filter(([, key]) => atKill!.completedRunIds.has(key!));
+    const rerun = afterRestart.filter(([, key]) => atKill.completedRunIds.has(key!));
     expect(rerun, 'no step committed before the kill ran again after the restart').to.deep.equal([]);
     expect(afterRestart.length, 'the restarted engine did the remaining work').to.be.greaterThan(0);
-    // eslint-disable-next-line no-console
     console.log(`      crash: ${lines.length} module invocations in all, ${afterRestart.length} after the restart`);
   });
 });
