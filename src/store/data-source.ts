@@ -10,9 +10,10 @@ import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Leases1763800000001 } from './migrations/1763800000001-leases';
 import { Settings1763800000002 } from './migrations/1763800000002-settings';
 import { SettingEntity } from './entities/setting.entity';
+import { Utf8mb41763800000003 } from './migrations/1763800000003-utf8mb4';
 
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity];
-export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002];
+export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';
