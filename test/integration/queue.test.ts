@@ -1,0 +1,290 @@
+/**
+ * The queue transport on real Redis (bull) and MariaDB: module calls travel through
+ * `conveyor:module:<name>`, results through `conveyor:results`. Each suite has a database of
+ * its own (`conveyor_t_…`, dropped after) and a bull key prefix of its own (its keys are
+ * deleted after).
+ *
+ * - one engine with its in-process worker: a queue step completes and is logged with transport
+ *   `queue`; `NonRetryableError` → `error_stop`; a retryable failure is retried per policy,
+ *   one row per attempt; `queue.concurrency: 2` holds;
+ * - `queue.rate: { max: 5, per: '1s' }` holds across two worker processes;
+ * - a worker SIGKILLed mid-job: bull redelivers the job to another worker and the step is
+ *   committed exactly once.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { Engine, type EngineRoles } from '../../src/engine';
+import { ErrorCodes } from '../../src/errors';
+import { MODULE_QUEUE_PREFIX } from '../../src/transports/queue';
+import {
+  cleanRedisPrefix, createTestDatabase, DIST_MODULES, DIST_PIPELINES, sleep, spawnConveyor, stopProc, uniquePrefix, waitFor,
+  type ConveyorProc, type TestDatabase,
+} from '../fixtures/dist/harness';
+import { createSilentLogger } from '../support/engine';
+import { requireMysql, requireRedis } from '../support/services';
+import { removeTmpDir, tmpDir } from '../support/tmp';
+
+interface RunRow {
+  id: string;
+  step_id: string;
+  attempt: number;
+  status: string;
+  transport: string;
+  output: string | null;
+  error: string | null;
+  started_at: number;
+  finished_at: number | null;
+}
+
+const parse = <T>(v: string | null): T => (v === null ? (null as T) : (JSON.parse(v) as T));
+
+/** Everything one suite needs: a database, a prefix, and what it started (stopped in `after`). */
+function distributedSuite(label: string): {
+  ctx: { db: TestDatabase; redisUrl: string; prefix: string };
+  engine(queueModules: string[], roles: EngineRoles): Promise<Engine>;
+  worker(modules: string[], env?: Record<string, string>): Promise<ConveyorProc>;
+  runs(e: Engine, requestId: string): Promise<RunRow[]>;
+} {
+  const ctx = {} as { db: TestDatabase; redisUrl: string; prefix: string };
+  const engines: Engine[] = [];
+  const procs: ConveyorProc[] = [];
+
+  before(async function () {
+    this.timeout(30_000);
+    const [mysql, redisUrl] = await Promise.all([requireMysql(), requireRedis()]);
+    ctx.db = await createTestDatabase(mysql, label);
+    ctx.redisUrl = redisUrl;
+    ctx.prefix = uniquePrefix(label);
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await Promise.allSettled(procs.map((p) => stopProc(p, 'SIGKILL')));
+    for (const e of engines.splice(0)) await e.stop().catch(() => undefined);
+    await ctx.db?.drop();
+    if (ctx.prefix) await cleanRedisPrefix(ctx.redisUrl, ctx.prefix);
+  });
+
+  return {
+    ctx,
+    async engine(queueModules, roles) {
+      const e = await Engine.create({
+        databaseUrl: ctx.db.url,
+        redisUrl: ctx.redisUrl,
+        queuePrefix: ctx.prefix,
+        queueModules,
+        pipelinesDir: DIST_PIPELINES,
+        modulesDir: DIST_MODULES,
+        logger: createSilentLogger(),
+        supervisor: { sweepIntervalMs: 200, leaseGraceMs: 2000 },
+      });
+      engines.push(e);
+      await e.start(roles);
+      return e;
+    },
+    /** `node bin/conveyor.js worker --modules …` on this suite's prefix; resolves once it takes jobs. */
+    async worker(modules, env = {}) {
+      const p = spawnConveyor(`worker ${modules.join(',')}`, ['worker', '--modules', modules.join(',')], {
+        REDIS_URL: ctx.redisUrl,
+        DATABASE_URL: ctx.db.url,
+        CONVEYOR_QUEUE_PREFIX: ctx.prefix,
+        CONVEYOR_PIPELINES_DIR: DIST_PIPELINES,
+        CONVEYOR_MODULES_DIR: DIST_MODULES,
+        LOG_LEVEL: 'info',
+        ...env,
+      });
+      procs.push(p);
+      await waitFor(`${p.name} to start`, () => {
+        if (!p.alive()) throw new Error(`${p.name} exited:\n${p.output.join('\n')}`);
+        return p.output.some((l) => l.includes('worker started'));
+      }, 30_000, 50);
+      return p;
+    },
+    async runs(e, requestId) {
+      return e.store.query<RunRow>(
+        'SELECT id, step_id, attempt, status, transport, output, error, started_at, finished_at FROM step_runs WHERE request_id = ? ORDER BY seq',
+        [requestId],
+      );
+    },
+  };
+}
+
+describe('queue transport: one engine with its in-process worker (Redis + MariaDB)', function () {
+  this.timeout(30_000);
+  const s = distributedSuite('queue');
+  let e: Engine;
+
+  before(async function () {
+    this.timeout(30_000);
+    e = await s.engine(['dist-qecho', 'dist-flaky', 'dist-conc'], { engine: true, worker: true });
+  });
+
+  it('runs a queue module through the worker: the request completes and the step row says transport "queue"', async () => {
+    const r = await e.intake.submit({ pipelineId: 'q-echo', payload: { hello: 'queue' } });
+    expect(await e.waitForEnd(r.id, 15_000)).to.equal('completed');
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.step_id, x.attempt, x.status, x.transport])).to.deep.equal([
+      ['local', 1, 'completed', 'event'],
+      ['remote', 1, 'completed', 'queue'],
+    ]);
+    const out = parse<{ pid: number; n: number; key: string }>(rows[1]!.output);
+    expect(out).to.include({ pid: process.pid, n: 2, key: rows[1]!.id });
+    const got = await e.getRequest(r.id);
+    expect(got?.context.remote).to.deep.equal(out);
+    // The job was acknowledged and removed: nothing is left waiting or active in its queue.
+    const counts = await e.hub!.queue(MODULE_QUEUE_PREFIX + 'dist-qecho').getJobCounts();
+    expect(counts).to.include({ waiting: 0, active: 0, delayed: 0, failed: 0 });
+  });
+
+  it('stops in error_stop when a queue module throws NonRetryableError, without retrying', async () => {
+    const r = await e.intake.submit({ pipelineId: 'q-flaky', payload: { fatal: 'bad input' } });
+    expect(await e.waitForEnd(r.id, 15_000)).to.equal('error_stop');
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.step_id, x.attempt, x.status, x.transport])).to.deep.equal([['flaky', 1, 'failed', 'queue']]);
+    expect(parse(rows[0]!.error)).to.include({ code: ErrorCodes.NON_RETRYABLE, retryable: false });
+    const req = await e.store.getRequest(r.id);
+    expect(req?.status).to.equal('error_stop');
+    expect(req?.error).to.include({ stepId: 'flaky', attempt: 1, runId: rows[0]!.id, code: ErrorCodes.NON_RETRYABLE });
+    expect(req?.error?.message).to.contain('refused on purpose');
+    await sleep(400);
+    expect(await s.runs(e, r.id), 'nothing runs after error_stop').to.have.length(1);
+  });
+
+  it('retries a retryable queue failure per the step policy, one row per attempt', async () => {
+    const r = await e.intake.submit({ pipelineId: 'q-flaky', payload: { failTimes: 2 } });
+    expect(await e.waitForEnd(r.id, 15_000)).to.equal('completed');
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.step_id, x.attempt, x.status, x.transport])).to.deep.equal([
+      ['flaky', 1, 'failed', 'queue'],
+      ['flaky', 2, 'failed', 'queue'],
+      ['flaky', 3, 'completed', 'queue'],
+    ]);
+    expect(new Set(rows.map((x) => x.id)).size, 'each attempt is its own row').to.equal(3);
+    for (const failed of rows.slice(0, 2)) {
+      expect(parse(failed.error)).to.include({ code: ErrorCodes.MODULE_FAILED, retryable: true });
+    }
+    expect(parse(rows[2]!.output)).to.deep.equal({ attempt: 3, pid: process.pid });
+    // Backoff 100 ms, factor 1, no jitter: each retry starts at least 100 ms after the failure.
+    for (let i = 1; i < rows.length; i++) {
+      expect(Number(rows[i]!.started_at) - Number(rows[i - 1]!.finished_at), `attempt ${i + 1} waited its backoff`).to.be.at.least(95);
+    }
+  });
+
+  it('goes to error_stop once the retries are spent (3 attempts, all failed)', async () => {
+    const r = await e.intake.submit({ pipelineId: 'q-flaky', payload: { failTimes: 5 } });
+    expect(await e.waitForEnd(r.id, 15_000)).to.equal('error_stop');
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.attempt, x.status])).to.deep.equal([[1, 'failed'], [2, 'failed'], [3, 'failed']]);
+    const req = await e.store.getRequest(r.id);
+    expect(req?.error).to.include({ stepId: 'flaky', attempt: 3, runId: rows[2]!.id, code: ErrorCodes.MODULE_FAILED });
+  });
+
+  it('holds queue.concurrency = 2 in a worker: never more than 2 jobs of the module at once', async () => {
+    const N = 8;
+    const ids = await Promise.all(Array.from({ length: N }, () => e.intake.submit({ pipelineId: 'q-conc', payload: {} }).then((r) => r.id)));
+    const ends = await Promise.all(ids.map((id) => e.waitForEnd(id, 20_000)));
+    expect(ends).to.deep.equal(new Array<string>(N).fill('completed'));
+    const outs: Array<{ startedAt: number; finishedAt: number; activeAtStart: number }> = [];
+    for (const id of ids) {
+      const rows = await s.runs(e, id);
+      expect(rows.map((x) => [x.status, x.transport])).to.deep.equal([['completed', 'queue']]);
+      outs.push(parse(rows[0]!.output));
+    }
+    // The most jobs running at the same instant, from the intervals the module reported.
+    const edges = outs.flatMap((o) => [[o.startedAt, 1], [o.finishedAt, -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let now = 0;
+    let max = 0;
+    for (const [, d] of edges) max = Math.max(max, (now += d));
+    expect(max, 'at most 2 at once').to.be.at.most(2);
+    expect(max, 'the worker did use its 2 slots').to.equal(2);
+    expect(Math.max(...outs.map((o) => o.activeAtStart))).to.be.at.most(2);
+    const span = Math.max(...outs.map((o) => o.finishedAt)) - Math.min(...outs.map((o) => o.startedAt));
+    expect(span, `${N} jobs of 150 ms, 2 at a time`).to.be.at.least((N / 2) * 150 - 20);
+  });
+});
+
+describe('queue transport: queue.rate holds across two worker processes', function () {
+  this.timeout(40_000);
+  const s = distributedSuite('rate');
+  let e: Engine;
+  let child: ConveyorProc;
+
+  before(async function () {
+    this.timeout(40_000);
+    // Worker 1: a child process. Worker 2: the engine's own in-process worker.
+    child = await s.worker(['dist-rated']);
+    e = await s.engine(['dist-rated'], { engine: true, worker: true });
+  });
+
+  it('starts at most 5 jobs a second in all, with both workers taking jobs', async () => {
+    const N = 20;
+    const MAX = 5;
+    const TOLERANCE_MS = 100;
+    const ids = await Promise.all(Array.from({ length: N }, () => e.intake.submit({ pipelineId: 'q-rated', payload: {} }).then((r) => r.id)));
+    const ends = await Promise.all(ids.map((id) => e.waitForEnd(id, 30_000)));
+    expect(ends).to.deep.equal(new Array<string>(N).fill('completed'));
+    const outs: Array<{ startedAt: number; pid: number }> = [];
+    for (const id of ids) {
+      const rows = await s.runs(e, id);
+      expect(rows.map((x) => [x.status, x.transport])).to.deep.equal([['completed', 'queue']]);
+      outs.push(parse(rows[0]!.output));
+    }
+    const t = outs.map((o) => o.startedAt).sort((a, b) => a - b);
+    // No window of one second (less a small tolerance for clock reads) holds more than 5 starts:
+    // any 6 consecutive starts span at least ~1 s.
+    const worst = Math.min(...t.slice(MAX).map((x, i) => x - t[i]!));
+    expect(worst, `the tightest 6 consecutive starts (${JSON.stringify(t.map((x) => x - t[0]!))})`).to.be.at.least(1000 - TOLERANCE_MS);
+    expect(t[N - 1]! - t[0]!, `${N} jobs at 5/s`).to.be.at.least((N / MAX - 1) * 1000 - TOLERANCE_MS);
+    const pids = new Set(outs.map((o) => o.pid));
+    expect([...pids].sort(), 'both workers took jobs').to.deep.equal([process.pid, child.pid].sort());
+  });
+});
+
+describe('queue transport: a worker SIGKILLed mid-job', function () {
+  this.timeout(60_000);
+  const s = distributedSuite('kill');
+  let dir: string;
+  let log: string;
+
+  before(() => {
+    dir = tmpDir('queue-kill');
+    log = path.join(dir, 'slow.log');
+  });
+  after(() => removeTmpDir(dir));
+
+  const lines = (): string[][] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split(' ')) : []);
+
+  it('has its job redelivered to another worker, and the step is committed exactly once', async () => {
+    const env = { CONVEYOR_QUEUE_LOCK_MS: '2000', DIST_LOG: log };
+    const e = await s.engine(['slow'], { engine: true, worker: false });
+    const w1 = await s.worker(['slow'], env);
+    const r = await e.intake.submit({ pipelineId: 'q-slow', payload: {} });
+
+    // Kill the worker while the module runs.
+    await waitFor('the first worker to start the job', () => lines().some(([pid, , what]) => pid === String(w1.pid) && what === 'start'), 15_000, 10);
+    w1.child.kill('SIGKILL');
+    expect((await w1.exited).signal).to.equal('SIGKILL');
+    const [open] = await s.runs(e, r.id);
+    expect(open?.status, 'no result was committed for the killed job').to.equal('dispatched');
+
+    // Another worker takes the stalled job once its lock (2 s) has run out.
+    const w2 = await s.worker(['slow'], env);
+    expect(await e.waitForEnd(r.id, 30_000)).to.equal('completed');
+
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.step_id, x.attempt, x.status, x.transport]), 'one row, committed once').to.deep.equal([['hold', 1, 'completed', 'queue']]);
+    expect(parse<{ pid: number; key: string }>(rows[0]!.output)).to.deep.equal({ pid: w2.pid, key: rows[0]!.id });
+
+    // At least once: the killed worker started it and never ended; the second ran it to the end.
+    const seen = lines();
+    expect(seen.filter(([pid]) => pid === String(w1.pid)).map(([, key, what]) => [key, what])).to.deep.equal([[rows[0]!.id, 'start']]);
+    expect(seen.filter(([pid]) => pid === String(w2.pid)).map(([, key, what]) => [key, what])).to.deep.equal([[rows[0]!.id, 'start'], [rows[0]!.id, 'end']]);
+
+    // A late duplicate would change nothing: still one completed row after a while.
+    await sleep(300);
+    const again = await s.runs(e, r.id);
+    expect(again.filter((x) => x.status === 'completed')).to.have.length(1);
+    expect(again).to.have.length(1);
+  });
+});
