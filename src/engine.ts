@@ -165,7 +165,12 @@ export class Engine {
         this.worker.start();
       }
     }
-    if (!roles.engine) return;
+    if (!roles.engine) {
+      // An API-only process still decides actions and operator commands; the engines'
+      // sweepers send what those decisions start.
+      this.supervisor.setDeferDispatch(true);
+      return;
+    }
     this.moduleHost.start();
     this.supervisor.start();
     if (this.hub) {

@@ -66,6 +66,13 @@ export interface StepRunRecord {
   availableAt: number | null;
   /** Until when the engine that sent this run answers for it (absent: not leased). */
   leaseUntil?: number | null;
+  /** A wait step's event name and rendered key. */
+  waitEvent?: string | null;
+  waitKey?: string | null;
+  /** When a wait/action step times out. */
+  deadlineAt?: number | null;
+  /** Operator-edited params (resume), replacing the step's params for this run. */
+  override?: Record<string, unknown> | null;
   startedAt: number;
   finishedAt: number | null;
   durationMs: number | null;

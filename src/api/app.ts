@@ -9,6 +9,9 @@ import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { verifyCallback } from './callback-token';
 import { readJson } from './body';
 import { errorMiddleware } from './errors';
+import { offeredActions } from './actions';
+import type { Principal } from './auth';
+import { mountWorkflowRoutes } from './routes-workflow';
 import { acceptedView, requestView, stepView } from './views';
 
 /** The longest `?wait=` honoured, in seconds. */
@@ -31,6 +34,13 @@ function parseWait(raw: unknown): number {
     throw new ClientError(400, ErrorCodes.BAD_PARAM, `wait must be a number of seconds from 0 to ${MAX_WAIT_S}`);
   }
   return n;
+}
+
+/** `?mode=semi|auto` (seed 000): readable in conditions as `request.mode`. */
+function parseMode(raw: unknown): string | null {
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || !/^[a-z][a-z0-9_-]{0,15}$/.test(raw)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'mode must be a short lower-case word such as "semi" or "auto"');
+  return raw;
 }
 
 function parseFlag(raw: unknown, name: string): boolean {
@@ -103,7 +113,8 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     if (!body || typeof body !== 'object' || Array.isArray(body)) {
       throw new ClientError(400, ErrorCodes.BAD_BODY, 'the request body must be a JSON object (the payload)');
     }
-    const record = await engine.intake.submit({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test });
+    const mode = parseMode(ctx.query.mode);
+    const record = await engine.intake.submit({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode });
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;
@@ -117,8 +128,13 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
 
   api.get('/requests/:id', requireRole('read'), async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);
-    ctx.body = requestView(found.request, found.runs, found.context);
+    const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
+    ctx.body = {
+      ...requestView(found.request, found.runs, found.context),
+      actions: offeredActions(pipeline, found.runs, found.context, ctx.state.principal as Principal),
+    };
   });
+  mountWorkflowRoutes(api, engine);
 
   api.get('/requests/:id/steps', requireRole('read'), async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);

@@ -30,7 +30,8 @@ export interface StepResultBase {
 export interface BusEvents {
   NewRequest: { requestId: string };
   ModuleCall: ModuleCall;
-  StepCompleted: StepResultBase & { output: unknown };
+  /** `via` marks results that are not a module's answer: an external event, a user action. */
+  StepCompleted: StepResultBase & { output: unknown; via?: 'event' | 'action' };
   StepFailed: StepResultBase & { error: StepError };
   /** A remote module answered `202`: it will post the result to its callback URL by `until`. */
   StepAccepted: { requestId: string; runId: string; stepId: string; attempt: number; until: number };

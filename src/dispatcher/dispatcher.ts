@@ -3,6 +3,7 @@ import { ConveyorError, ErrorCodes, toStepError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RequestRecord, Transport } from '../model';
 import type { ModuleRegistry } from '../module/registry';
+import { moduleOf } from '../pipeline/step-module';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { envSecrets, hasTemplates, maskedSecrets, renderValue } from '../templates/render';
 import type { StepTransport } from '../transports/types';
@@ -19,6 +20,16 @@ export interface DispatchJob {
   attempt: number;
   idempotencyKey: string;
   context: Record<string, unknown>;
+  /** Params an operator edited on resume: they replace the step's own, key by key. */
+  override?: Record<string, unknown> | null;
+}
+
+/** Seed 003's `_NULL_`: a setData value that means null. */
+function nullMarkers(value: unknown): unknown {
+  if (value === '_NULL_') return null;
+  if (Array.isArray(value)) return value.map(nullMarkers);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, nullMarkers(v)]));
+  return value;
 }
 
 /**
@@ -36,23 +47,26 @@ export class Dispatcher {
 
   /** Which transport a step travels by (decided by deployment, not by the pipeline). */
   transportOf(step: CompiledStep): Transport {
-    if (step.kind !== 'module') return 'engine';
-    return this.registry.get(step.subsystem)?.transport ?? 'event';
+    const call = moduleOf(step);
+    return call ? (this.registry.get(call.subsystem)?.transport ?? 'event') : 'engine';
   }
 
   /** The per-attempt time limit of a step: the step's, else its module's, else the pipeline's, else 30 s. */
   timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
-    if (step.kind !== 'module') return DEFAULT_TIMEOUT_MS;
-    return step.timeoutMs ?? this.registry.get(step.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const call = moduleOf(step);
+    if (!call) return DEFAULT_TIMEOUT_MS;
+    return (step.kind === 'module' ? step.timeoutMs : undefined) ?? this.registry.get(call.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   /** The params a run is logged with: rendered, but with every secret masked. */
-  loggedParams(job: Pick<DispatchJob, 'step' | 'context'>): unknown {
-    if (job.step.kind !== 'module') return null;
+  loggedParams(job: Pick<DispatchJob, 'step' | 'context' | 'override'>): unknown {
+    const call = moduleOf(job.step);
+    if (!call) return null;
     try {
-      return hasTemplates(job.step.params) ? renderValue(job.step.params, job.context, maskedSecrets) : job.step.params;
+      const rendered = hasTemplates(call.params) ? renderValue(call.params, job.context, maskedSecrets) : call.params;
+      return job.override ? { ...(rendered as Record<string, unknown>), ...job.override } : rendered;
     } catch (err) {
-      return { template: job.step.params, error: (err as Error).message };
+      return { template: call.params, error: (err as Error).message };
     }
   }
 
@@ -61,20 +75,29 @@ export class Dispatcher {
     const started = Date.now();
     const base = () => ({ requestId: job.request.id, runId: job.runId, stepId: step.id, attempt: job.attempt, finishedAt: Date.now(), durationMs: Date.now() - started });
     try {
-      if (step.kind === 'setData') {
-        const output = renderValue(step.data, job.context, maskedSecrets);
-        setImmediate(() => this.bus.emit('StepCompleted', { ...base(), output }));
-        return;
+      const done = (output: unknown): void => void setImmediate(() => this.bus.emit('StepCompleted', { ...base(), output }));
+      switch (step.kind) {
+        case 'setData':
+          return done(nullMarkers(renderValue(step.data, job.context, maskedSecrets)));
+        case 'stop':
+          return done({ status: step.status, reason: step.reason ?? null });
+        case 'delay':
+          return done({ delayedMs: step.durationMs });
+        case 'loop': {
+          const previous = Number((job.context[step.id] as { iteration?: unknown } | undefined)?.iteration ?? 0);
+          return done({ iteration: previous + 1, max: step.max });
+        }
+        default:
+          break;
       }
-      if (step.kind === 'stop') {
-        setImmediate(() => this.bus.emit('StepCompleted', { ...base(), output: { status: step.status, reason: step.reason ?? null } }));
-        return;
-      }
-      const mod = this.registry.get(step.subsystem);
-      if (!mod) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `module "${step.subsystem}" is not available in this deployment`, { retryable: false });
+      const spec = moduleOf(step);
+      if (!spec) throw new ConveyorError(ErrorCodes.INTERNAL, `step "${step.id}" (${step.kind}) is held by the engine and is never dispatched`, { retryable: false });
+      const mod = this.registry.get(spec.subsystem);
+      if (!mod) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `module "${spec.subsystem}" is not available in this deployment`, { retryable: false });
       const transport = this.transports[mod.transport];
       if (!transport) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `transport "${mod.transport}" for module "${mod.name}" is not configured`, { retryable: false });
-      const params = (hasTemplates(step.params) ? renderValue(step.params, job.context, envSecrets) : step.params) as Record<string, unknown>;
+      const rendered = (hasTemplates(spec.params) ? renderValue(spec.params, job.context, envSecrets) : spec.params) as Record<string, unknown>;
+      const params = job.override ? { ...rendered, ...job.override } : rendered;
       const call: ModuleCall = {
         requestId: job.request.id,
         pipeline: job.pipeline.id,

@@ -3,19 +3,14 @@
  * checks (prev, reachability, loops) are in `compile-graph.ts`; this file only reports what
  * can be seen from the step itself and the list of step ids.
  */
-import { compileCondition, describeValue, isDottedPath } from '../conditions/compile';
-import type { CompiledCondition, CompiledStep } from './types';
+import { describeValue } from '../conditions/compile';
 import type { StepEdges } from './compile-graph';
-import {
-  checkDuration, checkKeys, checkString, compileRetry, isRecord, report, type IssueSink,
-} from './compile-values';
+import { compileActionStep, compileDelayStep, compileLoopStep, compileWaitStep, KIND_KEYS } from './compile-kinds';
+import { checkObject, checkTargets, collectResults, compileConditions, type StepScope } from './compile-shared';
+import { checkDuration, checkKeys, checkString, compileRetry, isRecord, report } from './compile-values';
+import type { CompiledStep } from './types';
 
-/** What a step is checked against. */
-export interface StepScope extends IssueSink {
-  /** Every key of `steps`, valid or not, so one bad step does not cascade into "unknown step". */
-  stepIds: ReadonlySet<string>;
-  modules: ReadonlySet<string>;
-}
+export type { StepScope } from './compile-shared';
 
 /**
  * Step ids are context keys and the first segment of condition fields (`get-deal.value`), so
@@ -25,10 +20,8 @@ export interface StepScope extends IssueSink {
 export const STEP_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 /** Context keys that are not steps (see DESIGN "Words"); `secrets` is the template namespace. */
 export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(['payload', 'request', 'secrets']);
-/** The roots a condition field may start with, besides a step id. */
-const CONTEXT_ROOTS: ReadonlySet<string> = new Set(['payload', 'request']);
 
-const STEP_KINDS = ['module', 'setData', 'stop'] as const;
+const STEP_KINDS = ['module', 'setData', 'stop', 'wait', 'action', 'delay', 'loop'] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 
 const ROUTE_KEYS = ['kind', 'description', 'next', 'prev', 'join', 'condition'];
@@ -36,78 +29,13 @@ const KEYS: Record<StepKind, ReadonlySet<string>> = {
   module: new Set([...ROUTE_KEYS, 'subsystem', 'params', 'timeout', 'retry', 'onError']),
   setData: new Set([...ROUTE_KEYS, 'data']),
   stop: new Set(['kind', 'description', 'prev', 'status', 'reason']),
+  wait: new Set([...ROUTE_KEYS, ...KIND_KEYS.wait]),
+  action: new Set([...ROUTE_KEYS, ...KIND_KEYS.action]),
+  delay: new Set([...ROUTE_KEYS, ...KIND_KEYS.delay]),
+  loop: new Set(['kind', 'description', 'prev', ...KIND_KEYS.loop]),
 };
 /** Keys that a stop step cannot have, with a clearer message than "unknown key". */
 const NOT_ON_STOP: ReadonlySet<string> = new Set(['next', 'condition', 'join', 'onError']);
-
-/** A list of step ids at `at`; returns the entries naming known steps, with their index. */
-function checkTargets(scope: StepScope, value: unknown, at: string): { id: string; index: number }[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    report(scope, at, `must be a list of step ids (got ${describeValue(value)})`);
-    return [];
-  }
-  const known: { id: string; index: number }[] = [];
-  value.forEach((target: unknown, index) => {
-    if (typeof target !== 'string' || target === '') {
-      report(scope, `${at}[${index}]`, `must be a step id (got ${describeValue(target)})`);
-    } else if (!scope.stepIds.has(target)) {
-      report(scope, `${at}[${index}]`, `unknown step "${target}"`);
-    } else {
-      known.push({ id: target, index });
-    }
-  });
-  return known;
-}
-
-/** Checks that a condition field reads something the context can hold. */
-function checkFieldRoot(scope: StepScope, field: unknown, at: string): void {
-  if (!isDottedPath(field)) return; // compileCondition already reported the shape
-  const root = field.split('.')[0];
-  if (!CONTEXT_ROOTS.has(root) && !scope.stepIds.has(root)) {
-    report(scope, at, `"${field}" starts with "${root}", which is not payload, request or a step`);
-  }
-}
-
-/**
- * Walks raw condition entries for what compileCondition cannot know: whether the steps named
- * in `result` and in `field`/`valueField` exist. Shapes were reported by compileCondition.
- */
-function checkConditionRefs(scope: StepScope, entries: readonly unknown[], at: string): void {
-  entries.forEach((entry, i) => {
-    if (!isRecord(entry)) return;
-    const here = `${at}[${i}]`;
-    checkFieldRoot(scope, entry.field, `${here}.field`);
-    checkFieldRoot(scope, entry.valueField, `${here}.valueField`);
-    if (Array.isArray(entry.result)) {
-      entry.result.forEach((target: unknown, j) => {
-        if (typeof target === 'string' && target !== '' && !scope.stepIds.has(target)) {
-          report(scope, `${here}.result[${j}]`, `unknown step "${target}"`);
-        }
-      });
-    }
-    if (Array.isArray(entry.success)) checkConditionRefs(scope, entry.success, `${here}.success`);
-  });
-}
-
-function compileConditions(scope: StepScope, value: unknown, at: string): CompiledCondition[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) {
-    report(scope, at, `must be a list of condition entries (got ${describeValue(value)})`);
-    return [];
-  }
-  const compiled = value.map((entry, i) => compileCondition(entry, `${at}[${i}]`, scope.source, scope.issues));
-  checkConditionRefs(scope, value, at);
-  return compiled;
-}
-
-/** Adds every known step named in a `result`, at any depth, to `into`. */
-function collectResults(scope: StepScope, conditions: readonly CompiledCondition[], into: Set<string>): void {
-  for (const condition of conditions) {
-    for (const target of condition.result ?? []) if (scope.stepIds.has(target)) into.add(target);
-    if (condition.success) collectResults(scope, condition.success, into);
-  }
-}
 
 function checkStepId(scope: StepScope, id: string): void {
   if (!STEP_ID.test(id)) {
@@ -143,15 +71,6 @@ function withoutUndefined<T extends object>(obj: T): T {
   return obj;
 }
 
-function checkObject(scope: StepScope, value: unknown, at: string, required: boolean): Record<string, unknown> {
-  if (value === undefined && !required) return {};
-  if (!isRecord(value)) {
-    report(scope, at, value === undefined ? 'is required' : `must be an object (got ${describeValue(value)})`);
-    return {};
-  }
-  return value;
-}
-
 /**
  * Validates one step and compiles it. Returns the compiled step (meaningful only when no
  * issue was reported) and its edges for the graph checks; the edges are returned even for a
@@ -180,6 +99,11 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
       id, kind, description, next: [], prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
     };
     return { step: withoutUndefined(step), edges };
+  }
+
+  if (kind === 'loop') {
+    const { step, targets } = compileLoopStep(scope, id, raw, at, { id, description, prev });
+    return { step: step && withoutUndefined(step), edges: { ...edges, targets } };
   }
 
   const targets = new Set<string>();
@@ -216,6 +140,12 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
     };
   } else if (kind === 'setData') {
     step = { ...routes, kind, data: checkObject(scope, raw.data, `${at}.data`, true) };
+  } else if (kind === 'wait') {
+    step = compileWaitStep(scope, raw, at, routes, targets);
+  } else if (kind === 'action') {
+    step = compileActionStep(scope, raw, at, routes, targets);
+  } else if (kind === 'delay') {
+    step = compileDelayStep(scope, raw, at, routes);
   }
   return { step: step && withoutUndefined(step), edges: { ...edges, targets } };
 }

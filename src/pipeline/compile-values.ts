@@ -6,6 +6,7 @@
 import isPlainObject from 'lodash/isPlainObject';
 import { describeValue } from '../conditions/compile';
 import type { ValidationIssue } from '../errors';
+import { checkCron, isTimezone } from '../intake/cron';
 import { parseDuration } from './duration';
 import type { CompiledIntake, RetryPolicy } from './types';
 
@@ -117,11 +118,14 @@ export function compileRetry(sink: IssueSink, value: unknown, at: string): Retry
 }
 
 const INTAKE_FORMS = ['mode', 'rate', 'batch', 'schedule'] as const;
+/** Keys that combine with any form: `timezone` (of a schedule) here, the rest in `compileIntakeOptions`. */
+const INTAKE_OPTION_KEYS = ['timezone', 'idempotencyWindow', 'businessKey', 'callbackUrl'] as const;
 
 /**
  * Validates the intake policy: `{ mode: 'immediate' }` (the default, also `{}`),
  * `{ rate: { max, per } }`, `{ batch: { size, every } }` or `{ schedule: '<cron>' }`.
- * The cron string is only checked for 5 or 6 fields here; the intake parses it.
+ * The cron is parsed with `cron-parser` (5 fields, or 6 with seconds first), in `timezone`
+ * (default UTC). The options that combine with any form are compiled by `compileIntakeOptions`.
  */
 export function compileIntake(sink: IssueSink, value: unknown): CompiledIntake {
   const immediate: CompiledIntake = { kind: 'immediate' };
@@ -130,12 +134,13 @@ export function compileIntake(sink: IssueSink, value: unknown): CompiledIntake {
     report(sink, 'intake', `must be an object (got ${describeValue(value)})`);
     return immediate;
   }
-  checkKeys(sink, value, new Set(INTAKE_FORMS), 'intake');
+  checkKeys(sink, value, new Set<string>([...INTAKE_FORMS, ...INTAKE_OPTION_KEYS]), 'intake');
   const forms = INTAKE_FORMS.filter((form) => value[form] !== undefined);
   if (forms.length > 1) {
     report(sink, 'intake', `give only one of ${forms.join(', ')}`);
     return immediate;
   }
+  if (value.timezone !== undefined && forms[0] !== 'schedule') report(sink, 'intake.timezone', 'applies only to a schedule');
   switch (forms[0]) {
     case undefined:
       return immediate;
@@ -152,13 +157,22 @@ export function compileIntake(sink: IssueSink, value: unknown): CompiledIntake {
     }
     case 'schedule': {
       const cron = value.schedule;
-      const fields = typeof cron === 'string' ? cron.trim().split(/\s+/).length : 0;
-      if (typeof cron !== 'string' || cron.trim() === '' || fields < 5 || fields > 6) {
-        report(sink, 'intake.schedule', `must be a cron expression of 5 or 6 fields (got ${describeValue(cron)})`);
-      }
-      return { kind: 'schedule', cron: String(cron).trim() };
+      const timezone = checkTimezone(sink, value.timezone, 'intake.timezone');
+      const problem = typeof cron === 'string' ? checkCron(cron, timezone) : 'must be a cron expression of 5 or 6 fields';
+      if (problem) report(sink, 'intake.schedule', `${problem} (got ${describeValue(cron)})`);
+      return timezone === undefined ? { kind: 'schedule', cron: String(cron).trim() } : { kind: 'schedule', cron: String(cron).trim(), timezone };
     }
   }
+}
+
+/** An optional IANA time zone (`'Europe/Moscow'`). */
+export function checkTimezone(sink: IssueSink, value: unknown, at: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !isTimezone(value)) {
+    report(sink, at, `must be an IANA time zone such as "UTC" or "Europe/Moscow" (got ${describeValue(value)})`);
+    return undefined;
+  }
+  return value;
 }
 
 /** `{ max, per }` / `{ size, every }`: a positive integer and a positive duration. */

@@ -13,6 +13,7 @@ import { compileStep, type StepScope } from './compile-step';
 import {
   checkDuration, checkKeys, checkString, compileIntake, compileRetry, isRecord, report, type IssueSink,
 } from './compile-values';
+import { compileIntakeOptions, compileTriggers } from './compile-intake';
 import { hashDefinition } from './hash';
 import type { CompiledPipeline, CompiledStep, PipelineDef } from './types';
 
@@ -36,7 +37,7 @@ export const PIPELINE_ID = /^[a-z0-9][a-z0-9-_]*$/;
 /** @default 1000: how many step runs one request may make, so that any loop ends. */
 export const DEFAULT_MAX_STEPS = 1000;
 
-const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'defaults', 'maxSteps']);
+const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'schedule', 'defaults', 'maxSteps']);
 const DEFAULTS_KEYS: ReadonlySet<string> = new Set(['timeout', 'retry']);
 
 function checkId(sink: IssueSink, id: unknown): void {
@@ -136,6 +137,8 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
   }
 
   const intake = compileIntake(sink, def.intake);
+  const intakeOptions = compileIntakeOptions(sink, def.intake);
+  const triggers = compileTriggers(sink, def.schedule);
   const defaults = compileDefaults(sink, def.defaults);
   const maxSteps = checkMaxSteps(sink, def.maxSteps);
 
@@ -150,6 +153,8 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
     start: def.start as string,
     steps,
     intake,
+    intakeOptions,
+    triggers,
     maxSteps: maxSteps as number,
     defaults,
     hash: hashDefinition(def),

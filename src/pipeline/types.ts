@@ -115,14 +115,119 @@ export interface StopStepDef<S extends string = string> {
   reason?: string;
 }
 
-export type StepDef<S extends string = string> = ModuleStepDef<S> | SetDataStepDef<S> | StopStepDef<S>;
+/**
+ * Waits for an external event (`POST /api/events/<event.name>` with a matching key), and/or
+ * polls a module every interval until its output says done. Its output is the event
+ * (`{ event, key, data }`) or the final poll output.
+ */
+export interface WaitStepDef<S extends string = string> extends StepRoutes<S> {
+  kind: 'wait';
+  /** Wake on this event. `key` is a template over the context: `'{{ payload.itemId }}'`. */
+  event?: { name: string; key: string };
+  /** Call `subsystem` every `every` until `output[doneField]` is true. */
+  poll?: { subsystem: string; every: Duration; params?: Record<string, unknown>; /** @default 'done' */ doneField?: string };
+  /** Give up after this long. */
+  timeout?: Duration;
+  /** Route taken on timeout; without one, a timeout sends the request to `error_stop`. */
+  onTimeout?: NoInfer<S>[];
+}
+
+/** One user action offered by an action step (seed 003's `actions`, seed 000's confirmation). */
+export interface ActionDef<S extends string = string> {
+  label?: string;
+  /** Roles that may take it. `admin` may always. */
+  allow: string[];
+  /** Offered only when one of these entries holds (entries nest with `success` for "and"). */
+  visible?: ConditionDef<S>[];
+  /**
+   * Data the action collects, written to the step's output `data`. `required` fields must be
+   * sent; `value` sets a constant: `'_CURRENT_USER_'` is the actor, `'_NULL_'` is null.
+   */
+  fields?: Record<string, { required?: boolean; value?: unknown; label?: string }>;
+  /** Where the request goes after this action. @default the step's `condition`/`next` */
+  result?: NoInfer<S>[];
+}
+
+/** Waits for a person: named actions, each gated by roles (an approval is one such step). */
+export interface ActionStepDef<S extends string = string> extends StepRoutes<S> {
+  kind: 'action';
+  actions: Record<string, ActionDef<S>>;
+  /** Ask only when one of these entries holds (seed 000 §5.5); otherwise continue by `next` at once. */
+  when?: ConditionDef<S>[];
+  timeout?: Duration;
+  onTimeout?: NoInfer<S>[];
+}
+
+/** Waits a fixed time, durably. */
+export interface DelayStepDef<S extends string = string> extends StepRoutes<S> {
+  kind: 'delay';
+  duration: Duration;
+}
+
+/**
+ * Jumps back to `target` at most `max` times (seed 000 auto mode: `LOOP → INIT`), then takes
+ * `onExhausted` (or ends the branch). Its output is `{ iteration, max }`.
+ */
+export interface LoopStepDef<S extends string = string> {
+  kind: 'loop';
+  description?: string;
+  prev?: NoInfer<S>[];
+  target: NoInfer<S>;
+  max: number;
+  onExhausted?: NoInfer<S>[];
+}
+
+export type StepDef<S extends string = string> =
+  | ModuleStepDef<S>
+  | SetDataStepDef<S>
+  | StopStepDef<S>
+  | WaitStepDef<S>
+  | ActionStepDef<S>
+  | DelayStepDef<S>
+  | LoopStepDef<S>;
 
 /** Intake policy: when an accepted request may start. */
-export type IntakeDef =
+export type IntakeReleaseDef =
   | { mode?: 'immediate' }
   | { rate: { max: number; per: Duration } }
   | { batch: { size: number; every: Duration } }
-  | { schedule: string };
+  | { schedule: string; /** IANA time zone of the cron. @default 'UTC' */ timezone?: string };
+
+/** What a submit does when its business key is held by an active request. */
+export type BusinessKeyPolicy = 'reject' | 'queue' | 'return-existing';
+
+/** Intake options that combine with any release policy (README "Intake"). */
+export interface IntakeOptionsDef {
+  /** How long an `Idempotency-Key` keeps naming the same request. @default '24h' */
+  idempotencyWindow?: Duration;
+  /**
+   * One active request per business key. The key is the `X-Business-Key` header, else the
+   * value at `path` (`'payload.sku'`). `onConflict` says what a second submit gets.
+   */
+  businessKey?: { path?: string; onConflict: BusinessKeyPolicy };
+  /** Receives a signed POST when each request ends, unless the request names its own. */
+  callbackUrl?: string;
+}
+
+export type IntakeDef = IntakeReleaseDef & IntakeOptionsDef;
+
+/**
+ * A trigger that creates a request by itself at cron times (a nightly price import). Each
+ * tick fires once across all processes; `catchUp` says what happens to ticks missed while
+ * no engine ran: `'latest'` fires the most recent one, `'all'` fires each (at most 100),
+ * `'none'` skips them.
+ */
+export interface ScheduleTriggerDef {
+  /** Names the trigger in its marks and idempotency keys. @default `trigger-<index>` */
+  id?: string;
+  cron: string;
+  /** @default 'UTC' */
+  timezone?: string;
+  /** The new request's payload. Strings may use `{{ trigger.id }}`, `{{ trigger.tick }}` (ISO time of the tick). */
+  payload?: Record<string, unknown>;
+  /** @default 'latest' */
+  catchUp?: 'latest' | 'all' | 'none';
+}
 
 /** A pipeline as written in `pipelines/<id>.pipeline.ts` or `.pipeline.json`. */
 export interface PipelineDef<S extends string = string> {
@@ -132,6 +237,8 @@ export interface PipelineDef<S extends string = string> {
   start: NoInfer<S>;
   steps: { [K in S]: StepDef<S> };
   intake?: IntakeDef;
+  /** Cron triggers that create requests by themselves. */
+  schedule?: ScheduleTriggerDef[];
   /** Defaults for every module step of this pipeline. */
   defaults?: { timeout?: Duration; retry?: RetryPolicyDef };
   /** Upper bound on how many step runs one request may make (guards loops). @default 1000 */
@@ -191,13 +298,72 @@ export interface CompiledStopStep extends CompiledRoutes {
   reason?: string;
 }
 
-export type CompiledStep = CompiledModuleStep | CompiledSetDataStep | CompiledStopStep;
+export interface CompiledWaitStep extends CompiledRoutes {
+  kind: 'wait';
+  event?: { name: string; key: string };
+  poll?: { subsystem: string; everyMs: number; params: Record<string, unknown>; doneField: string };
+  timeoutMs?: number;
+  onTimeout: string[];
+}
+
+export interface CompiledAction {
+  code: string;
+  label?: string;
+  allow: string[];
+  visible: CompiledCondition[];
+  fields: Record<string, { required: boolean; value?: unknown; label?: string }>;
+  result?: string[];
+}
+
+export interface CompiledActionStep extends CompiledRoutes {
+  kind: 'action';
+  actions: Record<string, CompiledAction>;
+  when: CompiledCondition[];
+  timeoutMs?: number;
+  onTimeout: string[];
+}
+
+export interface CompiledDelayStep extends CompiledRoutes {
+  kind: 'delay';
+  durationMs: number;
+}
+
+export interface CompiledLoopStep extends CompiledRoutes {
+  kind: 'loop';
+  target: string;
+  max: number;
+  onExhausted: string[];
+}
+
+export type CompiledStep =
+  | CompiledModuleStep
+  | CompiledSetDataStep
+  | CompiledStopStep
+  | CompiledWaitStep
+  | CompiledActionStep
+  | CompiledDelayStep
+  | CompiledLoopStep;
 
 export type CompiledIntake =
   | { kind: 'immediate' }
   | { kind: 'rate'; max: number; perMs: number }
   | { kind: 'batch'; size: number; everyMs: number }
-  | { kind: 'schedule'; cron: string };
+  | { kind: 'schedule'; cron: string; /** Absent: UTC. */ timezone?: string };
+
+/** The intake options besides the release policy, with defaults applied. */
+export interface CompiledIntakeOptions {
+  idempotencyWindowMs: number;
+  businessKey?: { path?: string[]; onConflict: BusinessKeyPolicy };
+  callbackUrl?: string;
+}
+
+export interface CompiledTrigger {
+  id: string;
+  cron: string;
+  timezone?: string;
+  payload: Record<string, unknown>;
+  catchUp: 'latest' | 'all' | 'none';
+}
 
 /** A validated pipeline, ready to run. `hash` identifies the exact definition a request is pinned to. */
 export interface CompiledPipeline {
@@ -206,6 +372,10 @@ export interface CompiledPipeline {
   start: string;
   steps: Record<string, CompiledStep>;
   intake: CompiledIntake;
+  /** Absent on hand-built pipelines: the defaults apply. */
+  intakeOptions?: CompiledIntakeOptions;
+  /** Cron triggers (`schedule`). */
+  triggers?: CompiledTrigger[];
   maxSteps: number;
   defaults: { timeoutMs?: number; retry?: RetryPolicy };
   /** sha256 of the canonical JSON of the definition. */

@@ -7,6 +7,7 @@ import {
   type StepRunRecord,
 } from '../model';
 import { openDataSource, type StoreOptions } from './data-source';
+import { IntakeStore } from './intake-store';
 import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
@@ -30,6 +31,10 @@ export interface Store {
   claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
   /** Claims one pending run (pending → dispatched); false if another process got it first. */
   claimRun(id: string, leaseUntil: number): Promise<boolean>;
+  /** Open runs of wait steps waiting for this event and key. */
+  findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]>;
+  insertAudit(e: AuditRecord): Promise<void>;
+  listAudit(requestId: string): Promise<AuditRecord[]>;
   /** Marks a dispatched run as waiting for its module's callback, until `until`. */
   markWaiting(id: string, until: number): Promise<boolean>;
   /** Claims runs whose callback did not come by their deadline, at most once across processes. */
@@ -49,6 +54,16 @@ export interface WriteBatch {
   commits: RequestCommit[];
 }
 
+export interface AuditRecord {
+  id: string;
+  requestId: string;
+  actor: string;
+  action: string;
+  outcome: string;
+  details: unknown;
+  createdAt: number;
+}
+
 export interface ClaimedRun {
   id: string;
   requestId: string;
@@ -66,7 +81,7 @@ export interface ApiKeyRecord {
 const REQUEST_COLUMNS =
   'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
 const RUN_COLUMNS =
-  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, started_at, finished_at, duration_ms';
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, started_at, finished_at, duration_ms';
 const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
 /** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
 const INSERT_CHUNK = 400;
@@ -87,7 +102,8 @@ function requestParams(r: RequestRecord): unknown[] {
 function runParams(r: StepRunRecord): unknown[] {
   return [
     r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
-    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null, r.startedAt, r.finishedAt, r.durationMs,
+    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
+    r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt, r.finishedAt, r.durationMs,
   ];
 }
 
@@ -131,6 +147,10 @@ function toRun(row: Record<string, unknown>): StepRunRecord {
     causedBy: (row.caused_by as string | null) ?? null,
     availableAt: numOrNull(row.available_at),
     leaseUntil: numOrNull(row.lease_until),
+    waitEvent: (row.wait_event as string | null) ?? null,
+    waitKey: (row.wait_key as string | null) ?? null,
+    deadlineAt: numOrNull(row.deadline_at),
+    override: parse(row.override) as Record<string, unknown> | null,
     startedAt: num(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
@@ -184,6 +204,12 @@ export class SqlStore implements Store {
 
   get dialect(): 'sqlite' | 'mysql' {
     return this.x.dialect;
+  }
+
+  private intakeStore: IntakeStore | undefined;
+  /** The intake's queries (buffer release, keys, callbacks): `intake-store.ts`. */
+  get intake(): IntakeStore {
+    return (this.intakeStore ??= new IntakeStore(this.ds));
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {
@@ -296,6 +322,28 @@ export class SqlStore implements Store {
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     return claimed;
+  }
+
+  async findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
+    const rows = await this.x.all<{ id: string; request_id: string }>(
+      `SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND status IN (${OPEN}) ORDER BY seq LIMIT ?`,
+      [name, key, limit],
+    );
+    return rows.map((r) => ({ id: String(r.id), requestId: String(r.request_id) }));
+  }
+
+  async insertAudit(e: AuditRecord): Promise<void> {
+    await this.x.run('INSERT INTO audit_events (id, request_id, actor, action, outcome, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      e.id, e.requestId, e.actor.slice(0, 100), e.action.slice(0, 100), e.outcome, json(e.details), e.createdAt,
+    ]);
+  }
+
+  async listAudit(requestId: string): Promise<AuditRecord[]> {
+    const rows = await this.x.all<Record<string, unknown>>('SELECT id, request_id, actor, action, outcome, details, created_at FROM audit_events WHERE request_id = ? ORDER BY created_at, id', [requestId]);
+    return rows.map((r) => ({
+      id: String(r.id), requestId: String(r.request_id), actor: String(r.actor), action: String(r.action),
+      outcome: String(r.outcome), details: parse(r.details), createdAt: num(r.created_at),
+    }));
   }
 
   async markWaiting(id: string, until: number): Promise<boolean> {

@@ -24,6 +24,7 @@ export function buildState(request: RequestRecord, runs: StepRunRecord[]): Reque
       open.set(run.id, {
         id: run.id, stepId: run.stepId, attempt: run.attempt, seq: run.seq,
         status: run.status as OpenRun['status'], availableAt: run.availableAt, causedBy: run.causedBy,
+        deadlineAt: run.deadlineAt ?? null, waitEvent: run.waitEvent ?? null, waitKey: run.waitKey ?? null, override: run.override ?? null,
       });
     }
   }

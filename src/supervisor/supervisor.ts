@@ -15,7 +15,8 @@ import { ACTIVE_STATUSES } from '../model';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Store } from '../store/store';
-import { applyDecision, decide, idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
+import { renderValue, maskedSecrets } from '../templates/render';
+import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
 import { buildState } from './state';
 
 /** Finds the compiled pipeline a request is pinned to. */
@@ -42,7 +43,15 @@ export interface SupervisorOptions {
   queueLeaseMs?: number;
   /** Look for requests whose start was lost (only needed when starts travel over Redis). */
   sweepBuffered?: boolean;
+  /**
+   * Commit new runs as due-now `pending` instead of sending them: for an API-only process,
+   * whose decisions (actions, resume) the engines' sweepers then carry out.
+   */
+  deferDispatch?: boolean;
 }
+
+/** How an event or command ended: committed, or not news (duplicate, not applicable). */
+export type HandleResult = 'committed' | 'ignored' | 'failed';
 
 /** Longest single setTimeout; longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -50,7 +59,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_ATTEMPTS = 8;
 const SWEEP_BATCH = 200;
 
-type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy'>;
+type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override'>;
 
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
@@ -68,7 +77,7 @@ export class Supervisor {
     private readonly d: SupervisorDeps,
     options: SupervisorOptions = {},
   ) {
-    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, ...options };
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, ...options };
   }
 
   /** Listens to the local bus and starts the sweeper. */
@@ -98,30 +107,41 @@ export class Supervisor {
     return this.inFlight.size;
   }
 
+  /** Switches to committing new runs as due `pending` rows (see `deferDispatch`). */
+  setDeferDispatch(defer: boolean): void {
+    this.o.deferDispatch = defer;
+  }
+
   /** Starts a request that intake released. Resolves once its first step is committed. */
-  startRequest(requestId: string): Promise<void> {
+  startRequest(requestId: string): Promise<HandleResult> {
     return this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }));
   }
 
-  /** Takes a module's answer. Resolves once it is committed (or found to be a duplicate). */
-  handleResult(e: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+  /** Takes a module's answer (or an event, or an action). Resolves once it is committed or found to be no news. */
+  handleResult(e: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<HandleResult> {
+    if (this.stopping) return Promise.resolve('failed');
     this.inFlight.delete(e.runId);
     const outcome: Outcome = 'output' in e
-      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs }
+      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs, via: e.via }
       : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs };
     return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
+  }
+
+  /** An operator's `resume` (optionally with edited params) or `stop`. */
+  operate(requestId: string, outcome: Extract<Outcome, { type: 'resume' | 'stop' }>): Promise<HandleResult> {
+    return this.enqueue(requestId, () => this.handle(requestId, outcome));
   }
 
   /** A remote module took the call and will answer at its callback URL by `until`. */
   markWaiting(e: BusEvents['StepAccepted']): Promise<void> {
     this.inFlight.delete(e.runId);
     return this.enqueue(e.requestId, async () => {
-      if (!(await this.d.store.markWaiting(e.runId, e.until))) return;
+      if (!(await this.d.store.markWaiting(e.runId, e.until))) return 'ignored';
       const run = this.states.get(e.requestId)?.open.get(e.runId);
       if (run) run.status = 'waiting';
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
-    });
+      return 'committed';
+    }).then(() => undefined);
   }
 
   /**
@@ -135,21 +155,26 @@ export class Supervisor {
     for (;;) {
       const ids = await this.d.store.listRequestIds(ACTIVE_STATUSES, pageSize, after);
       if (ids.length === 0) return count;
-      await Promise.all(ids.map((id) => this.enqueue(id, () => this.resendOpenRuns(id))));
+      await Promise.all(ids.map((id) => this.enqueue(id, async () => {
+        await this.resendOpenRuns(id);
+        return 'committed' as const;
+      })));
       count += ids.length;
       after = ids[ids.length - 1]!;
     }
   }
 
   /** Serialises work per request in this process; different requests run side by side. */
-  private enqueue(requestId: string, work: () => Promise<void>): Promise<void> {
+  private enqueue(requestId: string, work: () => Promise<HandleResult | void>): Promise<HandleResult> {
     const prev = this.chains.get(requestId) ?? Promise.resolve();
-    const next = prev.then(work).catch((err: unknown) => {
+    const next = prev.then(work).then((r) => r ?? 'committed', (err: unknown): HandleResult => {
       this.d.logger.error('supervisor failed', { requestId, error: (err as Error).message });
+      return 'failed';
     });
-    this.chains.set(requestId, next);
-    void next.then(() => {
-      if (this.chains.get(requestId) === next) this.chains.delete(requestId);
+    const tail = next.then(() => undefined);
+    this.chains.set(requestId, tail);
+    void tail.then(() => {
+      if (this.chains.get(requestId) === tail) this.chains.delete(requestId);
     });
     return next;
   }
@@ -182,25 +207,29 @@ export class Supervisor {
     return now + (step ? this.d.dispatcher.timeoutOf(pipeline, step) : 0) + this.o.leaseGraceMs;
   }
 
-  private async handle(requestId: string, outcome: Outcome): Promise<void> {
+  private async handle(requestId: string, outcome: Outcome): Promise<HandleResult> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopping; attempt++) {
+      const cached = attempt === 0 && this.states.has(requestId);
       const state = await this.load(requestId, attempt > 0);
       if (!state) {
         this.d.logger.warn('event for unknown request dropped', { requestId });
-        return;
+        return 'ignored';
       }
       const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
       const decision = decide(pipeline, state, outcome, this.env(pipeline));
       if (!decision) {
-        if (outcome.type !== 'start') this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
-        return;
+        // A cached view may predate the run (another engine inserted it): only the store can
+        // tell a duplicate from a result this process has not seen the run of.
+        if (cached && outcome.type !== 'start') {
+          this.states.delete(requestId);
+          continue;
+        }
+        if ('runId' in outcome) this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
+        return 'ignored';
       }
-      const context = decision.output ? { ...state.context, [decision.output.stepId]: decision.output.value } : state.context;
-      for (const run of decision.commit.insertRuns) {
-        const step = pipeline.steps[run.stepId];
-        if (step) run.params = this.d.dispatcher.loggedParams({ step, context });
-        if (run.status === 'dispatched') run.leaseUntil = this.leaseFor(pipeline, step, decision.commit.request.updatedAt);
-      }
+      const context = { ...state.context };
+      for (const o of decision.outputs) context[o.stepId] = o.value;
+      this.prepareRuns(pipeline, decision, context);
       let ok: boolean;
       try {
         ok = await this.d.committer.commit(decision.commit);
@@ -208,18 +237,45 @@ export class Supervisor {
         // The database failed: the runs stay open there, and leases bring them back.
         this.states.delete(requestId);
         this.d.logger.error('commit failed', { requestId, error: (err as Error).message });
-        return;
+        return 'failed';
       }
       if (ok) {
-        const closed = outcome.type === 'start' ? undefined : state.open.get(outcome.runId);
+        const closed = 'runId' in outcome ? state.open.get(outcome.runId) : undefined;
         applyDecision(state, decision);
         this.perform(pipeline, state, decision, closed);
-        return;
+        return 'committed';
       }
       // Another process moved the request since we read it: read again and decide again.
       this.states.delete(requestId);
     }
     this.d.logger.warn('commit refused repeatedly; leaving it to the sweeper', { requestId });
+    return 'failed';
+  }
+
+  /** Fills in what the pure core leaves to the shell: logged params, leases, wait keys, deferral. */
+  private prepareRuns(pipeline: CompiledPipeline, decision: Decision, context: Record<string, unknown>): void {
+    const now = decision.commit.request.updatedAt;
+    for (const run of decision.commit.insertRuns) {
+      const step = pipeline.steps[run.stepId];
+      if (!step) continue;
+      run.params = this.d.dispatcher.loggedParams({ step, context, override: run.override });
+      if (step.kind === 'wait' && step.event && !run.waitKey) {
+        try {
+          run.waitKey = String(renderValue(step.event.key, context, maskedSecrets)).slice(0, 255);
+        } catch {
+          run.waitKey = '';
+        }
+      }
+      if (run.status === 'dispatched' && this.o.deferDispatch) {
+        run.status = 'pending';
+        run.availableAt = now;
+      }
+      if (run.status === 'dispatched') run.leaseUntil = this.leaseFor(pipeline, step, now);
+    }
+    if (this.o.deferDispatch) {
+      decision.schedule.push(...decision.dispatch);
+      decision.dispatch.length = 0;
+    }
   }
 
   /** The effects of a committed decision: logs, dispatches, timers, the finish event. */
@@ -234,7 +290,7 @@ export class Supervisor {
     }
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
-    for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
+    if (!this.o.deferDispatch) for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
     if (d.finished) {
       this.states.delete(requestId);
       logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
@@ -249,14 +305,17 @@ export class Supervisor {
   private send(pipeline: CompiledPipeline, state: RequestState, run: RunRef): void {
     const step = pipeline.steps[run.stepId];
     if (!step) return;
-    this.inFlight.add(run.id);
+    // Only work done by this process counts as in flight here: a queue run's result may be
+    // taken by any engine, so this one might never hear of it and would then refuse to
+    // redeliver the run after its lease ran out.
+    if (this.d.dispatcher.transportOf(step) !== 'queue') this.inFlight.add(run.id);
     this.d.logger.info('step dispatched', {
       requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
       module: step.kind === 'module' ? step.subsystem : null, transport: this.d.dispatcher.transportOf(step),
     });
     this.d.dispatcher.dispatch({
       pipeline, request: state.request, step, runId: run.id, attempt: run.attempt,
-      idempotencyKey: idempotencyKeyOf(run), context: { ...state.context },
+      idempotencyKey: idempotencyKeyOf(run), context: { ...state.context }, override: run.override,
     });
   }
 
@@ -277,6 +336,10 @@ export class Supervisor {
     const run = state?.open.get(runId);
     if (!state || !run || (state.request.status !== 'running' && state.request.status !== 'waiting')) return;
     const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
+    if (run.deadlineAt && run.deadlineAt <= Date.now()) {
+      // A poll that comes due after the wait's deadline: the wait has timed out.
+      return void (await this.timeOut(state, run));
+    }
     if (!claimed) {
       if ((run.availableAt ?? 0) > Date.now()) return this.arm(requestId, runId, run.availableAt ?? 0);
       if (!(await this.d.store.claimRun(runId, this.leaseFor(pipeline, pipeline.steps[run.stepId], Date.now())))) return;
@@ -296,15 +359,26 @@ export class Supervisor {
     this.send(pipeline, state, run);
   }
 
-  /** A module answered 202 but never called back in time: that attempt failed (retryably). */
+  /** A waiting run passed its deadline (found by the sweeper). */
   private async timeOutWait(requestId: string, runId: string): Promise<void> {
     const state = await this.load(requestId, true);
     const run = state?.open.get(runId);
-    if (!run) return;
+    if (state && run) await this.timeOut(state, run);
+  }
+
+  /**
+   * A wait or action step ran out of time: its `onTimeout` route applies. A module that
+   * answered 202 and never called back fails that attempt, retryably.
+   */
+  private timeOut(state: RequestState, run: OpenRun): Promise<HandleResult> {
     const now = Date.now();
-    await this.handleResult({
-      requestId, runId, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
-      error: { code: 'CONVEYOR_ERR_TIMEOUT', message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
+    // Only wait and action steps have a deadline; a module run waiting without one is a 202.
+    const kind = run.deadlineAt !== null && run.deadlineAt !== undefined ? 'wait' : 'callback';
+    return this.handleResult({
+      requestId: state.request.id, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
+      error: kind === 'wait'
+        ? { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false }
+        : { code: 'CONVEYOR_ERR_TIMEOUT', message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
     });
   }
 

@@ -36,6 +36,8 @@ export interface TestEngineOptions {
   env?: Record<string, string>;
   /** @default a logger that prints nothing */
   logger?: Logger;
+  /** More `key:role+role` entries for the key ring (named `env#4`, `env#5`, … in that order). */
+  extraKeys?: string;
   /** Any other engine option (`redisUrl`, `queueModules`, `supervisor`, …), passed through. */
   engine?: Omit<EngineOptions, 'databaseUrl' | 'pipelinesDir' | 'modulesDir' | 'logger'>;
 }
@@ -120,7 +122,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
       logger: opts.logger ?? createSilentLogger(),
     });
     await engine.start();
-    const ring = new KeyRing(engine.store, `${keys.admin}:admin,${keys.submit}:submit,${keys.read}:read`);
+    const ring = new KeyRing(engine.store, `${keys.admin}:admin,${keys.submit}:submit,${keys.read}:read${opts.extraKeys ? `,${opts.extraKeys}` : ''}`);
     server = await serve(engine, '127.0.0.1', 0, () => {}, { keys: ring });
   } catch (err) {
     await close().catch(() => {});

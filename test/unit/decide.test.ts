@@ -184,7 +184,7 @@ describe('supervisor decide()', () => {
       const d1 = sim.complete('a', { v: 1 });
       expect(d1.commit.finishRun).to.include({ id: 'run-001', status: 'completed' });
       expect(d1.commit.finishRun!.output).to.deep.equal({ v: 1 });
-      expect(d1.output).to.deep.equal({ stepId: 'a', value: { v: 1 } });
+      expect(d1.outputs).to.deep.equal([{ stepId: 'a', value: { v: 1 } }]);
       expect(stepsOf(d1.dispatch)).to.deep.equal(['b']);
       expect(d1.dispatch[0]).to.include({ seq: 2, attempt: 1, causedBy: 'run-001' });
       expect(d1.commit.request.status).to.equal('running');

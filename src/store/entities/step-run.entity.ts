@@ -7,6 +7,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Index('ix_step_runs_pipeline_step', ['pipelineId', 'stepId', 'startedAt'])
 @Index('ix_step_runs_started', ['startedAt'])
 @Index('ix_step_runs_status_lease', ['status', 'leaseUntil'])
+@Index('ix_step_runs_wait', ['waitEvent', 'waitKey', 'status'])
 export class StepRunEntity {
   @PrimaryColumn({ name: 'id', type: 'varchar', length: 36 })
   id!: string;
@@ -62,6 +63,21 @@ export class StepRunEntity {
   /** A dispatched run whose lease has passed is sent again by any engine (its sender died). */
   @Column({ name: 'lease_until', type: 'bigint', nullable: true })
   leaseUntil!: number | null;
+
+  /** A wait step's event name and rendered key, for `POST /api/events/:name`. */
+  @Column({ name: 'wait_event', type: 'varchar', length: 100, nullable: true })
+  waitEvent!: string | null;
+
+  @Column({ name: 'wait_key', type: 'varchar', length: 255, nullable: true })
+  waitKey!: string | null;
+
+  /** When a wait or action step gives up (its timeout route applies). */
+  @Column({ name: 'deadline_at', type: 'bigint', nullable: true })
+  deadlineAt!: number | null;
+
+  /** Params an operator edited when resuming; they replace the step's params for this run. */
+  @Column({ name: 'override', type: 'text', nullable: true })
+  override!: string | null;
 
   @Column({ name: 'started_at', type: 'bigint' })
   startedAt!: number;

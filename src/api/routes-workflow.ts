@@ -1,0 +1,108 @@
+/**
+ * Routes of long-running requests: external events, user actions, and the operator's resume
+ * and stop (seed 000 §7–8). None of them can skip a step or ignore an error.
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Engine } from '../engine';
+import { ClientError, ErrorCodes } from '../errors';
+import { isId } from '../ids';
+import { newId } from '../ids';
+import type { Principal } from './auth';
+import { requireRole } from './auth';
+import { takeAction } from './actions';
+import { readJson } from './body';
+import { requestView } from './views';
+
+/** The most requests one event may wake at once. */
+const MAX_WOKEN = 10_000;
+
+/** An optional JSON object body: an empty body is `{}`. */
+async function optionalObject(ctx: Context): Promise<Record<string, unknown>> {
+  if (Number(ctx.get('content-length') || 0) === 0 && !ctx.get('transfer-encoding')) return {};
+  const body = await readJson(ctx);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ClientError(400, ErrorCodes.BAD_BODY, 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+async function load(engine: Engine, id: string) {
+  const found = isId(id) ? await engine.getRequest(id) : undefined;
+  if (!found) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
+  return found;
+}
+
+export function mountWorkflowRoutes(api: Router, engine: Engine): void {
+  api.post('/events/:name', requireRole('submit'), async (ctx) => {
+    const name = ctx.params.name!;
+    if (!/^[a-z0-9][a-z0-9._-]{0,99}$/i.test(name)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'an event name is letters, digits, ".", "-", "_" (at most 100)');
+    const body = await optionalObject(ctx);
+    if (typeof body.key !== 'string' && typeof body.key !== 'number') throw new ClientError(400, ErrorCodes.BAD_BODY, 'an event is { "key": "<correlation key>", "data": { ... } }');
+    const key = String(body.key);
+    if (key.length > 255) throw new ClientError(400, ErrorCodes.BAD_BODY, 'key is at most 255 characters');
+    const waiting = await engine.store.findWaitingForEvent(name, key, MAX_WOKEN);
+    const woken: string[] = [];
+    for (const w of waiting) {
+      const run = await engine.store.getStepRun(w.id);
+      if (!run) continue;
+      const now = Date.now();
+      const result = await engine.supervisor.handleResult({
+        requestId: w.requestId, runId: w.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt,
+        output: { event: name, key, data: body.data ?? null }, via: 'event',
+      });
+      if (result === 'committed') woken.push(w.requestId);
+    }
+    engine.logger.info('event received', { event: name, key, woken: woken.length });
+    ctx.body = { event: name, key, woken: woken.length, requests: woken };
+  });
+
+  api.post('/requests/:id/actions/:code', async (ctx) => {
+    const found = await load(engine, ctx.params.id!);
+    const body = await optionalObject(ctx);
+    if (body.data !== undefined && (typeof body.data !== 'object' || body.data === null || Array.isArray(body.data))) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, '"data" must be an object of field values');
+    }
+    await takeAction(engine, {
+      ...found, code: ctx.params.code!, stepId: typeof body.step === 'string' ? body.step : undefined,
+      data: (body.data ?? {}) as Record<string, unknown>, principal: ctx.state.principal as Principal,
+    });
+    const after = await load(engine, found.request.id);
+    ctx.body = requestView(after.request, after.runs, after.context);
+  });
+
+  const operate = (type: 'resume' | 'stop') => async (ctx: Context): Promise<void> => {
+    const found = await load(engine, String(ctx.params.id));
+    const body = await optionalObject(ctx);
+    const principal = ctx.state.principal as Principal;
+    let outcome: { type: 'resume'; params?: Record<string, unknown> } | { type: 'stop'; reason?: string };
+    if (type === 'resume') {
+      if (body.params !== undefined && (typeof body.params !== 'object' || body.params === null || Array.isArray(body.params))) {
+        throw new ClientError(400, ErrorCodes.BAD_BODY, '"params" must be an object: the step\'s params to replace');
+      }
+      outcome = { type, params: body.params as Record<string, unknown> | undefined };
+    } else {
+      outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
+    }
+    const result = await engine.supervisor.operate(found.request.id, outcome);
+    await engine.store.insertAudit({
+      id: newId(), requestId: found.request.id, actor: principal.name, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
+      details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),
+    });
+    if (result !== 'committed') {
+      const why = type === 'resume'
+        ? found.request.status === 'error_stop' ? 'its error is not a step failure that can be retried' : `only a request in error_stop can be resumed (it is ${found.request.status})`
+        : `it has already ended (${found.request.status})`;
+      throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
+    }
+    engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.name });
+    const after = await load(engine, found.request.id);
+    ctx.body = requestView(after.request, after.runs, after.context);
+  };
+  api.post('/requests/:id/resume', requireRole('operate'), operate('resume'));
+  api.post('/requests/:id/stop', requireRole('operate'), operate('stop'));
+
+  api.get('/requests/:id/audit', requireRole('read'), async (ctx) => {
+    const found = await load(engine, ctx.params.id!);
+    const items = await engine.store.listAudit(found.request.id);
+    ctx.body = { items: items.map((a) => ({ ...a, createdAt: new Date(a.createdAt).toISOString() })), nextCursor: null };
+  });
+}
