@@ -1,0 +1,74 @@
+/**
+ * One active request per business key (seed 000: one active run per item). The database
+ * decides who holds a key: `requests.active_key` is unique per pipeline, so however many
+ * submits race, one wins. This keeper gives keys back when their request ends and hands
+ * them to the next request queued for them; a periodic sweep repairs what a crash left.
+ */
+import { getPath } from '../conditions/path';
+import { ClientError, ErrorCodes } from '../errors';
+import type { Logger } from '../log/logger';
+import type { PipelineCatalog } from '../pipeline/catalog';
+import type { CompiledPipeline } from '../pipeline/types';
+import type { IntakeStore } from '../store/intake-store';
+
+/** The longest business key (the column is 255 characters). */
+export const MAX_BUSINESS_KEY = 255;
+const SWEEP_LIMIT = 200;
+
+/**
+ * The business key of a submit: the `X-Business-Key` header when given, else the value at the
+ * pipeline's `businessKey.path` in the payload (a string or a number), else none.
+ */
+export function businessKeyOf(pipeline: CompiledPipeline, payload: Record<string, unknown>, header: string | null | undefined): string | null {
+  if (header) return header;
+  const path = pipeline.intakeOptions?.businessKey?.path;
+  if (!path) return null;
+  const v = getPath({ payload }, path);
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v !== 'string' || v === '') return null;
+  if (v.length > MAX_BUSINESS_KEY) {
+    throw new ClientError(400, ErrorCodes.BAD_PARAM, `the business key at ${path.join('.')} is longer than ${MAX_BUSINESS_KEY} characters`);
+  }
+  return v;
+}
+
+export interface KeyKeeperDeps {
+  store: IntakeStore;
+  catalog: PipelineCatalog;
+  notify(requestId: string): void;
+  /** A promoted request now waits for its pipeline's gate. */
+  poke(pipelineId: string): void;
+  logger: Logger;
+}
+
+export class KeyKeeper {
+  constructor(private readonly d: KeyKeeperDeps) {}
+
+  /** A request ended here: give its key back and start the next in line. */
+  async onFinished(requestId: string): Promise<void> {
+    const freed = await this.d.store.releaseKey(requestId);
+    if (freed) await this.promote(freed.pipelineId, freed.key);
+  }
+
+  /** Hands `key` to its oldest queued request, if the key is free. */
+  async promote(pipelineId: string, key: string): Promise<void> {
+    const entry = this.d.catalog.latest(pipelineId);
+    const gated = entry ? entry.pipeline.intake.kind !== 'immediate' : false;
+    const id = await this.d.store.promoteKeyWaiter(pipelineId, key, gated, Date.now());
+    if (!id) return;
+    this.d.logger.info('queued request took its business key', { requestId: id, pipeline: pipelineId, businessKey: key });
+    if (gated) this.d.poke(pipelineId);
+    else this.d.notify(id);
+  }
+
+  /** Repairs after a crash: keys still held by ended requests, and queues whose key is free. */
+  async sweep(): Promise<void> {
+    for (const { pipeline } of this.d.catalog.list()) {
+      if (!pipeline.intakeOptions?.businessKey) continue;
+      for (const id of await this.d.store.listStaleKeyHolders(pipeline.id, SWEEP_LIMIT)) await this.onFinished(id);
+      for (const key of await this.d.store.listWaitingKeys(pipeline.id, SWEEP_LIMIT)) {
+        if (!(await this.d.store.findKeyHolder(pipeline.id, key))) await this.promote(pipeline.id, key);
+      }
+    }
+  }
+}
