@@ -9,6 +9,7 @@ import type { RequestRecord, StepRunRecord } from '../model';
 import type { CompiledAction, CompiledActionStep, CompiledPipeline } from '../pipeline/types';
 import { anyHolds } from '../supervisor/decide';
 import type { Principal } from './auth';
+import { requestView } from './views';
 
 export interface OfferedAction {
   stepId: string;
@@ -109,4 +110,10 @@ export async function takeAction(engine: Engine, input: TakeActionInput): Promis
   if (result !== 'committed') return refuse(409, 'conflict', `action "${code}" could not be applied: the request moved on meanwhile`);
   await audit('accepted', { stepId: step.id, runId: run.id, data: fields });
   engine.logger.info('action taken', { requestId: request.id, stepId: step.id, code, actor: principal.name });
+}
+
+/** A request as `GET /api/requests/:id` shows it: with the actions the caller may take now. */
+export async function fullRequestView(engine: Engine, found: Awaited<ReturnType<Engine['getRequest']>> & object, principal: Principal) {
+  const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
+  return { ...requestView(found.request, found.runs, found.context), actions: offeredActions(pipeline, found.runs, found.context, principal) };
 }

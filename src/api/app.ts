@@ -9,10 +9,11 @@ import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { verifyCallback } from './callback-token';
 import { readJson } from './body';
 import { errorMiddleware } from './errors';
-import { offeredActions } from './actions';
+import { fullRequestView } from './actions';
 import type { Principal } from './auth';
 import { mountWorkflowRoutes } from './routes-workflow';
-import { acceptedView, requestView, stepView } from './views';
+import { callbackUrlOf, mountIntakeRoutes } from './routes-intake';
+import { acceptedView, stepView } from './views';
 
 /** The longest `?wait=` honoured, in seconds. */
 export const MAX_WAIT_S = 60;
@@ -114,27 +115,27 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
       throw new ClientError(400, ErrorCodes.BAD_BODY, 'the request body must be a JSON object (the payload)');
     }
     const mode = parseMode(ctx.query.mode);
-    const record = await engine.intake.submit({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode });
+    const callbackUrl = callbackUrlOf(ctx);
+    const { request: record, outcome } = await engine.intake.accept({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl });
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;
-      ctx.body = requestView(found.request, found.runs, found.context);
+      ctx.body = await fullRequestView(engine, found, ctx.state.principal as Principal);
       return;
     }
-    ctx.status = 202;
+    // 200 when nothing new was created: an idempotent replay, or the business key's active request.
+    ctx.status = outcome === 'created' ? 202 : 200;
+    if (outcome === 'replayed') ctx.set('idempotent-replayed', 'true');
+    if (outcome === 'existing') ctx.set('x-conveyor-existing-request', 'true');
     ctx.set('location', `/api/requests/${record.id}`);
     ctx.body = acceptedView(record);
   });
 
   api.get('/requests/:id', requireRole('read'), async (ctx) => {
-    const found = await loadRequest(engine, ctx.params.id!);
-    const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
-    ctx.body = {
-      ...requestView(found.request, found.runs, found.context),
-      actions: offeredActions(pipeline, found.runs, found.context, ctx.state.principal as Principal),
-    };
+    ctx.body = await fullRequestView(engine, await loadRequest(engine, ctx.params.id!), ctx.state.principal as Principal);
   });
   mountWorkflowRoutes(api, engine);
+  mountIntakeRoutes(api, engine);
 
   api.get('/requests/:id/steps', requireRole('read'), async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);

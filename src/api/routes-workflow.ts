@@ -10,9 +10,8 @@ import { isId } from '../ids';
 import { newId } from '../ids';
 import type { Principal } from './auth';
 import { requireRole } from './auth';
-import { takeAction } from './actions';
+import { fullRequestView, takeAction } from './actions';
 import { readJson } from './body';
-import { requestView } from './views';
 
 /** The most requests one event may wake at once. */
 const MAX_WOKEN = 10_000;
@@ -65,8 +64,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
       ...found, code: ctx.params.code!, stepId: typeof body.step === 'string' ? body.step : undefined,
       data: (body.data ?? {}) as Record<string, unknown>, principal: ctx.state.principal as Principal,
     });
-    const after = await load(engine, found.request.id);
-    ctx.body = requestView(after.request, after.runs, after.context);
+    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), ctx.state.principal as Principal);
   });
 
   const operate = (type: 'resume' | 'stop') => async (ctx: Context): Promise<void> => {
@@ -94,8 +92,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
       throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
     }
     engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.name });
-    const after = await load(engine, found.request.id);
-    ctx.body = requestView(after.request, after.runs, after.context);
+    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), principal);
   };
   api.post('/requests/:id/resume', requireRole('operate'), operate('resume'));
   api.post('/requests/:id/stop', requireRole('operate'), operate('stop'));
