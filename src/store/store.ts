@@ -28,7 +28,7 @@ export interface Store {
   /** Claims pending runs whose time has come (pending → dispatched), at most once across processes. */
   claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
   /** Claims dispatched runs whose lease has passed (their sender died), at most once across processes. */
-  claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
+  claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]>;
   /** Claims one pending run (pending → dispatched); false if another process got it first. */
   claimRun(id: string, leaseUntil: number): Promise<boolean>;
   /** Open runs of wait steps waiting for this event and key. */
@@ -311,14 +311,14 @@ export class SqlStore implements Store {
     return (await this.x.run("UPDATE step_runs SET status = 'dispatched', lease_until = ? WHERE id = ? AND status = 'pending'", [leaseUntil, id])) === 1;
   }
 
-  async claimExpiredLeases(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
-    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown }>(
-      "SELECT id, request_id, lease_until FROM step_runs WHERE status = 'dispatched' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+  async claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]> {
+    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown; transport: string | null }>(
+      "SELECT id, request_id, lease_until, transport FROM step_runs WHERE status = 'dispatched' AND lease_until < ? ORDER BY lease_until LIMIT ?",
       [now, limit],
     );
     const claimed: ClaimedRun[] = [];
     for (const r of rows) {
-      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil, r.id, num(r.lease_until)]);
+      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil(r.transport), r.id, num(r.lease_until)]);
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     return claimed;

@@ -410,7 +410,10 @@ export class Supervisor {
         this.timers.delete(c.id);
         void this.enqueue(c.requestId, () => this.fire(c.requestId, c.id, true));
       }
-      for (const c of await this.d.store.claimExpiredLeases(now, lease, SWEEP_BATCH)) {
+      // A queued run may wait long behind a rate limit: re-queueing it is idempotent (job id),
+      // so it gets the long queue lease again rather than the short one.
+      const leaseFor = (transport: string | null): number => (transport === 'queue' ? now + this.o.queueLeaseMs : lease);
+      for (const c of await this.d.store.claimExpiredLeases(now, leaseFor, SWEEP_BATCH)) {
         void this.enqueue(c.requestId, () => this.redeliver(c.requestId, c.id));
       }
       for (const c of await this.d.store.claimExpiredWaits(now, SWEEP_BATCH)) {

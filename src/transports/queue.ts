@@ -10,7 +10,7 @@ import type { BusEvents, ModuleCall } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { RegisteredModule } from '../module/registry';
 import { parseDuration } from '../pipeline/duration';
-import { runModule } from './run-module';
+import { moduleLogger, runModule } from './run-module';
 import type { StepTransport } from './types';
 
 export const MODULE_QUEUE_PREFIX = 'conveyor:module:';
@@ -35,8 +35,13 @@ export class QueueHub {
     private readonly o: QueueHubOptions = {},
   ) {}
 
+  /**
+   * The queue `name`. A consumer with a rate limit gets its own instance: bull applies the
+   * limiter of the instance that processes, so a producer's instance must not be reused.
+   */
   queue(name: string, limiter?: Queue.RateLimiter): Queue.Queue {
-    let q = this.queues.get(name);
+    const key = limiter ? `${name}#${limiter.max}/${limiter.duration}` : name;
+    let q = this.queues.get(key);
     if (!q) {
       const lockDuration = this.o.lockMs ?? Number(process.env.CONVEYOR_QUEUE_LOCK_MS ?? 30_000);
       q = new Queue(name, this.redisUrl, {
@@ -45,7 +50,7 @@ export class QueueHub {
         settings: { lockDuration, stalledInterval: lockDuration, maxStalledCount: 100 },
         defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
       });
-      this.queues.set(name, q);
+      this.queues.set(key, q);
     }
     return q;
   }
@@ -94,8 +99,8 @@ export class QueueWorker {
       void q.process(concurrency, async (job: Queue.Job<ModuleCall>) => {
         const call = job.data;
         const started = Date.now();
-        const log = this.logger.child({ requestId: call.requestId, stepId: call.stepId, module: mod.name });
-        const res = await runModule(mod.def!, call, { info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) }, undefined);
+        const log = moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: mod.name });
+        const res = await runModule(mod.def!, call, log, undefined);
         const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
         const result: ResultJob = res.ok ? { type: 'completed', ...base, output: res.output } : { type: 'failed', ...base, error: res.error };
         // The answer is queued before the job is acknowledged: a worker that dies in between
