@@ -9,6 +9,7 @@ import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { verifyCallback } from './callback-token';
 import { readJson } from './body';
 import { errorMiddleware } from './errors';
+import { mountOpsRoutes } from './routes-ops';
 import { fullRequestView } from './actions';
 import type { Principal } from './auth';
 import { mountWorkflowRoutes } from './routes-workflow';
@@ -167,6 +168,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     };
   });
 
+  mountOpsRoutes({ router, api, engine, keys });
   app.use(errorMiddleware(engine.logger));
   app.use(router.routes());
   // Not `throw: true`: only the non-throwing form sets the `Allow` header a 405 must carry

@@ -11,12 +11,13 @@ import { Leases1763800000001 } from './migrations/1763800000001-leases';
 import { Settings1763800000002 } from './migrations/1763800000002-settings';
 import { SettingEntity } from './entities/setting.entity';
 import { Utf8mb41763800000003 } from './migrations/1763800000003-utf8mb4';
+import { SearchIndexes1763800000010 } from './migrations/1763800000010-search-indexes';
 import { Waits1763800000004 } from './migrations/1763800000004-waits';
 import { Intake1763800000020 } from './migrations/1763800000020-intake';
 import { AuditEventEntity } from './entities/audit-event.entity';
 
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity, AuditEventEntity];
-export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, Intake1763800000020];
+export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, Intake1763800000020, SearchIndexes1763800000010];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';

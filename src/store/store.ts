@@ -8,6 +8,7 @@ import {
 } from '../model';
 import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
+import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
@@ -401,6 +402,48 @@ export class SqlStore implements Store {
   async countApiKeys(): Promise<number> {
     const rows = await this.x.all<{ n: unknown }>('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL');
     return num(rows[0]?.n ?? 0);
+  }
+
+  /** Requests matching the filters, newest first, without payload and joins (src/store/search.ts). */
+  async searchRequests(q: RequestSearch): Promise<{ items: RequestRecord[]; next: SearchCursor | undefined }> {
+    const columns = REQUEST_COLUMNS.split(', ').filter((c) => c !== 'payload' && c !== 'joins').join(', ');
+    const page = await searchRequestRows(this.x, columns, q);
+    return { items: page.rows.map(toRequest), next: page.next };
+  }
+
+  /** Step runs matching the filters, latest start first (src/store/search.ts). */
+  async searchSteps(q: StepSearch): Promise<{ items: StepRunRecord[]; next: SearchCursor | undefined }> {
+    const page = await searchStepRows(this.x, RUN_COLUMNS, q);
+    return { items: page.rows.map(toRun), next: page.next };
+  }
+
+  /** Request counts by pipeline and status, for the given statuses (metrics). */
+  countRequestsByStatus(statuses: readonly RequestStatus[]): Promise<Array<{ pipeline: string; status: string; n: number }>> {
+    return countRequestsByStatus(this.x, statuses);
+  }
+
+  /** Pipeline and transport of step runs, by run id (metrics labels). */
+  runLabels(runIds: string[]): Promise<Map<string, { pipeline: string; transport: string | null }>> {
+    return runLabels(this.x, runIds);
+  }
+
+  /** Every stored API key (hashes only), oldest first. */
+  async listApiKeys(): Promise<ApiKeyRecord[]> {
+    const rows = await this.x.all<Record<string, unknown>>('SELECT id, hash, name, roles, created_at, revoked_at FROM api_keys ORDER BY created_at, id');
+    return rows.map((r) => ({
+      id: String(r.id), hash: String(r.hash), name: String(r.name), roles: String(r.roles).split('+').filter(Boolean),
+      createdAt: num(r.created_at), revokedAt: numOrNull(r.revoked_at),
+    }));
+  }
+
+  /** Revokes a stored key; false when there is no such key or it was revoked already. */
+  async revokeApiKey(id: string, at = Date.now()): Promise<boolean> {
+    return (await this.x.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])) === 1;
+  }
+
+  /** Throws unless the database answers (readiness). */
+  async ping(): Promise<void> {
+    await this.x.all('SELECT 1 AS ok');
   }
 
   /** Raw access for tests and tools that verify what was persisted. */

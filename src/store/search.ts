@@ -1,0 +1,170 @@
+/**
+ * Search over requests and the step log, newest first, with keyset (cursor) pagination.
+ *
+ * Every filter is an equality or a range on an indexed column, every value is a bound
+ * parameter, and the sort key is `(time, id)`: `created_at` for requests, `started_at` for
+ * step runs, with the time-ordered id breaking ties. A page asks for one row more than it
+ * shows, to know whether there is a next one. The indexes that keep these under a few
+ * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
+ */
+import type { SqlExecutor } from './sql-executor';
+
+/** The last row of a page: where the next page starts (exclusive). */
+export interface SearchCursor {
+  /** `created_at` (requests) or `started_at` (step runs), epoch ms. */
+  t: number;
+  id: string;
+}
+
+/** Common to both searches. */
+export interface SearchWindow {
+  /** Only rows at or after this time (epoch ms). */
+  since?: number;
+  /** Only rows before this time (epoch ms, exclusive). */
+  until?: number;
+  /** Page size. */
+  limit: number;
+  /** Continue after this row. */
+  after?: SearchCursor;
+}
+
+export interface RequestSearch extends SearchWindow {
+  pipeline?: string;
+  status?: string;
+  businessKey?: string;
+  test?: boolean;
+}
+
+export interface StepSearch extends SearchWindow {
+  pipeline?: string;
+  step?: string;
+  status?: string;
+}
+
+/** One page of raw rows and the cursor of the next page (absent on the last page). */
+export interface RowPage {
+  rows: Array<Record<string, unknown>>;
+  next: SearchCursor | undefined;
+}
+
+type Filter = [column: string, value: unknown];
+
+/**
+ * The index whose equality columns are exactly the given filters (in this order), by table.
+ * MariaDB is told to use it (`FORCE INDEX`): with a cursor or a time window it otherwise
+ * prefers a `ref` scan of the equality prefix over the range that also bounds the time, and
+ * reads half the table to skip to a deep page. SQLite picks these by itself.
+ */
+const EXACT_INDEX: Record<string, Record<string, string>> = {
+  requests: {
+    '': 'ix_requests_created',
+    pipeline_id: 'ix_requests_pipeline_created',
+    status: 'ix_requests_search_status',
+    'pipeline_id,status': 'ix_requests_search_pipeline_status',
+    business_key: 'ix_requests_search_business_key',
+    test: 'ix_requests_search_test',
+  },
+  step_runs: {
+    '': 'ix_step_runs_started',
+    pipeline_id: 'ix_step_runs_search_pipeline',
+    'pipeline_id,step_id': 'ix_step_runs_search_pipeline_step',
+    status: 'ix_step_runs_search_status',
+    'pipeline_id,status': 'ix_step_runs_search_pipeline_status',
+  },
+};
+
+function indexHint(x: SqlExecutor, table: string, filters: Filter[]): string {
+  if (x.dialect !== 'mysql') return '';
+  const key = filters.filter(([, v]) => v !== undefined).map(([c]) => c).join(',');
+  const index = EXACT_INDEX[table]?.[key];
+  return index ? ` FORCE INDEX (${index})` : '';
+}
+
+/** The WHERE clause shared by both tables: equalities, the time window, then the cursor. */
+function whereClause(filters: Filter[], time: string, w: SearchWindow): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  for (const [column, value] of filters) {
+    if (value === undefined) continue;
+    parts.push(`${column} = ?`);
+    params.push(value);
+  }
+  if (w.since !== undefined) {
+    parts.push(`${time} >= ?`);
+    params.push(w.since);
+  }
+  if (w.until !== undefined) {
+    parts.push(`${time} < ?`);
+    params.push(w.until);
+  }
+  if (w.after) {
+    // The plain `time <= ?` bounds the index range; the OR only sorts out equal times.
+    parts.push(`${time} <= ?`, `(${time} < ? OR id < ?)`);
+    params.push(w.after.t, w.after.t, w.after.id);
+  }
+  return { sql: parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '', params };
+}
+
+async function page(x: SqlExecutor, table: string, columns: string, time: string, filters: Filter[], w: SearchWindow): Promise<RowPage> {
+  const where = whereClause(filters, time, w);
+  const rows = await x.all<Record<string, unknown>>(
+    `SELECT ${columns} FROM ${table}${indexHint(x, table, filters)} ${where.sql} ORDER BY ${time} DESC, id DESC LIMIT ?`,
+    [...where.params, w.limit + 1],
+  );
+  if (rows.length <= w.limit) return { rows, next: undefined };
+  rows.length = w.limit;
+  const last = rows[rows.length - 1]!;
+  return { rows, next: { t: Number(last[time]), id: String(last.id) } };
+}
+
+/**
+ * Requests matching every given filter, newest first. `columns` must include `id` and
+ * `created_at`.
+ */
+export function searchRequestRows(x: SqlExecutor, columns: string, q: RequestSearch): Promise<RowPage> {
+  const filters: Filter[] = [
+    ['pipeline_id', q.pipeline],
+    ['status', q.status],
+    ['business_key', q.businessKey],
+    ['test', q.test === undefined ? undefined : q.test ? 1 : 0],
+  ];
+  return page(x, 'requests', columns, 'created_at', filters, q);
+}
+
+/**
+ * Step runs (one per attempt) matching every given filter, latest start first. `columns`
+ * must include `id` and `started_at`.
+ */
+export function searchStepRows(x: SqlExecutor, columns: string, q: StepSearch): Promise<RowPage> {
+  const filters: Filter[] = [
+    ['pipeline_id', q.pipeline],
+    ['step_id', q.step],
+    ['status', q.status],
+  ];
+  return page(x, 'step_runs', columns, 'started_at', filters, q);
+}
+
+/**
+ * Request counts by pipeline and status, for the given statuses only: the open ones stay
+ * few, while counting every completed request would grow with the history.
+ */
+export async function countRequestsByStatus(x: SqlExecutor, statuses: readonly string[]): Promise<Array<{ pipeline: string; status: string; n: number }>> {
+  if (statuses.length === 0) return [];
+  const rows = await x.all<{ pipeline_id: string; status: string; n: unknown }>(
+    `SELECT pipeline_id, status, COUNT(*) AS n FROM requests WHERE status IN (${statuses.map(() => '?').join(',')}) GROUP BY pipeline_id, status`,
+    [...statuses],
+  );
+  return rows.map((r) => ({ pipeline: String(r.pipeline_id), status: String(r.status), n: Number(r.n) }));
+}
+
+/** Where a step run belongs, for labelling metrics: pipeline and transport by run id. */
+export async function runLabels(x: SqlExecutor, runIds: string[]): Promise<Map<string, { pipeline: string; transport: string | null }>> {
+  const out = new Map<string, { pipeline: string; transport: string | null }>();
+  if (runIds.length === 0) return out;
+  const rows = await x.all<{ id: string; pipeline_id: string; transport: string | null }>(
+    `SELECT id, pipeline_id, transport FROM step_runs WHERE id IN (${runIds.map(() => '?').join(',')})`,
+    runIds,
+  );
+  for (const r of rows) out.set(String(r.id), { pipeline: String(r.pipeline_id), transport: r.transport === null ? null : String(r.transport) });
+  return out;
+}
