@@ -17,7 +17,7 @@ describe('conveyor module-server: TypeScript modules over the HTTP module protoc
     const hello = loadModules(path.join(__dirname, '..', '..', 'modules')).registry.get('hello')!;
     const picky: RegisteredModule = {
       name: 'picky', transport: 'event', source: 'test',
-      def: defineModule({ name: 'picky', async handle({ params }) {
+      def: defineModule<{ bad?: string }>({ name: 'picky', async handle({ params }) {
         if (params.bad === 'hard') throw new NonRetryableError('bad input');
         if (params.bad === 'soft') throw new Error('try later');
         return { ok: true };
