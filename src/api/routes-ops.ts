@@ -5,7 +5,8 @@
 import type Router from '@koa/router';
 import type { Engine } from '../engine';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
-import { requireRole, type KeyRing } from './auth';
+import { checkReadiness, metricsFor } from '../metrics/metrics';
+import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { encodeCursor, QueryReader } from './search-params';
 import { stepView } from './views';
 
@@ -72,7 +73,27 @@ export function mountSearchRoutes({ api, engine }: OpsMount): void {
   });
 }
 
+/**
+ * `GET /metrics` (Prometheus text; needs a key with `read`, as DESIGN.md allows only
+ * `/healthz` and the login page without one) and `GET /readyz` (open: load balancers and
+ * orchestrators probe it without credentials; it names which dependency failed, no more).
+ */
+export function mountHealthRoutes({ router, engine, keys }: OpsMount): void {
+  const metrics = metricsFor(engine);
+  router.get('/metrics', authMiddleware(keys), requireRole('read'), async (ctx) => {
+    ctx.body = await metrics.render();
+    ctx.type = metrics.contentType;
+  });
+
+  router.get('/readyz', async (ctx) => {
+    const r = await checkReadiness(engine, 2000, (part, err) => engine.logger.warn('readiness check failed', { part, error: err.message }));
+    ctx.status = r.ready ? 200 : 503;
+    ctx.body = { status: r.ready ? 'ready' : 'unready', checks: r.checks };
+  });
+}
+
 /** Everything operations adds to the app. */
 export function mountOpsRoutes(m: OpsMount): void {
   mountSearchRoutes(m);
+  mountHealthRoutes(m);
 }
