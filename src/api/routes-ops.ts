@@ -7,6 +7,7 @@ import type { Engine } from '../engine';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
 import { checkReadiness, metricsFor } from '../metrics/metrics';
 import { authMiddleware, requireRole, type KeyRing } from './auth';
+import { buildOpenApi } from './openapi';
 import { encodeCursor, QueryReader } from './search-params';
 import { stepView } from './views';
 
@@ -92,8 +93,18 @@ export function mountHealthRoutes({ router, engine, keys }: OpsMount): void {
   });
 }
 
+/** `GET /openapi.json`: open, so API tools can read it before they have a key. */
+export function mountOpenApiRoute({ router }: OpsMount): void {
+  const doc = JSON.stringify(buildOpenApi());
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = doc;
+  });
+}
+
 /** Everything operations adds to the app. */
 export function mountOpsRoutes(m: OpsMount): void {
   mountSearchRoutes(m);
   mountHealthRoutes(m);
+  mountOpenApiRoute(m);
 }

@@ -1,0 +1,305 @@
+/**
+ * The OpenAPI 3.1 description of Conveyor's HTTP API, served at `GET /openapi.json`.
+ *
+ * `test/ops/openapi.test.ts` lists the routes the Koa routers really register and fails on any
+ * that is not described here (and on any described here that no longer exists), and it
+ * validates real answers against these schemas. A new route therefore needs its entry here.
+ */
+import { MAX_LIMIT, DEFAULT_LIMIT } from './search-params';
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str: Schema = { type: 'string' };
+const int: Schema = { type: 'integer' };
+const bool: Schema = { type: 'boolean' };
+const time: Schema = { type: 'string', format: 'date-time' };
+const nullable = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
+const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({ type: 'object', properties, required });
+const page = (item: string): Schema => obj({ items: { type: 'array', items: ref(item) }, nextCursor: nullable(str) });
+const REQUEST_STATUS: Schema = { type: 'string', enum: ['buffered', 'running', 'waiting', 'completed', 'stopped', 'error_stop'] };
+const RUN_STATUS: Schema = { type: 'string', enum: ['pending', 'dispatched', 'waiting', 'completed', 'failed', 'cancelled'] };
+
+const schemas: Record<string, Schema> = {
+  Error: obj({ error: obj({ code: str, message: str, details: {} }, ['code', 'message']) }),
+  RequestError: obj({ stepId: str, runId: str, attempt: int, code: str, message: str, details: {} }, ['stepId', 'code', 'message']),
+  Accepted: obj({ id: str, status: REQUEST_STATUS, links: obj({ self: str, steps: str }) }),
+  RequestSummary: obj({
+    id: str, pipeline: str, version: int, status: REQUEST_STATUS, businessKey: nullable(str), mode: nullable(str), test: bool,
+    stepCount: int, error: nullable(ref('RequestError')), createdAt: time, updatedAt: time, finishedAt: nullable(time),
+  }),
+  CurrentStep: obj({ stepId: str, runId: str, attempt: int, status: RUN_STATUS, since: nullable(time) }),
+  OfferedAction: obj({
+    stepId: str, runId: str, code: str, label: nullable(str),
+    fields: { type: 'array', items: obj({ name: str, required: bool, label: nullable(str) }) },
+  }),
+  Request: obj(
+    {
+      id: str, pipeline: str, version: int, status: REQUEST_STATUS, businessKey: nullable(str), mode: nullable(str), test: bool,
+      context: { type: 'object' }, currentSteps: { type: 'array', items: ref('CurrentStep') }, error: nullable(ref('RequestError')),
+      createdAt: time, updatedAt: time, finishedAt: nullable(time),
+      actions: { type: 'array', items: ref('OfferedAction'), description: 'The actions the caller may take now (role and visibility checked).' },
+    },
+    ['id', 'pipeline', 'version', 'status', 'businessKey', 'mode', 'test', 'context', 'currentSteps', 'error', 'createdAt', 'updatedAt', 'finishedAt'],
+  ),
+  StepRun: obj({
+    id: str, requestId: str, stepId: str, attempt: int, status: RUN_STATUS, kind: str, module: nullable(str),
+    transport: nullable({ type: 'string', enum: ['event', 'http', 'queue', 'engine'] }),
+    params: { description: 'The rendered params, secrets masked.' }, output: {}, error: {}, causedBy: nullable(str),
+    startedAt: time, finishedAt: nullable(time), durationMs: nullable(int),
+  }),
+  PipelineSummary: obj({ id: str, version: int, hash: str, description: nullable(str), start: str, steps: int, intake: {} }),
+  Pipeline: obj({
+    id: str, version: int, hash: str, description: nullable(str),
+    versions: { type: 'array', items: obj({ version: int, hash: str, createdAt: time }) },
+    definition: { description: 'The pipeline as written (JSON).' },
+    graph: obj({
+      start: str,
+      nodes: { type: 'array', items: obj({ id: str, kind: str, subsystem: str, description: str }, ['id', 'kind']) },
+      edges: { type: 'array', items: obj({ from: str, to: str, via: str, label: str }, ['from', 'to', 'via']) },
+    }),
+  }),
+  AuditEntry: obj({ id: str, requestId: str, actor: str, action: str, outcome: str, details: {}, createdAt: time }),
+  EventResult: obj({ event: str, key: str, woken: int, requests: { type: 'array', items: str } }),
+  BulkLine: {
+    oneOf: [
+      obj({ line: int, id: str, status: REQUEST_STATUS, outcome: str }, ['line', 'id', 'status']),
+      obj({ line: int, error: obj({ code: str, message: str }) }),
+    ],
+  },
+  Health: obj({ status: { const: 'ok' } }),
+  Readiness: obj({
+    status: { type: 'string', enum: ['ready', 'unready'] },
+    checks: obj({ database: { type: 'string', enum: ['ok', 'failed'] }, redis: { type: 'string', enum: ['ok', 'failed', 'not used'] } }),
+  }),
+};
+
+const json = (schema: Schema, description: string) => ({ description, content: { 'application/json': { schema } } });
+const error = (description: string) => json(ref('Error'), description);
+const pathParam = (name: string, description: string) => ({ name, in: 'path', required: true, schema: str, description });
+const query = (name: string, schema: Schema, description: string) => ({ name, in: 'query', required: false, schema, description });
+const header = (name: string, description: string) => ({ name, in: 'header', required: false, schema: str, description });
+const secured = (role: string) => ({ security: [{ bearer: [] }], 'x-conveyor-role': role });
+const COMMON = { 401: error('No key, or an unknown or revoked key'), 403: error('The key lacks the role') };
+const REQUEST_ID = pathParam('id', 'The request id (a UUID).');
+const OPTIONAL_JSON = (schema: Schema) => ({ required: false, content: { 'application/json': { schema } } });
+
+const window = [
+  query('since', str, 'Only rows at or after this time: ISO-8601 (`2025-01-31T12:00:00Z`) or epoch milliseconds.'),
+  query('until', str, 'Only rows before this time (exclusive), same forms.'),
+  query('limit', { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT }, 'Page size.'),
+  query('cursor', str, 'The `nextCursor` of the previous page (opaque).'),
+];
+
+const paths: Record<string, Record<string, unknown>> = {
+  '/healthz': { get: { summary: 'Liveness', tags: ['operations'], responses: { 200: json(ref('Health'), 'The process answers') } } },
+  '/readyz': {
+    get: {
+      summary: 'Readiness: the database answers (SELECT 1) and, in distributed mode, Redis (PING)',
+      tags: ['operations'],
+      responses: { 200: json(ref('Readiness'), 'Ready'), 503: json(ref('Readiness'), 'A dependency failed; `checks` names it') },
+    },
+  },
+  '/metrics': {
+    get: {
+      summary: 'Prometheus metrics (text exposition format)',
+      tags: ['operations'],
+      ...secured('read'),
+      responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: str } } }, ...COMMON },
+    },
+  },
+  '/openapi.json': { get: { summary: 'This document', tags: ['operations'], responses: { 200: json({ type: 'object' }, 'OpenAPI 3.1') } } },
+  '/api/callbacks/{token}': {
+    post: {
+      summary: "A remote module's late result (after it answered 202); the signed token is the credential",
+      tags: ['modules'],
+      parameters: [pathParam('token', 'The signed, expiring token of the callback URL')],
+      requestBody: { required: true, content: { 'application/json': { schema: { oneOf: [obj({ data: {} }), obj({ error: obj({ code: str, message: str, retryable: bool }, []) })] } } } },
+      responses: {
+        200: json(obj({ status: { const: 'accepted' } }), 'Taken'),
+        400: error('Bad body'),
+        401: error('Invalid token'),
+        409: error('The run is not waiting for this result'),
+        410: error('The callback URL expired'),
+      },
+    },
+  },
+  '/api/pipelines/{id}/requests': {
+    post: {
+      summary: 'Submit a request: the body is the payload',
+      tags: ['requests'],
+      ...secured('submit'),
+      parameters: [
+        pathParam('id', 'The pipeline id'),
+        query('wait', { type: 'number', minimum: 0, maximum: 60 }, 'Wait up to this many seconds for the end; answers 200 with the request if it ends in time.'),
+        query('test', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Test mode.'),
+        query('mode', str, 'The run mode (e.g. `semi`, `auto`).'),
+        query('callbackUrl', str, 'Where to post the final request.'),
+        header('Idempotency-Key', 'A repeated key answers the first request again (200).'),
+        header('X-Business-Key', 'One active request per business key, when the pipeline asks for it.'),
+        header('X-Callback-Url', 'Same as `callbackUrl`.'),
+      ],
+      requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+      responses: {
+        202: json(ref('Accepted'), 'Stored durably; it will run'),
+        200: json({ oneOf: [ref('Request'), ref('Accepted')] }, 'With `wait`: the finished request. Otherwise nothing new was created (an idempotent replay, or the business key’s active request)'),
+        400: error('Bad input'),
+        404: error('Unknown pipeline'),
+        409: error('A request with this business key is active'),
+        413: error('Body too large'),
+        415: error('Not JSON'),
+        ...COMMON,
+      },
+    },
+  },
+  '/api/pipelines/{id}/requests/bulk': {
+    post: {
+      summary: 'Submit many requests: NDJSON in, one result line out per input line, in order',
+      tags: ['requests'],
+      ...secured('submit'),
+      parameters: [
+        pathParam('id', 'The pipeline id'),
+        query('test', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Test mode for every line.'),
+        query('envelope', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Lines are `{ payload, idempotencyKey?, businessKey?, callbackUrl? }`.'),
+        header('Idempotency-Key', 'Line n gets the key `<header>:<n>`.'),
+      ],
+      requestBody: { required: true, content: { 'application/x-ndjson': { schema: str } } },
+      responses: {
+        200: { description: 'One JSON line per input line', content: { 'application/x-ndjson': { schema: ref('BulkLine') } } },
+        404: error('Unknown pipeline'),
+        415: error('Not NDJSON'),
+        ...COMMON,
+      },
+    },
+  },
+  '/api/requests': {
+    get: {
+      summary: 'Search requests, newest first',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [
+        query('pipeline', str, 'Pipeline id.'),
+        query('status', REQUEST_STATUS, 'Request status.'),
+        query('businessKey', str, 'Business key.'),
+        query('test', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Test requests only (1) or none (0).'),
+        ...window,
+      ],
+      responses: { 200: json(page('RequestSummary'), 'A page'), 400: error('A bad parameter; `details.param` names it'), ...COMMON },
+    },
+  },
+  '/api/requests/{id}': {
+    get: {
+      summary: 'A request: status, pinned version, context, current steps, error, and the actions the caller may take',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [REQUEST_ID],
+      responses: { 200: json(ref('Request'), 'The request'), 404: error('Unknown request'), ...COMMON },
+    },
+  },
+  '/api/requests/{id}/steps': {
+    get: {
+      summary: 'The step log of one request: one item per attempt, in the order the steps started',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [REQUEST_ID],
+      responses: { 200: json(page('StepRun'), 'Every attempt'), 404: error('Unknown request'), ...COMMON },
+    },
+  },
+  '/api/requests/{id}/audit': {
+    get: {
+      summary: 'Who did what to a request: actions, resumes, stops (refused ones too)',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [REQUEST_ID],
+      responses: { 200: json(page('AuditEntry'), 'The audit trail'), 404: error('Unknown request'), ...COMMON },
+    },
+  },
+  '/api/requests/{id}/actions/{code}': {
+    post: {
+      summary: 'Take a user action on a waiting request (the action’s `allow` roles are checked)',
+      tags: ['operations'],
+      security: [{ bearer: [] }],
+      parameters: [REQUEST_ID, pathParam('code', 'The action code')],
+      requestBody: OPTIONAL_JSON(obj({ step: str, data: { type: 'object' } }, [])),
+      responses: {
+        200: json(ref('Request'), 'Taken; the request after it'),
+        400: error('Bad body'),
+        404: error('Unknown request'),
+        409: error('The action is not offered now'),
+        422: error('Missing or unknown fields'),
+        ...COMMON,
+      },
+    },
+  },
+  '/api/requests/{id}/resume': {
+    post: {
+      summary: 'Resume a request in error_stop: retry the failed step, optionally with edited params',
+      tags: ['operations'],
+      ...secured('operate'),
+      parameters: [REQUEST_ID],
+      requestBody: OPTIONAL_JSON(obj({ params: { type: 'object' } }, [])),
+      responses: { 200: json(ref('Request'), 'Resumed'), 404: error('Unknown request'), 409: error('Not in error_stop'), ...COMMON },
+    },
+  },
+  '/api/requests/{id}/stop': {
+    post: {
+      summary: 'Stop a request that has not ended',
+      tags: ['operations'],
+      ...secured('operate'),
+      parameters: [REQUEST_ID],
+      requestBody: OPTIONAL_JSON(obj({ reason: str }, [])),
+      responses: { 200: json(ref('Request'), 'Stopped'), 404: error('Unknown request'), 409: error('Already ended'), ...COMMON },
+    },
+  },
+  '/api/events/{name}': {
+    post: {
+      summary: 'An external event: wakes the requests waiting on this event and key',
+      tags: ['operations'],
+      ...secured('submit'),
+      parameters: [pathParam('name', 'The event name')],
+      requestBody: { required: true, content: { 'application/json': { schema: obj({ key: { type: ['string', 'number'] }, data: {} }, ['key']) } } },
+      responses: { 200: json(ref('EventResult'), 'Delivered'), 400: error('Bad body or name'), ...COMMON },
+    },
+  },
+  '/api/steps': {
+    get: {
+      summary: 'Search the step log across requests, latest start first',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [query('pipeline', str, 'Pipeline id.'), query('step', str, 'Step id.'), query('status', RUN_STATUS, 'Attempt status.'), ...window],
+      responses: { 200: json(page('StepRun'), 'A page'), 400: error('A bad parameter; `details.param` names it'), ...COMMON },
+    },
+  },
+  '/api/pipelines': {
+    get: {
+      summary: 'The pipelines served, with their current version',
+      tags: ['pipelines'],
+      ...secured('read'),
+      responses: { 200: json(page('PipelineSummary'), 'Every pipeline'), ...COMMON },
+    },
+  },
+  '/api/pipelines/{id}': {
+    get: {
+      summary: 'A pipeline: definition, stored versions, and its graph (nodes, labelled edges)',
+      tags: ['pipelines'],
+      ...secured('read'),
+      parameters: [pathParam('id', 'The pipeline id')],
+      responses: { 200: json(ref('Pipeline'), 'The pipeline'), 404: error('Unknown pipeline'), ...COMMON },
+    },
+  },
+};
+
+/** The OpenAPI document. */
+export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Conveyor',
+      version,
+      description: 'Request pipeline engine. Every `/api` route needs `Authorization: Bearer <key>`; roles: submit, read, operate (implies read), admin (anything).',
+    },
+    servers: [{ url: '/' }],
+    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } } },
+    paths,
+  };
+}
