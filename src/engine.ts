@@ -4,7 +4,7 @@
  * everything over an in-process bus. Distributed, starts and results travel through bull on
  * Redis, and any number of api, engine and worker processes share one database.
  */
-import { Intake } from './api/intake';
+import { Intake, type IntakeOptions } from './api/intake';
 import { Bus } from './bus/bus';
 import { Dispatcher } from './dispatcher/dispatcher';
 import { PipelineValidationError, type ValidationIssue } from './errors';
@@ -17,6 +17,8 @@ import type { CompiledPipeline } from './pipeline/types';
 import { DEFAULT_DATABASE_URL, type StoreOptions } from './store/data-source';
 import { GroupCommitter } from './store/group-commit';
 import { SqlStore } from './store/store';
+import { RetentionJob } from './housekeeping/retention';
+import { parseDuration } from './pipeline/duration';
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { EventTransport, ModuleHost } from './transports/event';
@@ -45,6 +47,8 @@ export interface EngineOptions {
   publicUrl?: string;
   /** Redis key prefix for the queues (tests isolate themselves with it). @default process.env.CONVEYOR_QUEUE_PREFIX ?? 'bull' */
   queuePrefix?: string;
+  /** Intake loop timings and callback retries (tests shorten them). */
+  intake?: IntakeOptions;
 }
 
 /** Which parts this process runs. */
@@ -127,7 +131,7 @@ export class Engine {
         logger.error('start not queued', { requestId, error: (err as Error).message });
       })
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
-    this.intake = new Intake(catalog, this.committer, store, notify);
+    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, opts.intake);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
   }
 
@@ -173,6 +177,14 @@ export class Engine {
     }
     this.moduleHost.start();
     this.supervisor.start();
+    const retention = process.env.CONVEYOR_RETENTION;
+    if (retention) {
+      const maxAgeMs = parseDuration(retention);
+      if (!maxAgeMs) throw new Error(`CONVEYOR_RETENTION must be a duration such as "30d" (got "${retention}")`);
+      this.retention = new RetentionJob(this.store, { maxAgeMs }, this.logger);
+      this.retention.start();
+    }
+    await this.intake.start();
     if (this.hub) {
       // Any engine takes any start and any result; commits are guarded, so they never race.
       void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.startRequest((job.data as { requestId: string }).requestId));
@@ -184,9 +196,31 @@ export class Engine {
     if (resumed + released > 0) this.logger.info('unfinished requests resumed', { running: resumed, buffered: released });
   }
 
-  /** Stops taking events, writes what is pending, and closes the store. Open runs resume on the next start. */
-  async stop(): Promise<void> {
+  private retention: RetentionJob | undefined;
+
+  /** False once shutdown began: the API refuses new work with 503. */
+  accepting = true;
+
+  /**
+   * Graceful stop. New work is refused; steps already with a module get until `deadlineMs`
+   * to answer and commit, while anything they would start is committed as due `pending`
+   * runs instead of sent. Runs still out at the deadline are handed back (their lease is
+   * expired, so another engine, or this one's next start, sends them again). Then pending
+   * writes are flushed and the store closed. Nothing is lost either way.
+   */
+  async stop(opts: { deadlineMs?: number } = {}): Promise<void> {
+    this.accepting = false;
+    this.supervisor.setDeferDispatch(true);
+    const end = Date.now() + (opts.deadlineMs ?? Number(process.env.CONVEYOR_SHUTDOWN_DEADLINE_MS ?? 10_000));
+    while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    const handedBack = this.supervisor.inFlightIds();
+    this.retention?.stop();
+    await this.intake.stop();
     await this.supervisor.stop();
+    if (handedBack.length > 0) {
+      await this.store.expireLeases(handedBack).catch(() => undefined);
+      this.logger.warn('steps handed back at shutdown', { count: handedBack.length });
+    }
     this.moduleHost.stop();
     await this.worker?.stop();
     await this.hub?.close();

@@ -9,6 +9,7 @@ import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { verifyCallback } from './callback-token';
 import { readJson } from './body';
 import { errorMiddleware } from './errors';
+import { submitRateLimit } from './rate-limit';
 import { mountOpsRoutes } from './routes-ops';
 import { fullRequestView } from './actions';
 import type { Principal } from './auth';
@@ -101,10 +102,14 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     ctx.body = { status: 'accepted' };
   });
 
+  // Everything under /api needs a key: known routes, and unknown ones too (a caller without
+  // a key learns nothing, not even which routes exist). Callbacks carry their own token.
+  const auth = authMiddleware(keys);
+  const guard = (ctx: Context, next: () => Promise<unknown>): Promise<unknown> =>
+    (ctx.path === '/api' || ctx.path.startsWith('/api/')) && !ctx.path.startsWith('/api/callbacks/') ? auth(ctx, next as never) : next();
   const api = new Router({ prefix: '/api' });
-  api.use(authMiddleware(keys));
 
-  api.post('/pipelines/:id/requests', requireRole('submit'), async (ctx) => {
+  api.post('/pipelines/:id/requests', requireRole('submit'), submitRateLimit(), async (ctx) => {
     const pipelineId = ctx.params.id!;
     if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
     const wait = parseWait(ctx.query.wait);
@@ -174,6 +179,15 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
   // Not `throw: true`: only the non-throwing form sets the `Allow` header a 405 must carry
   // (RFC 9110 §15.5.6). errorMiddleware gives the empty 405/501 its JSON body.
   app.use(router.allowedMethods());
+  app.use(guard);
+  // While the engine drains for shutdown, new work is refused (503) rather than half taken.
+  app.use(async (ctx, next) => {
+    if (!engine.accepting && ctx.method === 'POST' && /^\/api\/(pipelines\/|events\/)/.test(ctx.path)) {
+      ctx.set('retry-after', '5');
+      throw new ClientError(503, ErrorCodes.SHUTTING_DOWN, 'this engine is shutting down; retry against another instance or in a few seconds');
+    }
+    await next();
+  });
   app.use(api.routes());
   app.use(api.allowedMethods());
   return app;

@@ -1,5 +1,5 @@
 import type { Context, Next } from 'koa';
-import { ConveyorError, ErrorCodes } from '../errors';
+import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import type { Logger } from '../log/logger';
 
 /**
@@ -21,7 +21,8 @@ export function errorMiddleware(logger: Logger) {
       }
     } catch (err) {
       const e = err as Partial<ConveyorError> & { status?: number; expose?: boolean; message?: string; headers?: Record<string, string> };
-      if (err instanceof ConveyorError && err.status < 500) {
+      if (err instanceof ConveyorError && (err.status < 500 || err instanceof ClientError)) {
+        // ClientError is raised on purpose with a safe message, even for a 503 (draining).
         ctx.status = err.status;
         ctx.body = { error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) } };
         return;

@@ -1,11 +1,31 @@
-/** The API module's intake: it stores a request durably, then emits `NewRequest` when it may start. */
+/**
+ * The API module's intake (DESIGN "Intake"): it stores a request durably, then emits
+ * `NewRequest` when the request may start: at once (`immediate`), or when the pipeline's
+ * policy releases it (`rate`, `batch`, `schedule`), or when its business key is free.
+ *
+ * Two insert paths, both group-committed: a plain request goes through the engine's
+ * `GroupCommitter`; a request with an idempotency key, an enforced business key, a hold or a
+ * callback goes through the intake's `BatchInserter`, whose `ON CONFLICT DO NOTHING` lets a
+ * unique index say "duplicate" for one request without failing its batch.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Bus } from '../bus/bus';
 import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
+import { CallbackSender, type CallbackOptions } from '../intake/callbacks';
+import { BatchInserter } from '../intake/inserter';
+import { businessKeyOf, KeyKeeper } from '../intake/keys';
+import { Releaser } from '../intake/releaser';
+import { TriggerScheduler } from '../intake/triggers';
+import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
 import type { RequestRecord } from '../model';
 import type { PipelineCatalog } from '../pipeline/catalog';
+import { DEFAULT_IDEMPOTENCY_WINDOW_MS } from '../pipeline/compile-intake';
+import { canonicalJson } from '../pipeline/hash';
 import type { GroupCommitter } from '../store/group-commit';
-import type { Store } from '../store/store';
+import type { Hold } from '../store/intake-store';
+import type { SqlStore } from '../store/store';
 
 export interface SubmitInput {
   pipelineId: string;
@@ -14,31 +34,121 @@ export interface SubmitInput {
   idempotencyKey?: string | null;
   test?: boolean;
   mode?: string | null;
+  /** Overrides the pipeline's `intake.callbackUrl` for this request. */
+  callbackUrl?: string | null;
 }
 
+/**
+ * What a submit did: `created` a request; `replayed` an earlier one with the same idempotency
+ * key and body; or returned the `existing` active request of the business key
+ * (`onConflict: 'return-existing'`).
+ */
+export type SubmitOutcome = 'created' | 'replayed' | 'existing';
+
+export interface Accepted {
+  request: RequestRecord;
+  outcome: SubmitOutcome;
+}
+
+export interface IntakeDeps {
+  catalog: PipelineCatalog;
+  committer: GroupCommitter;
+  store: SqlStore;
+  bus: Bus;
+  logger: Logger;
+  /** Announces that a stored request may start (`NewRequest`): on the local bus, or through Redis. */
+  notify(requestId: string): void;
+}
+
+export interface IntakeOptions {
+  /** How often a gated pipeline's release loop looks for arrivals from other processes. @default 200 */
+  pollMs?: number;
+  /** How often keys and callbacks are swept (crash repair, retries). @default 1000 */
+  sweepMs?: number;
+  callbacks?: CallbackOptions;
+}
+
+const MAX_CONFLICT_ROUNDS = 6;
+
 export class Intake {
+  private readonly inserter: BatchInserter;
+  private readonly releaser: Releaser;
+  private readonly keys: KeyKeeper;
+  private readonly callbacks: CallbackSender;
+  private readonly triggers: TriggerScheduler;
+  private secret = '';
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private readonly offs: Array<() => void> = [];
+
   constructor(
-    private readonly catalog: PipelineCatalog,
-    private readonly committer: GroupCommitter,
-    private readonly store: Store,
-    /** Announces that a stored request may start (`NewRequest`): on the local bus, or through Redis. */
-    private readonly notify: (requestId: string) => void,
-  ) {}
+    private readonly d: IntakeDeps,
+    private readonly o: IntakeOptions = {},
+  ) {
+    const store = d.store.intake;
+    this.inserter = new BatchInserter(store);
+    this.releaser = new Releaser({ store, catalog: d.catalog, notify: d.notify, logger: d.logger }, o.pollMs);
+    this.keys = new KeyKeeper({ store, catalog: d.catalog, notify: d.notify, poke: (id) => this.releaser.poke(id), logger: d.logger });
+    this.callbacks = new CallbackSender(d.store, () => this.secret, d.logger, o.callbacks);
+    this.triggers = new TriggerScheduler(store, d.catalog, (input) => this.accept(input), d.logger);
+  }
+
+  /**
+   * The engine side of intake, in every engine process: release loops, scheduled triggers,
+   * business keys given back when requests end, and end-of-request callbacks.
+   */
+  async start(): Promise<void> {
+    this.secret = process.env.CONVEYOR_REQUEST_CALLBACK_SECRET || (await this.d.store.ensureSetting('request_callback_secret', randomBytes(32).toString('hex')));
+    this.offs.push(
+      this.d.bus.on('RequestFinished', ({ requestId }) => {
+        void this.keys.onFinished(requestId).catch((err: unknown) => this.d.logger.warn('business key not released', { requestId, error: (err as Error).message }));
+        this.callbacks.onFinished(requestId);
+      }),
+    );
+    await this.releaser.start();
+    await this.triggers.start();
+    this.sweeper = setInterval(() => void this.sweep(), this.o.sweepMs ?? 1000);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const off of this.offs.splice(0)) off();
+    await this.releaser.stop();
+    await this.triggers.stop();
+    await this.callbacks.stop();
+    await this.inserter.drain();
+  }
+
+  /** The signing secret of end-of-request callbacks (`X-Conveyor-Signature`). */
+  get callbackSecret(): string {
+    return this.secret;
+  }
 
   /**
    * Accepts a request. The returned promise resolves only once the request is durably
    * stored, so a 2xx answer always means "it will run".
    */
   async submit(input: SubmitInput): Promise<RequestRecord> {
-    const entry = this.catalog.latest(input.pipelineId);
+    return (await this.accept(input)).request;
+  }
+
+  /** Like {@link submit}, and says whether the request is new, replayed or an existing active one. */
+  async accept(input: SubmitInput): Promise<Accepted> {
+    const entry = this.d.catalog.latest(input.pipelineId);
     if (!entry) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${input.pipelineId}"`);
+    const pipeline = entry.pipeline;
+    const options = pipeline.intakeOptions;
+    const gated = pipeline.intake.kind !== 'immediate';
+    const businessKey = businessKeyOf(pipeline, input.payload, input.businessKey);
+    const keyPolicy = businessKey === null ? undefined : options?.businessKey?.onConflict;
+    const callbackUrl = input.callbackUrl ?? options?.callbackUrl ?? null;
     const now = Date.now();
     const record: RequestRecord = {
       id: newId(now),
-      pipelineId: entry.pipeline.id,
+      pipelineId: pipeline.id,
       version: entry.version,
       status: 'buffered',
-      businessKey: input.businessKey ?? null,
+      businessKey,
       idempotencyKey: input.idempotencyKey ?? null,
       mode: input.mode ?? null,
       test: input.test ?? false,
@@ -48,26 +158,97 @@ export class Intake {
       joins: {},
       stepCount: 0,
       rev: 0,
-      releaseAt: now,
+      releaseAt: gated ? null : now,
       createdAt: now,
       updatedAt: now,
       finishedAt: null,
     };
-    await this.committer.insertRequest(record);
-    this.notify(record.id);
-    return record;
+    if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
+      await this.d.committer.insertRequest(record);
+      this.d.notify(record.id);
+      return { request: record, outcome: 'created' };
+    }
+    return this.acceptKeyed(record, gated, keyPolicy, callbackUrl, options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS);
   }
 
-  /** After a restart: starts every request that was accepted but had not started yet. */
+  /** The insert that unique keys may refuse; each refusal is resolved by the policy and tried again. */
+  private async acceptKeyed(record: RequestRecord, gated: boolean, keyPolicy: string | undefined, callbackUrl: string | null, windowMs: number): Promise<Accepted> {
+    const { pipelineId, businessKey, idempotencyKey } = record;
+    const store = this.d.store.intake;
+    // A newcomer queues behind requests already waiting for its key, to keep them in order.
+    let queue = keyPolicy === 'queue' && (await store.hasKeyWaiters(pipelineId, businessKey!));
+    for (let round = 0; round < MAX_CONFLICT_ROUNDS; round++) {
+      const hold: Hold = queue ? 'key' : gated ? 'gate' : null;
+      record.releaseAt = hold === null ? record.createdAt : null;
+      const activeKey = keyPolicy && !queue ? businessKey : null;
+      if (await this.inserter.insert({ record, hold, activeKey, callbackUrl })) {
+        if (hold === null) this.d.notify(record.id);
+        else if (hold === 'gate') this.releaser.poke(pipelineId);
+        // The holder may have ended between our conflict and this insert.
+        else await this.keys.promote(pipelineId, businessKey!);
+        return { request: record, outcome: 'created' };
+      }
+      if (idempotencyKey) {
+        const holder = await store.findIdempotent(pipelineId, idempotencyKey);
+        if (holder) {
+          if (holder.createdAt < Date.now() - windowMs) {
+            // The key's window has passed: it may name a new request now.
+            await store.expireIdempotencyKey(holder.id, idempotencyKey);
+            continue;
+          }
+          return { request: await this.sameBody(holder.id, record, idempotencyKey), outcome: 'replayed' };
+        }
+      }
+      if (keyPolicy) {
+        const activeId = await store.findKeyHolder(pipelineId, businessKey!);
+        if (!activeId) continue; // it ended in the meantime: try to take the key again
+        if (keyPolicy === 'reject') {
+          throw new ClientError(409, ErrorCodes.BUSINESS_KEY_ACTIVE, `business key "${businessKey}" is held by active request ${activeId}`, { activeId, businessKey });
+        }
+        if (keyPolicy === 'return-existing') {
+          const existing = await this.d.store.getRequest(activeId);
+          if (existing) return { request: existing, outcome: 'existing' };
+          continue;
+        }
+        queue = true;
+      }
+    }
+    throw new Error(`request for pipeline "${pipelineId}" could not be stored: unique keys kept conflicting`);
+  }
+
+  /** The request an idempotency key already names, if its body is the same; else 422. */
+  private async sameBody(id: string, record: RequestRecord, key: string): Promise<RequestRecord> {
+    const existing = await this.d.store.getRequest(id);
+    if (!existing) throw new Error(`request ${id} vanished`);
+    if (canonicalJson(existing.payload) !== canonicalJson(record.payload)) {
+      throw new ClientError(422, ErrorCodes.IDEMPOTENCY_MISMATCH, `Idempotency-Key "${key.slice(0, 100)}" was already used with a different body (request ${id})`, { id });
+    }
+    return existing;
+  }
+
+  /** After a restart: starts every request that was released but had not started yet. */
   async releaseBuffered(pageSize = 1000): Promise<number> {
     let after = '';
     let count = 0;
     for (;;) {
-      const ids = await this.store.listRequestIds(['buffered'], pageSize, after);
+      const ids = await this.d.store.intake.listReleased(pageSize, after);
       if (ids.length === 0) return count;
-      for (const requestId of ids) this.notify(requestId);
+      for (const requestId of ids) this.d.notify(requestId);
       count += ids.length;
       after = ids[ids.length - 1]!;
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.keys.sweep();
+      await this.callbacks.sweep();
+    } catch (err) {
+      this.d.logger.warn('intake sweep failed', { error: (err as Error).message });
+    } finally {
+      this.sweeping = false;
     }
   }
 }

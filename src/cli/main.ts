@@ -5,6 +5,8 @@ import { createLogger } from '../log/logger';
 import { toMermaid } from '../pipeline/graph';
 import { createModuleServer, listenModuleServer } from '../transports/module-server';
 import { QueueHub, QueueWorker } from '../transports/queue';
+import { importCommand } from './commands/import';
+import { pruneCommand } from './commands/prune';
 import { serve, type RunningServer } from './server';
 
 const HELP = `Usage: conveyor <command> [options]
@@ -18,6 +20,10 @@ Commands:
                                  serves modules over the HTTP module protocol
   validate                       checks every pipeline and module; exits 1 on any problem
   graph <pipeline>               prints the pipeline's graph as Mermaid text
+  prune --older-than 30d [--archive f.ndjson] [--dry-run]
+                                 deletes requests that ended before then, with their step logs
+  import <file.ndjson|file.csv> --pipeline <id> [--id-column c] [--batch N] [--no-resume]
+                                 streams a file into a pipeline (bulk intake), resumable
   help                           this text
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
@@ -88,6 +94,7 @@ async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<
     pipelines: engine.catalog.list().map((p) => `${p.pipeline.id}@${p.version}`),
   });
   onShutdown(async () => {
+    engine.accepting = false;
     await server?.close();
     await engine.stop();
   }, (m, f) => engine.logger.info(m, f));
@@ -159,6 +166,12 @@ async function main(argv: string[]): Promise<void> {
       return validate();
     case 'graph':
       return graph(positional[0]);
+    case 'prune':
+      process.exitCode = await pruneCommand(flags, out);
+      return;
+    case 'import':
+      process.exitCode = await importCommand(positional, flags, out);
+      return;
     case undefined:
     case 'help':
     case '--help':

@@ -42,9 +42,11 @@ export async function serve(engine: Engine, host: string, port: number, print: (
   return {
     server,
     url: `http://${host}:${actualPort}`,
+    // Requests in progress get a moment to finish; idle keep-alive connections go at once.
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
-      server.closeAllConnections();
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), 2000).unref();
     }),
   };
 }

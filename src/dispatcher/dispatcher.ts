@@ -1,9 +1,9 @@
-import type { Bus, ModuleCall } from '../bus/bus';
+import type { Bus, BusEvents, ModuleCall } from '../bus/bus';
 import { ConveyorError, ErrorCodes, toStepError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RequestRecord, Transport } from '../model';
 import type { ModuleRegistry } from '../module/registry';
-import { moduleOf } from '../pipeline/step-module';
+import { moduleOf, type StepModuleCall } from '../pipeline/step-module';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { envSecrets, hasTemplates, maskedSecrets, renderValue } from '../templates/render';
 import type { StepTransport } from '../transports/types';
@@ -38,6 +38,13 @@ function nullMarkers(value: unknown): unknown {
  * back on the bus, so the supervisor has one way in.
  */
 export class Dispatcher {
+  /**
+   * Facts about compiled steps, which never change once compiled: asked on every dispatch,
+   * they are worked out once per step (and params object) instead of on each call.
+   */
+  private readonly calls = new WeakMap<CompiledStep, StepModuleCall | null>();
+  private readonly templated = new WeakMap<object, boolean>();
+
   constructor(
     private readonly bus: Bus,
     private readonly registry: ModuleRegistry,
@@ -45,37 +52,60 @@ export class Dispatcher {
     private readonly logger: Logger,
   ) {}
 
+  private moduleCall(step: CompiledStep): StepModuleCall | undefined {
+    let call = this.calls.get(step);
+    if (call === undefined) {
+      call = moduleOf(step) ?? null;
+      this.calls.set(step, call);
+    }
+    return call ?? undefined;
+  }
+
+  private hasTemplates(params: Record<string, unknown>): boolean {
+    let has = this.templated.get(params);
+    if (has === undefined) {
+      has = hasTemplates(params);
+      this.templated.set(params, has);
+    }
+    return has;
+  }
+
   /** Which transport a step travels by (decided by deployment, not by the pipeline). */
   transportOf(step: CompiledStep): Transport {
-    const call = moduleOf(step);
+    const call = this.moduleCall(step);
     return call ? (this.registry.get(call.subsystem)?.transport ?? 'event') : 'engine';
   }
 
   /** The per-attempt time limit of a step: the step's, else its module's, else the pipeline's, else 30 s. */
   timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
-    const call = moduleOf(step);
+    const call = this.moduleCall(step);
     if (!call) return DEFAULT_TIMEOUT_MS;
     return (step.kind === 'module' ? step.timeoutMs : undefined) ?? this.registry.get(call.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   /** The params a run is logged with: rendered, but with every secret masked. */
   loggedParams(job: Pick<DispatchJob, 'step' | 'context' | 'override'>): unknown {
-    const call = moduleOf(job.step);
+    const call = this.moduleCall(job.step);
     if (!call) return null;
     try {
-      const rendered = hasTemplates(call.params) ? renderValue(call.params, job.context, maskedSecrets) : call.params;
+      const rendered = this.hasTemplates(call.params) ? renderValue(call.params, job.context, maskedSecrets) : call.params;
       return job.override ? { ...(rendered as Record<string, unknown>), ...job.override } : rendered;
     } catch (err) {
       return { template: call.params, error: (err as Error).message };
     }
   }
 
+  /** The result fields of a run done by the engine itself (or refused), finished now. */
+  private base(job: DispatchJob, started: number): Omit<BusEvents['StepCompleted'], 'output'> {
+    const now = Date.now();
+    return { requestId: job.request.id, runId: job.runId, stepId: job.step.id, attempt: job.attempt, finishedAt: now, durationMs: now - started };
+  }
+
   dispatch(job: DispatchJob): void {
     const { step } = job;
     const started = Date.now();
-    const base = () => ({ requestId: job.request.id, runId: job.runId, stepId: step.id, attempt: job.attempt, finishedAt: Date.now(), durationMs: Date.now() - started });
     try {
-      const done = (output: unknown): void => void setImmediate(() => this.bus.emit('StepCompleted', { ...base(), output }));
+      const done = (output: unknown): void => void setImmediate(() => this.bus.emit('StepCompleted', { ...this.base(job, started), output }));
       switch (step.kind) {
         case 'setData':
           return done(nullMarkers(renderValue(step.data, job.context, maskedSecrets)));
@@ -90,13 +120,13 @@ export class Dispatcher {
         default:
           break;
       }
-      const spec = moduleOf(step);
+      const spec = this.moduleCall(step);
       if (!spec) throw new ConveyorError(ErrorCodes.INTERNAL, `step "${step.id}" (${step.kind}) is held by the engine and is never dispatched`, { retryable: false });
       const mod = this.registry.get(spec.subsystem);
       if (!mod) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `module "${spec.subsystem}" is not available in this deployment`, { retryable: false });
       const transport = this.transports[mod.transport];
       if (!transport) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `transport "${mod.transport}" for module "${mod.name}" is not configured`, { retryable: false });
-      const rendered = (hasTemplates(spec.params) ? renderValue(spec.params, job.context, envSecrets) : spec.params) as Record<string, unknown>;
+      const rendered = (this.hasTemplates(spec.params) ? renderValue(spec.params, job.context, envSecrets) : spec.params) as Record<string, unknown>;
       const params = job.override ? { ...rendered, ...job.override } : rendered;
       const call: ModuleCall = {
         requestId: job.request.id,
@@ -115,7 +145,7 @@ export class Dispatcher {
     } catch (err) {
       const error = toStepError(err);
       this.logger.warn('step dispatch failed', { requestId: job.request.id, stepId: step.id, code: error.code, message: error.message });
-      setImmediate(() => this.bus.emit('StepFailed', { ...base(), error }));
+      setImmediate(() => this.bus.emit('StepFailed', { ...this.base(job, started), error }));
     }
   }
 }

@@ -3,7 +3,7 @@ import { redact } from './redact';
 
 /** The process logger: JSON lines on stdout, level from `LOG_LEVEL`. */
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): winston.Logger {
-  return winston.createLogger({
+  const logger = winston.createLogger({
     level,
     format: winston.format.combine(
       winston.format((info) => {
@@ -18,6 +18,29 @@ export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): winston.L
     ),
     transports: [new winston.transports.Console({ stderrLevels: [] })],
   });
+  return skipDisabledLevels(logger);
+}
+
+type LevelMethod = (this: winston.Logger, ...args: unknown[]) => winston.Logger;
+
+/**
+ * winston runs the whole format chain (redaction, timestamp, JSON) on every entry and only
+ * then lets each transport drop the entries below its level, so a disabled `info` costs as
+ * much as a written one: on the step hot path that was most of the logging cost. This makes
+ * each level method (`info`, `warn`, … and so on child loggers, which inherit them) return at
+ * once when no transport would write that level. The check reads the current levels, so
+ * changing `logger.level` later still works.
+ */
+export function skipDisabledLevels(logger: winston.Logger): winston.Logger {
+  const methods = logger as unknown as Record<string, LevelMethod>;
+  for (const name of Object.keys(logger.levels)) {
+    const write = methods[name];
+    if (typeof write !== 'function') continue;
+    methods[name] = function gated(this: winston.Logger, ...args: unknown[]): winston.Logger {
+      return this.isLevelEnabled(name) ? write.apply(this, args) : this;
+    };
+  }
+  return logger;
 }
 
 export type Logger = winston.Logger;

@@ -17,24 +17,56 @@ import { Intake1763800000020 } from './migrations/1763800000020-intake';
 import { AuditEventEntity } from './entities/audit-event.entity';
 
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity, AuditEventEntity];
-export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, Intake1763800000020, SearchIndexes1763800000010];
+export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';
 
 export interface StoreOptions {
-  /** SQLite only: `FULL` fsyncs every commit; `NORMAL` (the WAL default) may lose the last commits on power loss, never on a process crash. @default 'NORMAL' */
+  /**
+   * SQLite only: `FULL` fsyncs every commit; `NORMAL` (the WAL default) may lose the last
+   * commits on power loss, never on a process crash. When unset: the URL's
+   * `?synchronous=FULL`, else `CONVEYOR_SQLITE_SYNCHRONOUS`, else `NORMAL`.
+   */
   sqliteSynchronous?: 'NORMAL' | 'FULL';
+}
+
+const SYNCHRONOUS = ['NORMAL', 'FULL'] as const;
+
+function parseSynchronous(value: string, source: string): 'NORMAL' | 'FULL' {
+  const v = value.trim().toUpperCase();
+  if ((SYNCHRONOUS as readonly string[]).includes(v)) return v as 'NORMAL' | 'FULL';
+  throw new Error(`${source} must be NORMAL or FULL, got "${value}"`);
+}
+
+/**
+ * Splits `sqlite:<path>[?synchronous=NORMAL|FULL]` and decides the `synchronous` pragma:
+ * the explicit option, else the URL, else `CONVEYOR_SQLITE_SYNCHRONOUS`, else `NORMAL`.
+ */
+export function sqliteSettings(url: string, options: StoreOptions = {}, env: NodeJS.ProcessEnv = process.env): { path: string; synchronous: 'NORMAL' | 'FULL' } {
+  const rest = url.slice('sqlite:'.length);
+  const q = rest.indexOf('?');
+  const path = q === -1 ? rest : rest.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : rest.slice(q + 1));
+  for (const key of query.keys()) {
+    if (key !== 'synchronous') throw new Error(`DATABASE_URL: unknown SQLite option "${key}" (known: synchronous)`);
+  }
+  const fromUrl = query.get('synchronous');
+  const fromEnv = env.CONVEYOR_SQLITE_SYNCHRONOUS;
+  const synchronous = options.sqliteSynchronous
+    ?? (fromUrl !== null ? parseSynchronous(fromUrl, 'DATABASE_URL ?synchronous') : undefined)
+    ?? (fromEnv ? parseSynchronous(fromEnv, 'CONVEYOR_SQLITE_SYNCHRONOUS') : undefined)
+    ?? 'NORMAL';
+  return { path, synchronous };
 }
 
 /** Builds TypeORM options from a database URL. Throws a clear error for an unknown scheme. */
 export function dataSourceOptions(url: string, options: StoreOptions = {}): DataSourceOptions {
   const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
   if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length);
+    const { path, synchronous } = sqliteSettings(url, options);
     const database = path === ':memory:' ? ':memory:' : resolve(path);
     if (database !== ':memory:') mkdirSync(dirname(database), { recursive: true });
-    const synchronous = options.sqliteSynchronous ?? 'NORMAL';
     return {
       ...common,
       type: 'better-sqlite3',

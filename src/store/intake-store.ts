@@ -334,35 +334,37 @@ export class IntakeStore {
    * from `release_at`, across every process).
    */
   releaseRate(pipelineId: string, max: number, perMs: number, now: number, limit: number): Promise<Release> {
-    const self = this;
-    return this.atomic(function* () {
-      yield* self.lockMark(`gate:${pipelineId}`);
-      const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
-        pipelineId, now - perMs,
-      ]);
-      const used = num(w?.n ?? 0);
-      const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
-      const room = max - used;
-      if (room <= 0) return { ids: [], nextAt: oldest + perMs };
-      const take = Math.min(room, limit);
-      const ids = yield* self.takeHeld(pipelineId, take, now);
-      if (ids.length < take) return { ids, nextAt: Number.POSITIVE_INFINITY };
-      return { ids, nextAt: take < room ? now : Math.min(oldest, now) + perMs };
-    });
+    return this.atomic(() => this.rateScript(pipelineId, max, perMs, now, limit));
+  }
+
+  private *rateScript(pipelineId: string, max: number, perMs: number, now: number, limit: number): Script<Release> {
+    yield* this.lockMark(`gate:${pipelineId}`);
+    const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
+      pipelineId, now - perMs,
+    ]);
+    const used = num(w?.n ?? 0);
+    const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
+    const room = max - used;
+    if (room <= 0) return { ids: [], nextAt: oldest + perMs };
+    const take = Math.min(room, limit);
+    const ids = yield* this.takeHeld(pipelineId, take, now);
+    if (ids.length < take) return { ids, nextAt: Number.POSITIVE_INFINITY };
+    return { ids, nextAt: take < room ? now : Math.min(oldest, now) + perMs };
   }
 
   /** `batch: { size, every }`: at each tick (`floor(now / every) * every`), the `size` oldest held requests. */
   releaseBatch(pipelineId: string, size: number, everyMs: number, now: number): Promise<Release> {
-    const self = this;
+    return this.atomic(() => this.batchScript(pipelineId, size, everyMs, now));
+  }
+
+  private *batchScript(pipelineId: string, size: number, everyMs: number, now: number): Script<Release> {
     const id = `gate:${pipelineId}`;
     const tick = Math.floor(now / everyMs) * everyMs;
-    return this.atomic(function* () {
-      const mark = yield* self.lockMark(id);
-      if (tick <= mark) return { ids: [], nextAt: tick + everyMs };
-      const ids = yield* self.takeHeld(pipelineId, size, now);
-      yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [tick, id]);
-      return { ids, nextAt: tick + everyMs };
-    });
+    const mark = yield* this.lockMark(id);
+    if (tick <= mark) return { ids: [], nextAt: tick + everyMs };
+    const ids = yield* this.takeHeld(pipelineId, size, now);
+    yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [tick, id]);
+    return { ids, nextAt: tick + everyMs };
   }
 
   /**
@@ -370,17 +372,18 @@ export class IntakeStore {
    * or before it is released (in chunks of `limit`, oldest first).
    */
   releaseScheduled(pipelineId: string, lastTick: number, nextTick: number, now: number, limit: number): Promise<Release> {
-    const self = this;
+    return this.atomic(() => this.scheduleScript(pipelineId, lastTick, nextTick, now, limit));
+  }
+
+  private *scheduleScript(pipelineId: string, lastTick: number, nextTick: number, now: number, limit: number): Script<Release> {
     const id = `gate:${pipelineId}`;
-    return this.atomic(function* () {
-      let mark = yield* self.lockMark(id);
-      if (lastTick > mark) {
-        yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [lastTick, id]);
-        mark = lastTick;
-      }
-      const ids = yield* self.takeHeld(pipelineId, limit, now, mark);
-      return { ids, nextAt: ids.length === limit ? now : nextTick };
-    });
+    let mark = yield* this.lockMark(id);
+    if (lastTick > mark) {
+      yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [lastTick, id]);
+      mark = lastTick;
+    }
+    const ids = yield* this.takeHeld(pipelineId, limit, now, mark);
+    return { ids, nextAt: ids.length === limit ? now : nextTick };
   }
 
   /** Buffered requests that were released but not started (their start event was lost in a crash). */

@@ -13,6 +13,8 @@ export interface Stmt {
  */
 export interface GuardedUnit {
   guard: Stmt;
+  /** A cheaper form of `guard` tried first; when it changes no row, `guard` runs. */
+  guardFirst?: Stmt;
   then: Array<Stmt & { expectAffected?: number }>;
   /** Built only for units whose guard held. */
   after?: Stmt[];
@@ -36,13 +38,22 @@ export interface SqlExecutor {
 interface BetterSqliteDb {
   prepare(sql: string): {
     reader: boolean;
-    all(...params: unknown[]): unknown[];
-    run(...params: unknown[]): { changes: number };
+    /** An array binds its items as the anonymous parameters, in order. */
+    all(params: unknown[]): unknown[];
+    run(params: unknown[]): { changes: number };
   };
   transaction<F extends (...args: never[]) => unknown>(fn: F): F;
 }
 
-const norm = (params: unknown[]): unknown[] => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+const normOne = (p: unknown): unknown => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p);
+/** Booleans as 0/1 and `undefined` as NULL; the same array when there is nothing to change (the usual case). */
+function norm(params: unknown[]): unknown[] {
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i];
+    if (p === undefined || typeof p === 'boolean') return params.map(normOne);
+  }
+  return params;
+}
 
 /** Executes on better-sqlite3 directly, with its own statement cache. */
 export class SqliteExecutor implements SqlExecutor {
@@ -66,26 +77,33 @@ export class SqliteExecutor implements SqlExecutor {
   }
 
   all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return Promise.resolve(this.prepare(sql).all(...norm(params)) as T[]);
+    const stmt = this.prepare(sql);
+    // A statement that returns no rows (an UPDATE from a tool or a test) runs instead.
+    if (!stmt.reader) {
+      stmt.run(norm(params));
+      return Promise.resolve([]);
+    }
+    return Promise.resolve(stmt.all(norm(params)) as T[]);
   }
 
   run(sql: string, params: unknown[] = []): Promise<number> {
-    return Promise.resolve(this.prepare(sql).run(...norm(params)).changes);
+    return Promise.resolve(this.prepare(sql).run(norm(params)).changes);
   }
 
   transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
     const exec = this.db.transaction(() => {
       const held = units.map((unit) => {
-        if (this.prepare(unit.guard.sql).run(...norm(unit.guard.params)).changes !== 1) return false;
+        const first = unit.guardFirst && this.prepare(unit.guardFirst.sql).run(norm(unit.guardFirst.params)).changes === 1;
+        if (!first && this.prepare(unit.guard.sql).run(norm(unit.guard.params)).changes !== 1) return false;
         for (const s of unit.then) {
-          const changes = this.prepare(s.sql).run(...norm(s.params)).changes;
+          const changes = this.prepare(s.sql).run(norm(s.params)).changes;
           if (s.expectAffected !== undefined && changes !== s.expectAffected) {
             throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${changes}: ${s.sql}`);
           }
         }
         return true;
       });
-      for (const s of tail(held)) this.prepare(s.sql).run(...norm(s.params));
+      for (const s of tail(held)) this.prepare(s.sql).run(norm(s.params));
       return held;
     });
     try {
@@ -122,7 +140,8 @@ export class MysqlExecutor implements SqlExecutor {
     try {
       const held: boolean[] = [];
       for (const unit of units) {
-        const g = await qr.query(unit.guard.sql, norm(unit.guard.params), true);
+        const first = unit.guardFirst && (await qr.query(unit.guardFirst.sql, norm(unit.guardFirst.params), true)).affected === 1;
+        const g = first ? { affected: 1 } : await qr.query(unit.guard.sql, norm(unit.guard.params), true);
         if (g.affected !== 1) {
           held.push(false);
           continue;

@@ -30,6 +30,10 @@ export interface Store {
   claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]>;
   /** Claims dispatched runs whose lease has passed (their sender died), at most once across processes. */
   claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]>;
+  /** Ends the leases of these runs now, so any engine sends them again at its next sweep. */
+  expireLeases(ids: string[]): Promise<void>;
+  /** Deletes up to `limit` requests that ended before `before`, with their step runs and audit. Returns what was deleted. */
+  pruneFinished(before: number, limit: number, beforeDelete?: (ids: string[]) => Promise<void>): Promise<string[]>;
   /** Claims one pending run (pending → dispatched); false if another process got it first. */
   claimRun(id: string, leaseUntil: number): Promise<boolean>;
   /** Open runs of wait steps waiting for this event and key. */
@@ -158,25 +162,41 @@ function toRun(row: Record<string, unknown>): StepRunRecord {
   };
 }
 
-function insertStmts(table: string, columns: string, rows: unknown[][]): Stmt[] {
+function insertStmts(table: string, columns: string, rows: unknown[][], chunkSize = INSERT_CHUNK): Stmt[] {
   const width = columns.split(',').length;
   const tuple = `(${new Array(width).fill('?').join(',')})`;
+  if (chunkSize === 1) {
+    // One prepared single-row statement per row: on SQLite (in-process, no round trips) this
+    // is as fast as a multi-row INSERT, and it builds no large parameter arrays or SQL texts.
+    const sql = `INSERT INTO ${table} (${columns}) VALUES ${tuple}`;
+    return rows.map((params) => ({ sql, params }));
+  }
   const out: Stmt[] = [];
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const chunk = rows.slice(i, i + INSERT_CHUNK);
+  for (let i = 0; i < rows.length; i += chunkSize) {
+    const chunk = rows.slice(i, i + chunkSize);
     out.push({ sql: `INSERT INTO ${table} (${columns}) VALUES ${chunk.map(() => tuple).join(',')}`, params: chunk.flat() });
   }
   return out;
 }
 
+const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;
+const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
+/**
+ * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
+ * every index on a column named in SET even when its value does not change, and `status`
+ * is in several. It holds only when the status already is the new one; otherwise
+ * {@link GUARD_SQL} runs next.
+ */
+const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ?';
+
 /** Turns one commit into its guarded statements: the rev check first, then its writes. */
-function commitUnit(c: RequestCommit): GuardedUnit {
+function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
   const r = c.request;
   const then: GuardedUnit['then'] = [];
   if (c.finishRun) {
     const f = c.finishRun;
     then.push({
-      sql: `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`,
+      sql: FINISH_RUN_SQL,
       params: [f.status, json(f.output), json(f.error), f.finishedAt, f.durationMs, f.id],
       expectAffected: 1,
     });
@@ -187,11 +207,14 @@ function commitUnit(c: RequestCommit): GuardedUnit {
       params: [r.updatedAt, ...c.cancelRuns],
     });
   }
+  const error = json(r.error);
+  const joins = json(r.joins);
   return {
-    guard: {
-      sql: 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?',
-      params: [r.status, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev],
-    },
+    guard: { sql: GUARD_SQL, params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
+    // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
+    guardFirst: dialect === 'sqlite'
+      ? { sql: GUARD_SAME_STATUS_SQL, params: [error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
+      : undefined,
     then,
   };
 }
@@ -248,18 +271,27 @@ export class SqlStore implements Store {
   }
 
   write(batch: WriteBatch): Promise<boolean[]> {
+    const dialect = this.x.dialect;
     // Sorting by request id (stable, so one request's commits keep their order) makes
     // concurrent MySQL transactions lock rows in the same order, which avoids deadlocks.
-    const order = batch.commits.map((c, i) => ({ c, i })).sort((a, b) => (a.c.requestId < b.c.requestId ? -1 : a.c.requestId > b.c.requestId ? 1 : a.i - b.i));
-    const units = order.map(({ c }) => commitUnit(c));
+    // SQLite runs one transaction at a time, so there the batch keeps its order.
+    const order = dialect === 'mysql'
+      ? batch.commits.map((c, i) => ({ c, i })).sort((a, b) => (a.c.requestId < b.c.requestId ? -1 : a.c.requestId > b.c.requestId ? 1 : a.i - b.i))
+      : undefined;
+    const commits = order ? order.map((o) => o.c) : batch.commits;
+    const units = commits.map((c) => commitUnit(c, dialect));
+    const chunk = dialect === 'sqlite' ? 1 : INSERT_CHUNK;
     const tail = (held: boolean[]): Stmt[] => {
       const runs: unknown[][] = [];
-      order.forEach(({ c }, k) => {
+      commits.forEach((c, k) => {
         if (held[k]) for (const run of c.insertRuns) runs.push(runParams(run));
       });
-      return [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs)];
+      const requests = insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams), chunk);
+      const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
+      return requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
     };
     return this.x.transaction(units, tail).then((held) => {
+      if (!order) return held.map((h) => h ?? false);
       const result = new Array<boolean>(batch.commits.length);
       order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
       return result;
@@ -306,6 +338,28 @@ export class SqlStore implements Store {
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     return claimed;
+  }
+
+  async expireLeases(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 200) {
+      const chunk = ids.slice(i, i + 200);
+      await this.x.run(`UPDATE step_runs SET lease_until = 0 WHERE status = 'dispatched' AND id IN (${chunk.map(() => '?').join(',')})`, chunk);
+    }
+  }
+
+  async pruneFinished(before: number, limit: number, beforeDelete?: (ids: string[]) => Promise<void>): Promise<string[]> {
+    const rows = await this.x.all<{ id: string }>(
+      "SELECT id FROM requests WHERE status IN ('completed', 'stopped') AND finished_at < ? ORDER BY finished_at LIMIT ?",
+      [before, limit],
+    );
+    const ids = rows.map((r) => String(r.id));
+    if (ids.length === 0) return ids;
+    if (beforeDelete) await beforeDelete(ids);
+    const inList = `(${ids.map(() => '?').join(',')})`;
+    const stmts = ['DELETE FROM step_runs WHERE request_id IN ', 'DELETE FROM audit_events WHERE request_id IN ', 'DELETE FROM requests WHERE id IN '];
+    // Completed and stopped are final, so nothing can change these rows meanwhile.
+    await this.x.transaction([], () => stmts.map((sql) => ({ sql: sql + inList, params: ids })));
+    return ids;
   }
 
   async claimRun(id: string, leaseUntil: number): Promise<boolean> {

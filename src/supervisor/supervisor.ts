@@ -63,6 +63,7 @@ type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override
 
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
+  private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Runs sent to a module and not yet answered, in this process. */
@@ -105,6 +106,11 @@ export class Supervisor {
   /** Runs currently with a module, in this process. */
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /** The runs currently with a module in this process. */
+  inFlightIds(): string[] {
+    return [...this.inFlight];
   }
 
   /** Switches to committing new runs as due `pending` rows (see `deferDispatch`). */
@@ -192,14 +198,24 @@ export class Supervisor {
     return state;
   }
 
+  /**
+   * The decision env of a pipeline, made once and re-stamped with the time: building five
+   * closures per step was measurable. `decide` is synchronous and keeps no reference to it.
+   */
   private env(pipeline: CompiledPipeline): DecisionEnv {
-    return {
-      now: Date.now(),
-      newId: () => newId(),
-      random: Math.random,
-      retryPolicy: (step) => this.d.pipelines.retryPolicy(pipeline, step),
-      transportOf: (step) => this.d.dispatcher.transportOf(step),
-    };
+    let env = this.envs.get(pipeline);
+    if (!env) {
+      env = {
+        now: 0,
+        newId: () => newId(),
+        random: Math.random,
+        retryPolicy: (step) => this.d.pipelines.retryPolicy(pipeline, step),
+        transportOf: (step) => this.d.dispatcher.transportOf(step),
+      };
+      this.envs.set(pipeline, env);
+    }
+    env.now = Date.now();
+    return env;
   }
 
   private leaseFor(pipeline: CompiledPipeline, step: CompiledStep | undefined, now: number): number {
@@ -210,7 +226,8 @@ export class Supervisor {
   private async handle(requestId: string, outcome: Outcome): Promise<HandleResult> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopping; attempt++) {
       const cached = attempt === 0 && this.states.has(requestId);
-      const state = await this.load(requestId, attempt > 0);
+      // The cached state without an extra await: most events find it.
+      const state = (cached ? this.states.get(requestId) : undefined) ?? (await this.load(requestId, attempt > 0));
       if (!state) {
         this.d.logger.warn('event for unknown request dropped', { requestId });
         return 'ignored';

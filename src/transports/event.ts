@@ -1,7 +1,8 @@
+import { setMaxListeners } from 'node:events';
 import type { Bus, ModuleCall } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { ModuleRegistry, RegisteredModule } from '../module/registry';
-import { runModule } from './run-module';
+import { moduleLogger, runModule } from './run-module';
 import type { StepTransport } from './types';
 
 /** In-process delivery: the call is an event on the bus, and a `ModuleHost` answers it. */
@@ -26,7 +27,10 @@ export class ModuleHost {
     private readonly bus: Bus,
     private readonly registry: ModuleRegistry,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // Every running module listens on this one signal: many at once is normal, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
+  }
 
   start(): void {
     this.off = this.bus.on('ModuleCall', (call) => {
@@ -42,14 +46,11 @@ export class ModuleHost {
   private async execute(call: ModuleCall, mod: RegisteredModule): Promise<void> {
     const started = Date.now();
     this.active++;
-    const log = this.logger.child({ requestId: call.requestId, stepId: call.stepId, module: call.module });
     try {
-      const res = await runModule(mod.def!, call, {
-        info: (m, f) => log.info(m, f),
-        warn: (m, f) => log.warn(m, f),
-        error: (m, f) => log.error(m, f),
-      }, this.shutdown.signal);
-      const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
+      const log = moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: call.module });
+      const res = await runModule(mod.def!, call, log, this.shutdown.signal);
+      const finishedAt = Date.now();
+      const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt, durationMs: finishedAt - started };
       if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
       else this.bus.emit('StepFailed', { ...base, error: res.error });
     } finally {

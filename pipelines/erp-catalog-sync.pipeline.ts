@@ -1,0 +1,50 @@
+/**
+ * `erp-catalog-sync`: seed 001's catalog flow. The ERP (1C) publishes `product.updated`,
+ * `price.changed` and `stock.changed`; each event is validated, upserted into the shop's
+ * catalog, and put into the search index; a changed price also notifies the admins (§13.3).
+ *
+ * - One active request per SKU (`businessKey: payload.sku`, `queue`): two events for the
+ *   same SKU never race, and they apply in the order they arrived.
+ * - Invalid events end as `stopped` with the reasons in `validate-event.errors`.
+ * - A re-sent export is harmless: importers send an `Idempotency-Key` per line, remembered
+ *   for 7 days.
+ */
+import { definePipeline } from '../src';
+
+export default definePipeline({
+  id: 'erp-catalog-sync',
+  description: 'ERP (1C) catalog events → shop catalog, search index, price-change notices (seed 001).',
+  start: 'validate-event',
+  intake: { rate: { max: 400, per: '1s' }, businessKey: { path: 'payload.sku', onConflict: 'queue' }, idempotencyWindow: '7d' },
+  defaults: { timeout: '10s', retry: { attempts: 5, backoff: '200ms', factor: 2, maxDelay: '5s' } },
+  steps: {
+    'validate-event': {
+      description: 'Check the event against its shape; normalise numbers.',
+      subsystem: 'erp-validate-event',
+      params: { expect: 'catalog' },
+      next: ['upsert-catalog'],
+      condition: [{ field: 'validate-event.valid', operation: 'eq', value: false, result: ['reject-event'] }],
+    },
+    'reject-event': { kind: 'stop', status: 'stopped', reason: 'invalid ERP event', prev: ['validate-event'] },
+    'upsert-catalog': {
+      description: "Upsert the fields the event carries into the shop's catalog table.",
+      subsystem: 'shop-upsert-product',
+      params: { event: '{{ validate-event.event }}' },
+      prev: ['validate-event'],
+      next: ['update-search-index'],
+      condition: [{ field: 'upsert-catalog.priceChanged', operation: 'eq', value: true, result: ['update-search-index', 'notify-price-change'] }],
+    },
+    'update-search-index': {
+      description: 'Index the merged product in the search engine.',
+      subsystem: 'search-index-product',
+      params: { sku: '{{ upsert-catalog.sku }}', product: '{{ upsert-catalog.product }}' },
+      prev: ['upsert-catalog'],
+    },
+    'notify-price-change': {
+      description: 'Tell the admins the price changed.',
+      subsystem: 'notify-price-change',
+      params: { sku: '{{ upsert-catalog.sku }}', oldPrice: '{{ upsert-catalog.oldPrice }}', price: '{{ upsert-catalog.price }}' },
+      prev: ['upsert-catalog'],
+    },
+  },
+});

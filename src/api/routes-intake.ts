@@ -1,0 +1,164 @@
+/**
+ * Intake routes beyond the single submit: `POST /api/pipelines/:id/requests/bulk` takes NDJSON
+ * and streams back one result line per input line, in order, as the lines are stored.
+ *
+ * Each input line is a payload, or with `?envelope=1` an object
+ * `{ "payload": {…}, "idempotencyKey"?, "businessKey"?, "callbackUrl"? }`. A bulk call's
+ * `Idempotency-Key` header gives line n the key `<header>:<n>`, which makes a re-sent file
+ * safe. Blank lines are skipped. Answers, one per non-blank line:
+ * `{ "line": n, "id", "status", "outcome" }` or `{ "line": n, "error": { "code", "message" } }`.
+ */
+import { PassThrough } from 'node:stream';
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Engine } from '../engine';
+import { ClientError, ConveyorError, ErrorCodes } from '../errors';
+import { isCallbackUrl } from '../pipeline/compile-intake';
+import { requireRole } from './auth';
+import { BODY_LIMIT, parseJsonText } from './body';
+import type { SubmitInput } from './intake';
+
+const HEADER_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
+/** Lines stored concurrently (their inserts share group commits); answers still go out in order. */
+const WINDOW = 256;
+/** Pause reading input while this much output waits for a slow reader. */
+const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
+const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/json-lines', 'application/jsonlines'];
+
+/** The request's own callback URL: `?callbackUrl=` or the `X-Callback-Url` header. */
+export function callbackUrlOf(ctx: Context): string | null {
+  const raw = typeof ctx.query.callbackUrl === 'string' ? ctx.query.callbackUrl : ctx.get('x-callback-url');
+  if (!raw) return null;
+  if (!isCallbackUrl(raw)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'callbackUrl must be an absolute http(s) URL of at most 2000 characters');
+  return raw;
+}
+
+type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
+
+/** Splits a byte stream into lines without holding more than one line (at most `limit` bytes) in memory. */
+async function* readLines(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<{ n: number; text: string | null }> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let n = 0;
+  let tooLong = false;
+  const emit = (): { n: number; text: string | null } => {
+    n++;
+    const out = { n, text: tooLong ? null : Buffer.concat(parts).toString('utf8') };
+    parts = [];
+    size = 0;
+    tooLong = false;
+    return out;
+  };
+  for await (const chunk of source) {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      const end = nl === -1 ? chunk.length : nl;
+      if (!tooLong) {
+        size += end - start;
+        if (size > limit) {
+          tooLong = true;
+          parts = [];
+        } else parts.push(chunk.subarray(start, end));
+      }
+      if (nl === -1) break;
+      yield emit();
+      start = nl + 1;
+    }
+  }
+  if (size > 0 || tooLong) yield emit();
+}
+
+function errorOf(line: number, err: unknown): LineResult {
+  if (err instanceof ConveyorError && err.status < 500) return { line, error: { code: err.code, message: err.message } };
+  return { line, error: { code: ErrorCodes.INTERNAL, message: 'the line could not be stored; send it again' } };
+}
+
+/** Turns one parsed line into a submit, or throws the line's 4xx. */
+function toSubmit(value: unknown, base: { pipelineId: string; test: boolean; envelope: boolean; keyPrefix: string | null; line: number }): SubmitInput {
+  const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(value)) throw new ClientError(400, ErrorCodes.BAD_BODY, base.envelope ? 'each line must be an object {"payload": {...}}' : 'each line must be a JSON object (a payload)');
+  const input: SubmitInput = { pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null };
+  if (!base.envelope) return input;
+  const { payload, idempotencyKey, businessKey, callbackUrl, ...rest } = value;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new ClientError(400, ErrorCodes.BAD_BODY, `unknown envelope key "${extra[0]}" (allowed: payload, idempotencyKey, businessKey, callbackUrl)`);
+  if (!isObject(payload)) throw new ClientError(400, ErrorCodes.BAD_BODY, 'the envelope needs "payload": a JSON object');
+  input.payload = payload;
+  for (const [name, v] of [['idempotencyKey', idempotencyKey], ['businessKey', businessKey]] as const) {
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || !HEADER_VALUE.test(v)) throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be 1-255 printable ASCII characters`);
+    input[name] = v;
+  }
+  if (callbackUrl !== undefined) {
+    if (typeof callbackUrl !== 'string' || !isCallbackUrl(callbackUrl)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'callbackUrl must be an absolute http(s) URL');
+    input.callbackUrl = callbackUrl;
+  }
+  return input;
+}
+
+/** Mounts the intake routes on the authenticated `/api` router. */
+export function mountIntakeRoutes(api: Router, engine: Engine): void {
+  api.post('/pipelines/:id/requests/bulk', requireRole('submit'), (ctx) => {
+    const pipelineId = ctx.params.id!;
+    if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
+    if (!ctx.is(...NDJSON_TYPES)) {
+      throw new ClientError(415, ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `content-type must be application/x-ndjson (got ${ctx.get('content-type') || 'none'})`);
+    }
+    const flag = (name: string): boolean => {
+      const raw = ctx.query[name];
+      if (raw === undefined) return false;
+      if (raw === '1' || raw === 'true') return true;
+      if (raw === '0' || raw === 'false') return false;
+      throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be 1 or 0`);
+    };
+    const keyPrefix = ctx.get('idempotency-key') || null;
+    if (keyPrefix !== null && !HEADER_VALUE.test(keyPrefix)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'Idempotency-Key must be 1-255 printable ASCII characters');
+    const base = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix };
+
+    const out = new PassThrough();
+    ctx.status = 200;
+    ctx.type = 'application/x-ndjson';
+    ctx.set('cache-control', 'no-store');
+    ctx.body = out;
+    void streamResults(ctx, engine, base, out);
+  });
+}
+
+async function streamResults(ctx: Context, engine: Engine, base: { pipelineId: string; test: boolean; envelope: boolean; keyPrefix: string | null }, out: PassThrough): Promise<void> {
+  const window: Array<Promise<LineResult>> = [];
+  const writeOne = async (): Promise<void> => {
+    const r = await window.shift()!;
+    if (!out.write(`${JSON.stringify(r)}\n`) && out.writableLength > OUTPUT_HIGH_WATER) {
+      await new Promise<void>((resolve) => out.once('drain', resolve));
+    }
+  };
+  try {
+    for await (const { n, text } of readLines(ctx.req, BODY_LIMIT)) {
+      if (out.destroyed) break;
+      let result: Promise<LineResult>;
+      if (text === null) {
+        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${BODY_LIMIT}-byte limit` } });
+      } else if (text.trim() === '') continue;
+      else {
+        result = (async (): Promise<LineResult> => {
+          try {
+            const input = toSubmit(parseJsonText(text), { ...base, line: n });
+            const { request, outcome } = await engine.intake.accept(input);
+            return { line: n, id: request.id, status: request.status, outcome };
+          } catch (err) {
+            return errorOf(n, err);
+          }
+        })();
+      }
+      window.push(result);
+      if (window.length >= WINDOW) await writeOne();
+    }
+    while (window.length > 0) await writeOne();
+  } catch (err) {
+    engine.logger.warn('bulk intake interrupted', { pipeline: base.pipelineId, error: (err as Error).message });
+    await Promise.allSettled(window);
+  } finally {
+    out.end();
+  }
+}
