@@ -103,6 +103,11 @@ export class Supervisor {
     await Promise.allSettled([...this.chains.values()]);
   }
 
+  /** Requests whose state this process keeps in memory (running ones only). */
+  get cachedCount(): number {
+    return this.states.size;
+  }
+
   /** Runs currently with a module, in this process. */
   get inFlightCount(): number {
     return this.inFlight.size;
@@ -193,7 +198,8 @@ export class Supervisor {
     const request = await this.d.store.getRequest(requestId);
     if (!request) return undefined;
     const state = buildState(request, await this.d.store.listStepRuns(requestId));
-    if (request.status === 'running' || request.status === 'waiting' || request.status === 'buffered') this.states.set(requestId, state);
+    // Only requests with work moving are cached: a waiting request (days, maybe) costs rows only.
+    if (request.status === 'running' || request.status === 'buffered') this.states.set(requestId, state);
     else this.states.delete(requestId);
     return state;
   }
@@ -308,6 +314,7 @@ export class Supervisor {
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
     if (!this.o.deferDispatch) for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
+    if (state.request.status === 'waiting') this.states.delete(requestId);
     if (d.finished) {
       this.states.delete(requestId);
       logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
