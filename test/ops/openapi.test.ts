@@ -23,7 +23,7 @@ export function registeredRoutes(app: Koa): string[] {
     for (const layer of mw.router?.stack ?? []) {
       for (const method of layer.methods) {
         if (method === 'HEAD') continue;
-        routes.add(`${method} ${layer.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+        routes.add(`${method} ${String(layer.path).replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
       }
     }
   }
