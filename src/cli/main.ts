@@ -2,12 +2,12 @@
 import { Engine, loadProject, parseList, type EngineRoles } from '../engine';
 import { formatIssue, PipelineValidationError } from '../errors';
 import { createLogger } from '../log/logger';
-import { toMermaid } from '../pipeline/graph';
 import { createModuleServer, listenModuleServer } from '../transports/module-server';
 import { QueueHub, QueueWorker } from '../transports/queue';
 import { importCommand } from './commands/import';
 import { pruneCommand } from './commands/prune';
 import { serve, type RunningServer } from './server';
+import { OPS_COMMANDS, OPS_HELP } from './commands/index';
 
 const HELP = `Usage: conveyor <command> [options]
 
@@ -19,7 +19,7 @@ Commands:
   module-server --modules a,b [--port N] [--host H]
                                  serves modules over the HTTP module protocol
   validate                       checks every pipeline and module; exits 1 on any problem
-  graph <pipeline>               prints the pipeline's graph as Mermaid text
+${OPS_HELP}
   prune --older-than 30d [--archive f.ndjson] [--dry-run]
                                  deletes requests that ended before then, with their step logs
   import <file.ndjson|file.csv> --pipeline <id> [--id-column c] [--batch N] [--no-resume]
@@ -139,16 +139,12 @@ function validate(): void {
   out(`ok: ${pipelines.length} pipeline(s) (${pipelines.map((p) => p.id).join(', ')}), ${registry.all().length} module(s)`);
 }
 
-function graph(id: string | undefined): void {
-  if (!id) fail('usage: conveyor graph <pipeline>', 2);
-  const { pipelines, issues } = loadProject();
-  const p = pipelines.find((x) => x.id === id);
-  if (!p) fail(issues.length > 0 ? issues.map(formatIssue).join('\n') : `unknown pipeline "${id}"`);
-  out(toMermaid(p));
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command !== undefined && Object.hasOwn(OPS_COMMANDS, command)) {
+    process.exitCode = await OPS_COMMANDS[command]!(rest);
+    return;
+  }
   const { flags, positional } = parseArgs(rest);
   if (flags.help) return out(HELP);
   switch (command) {
@@ -164,8 +160,6 @@ async function main(argv: string[]): Promise<void> {
       return moduleServer(flags);
     case 'validate':
       return validate();
-    case 'graph':
-      return graph(positional[0]);
     case 'prune':
       process.exitCode = await pruneCommand(flags, out);
       return;

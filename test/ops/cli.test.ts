@@ -1,0 +1,226 @@
+/**
+ * The operations commands of `conveyor`: client commands against a running engine, keys and
+ * migrate on the database, graph as Mermaid and as a picture. Most run in-process through
+ * `OPS_COMMANDS` with captured output; a few run `bin/conveyor.js` as a real process to check
+ * exit codes and the wiring in `src/cli/main.ts`.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { OPS_COMMANDS, OPS_USAGE } from '../../src/cli/commands/index';
+import { chromiumPath } from '../../src/cli/commands/graph';
+import type { Io } from '../../src/cli/commands/args';
+import { REPO_ROOT, type TestEngine } from '../support/engine';
+import { cleanupTmpDirs, tmpDir } from '../support/tmp';
+import { FIXTURES, startOpsEngine } from './support';
+
+interface Captured {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs one command in-process with the given environment. */
+async function run(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<Captured> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), env };
+  const [command, ...rest] = argv;
+  const code = await OPS_COMMANDS[command!]!(rest, io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** Runs `bin/conveyor.js` as a process. */
+function spawn(env: NodeJS.ProcessEnv, ...argv: string[]): Promise<Captured> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO_ROOT, 'bin', 'conveyor.js'), ...argv], { env: { ...process.env, ...env }, cwd: REPO_ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout, err: stderr });
+    });
+  });
+}
+
+describe('conveyor operations commands', function () {
+  this.timeout(120_000);
+  let t: TestEngine;
+  let dbUrl: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    dbUrl = `sqlite:${path.join(tmpDir('cli'), 'conveyor.db')}`;
+    t = await startOpsEngine({ databaseUrl: dbUrl });
+    env = { CONVEYOR_URL: t.url, CONVEYOR_KEY: t.keys.admin, DATABASE_URL: dbUrl };
+  });
+  after(async () => {
+    await t?.close();
+    cleanupTmpDirs();
+  });
+
+  it('answers --help for every command, exit 0', async () => {
+    for (const name of Object.keys(OPS_COMMANDS)) {
+      const r = await run(env, name, '--help');
+      expect(r.code, name).to.equal(0);
+      expect(r.out, name).to.equal(OPS_USAGE[name]);
+      expect(r.out, name).to.match(new RegExp(`^Usage: conveyor ${name}\\b`));
+    }
+  });
+
+  it('refuses an unknown option with the usage, exit 2', async () => {
+    const r = await run(env, 'requests', '--pipline', 'orders');
+    expect(r.code).to.equal(2);
+    expect(r.err).to.include('unknown option --pipline');
+    expect(r.err).to.include('Usage: conveyor requests');
+  });
+
+  it('submits a request from inline JSON or a file, and prints JSON with --json', async () => {
+    const inline = await run(env, 'submit', 'orders', '--data', '{"sku":"cli-1"}', '--wait', '10', '--json');
+    expect(inline.code, inline.err).to.equal(0);
+    const body = JSON.parse(inline.out) as { id: string; status: string; context: { payload: unknown } };
+    expect(body.status).to.equal('completed');
+    expect(body.context.payload).to.deep.equal({ sku: 'cli-1' });
+
+    const file = path.join(tmpDir('cli-data'), 'payload.json');
+    writeFileSync(file, JSON.stringify({ sku: 'cli-2' }));
+    const fromFile = await run(env, 'submit', 'orders', '--data', file, '--business-key', 'cli-bk');
+    expect(fromFile.code, fromFile.err).to.equal(0);
+    expect(fromFile.out).to.match(/^[0-9a-f-]{36} {2}(buffered|running|completed)$/);
+  });
+
+  it('fails with the API error when the API refuses, exit 1', async () => {
+    const unknown = await run(env, 'submit', 'nope', '--data', '{}');
+    expect(unknown.code).to.equal(1);
+    expect(unknown.err).to.include('answered 404 CONVEYOR_ERR_UNKNOWN_PIPELINE');
+    const noKey = await run({ ...env, CONVEYOR_KEY: 'wrong-key-123' }, 'requests');
+    expect(noKey.code).to.equal(1);
+    expect(noKey.err).to.include('401');
+    const down = await run({ ...env, CONVEYOR_URL: 'http://127.0.0.1:9' }, 'requests');
+    expect(down.code).to.equal(1);
+    expect(down.err).to.include('cannot reach http://127.0.0.1:9');
+  });
+
+  it('lists requests with filters, as a table or JSON', async () => {
+    await run(env, 'submit', 'orders', '--data', '{"sku":"gone","fail":true}', '--wait', '10');
+    const json = await run(env, 'requests', '--pipeline', 'orders', '--status', 'error_stop', '--json');
+    expect(json.code, json.err).to.equal(0);
+    const page = JSON.parse(json.out) as { items: Array<{ status: string }>; nextCursor: string | null };
+    expect(page.items).to.have.length(1);
+    expect(page.items[0]!.status).to.equal('error_stop');
+    const text = await run(env, 'requests', '--pipeline', 'orders', '--limit', '1');
+    expect(text.out.split('\n')[0]).to.match(/^ID +PIPELINE +STATUS +CREATED +BUSINESS KEY +ERROR$/);
+    expect(text.out).to.match(/\nmore: conveyor requests .*--cursor \S+$/);
+    const bad = await run(env, 'requests', '--status', 'finished');
+    expect(bad.code).to.equal(1);
+    expect(bad.err).to.include('CONVEYOR_ERR_BAD_PARAM');
+  });
+
+  it('prints the step log of a request, one line per attempt', async () => {
+    const sub = JSON.parse((await run(env, 'submit', 'orders', '--data', '{"sku":"f","flaky":true}', '--wait', '10', '--json')).out) as { id: string };
+    const r = await run(env, 'steps', sub.id);
+    expect(r.code).to.equal(0);
+    const lines = r.out.split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(/check-order#1 +failed +event +\d+ ms +CONVEYOR_ERR_MODULE_FAILED: stock service busy$/);
+    expect(lines[1]).to.match(/check-order#2 +completed +event/);
+    expect(lines[2]).to.match(/ship-standard#1 +completed +event/);
+  });
+
+  it('follows the step log until the request ends', async () => {
+    const waiting = JSON.parse((await run(env, 'submit', 'refund', '--data', '{"amount":5}', '--json')).out) as { id: string };
+    const following = run(env, 'steps', waiting.id, '--follow', '--interval', '100');
+    await new Promise((r) => setTimeout(r, 400));
+    const approved = await t.api('POST', `/api/requests/${waiting.id}/actions/approve`);
+    expect(approved.status).to.equal(200);
+    const r = await following;
+    expect(r.code).to.equal(0);
+    const lines = r.out.split('\n');
+    expect(lines[0]).to.match(/review#1 +waiting/);
+    expect(lines).to.satisfy((ls: string[]) => ls.some((l) => /review#1 +completed/.test(l)));
+    expect(lines).to.satisfy((ls: string[]) => ls.some((l) => /pay#1 +completed/.test(l)));
+    expect(lines.at(-1)).to.equal(`request ${waiting.id} completed`);
+  });
+
+  it('resumes and stops requests through the API', async () => {
+    const failing = JSON.parse((await run(env, 'submit', 'orders', '--data', JSON.stringify({ sku: 'r', failUntil: Date.now() + 300 }), '--wait', '10', '--json')).out) as { id: string; status: string };
+    expect(failing.status).to.equal('error_stop');
+    await new Promise((r) => setTimeout(r, 350));
+    const resumed = await run(env, 'resume', failing.id);
+    expect(resumed.code, resumed.err).to.equal(0);
+    expect(resumed.out).to.match(new RegExp(`^${failing.id} {2}(running|completed)$`));
+
+    const again = await run(env, 'resume', failing.id);
+    expect(again.code).to.equal(1);
+    expect(again.err).to.include('answered 409');
+
+    const waiting = JSON.parse((await run(env, 'submit', 'refund', '--data', '{}', '--wait', '1', '--json')).out) as { id: string };
+    const stopped = await run(env, 'stop', waiting.id, '--reason', 'duplicate', '--json');
+    expect(stopped.code, stopped.err).to.equal(0);
+    expect((JSON.parse(stopped.out) as { status: string }).status).to.equal('stopped');
+
+    const readOnly = await run({ ...env, CONVEYOR_KEY: t.keys.read }, 'stop', failing.id);
+    expect(readOnly.code).to.equal(1);
+    expect(readOnly.err).to.include('answered 403');
+  });
+
+  it('creates, lists and revokes stored keys on the database', async () => {
+    const created = await run(env, 'keys', 'create', '--name', 'grafana', '--roles', 'read', '--json');
+    expect(created.code, created.err).to.equal(0);
+    const key = JSON.parse(created.out) as { id: string; key: string; roles: string[] };
+    expect(key.roles).to.deep.equal(['read']);
+    expect((await t.api('GET', '/api/requests?limit=1', { key: key.key })).status).to.equal(200);
+    expect((await t.api('POST', '/api/pipelines/orders/requests', { key: key.key, body: {} })).status).to.equal(403);
+
+    const list = await run(env, 'keys', 'list');
+    expect(list.out).to.match(new RegExp(`${key.id} +grafana +read +\\S+ +active`));
+    expect(list.out).to.not.include(key.key);
+
+    const revoked = await run(env, 'keys', 'revoke', key.id);
+    expect(revoked.code).to.equal(0);
+    expect((await t.api('GET', '/api/requests?limit=1', { key: key.key })).status).to.equal(401);
+    const twice = await run(env, 'keys', 'revoke', key.id);
+    expect(twice.code).to.equal(1);
+    expect(twice.err).to.include('already revoked');
+    expect((await run(env, 'keys', 'create', '--name', 'x')).code).to.equal(2);
+    expect((await run(env, 'keys', 'rotate')).code).to.equal(2);
+  });
+
+  it('migrates a fresh database, then finds it up to date', async () => {
+    const fresh = { ...env, DATABASE_URL: `sqlite:${path.join(tmpDir('cli-migrate'), 'm.db')}` };
+    const first = await run(fresh, 'migrate');
+    expect(first.code, first.err).to.equal(0);
+    expect(first.out).to.match(/^applied Initial1763800000000$/m);
+    expect(first.out).to.match(/^applied SearchIndexes1763800000010$/m);
+    const second = await run(fresh, 'migrate', '--json');
+    expect(JSON.parse(second.out)).to.include({ dialect: 'sqlite' }).and.have.property('applied').that.deep.equals([]);
+  });
+
+  it('runs as a process: exit codes, and unknown commands still refused', async () => {
+    const ok = await spawn(env, 'requests', '--limit', '2', '--json');
+    expect(ok.code, ok.err).to.equal(0);
+    expect((JSON.parse(ok.out) as { items: unknown[] }).items).to.have.length(2);
+    const failed = await spawn(env, 'steps', '01a20187-df0f-7000-b8ea-bf397f8d5898');
+    expect(failed.code).to.equal(1);
+    expect(failed.err).to.include('CONVEYOR_ERR_UNKNOWN_REQUEST');
+    const usage = await spawn(env, 'steps');
+    expect(usage.code).to.equal(2);
+    expect((await spawn(env, 'no-such-command')).code).to.equal(2);
+    const help = await spawn(env, 'help');
+    expect(help.out).to.include('steps <request-id> [--follow]');
+  });
+
+  it('prints a pipeline graph as Mermaid, and draws it as SVG and PNG', async () => {
+    const dirs = { CONVEYOR_PIPELINES_DIR: path.join(FIXTURES, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(FIXTURES, 'modules') };
+    expect(chromiumPath(), 'Chromium is needed: bash scripts/services.sh --with-chromium').to.be.a('string');
+    const out = tmpDir('cli-graph');
+    const r = await spawn({ ...env, ...dirs }, 'graph', 'orders', '--svg', path.join(out, 'orders.svg'), '--png', path.join(out, 'orders.png'));
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out).to.match(/^flowchart TD\n/);
+    expect(r.out).to.include('check_order -->|"check-order.express eq true"| ship_express');
+    const svg = readFileSync(path.join(out, 'orders.svg'), 'utf8');
+    expect(svg).to.match(/^<svg /);
+    expect(svg).to.include('ship-express');
+    expect(readFileSync(path.join(out, 'orders.png')).subarray(1, 4).toString()).to.equal('PNG');
+    const unknown = await spawn({ ...env, ...dirs }, 'graph', 'nope');
+    expect(unknown.code).to.equal(1);
+    expect(unknown.err).to.include('unknown pipeline "nope"');
+  });
+});
