@@ -109,6 +109,23 @@ const paths: Record<string, Record<string, unknown>> = {
     },
   },
   '/openapi.json': { get: { summary: 'This document', tags: ['operations'], responses: { 200: json({ type: 'object' }, 'OpenAPI 3.1') } } },
+  '/': { get: { summary: 'The dashboard (HTML); it signs in with an API key', tags: ['dashboard'], responses: { 200: { description: 'HTML', content: { 'text/html': { schema: str } } } } } },
+  '/dashboard/{file}': {
+    get: {
+      summary: "The dashboard's static files",
+      tags: ['dashboard'],
+      parameters: [pathParam('file', 'A file name, e.g. `app.js`')],
+      responses: { 200: { description: 'The file' }, 404: error('No such file') },
+    },
+  },
+  '/dashboard/vendor/{file}': {
+    get: {
+      summary: 'Front-end libraries the dashboard uses, served from node_modules (mermaid)',
+      tags: ['dashboard'],
+      parameters: [pathParam('file', 'e.g. `mermaid.min.js`')],
+      responses: { 200: { description: 'The file' }, 404: error('No such file') },
+    },
+  },
   '/api/callbacks/{token}': {
     post: {
       summary: "A remote module's late result (after it answered 202); the signed token is the credential",

@@ -3,6 +3,7 @@
  * mounts them with {@link mountOpsRoutes}.
  */
 import type Router from '@koa/router';
+import { mountDashboardRoutes } from '../dashboard/serve';
 import type { Engine } from '../engine';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
 import { checkReadiness, metricsFor } from '../metrics/metrics';
@@ -107,4 +108,5 @@ export function mountOpsRoutes(m: OpsMount): void {
   mountSearchRoutes(m);
   mountHealthRoutes(m);
   mountOpenApiRoute(m);
+  mountDashboardRoutes(m.router);
 }
