@@ -97,10 +97,13 @@ export class EngineMetrics {
 
   private onResult(e: StepResult): void {
     this.pending.push(e);
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(() => void this.flush());
-    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => void this.flush());
   }
 
   /** Labels a tick's results with one query (pipeline and transport by run id), then counts them. */
@@ -124,7 +127,8 @@ export class EngineMetrics {
       this.lost.inc(batch.length);
     } finally {
       this.flushing = false;
-      if (this.pending.length > 0) this.onResult(this.pending.pop()!);
+      // Results that arrived during the lookup go in the next batch.
+      if (this.pending.length > 0) this.scheduleFlush();
     }
   }
 
