@@ -111,7 +111,9 @@ describe('metrics and readiness in distributed mode', function () {
 
   before(async () => {
     await requireRedis();
-    t = await startOpsEngine({ engine: { redisUrl: redisUrl(), queuePrefix: `ops-${randomBytes(4).toString('hex')}` } });
+    // say-hello runs through its bull queue (a worker in this same process), so its result
+    // reaches the engine through conveyor:results rather than the bus.
+    t = await startOpsEngine({ engine: { redisUrl: redisUrl(), queueModules: ['say-hello'], queuePrefix: `ops-${randomBytes(4).toString('hex')}` } });
     const res = await t.api('POST', '/api/pipelines/greet/requests?wait=10', { body: {} });
     expect(res.status).to.equal(200);
   });
@@ -125,11 +127,16 @@ describe('metrics and readiness in distributed mode', function () {
 
   it('reports the bull queue depths', async () => {
     const text = (await t.api<string>('GET', '/metrics', { key: t.keys.read })).text;
-    for (const queue of ['conveyor:requests', 'conveyor:results']) {
+    for (const queue of ['conveyor:requests', 'conveyor:results', 'conveyor:module:say-hello']) {
       for (const state of ['waiting', 'active', 'delayed', 'failed']) {
         expect(sample(text, 'conveyor_queue_jobs', { queue, state }), `${queue} ${state}`).to.be.a('number');
       }
     }
     expect(sample(text, 'conveyor_requests_finished_total', { pipeline: 'greet', status: 'completed' })).to.equal(1);
+  });
+
+  it('observes the durations of queue-transport steps, whose results come through bull', async () => {
+    const text = (await t.api<string>('GET', '/metrics', { key: t.keys.read })).text;
+    expect(sample(text, 'conveyor_step_duration_seconds_count', { pipeline: 'greet', step: 'say-hello', transport: 'queue', outcome: 'completed' })).to.equal(1);
   });
 });
