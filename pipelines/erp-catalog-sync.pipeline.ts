@@ -5,6 +5,7 @@
  *
  * - One active request per SKU (`businessKey: payload.sku`, `queue`): two events for the
  *   same SKU never race, and they apply in the order they arrived.
+ * - Flow control: `rate` and `maxActive` keep the shop's load steady whatever the ERP sends.
  * - Invalid events end as `stopped` with the reasons in `validate-event.errors`.
  * - A re-sent export is harmless: importers send an `Idempotency-Key` per line, remembered
  *   for 7 days.
@@ -15,7 +16,14 @@ export default definePipeline({
   id: 'erp-catalog-sync',
   description: 'ERP (1C) catalog events → shop catalog, search index, price-change notices (seed 001).',
   start: 'validate-event',
-  intake: { rate: { max: 400, per: '1s' }, businessKey: { path: 'payload.sku', onConflict: 'queue' }, idempotencyWindow: '7d' },
+  // At most 400 events a second reach the shop, and at most 150 are in flight: an ERP export
+  // of a million SKUs waits in Conveyor's buffer (durably), not in the shop's request queue.
+  intake: {
+    rate: { max: 400, per: '1s' },
+    maxActive: 150,
+    businessKey: { path: 'payload.sku', onConflict: 'queue' },
+    idempotencyWindow: '7d',
+  },
   defaults: { timeout: '10s', retry: { attempts: 5, backoff: '200ms', factor: 2, maxDelay: '5s' } },
   steps: {
     'validate-event': {

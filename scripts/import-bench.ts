@@ -84,8 +84,16 @@ async function main(): Promise<void> {
     CONVEYOR_API_KEYS: `${key}:admin`, LOG_LEVEL: 'warn', REDIS_URL: '',
   };
   const standins = start(['-e', `require('tsx/cjs'); Promise.all([require('./scripts/shop-standin.ts').startShopStandin(), require('./scripts/search-standin.ts').startSearchStandin(), require('./scripts/erp-standin.ts').startErpStandin()]).then(() => console.log('stand-ins up'))`], env, 'stand-ins');
-  const engine = start([BIN, 'start'], env, 'engine');
+  // `--profile <dir>` writes the engine's CPU profile there (node --cpu-prof).
+  const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${arg('profile', dir)}`] : [];
+  const engine = start([...profile, BIN, 'start'], env, 'engine');
   const children = [standins.child, engine.child];
+  const abort = (): void => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    process.exit(130);
+  };
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
   try {
     await waitFor('the stand-ins', () => standins.output.join('').includes('stand-ins up'), 30_000);
     await waitFor('the engine', async () => {

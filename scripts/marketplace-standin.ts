@@ -10,13 +10,14 @@
  *   with an `Idempotency-Key` header → `{ id, url, status: 'active', price }`; the same key
  *   answers the same product
  * - `GET /api/products/:id` → the product: `{ id, status: 'active' | 'sold', order? }`
- * - `POST /api/orders/:id/messages` `{ text }` → `{ ok: true }`
+ * - `POST /api/orders/:id/messages` `{ text }` → `{ ok: true }`; a repeated `Idempotency-Key` sends nothing
  * - `POST /api/orders/:id/confirm` → `{ id, status: 'confirmed' }`
  *
  * Controls for demos and tests:
  * - `POST /_sell/:productId` `{ buyer?, price? }`: a buyer buys the product. When a webhook is
  *   set, the stand-in posts `{ key: productId, data: { orderId, productId, buyer, price } }` to
- *   it (Conveyor's `POST /api/events/marketplace.sale`) before answering.
+ *   it (Conveyor's `POST /api/events/marketplace.sale`) before answering, and polling sees the
+ *   product sold only after that.
  * - `POST /_webhook` `{ url, key }` sets the webhook (`{ url: null }` turns it off), so a test
  *   can make a sale be noticed only by polling.
  * - `GET /_state`, `POST /_reset`, `GET|POST /_faults` (see `standin-kit.ts`).
@@ -62,7 +63,8 @@ export interface MarketOrder {
   buyer: string;
   price: number;
   status: 'paid' | 'confirmed';
-  messages: Array<{ text: string; at: string }>;
+  /** `key`: the `Idempotency-Key` it came with; a repeat is not sent twice. */
+  messages: Array<{ text: string; key: string | null; at: string }>;
 }
 
 export interface MarketState {
@@ -142,12 +144,17 @@ export async function startMarketplaceStandin(opts: { port?: number; host?: stri
     const p = product(productId);
     if (p.status !== 'active') throw new HttpError(409, 'NOT_ACTIVE', `product ${productId} is ${p.status}`);
     const o: MarketOrder = { id: id('order'), productId, buyer, price: price ?? p.price, status: 'paid', messages: [] };
-    p.status = 'sold';
-    p.soldAt = new Date().toISOString();
-    p.orderId = o.id;
     get().orders.push(o);
     const state = get();
-    if (state.webhook.url) {
+    const markSold = (): void => {
+      p.status = 'sold';
+      p.soldAt = new Date().toISOString();
+      p.orderId = o.id;
+    };
+    // With a webhook, the product shows as sold to polling only once the webhook was
+    // delivered: a test then sees the sale arrive one way or the other, never both racing.
+    if (!state.webhook.url) markSold();
+    else {
       try {
         const res = await fetch(state.webhook.url, {
           method: 'POST',
@@ -159,6 +166,7 @@ export async function startMarketplaceStandin(opts: { port?: number; host?: stri
       } catch (err) {
         state.webhookCalls.push({ productId, status: null, error: (err as Error).message });
       }
+      markSold();
     }
     return structuredClone(o);
   };
@@ -200,8 +208,10 @@ export async function startMarketplaceStandin(opts: { port?: number; host?: stri
           const o = found.orderId ? order(found.orderId) : undefined;
           return { ...found, order: o ? { id: o.id, buyer: o.buyer, price: o.price } : null };
         },
-        'POST /api/orders/:id/messages': ({ body }, p) => {
-          order(p.id!).messages.push({ text: requireString(body, 'text'), at: new Date().toISOString() });
+        'POST /api/orders/:id/messages': ({ body, headers }, p) => {
+          const o = order(p.id!);
+          const key = typeof headers['idempotency-key'] === 'string' ? headers['idempotency-key'] : null;
+          if (!key || !o.messages.some((m) => m.key === key)) o.messages.push({ text: requireString(body, 'text'), key, at: new Date().toISOString() });
           return { ok: true };
         },
         'POST /api/orders/:id/confirm': (_c, p) => {

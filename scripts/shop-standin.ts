@@ -18,7 +18,7 @@
 import 'reflect-metadata';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { HttpError, runMain, startJsonServer, type RunningJsonServer } from './lib/json-server';
 import { CatalogProduct } from './shop/catalog-product.entity';
 import { Catalog1763800100000 } from './shop/1763800100000-catalog.migration';
@@ -66,36 +66,70 @@ export async function startShopStandin(opts: { port?: number; host?: string; dat
   const notifications: Array<Record<string, unknown>> = [];
   const seen = new Set<string>();
   const orders = new Map<string, Record<string, unknown>>();
-  // Upserts are read-modify-write: one at a time, so two events never interleave.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(work: () => Promise<T>): Promise<T> => {
-    const next = chain.then(work, work);
-    chain = next.catch(() => undefined);
-    return next;
-  };
+  // Upserts are read-modify-write. They are applied in batches, one batch at a time: every
+  // upsert that arrived during one event-loop turn is read with one query and written with
+  // one multi-row INSERT … ON CONFLICT DO UPDATE (TypeORM's query builder), in arrival order,
+  // so two events for one SKU never interleave and the table keeps up with an ERP export.
+  type Upsert = { sku: string; body: Record<string, unknown>; key: string | undefined; resolve(v: unknown): void; reject(e: unknown): void };
+  let pending: Upsert[] = [];
+  let flushing: Promise<void> | null = null;
+  const columns = ['name', 'price', 'stock', 'attributes', 'version', 'last_key', 'updated_at'];
 
-  const upsert = (sku: string, body: Record<string, unknown>, key: string | undefined) => serial(async () => {
-    const cur = await repo.findOneBy({ sku });
-    const price = num(body.price);
-    if (cur && key && cur.lastKey === key) {
-      return { sku, version: cur.version, created: false, priceChanged: false, oldPrice: cur.price, price: cur.price, replayed: true };
+  const apply = (cur: CatalogProduct | undefined, u: Upsert): { next: CatalogProduct; result: Record<string, unknown>; changed: boolean } => {
+    const price = num(u.body.price);
+    if (cur && u.key && cur.lastKey === u.key) {
+      return { next: cur, changed: false, result: { sku: u.sku, version: cur.version, created: false, priceChanged: false, oldPrice: cur.price, price: cur.price, product: view(cur), replayed: true } };
     }
-    const p = cur ?? Object.assign(new CatalogProduct(), { sku, name: null, price: null, stock: null, attributes: null, version: 0 });
+    const p = Object.assign(new CatalogProduct(), cur ?? { sku: u.sku, name: null, price: null, stock: null, attributes: null, version: 0 });
     const oldPrice = p.price;
-    if (typeof body.name === 'string') p.name = body.name;
+    if (typeof u.body.name === 'string') p.name = u.body.name;
     if (price !== undefined) p.price = price;
-    const stock = obj(body.stock);
+    const stock = obj(u.body.stock);
     if (stock) p.stock = JSON.stringify({ ...(p.stock ? (JSON.parse(p.stock) as object) : {}), ...stock });
-    const attributes = obj(body.attributes);
+    const attributes = obj(u.body.attributes);
     if (attributes) p.attributes = JSON.stringify(attributes);
     p.version += 1;
-    p.lastKey = key ?? null;
+    p.lastKey = u.key ?? null;
     p.updatedAt = Date.now();
-    // One INSERT … ON CONFLICT DO UPDATE through TypeORM's query builder, not a save() round trip.
-    await repo.createQueryBuilder().insert().into(CatalogProduct).values(p)
-      .orUpdate(['name', 'price', 'stock', 'attributes', 'version', 'last_key', 'updated_at'], ['sku']).execute();
-    return { sku, version: p.version, created: !cur, priceChanged: Boolean(cur) && price !== undefined && oldPrice !== price, oldPrice, price: p.price, product: view(p) };
-  });
+    return { next: p, changed: true, result: { sku: u.sku, version: p.version, created: !cur, priceChanged: Boolean(cur) && price !== undefined && oldPrice !== price, oldPrice, price: p.price, product: view(p) } };
+  };
+
+  const flush = async (): Promise<void> => {
+    const batch = pending;
+    pending = [];
+    try {
+      const found = await repo.findBy({ sku: In([...new Set(batch.map((u) => u.sku))]) });
+      const rows = new Map(found.map((r) => [r.sku, r]));
+      const changed = new Map<string, CatalogProduct>();
+      const results = batch.map((u) => {
+        const r = apply(rows.get(u.sku), u);
+        rows.set(u.sku, r.next);
+        if (r.changed) changed.set(u.sku, r.next);
+        return r.result;
+      });
+      const list = [...changed.values()];
+      for (let i = 0; i < list.length; i += 200) {
+        await repo.createQueryBuilder().insert().into(CatalogProduct).values(list.slice(i, i + 200)).orUpdate(columns, ['sku']).execute();
+      }
+      batch.forEach((u, i) => u.resolve(results[i]));
+    } catch (err) {
+      for (const u of batch) u.reject(err);
+    }
+  };
+
+  const schedule = (): void => {
+    if (flushing || pending.length === 0) return;
+    flushing = new Promise<void>((r) => setImmediate(r)).then(flush).finally(() => {
+      flushing = null;
+      schedule();
+    });
+  };
+
+  const upsert = (sku: string, body: Record<string, unknown>, key: string | undefined): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      pending.push({ sku, body, key, resolve, reject });
+      schedule();
+    });
 
   const server = await startJsonServer([
     ['PUT', '/catalog/products/:sku', (r) => {
@@ -141,7 +175,7 @@ export async function startShopStandin(opts: { port?: number; host?: string; dat
     countProducts: () => repo.count(),
     close: async () => {
       await server.close();
-      await chain;
+      while (flushing) await flushing;
       await catalog.destroy();
     },
   };

@@ -11,6 +11,7 @@ import { PipelineValidationError, type ValidationIssue } from './errors';
 import { createLogger, type Logger } from './log/logger';
 import type { RequestRecord, RequestStatus, StepRunRecord } from './model';
 import { loadModules, type ModuleRegistry } from './module/registry';
+import { AdminNotifier, checkAdminNotifier } from './notify/admin-notifier';
 import { PipelineCatalog } from './pipeline/catalog';
 import { loadPipelines } from './pipeline/load';
 import type { CompiledPipeline } from './pipeline/types';
@@ -102,6 +103,8 @@ export class Engine {
   readonly committer: GroupCommitter;
   readonly hub: QueueHub | undefined;
   private readonly moduleHost: ModuleHost;
+  /** Seed 000 §7: alerts the administrator (webhook and/or module) when a request stops on an error. */
+  private readonly adminNotifier: AdminNotifier;
   private readonly http: HttpTransport;
   private worker: QueueWorker | undefined;
   private started = false;
@@ -133,6 +136,7 @@ export class Engine {
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, opts.intake);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
+    this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl });
   }
 
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */
@@ -143,6 +147,7 @@ export class Engine {
     if (!redisUrl && project.registry.all().some((m) => m.transport === 'queue')) {
       project.issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: '', message: 'the queue transport needs REDIS_URL' });
     }
+    project.issues.push(...checkAdminNotifier(project.registry));
     if (project.issues.length > 0) throw new PipelineValidationError(project.issues);
     const store = await SqlStore.open(opts.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, { sqliteSynchronous: opts.sqliteSynchronous });
     const catalog = new PipelineCatalog(store, project.registry);
@@ -177,6 +182,7 @@ export class Engine {
     }
     this.moduleHost.start();
     this.supervisor.start();
+    this.adminNotifier.start();
     const retention = process.env.CONVEYOR_RETENTION;
     if (retention) {
       const maxAgeMs = parseDuration(retention);
@@ -217,6 +223,7 @@ export class Engine {
     this.retention?.stop();
     await this.intake.stop();
     await this.supervisor.stop();
+    await this.adminNotifier.stop();
     if (handedBack.length > 0) {
       await this.store.expireLeases(handedBack).catch(() => undefined);
       this.logger.warn('steps handed back at shutdown', { count: handedBack.length });

@@ -18,6 +18,9 @@ export const ErrorCodes = {
   UNKNOWN_PIPELINE: 'CONVEYOR_ERR_UNKNOWN_PIPELINE',
   UNKNOWN_REQUEST: 'CONVEYOR_ERR_UNKNOWN_REQUEST',
   METHOD_NOT_ALLOWED: 'CONVEYOR_ERR_METHOD_NOT_ALLOWED',
+  /** The HTTP message itself was malformed (Node's parser refused it before any route ran). */
+  BAD_REQUEST: 'CONVEYOR_ERR_BAD_REQUEST',
+  HEADERS_TOO_LARGE: 'CONVEYOR_ERR_HEADERS_TOO_LARGE',
   CALLBACK_TOKEN: 'CONVEYOR_ERR_CALLBACK_TOKEN',
   ACTION_NOT_OFFERED: 'CONVEYOR_ERR_ACTION_NOT_OFFERED',
   NOT_APPLICABLE: 'CONVEYOR_ERR_NOT_APPLICABLE',
@@ -128,21 +131,49 @@ export interface StepError {
   details?: unknown;
 }
 
-/** Turns anything a module threw into a bounded, serialisable step error. */
+/** Turns anything a module threw into a bounded, serialisable step error. Never throws. */
 export function toStepError(err: unknown): StepError {
-  if (err instanceof ConveyorError) {
-    return { code: err.code, message: truncate(err.message), retryable: err.retryable, details: err.details };
-  }
-  if (err instanceof Error) {
-    return { code: ErrorCodes.MODULE_FAILED, message: truncate(err.message || err.name), retryable: true };
-  }
-  let text: string;
   try {
-    text = typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+    if (err instanceof ConveyorError) {
+      return { code: err.code, message: truncate(String(err.message)), retryable: err.retryable, details: boundDetails(err.details) };
+    }
+    if (err instanceof Error) {
+      return { code: ErrorCodes.MODULE_FAILED, message: truncate(String(err.message || err.name)), retryable: true };
+    }
+    return { code: ErrorCodes.MODULE_FAILED, message: truncate(`module threw a non-Error value: ${describe(err)}`), retryable: true };
   } catch {
-    text = String(err);
+    // A value whose every use throws (a hostile Proxy, a throwing getter): say so, and no more.
+    return { code: ErrorCodes.MODULE_FAILED, message: 'module threw a value that cannot be inspected', retryable: true };
   }
-  return { code: ErrorCodes.MODULE_FAILED, message: truncate(`module threw a non-Error value: ${text}`), retryable: true };
+}
+
+/** Text for a thrown non-Error: JSON when it has one, else String(), else its type. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch {
+    // circular, BigInt inside, or a throwing toJSON
+  }
+  try {
+    return String(value);
+  } catch {
+    // no prototype (Object.create(null)): no toString
+    return `[${typeof value}]`;
+  }
+}
+
+/** A module's error details are stored with the step: large ones are replaced by a note. */
+function boundDetails(details: unknown, max = 10_000): unknown {
+  if (details === undefined) return undefined;
+  let size: number;
+  try {
+    size = JSON.stringify(details)?.length ?? 0;
+  } catch {
+    return '[details are not JSON-serialisable]';
+  }
+  return size > max ? `[details omitted: ${size} characters of JSON, over ${max}]` : details;
 }
 
 function truncate(text: string, max = 2000): string {

@@ -128,7 +128,8 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     // Every end is seen here: the supervisor of this process commits every request.
     const ended = new Map<string, number>();
     let waiters = new Map<string, () => void>();
-    let onEnd: ((id: string, at: number) => void) | undefined;
+    /** Set once the batch starts; until then ends are kept in `ended`. */
+    const batch: { onEnd?: (id: string, at: number) => void } = {};
     eng.bus.on('RequestFinished', ({ requestId, status }) => {
       const at = performance.now();
       if (status !== 'completed') console.error(`request ${requestId} ended ${status}`);
@@ -137,7 +138,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
         waiters.delete(requestId);
         w();
       }
-      if (onEnd) onEnd(requestId, at);
+      if (batch.onEnd) batch.onEnd(requestId, at);
       else ended.set(requestId, at);
     });
     const runOne = async (): Promise<number> => {
@@ -169,7 +170,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     let finishBatch!: () => void;
     const allDone = new Promise<void>((resolve) => (finishBatch = resolve));
     let pump: (() => void) | undefined;
-    onEnd = (id, at) => {
+    batch.onEnd = (id, at) => {
       const i = idToIndex.get(id);
       if (i === undefined) early.set(id, at);
       else {
@@ -209,7 +210,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     const inspector = heapProfile ? new Session() : undefined;
     if (inspector) {
       inspector.connect();
-      inspector.post('HeapProfiler.startSampling', { samplingInterval: 4096 });
+      inspector.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
     }
     const cpu0 = process.cpuUsage();
     const elu0 = performance.eventLoopUtilization();

@@ -49,7 +49,7 @@ export function offeredActions(pipeline: CompiledPipeline, runs: StepRunRecord[]
 }
 
 /** Builds the action's data: collected fields, constants, `_CURRENT_USER_` and `_NULL_`. */
-function collectFields(action: CompiledAction, data: Record<string, unknown>, actor: string): Record<string, unknown> {
+export function collectFields(action: CompiledAction, data: Record<string, unknown>, actor: string): Record<string, unknown> {
   const unknown = Object.keys(data).filter((k) => !(k in action.fields) || action.fields[k]!.value !== undefined);
   if (unknown.length > 0) throw new ClientError(422, ErrorCodes.BAD_BODY, `action "${action.code}" does not take ${unknown.map((k) => `"${k}"`).join(', ')}`, { unknown });
   const out: Record<string, unknown> = {};

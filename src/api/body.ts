@@ -39,8 +39,22 @@ export async function readJson(ctx: Context): Promise<unknown> {
   if (!isJsonType(ctx)) {
     throw new ClientError(415, ErrorCodes.UNSUPPORTED_MEDIA_TYPE, `content-type must be application/json (got ${ctx.get('content-type') || 'none'})`);
   }
-  const text = (await readRaw(ctx)).toString('utf8');
+  const text = decodeUtf8(await readRaw(ctx));
   return parseJsonText(text);
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * JSON travels as UTF-8 (RFC 8259 §8.1). Bytes that are not UTF-8 are refused rather than
+ * silently replaced with U+FFFD, which would store something the client never sent.
+ */
+function decodeUtf8(raw: Buffer): string {
+  try {
+    return UTF8.decode(raw);
+  } catch {
+    throw new ClientError(400, ErrorCodes.BAD_JSON, 'body is not valid UTF-8');
+  }
 }
 
 /** The checks of `readJson` on text already read (also used per line of NDJSON). */

@@ -15,7 +15,7 @@ import { newId } from '../ids';
 import { CallbackSender, type CallbackOptions } from '../intake/callbacks';
 import { BatchInserter } from '../intake/inserter';
 import { businessKeyOf, KeyKeeper } from '../intake/keys';
-import { Releaser } from '../intake/releaser';
+import { isGated, Releaser } from '../intake/releaser';
 import { TriggerScheduler } from '../intake/triggers';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
@@ -100,8 +100,13 @@ export class Intake {
   async start(): Promise<void> {
     this.secret = process.env.CONVEYOR_REQUEST_CALLBACK_SECRET || (await this.d.store.ensureSetting('request_callback_secret', randomBytes(32).toString('hex')));
     this.offs.push(
-      this.d.bus.on('RequestFinished', ({ requestId }) => {
-        void this.keys.onFinished(requestId).catch((err: unknown) => this.d.logger.warn('business key not released', { requestId, error: (err as Error).message }));
+      this.d.bus.on('RequestFinished', ({ requestId, pipeline }) => {
+        // A request ended: a pipeline under maxActive may release another.
+        this.releaser.poke(pipeline);
+        // Keys are only held under `businessKey.onConflict` (the sweep covers older versions).
+        if (this.d.catalog.latest(pipeline)?.pipeline.intakeOptions?.businessKey) {
+          void this.keys.onFinished(requestId).catch((err: unknown) => this.d.logger.warn('business key not released', { requestId, error: (err as Error).message }));
+        }
         this.callbacks.onFinished(requestId);
       }),
     );
@@ -138,7 +143,7 @@ export class Intake {
     if (!entry) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${input.pipelineId}"`);
     const pipeline = entry.pipeline;
     const options = pipeline.intakeOptions;
-    const gated = pipeline.intake.kind !== 'immediate';
+    const gated = isGated(pipeline);
     const businessKey = businessKeyOf(pipeline, input.payload, input.businessKey);
     const keyPolicy = businessKey === null ? undefined : options?.businessKey?.onConflict;
     const callbackUrl = input.callbackUrl ?? options?.callbackUrl ?? null;
@@ -200,8 +205,14 @@ export class Intake {
         }
       }
       if (keyPolicy) {
-        const activeId = await store.findKeyHolder(pipelineId, businessKey!);
-        if (!activeId) continue; // it ended in the meantime: try to take the key again
+        const holder = await store.findKeyHolder(pipelineId, businessKey!);
+        if (!holder) continue; // it ended in the meantime: try to take the key again
+        if (holder.ended) {
+          // Its process died before giving the key back: give it back now, then try again.
+          await this.keys.onFinished(holder.id);
+          continue;
+        }
+        const activeId = holder.id;
         if (keyPolicy === 'reject') {
           throw new ClientError(409, ErrorCodes.BUSINESS_KEY_ACTIVE, `business key "${businessKey}" is held by active request ${activeId}`, { activeId, businessKey });
         }

@@ -8,6 +8,7 @@
  * safe. Blank lines are skipped. Answers, one per non-blank line:
  * `{ "line": n, "id", "status", "outcome" }` or `{ "line": n, "error": { "code", "message" } }`.
  */
+import { isUtf8 } from 'node:buffer';
 import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
@@ -36,14 +37,15 @@ export function callbackUrlOf(ctx: Context): string | null {
 type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
 
 /** Splits a byte stream into lines without holding more than one line (at most `limit` bytes) in memory. */
-async function* readLines(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<{ n: number; text: string | null }> {
+async function* readLines(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<{ n: number; text: string | null; utf8: boolean }> {
   let parts: Buffer[] = [];
   let size = 0;
   let n = 0;
   let tooLong = false;
-  const emit = (): { n: number; text: string | null } => {
+  const emit = (): { n: number; text: string | null; utf8: boolean } => {
     n++;
-    const out = { n, text: tooLong ? null : Buffer.concat(parts).toString('utf8') };
+    const line = Buffer.concat(parts);
+    const out = { n, text: tooLong ? null : line.toString('utf8'), utf8: tooLong || isUtf8(line) };
     parts = [];
     size = 0;
     tooLong = false;
@@ -134,11 +136,13 @@ async function streamResults(ctx: Context, engine: Engine, base: { pipelineId: s
     }
   };
   try {
-    for await (const { n, text } of readLines(ctx.req, BODY_LIMIT)) {
+    for await (const { n, text, utf8 } of readLines(ctx.req, BODY_LIMIT)) {
       if (out.destroyed) break;
       let result: Promise<LineResult>;
       if (text === null) {
         result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${BODY_LIMIT}-byte limit` } });
+      } else if (!utf8) {
+        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BAD_JSON, message: 'line is not valid UTF-8' } });
       } else if (text.trim() === '') continue;
       else {
         result = (async (): Promise<LineResult> => {

@@ -15,6 +15,8 @@ import { readJson } from './body';
 
 /** The most requests one event may wake at once. */
 const MAX_WOKEN = 10_000;
+/** How many of them are woken at once. */
+const WAKE_CHUNK = 200;
 
 /** An optional JSON object body: an empty body is `{}`. */
 async function optionalObject(ctx: Context): Promise<Record<string, unknown>> {
@@ -40,15 +42,20 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     if (key.length > 255) throw new ClientError(400, ErrorCodes.BAD_BODY, 'key is at most 255 characters');
     const waiting = await engine.store.findWaitingForEvent(name, key, MAX_WOKEN);
     const woken: string[] = [];
-    for (const w of waiting) {
-      const run = await engine.store.getStepRun(w.id);
-      if (!run) continue;
-      const now = Date.now();
-      const result = await engine.supervisor.handleResult({
-        requestId: w.requestId, runId: w.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt,
-        output: { event: name, key, data: body.data ?? null }, via: 'event',
-      });
-      if (result === 'committed') woken.push(w.requestId);
+    // Many requests may wait on one key: wake them a chunk at a time, so their commits share
+    // group-commit transactions instead of taking one round trip each.
+    for (let i = 0; i < waiting.length; i += WAKE_CHUNK) {
+      const results = await Promise.all(waiting.slice(i, i + WAKE_CHUNK).map(async (w) => {
+        const run = await engine.store.getStepRun(w.id);
+        if (!run) return undefined;
+        const now = Date.now();
+        const result = await engine.supervisor.handleResult({
+          requestId: w.requestId, runId: w.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt,
+          output: { event: name, key, data: body.data ?? null }, via: 'event',
+        });
+        return result === 'committed' ? w.requestId : undefined;
+      }));
+      for (const id of results) if (id) woken.push(id);
     }
     engine.logger.info('event received', { event: name, key, woken: woken.length });
     ctx.body = { event: name, key, woken: woken.length, requests: woken };

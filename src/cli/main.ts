@@ -8,6 +8,7 @@ import { importCommand } from './commands/import';
 import { pruneCommand } from './commands/prune';
 import { serve, type RunningServer } from './server';
 import { OPS_COMMANDS, OPS_HELP } from './commands/index';
+import { simulateCommand } from './commands/simulate';
 
 const HELP = `Usage: conveyor <command> [options]
 
@@ -24,6 +25,8 @@ ${OPS_HELP}
                                  deletes requests that ended before then, with their step logs
   import <file.ndjson|file.csv> --pipeline <id> [--id-column c] [--batch N] [--no-resume]
                                  streams a file into a pipeline (bulk intake), resumable
+  simulate <pipeline> --input in.json --mock step=out.json [--action step=code[:data.json]] [--event step=data.json] [--mode m] [--json]
+                                 dry-runs a pipeline in memory with mocked module outputs
   help                           this text
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
@@ -143,6 +146,10 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== undefined && Object.hasOwn(OPS_COMMANDS, command)) {
     process.exitCode = await OPS_COMMANDS[command]!(rest);
+    return;
+  }
+  if (command === 'simulate') {
+    process.exitCode = await simulateCommand(rest);
     return;
   }
   const { flags, positional } = parseArgs(rest);

@@ -1,7 +1,9 @@
 import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createApp } from '../api/app';
 import { KeyRing } from '../api/auth';
 import type { Engine } from '../engine';
+import { ErrorCodes } from '../errors';
 
 export interface RunningServer {
   server: Server;
@@ -31,6 +33,7 @@ export async function serve(engine: Engine, host: string, port: number, print: (
   const server = app.listen(port, host);
   server.headersTimeout = 15_000;
   server.requestTimeout = 120_000;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -49,4 +52,18 @@ export async function serve(engine: Engine, host: string, port: number, print: (
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     }),
   };
+}
+
+/**
+ * Node's HTTP parser refuses some requests before Koa sees them (headers over 16 KB, a
+ * malformed request line). Its own answer has no body; this one is the API's JSON error.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const [status, reason, error] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', { code: ErrorCodes.HEADERS_TOO_LARGE, message: "the request headers are over the server's limit (16 KB by default)" }]
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', { code: ErrorCodes.BAD_REQUEST, message: 'the request did not arrive in time' }]
+    : [400, 'Bad Request', { code: ErrorCodes.BAD_REQUEST, message: 'the HTTP request is malformed' }];
+  const body = JSON.stringify({ error });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

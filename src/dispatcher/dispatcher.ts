@@ -101,21 +101,25 @@ export class Dispatcher {
     return { requestId: job.request.id, runId: job.runId, stepId: job.step.id, attempt: job.attempt, finishedAt: now, durationMs: now - started };
   }
 
+  /** A step the engine did itself: its result comes back on the bus, on a later turn. */
+  private done(job: DispatchJob, started: number, output: unknown): void {
+    setImmediate(() => this.bus.emit('StepCompleted', { ...this.base(job, started), output }));
+  }
+
   dispatch(job: DispatchJob): void {
     const { step } = job;
     const started = Date.now();
     try {
-      const done = (output: unknown): void => void setImmediate(() => this.bus.emit('StepCompleted', { ...this.base(job, started), output }));
       switch (step.kind) {
         case 'setData':
-          return done(nullMarkers(renderValue(step.data, job.context, maskedSecrets)));
+          return this.done(job, started, nullMarkers(renderValue(step.data, job.context, maskedSecrets)));
         case 'stop':
-          return done({ status: step.status, reason: step.reason ?? null });
+          return this.done(job, started, { status: step.status, reason: step.reason ?? null });
         case 'delay':
-          return done({ delayedMs: step.durationMs });
+          return this.done(job, started, { delayedMs: step.durationMs });
         case 'loop': {
           const previous = Number((job.context[step.id] as { iteration?: unknown } | undefined)?.iteration ?? 0);
-          return done({ iteration: previous + 1, max: step.max });
+          return this.done(job, started, { iteration: previous + 1, max: step.max });
         }
         default:
           break;

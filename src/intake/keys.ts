@@ -10,6 +10,7 @@ import type { Logger } from '../log/logger';
 import type { PipelineCatalog } from '../pipeline/catalog';
 import type { CompiledPipeline } from '../pipeline/types';
 import type { IntakeStore } from '../store/intake-store';
+import { isGated } from './releaser';
 
 /** The longest business key (the column is 255 characters). */
 export const MAX_BUSINESS_KEY = 255;
@@ -53,7 +54,7 @@ export class KeyKeeper {
   /** Hands `key` to its oldest queued request, if the key is free. */
   async promote(pipelineId: string, key: string): Promise<void> {
     const entry = this.d.catalog.latest(pipelineId);
-    const gated = entry ? entry.pipeline.intake.kind !== 'immediate' : false;
+    const gated = entry ? isGated(entry.pipeline) : false;
     const id = await this.d.store.promoteKeyWaiter(pipelineId, key, gated, Date.now());
     if (!id) return;
     this.d.logger.info('queued request took its business key', { requestId: id, pipeline: pipelineId, businessKey: key });
@@ -61,13 +62,18 @@ export class KeyKeeper {
     else this.d.notify(id);
   }
 
-  /** Repairs after a crash: keys still held by ended requests, and queues whose key is free. */
+  /**
+   * Repairs queues after a crash: a queued key whose holder is gone, or ended without giving
+   * the key back, is handed on. (A stale holder nobody waits for is repaired by the next
+   * submit that meets it.)
+   */
   async sweep(): Promise<void> {
     for (const { pipeline } of this.d.catalog.list()) {
       if (!pipeline.intakeOptions?.businessKey) continue;
-      for (const id of await this.d.store.listStaleKeyHolders(pipeline.id, SWEEP_LIMIT)) await this.onFinished(id);
       for (const key of await this.d.store.listWaitingKeys(pipeline.id, SWEEP_LIMIT)) {
-        if (!(await this.d.store.findKeyHolder(pipeline.id, key))) await this.promote(pipeline.id, key);
+        const holder = await this.d.store.findKeyHolder(pipeline.id, key);
+        if (!holder) await this.promote(pipeline.id, key);
+        else if (holder.ended) await this.onFinished(holder.id);
       }
     }
   }

@@ -43,7 +43,7 @@ export class Releaser {
   async start(): Promise<void> {
     const now = Date.now();
     for (const { pipeline } of this.d.catalog.list()) {
-      if (pipeline.intake.kind === 'immediate') continue;
+      if (!isGated(pipeline)) continue;
       await this.d.store.ensureMark(`gate:${pipeline.id}`, now);
       this.loops.set(pipeline.id, { running: false, again: false });
       this.schedule(pipeline.id, 0);
@@ -82,8 +82,8 @@ export class Releaser {
       for (const id of r.ids) this.d.notify(id);
       if (r.ids.length > 0) this.d.logger.info('requests released', { pipeline: pipelineId, policy: entry.pipeline.intake.kind, count: r.ids.length });
       delay = Number.isFinite(r.nextAt) ? r.nextAt - Date.now() : this.pollMs;
-      // A rate loop also watches for arrivals from other processes while it has room.
-      if (entry.pipeline.intake.kind === 'rate') delay = Math.min(delay, this.pollMs);
+      // A rate or maxActive loop also watches for arrivals (and ends) in other processes.
+      if (entry.pipeline.intake.kind === 'rate' || entry.pipeline.intake.kind === 'immediate') delay = Math.min(delay, this.pollMs);
     } catch (err) {
       this.d.logger.warn('release failed', { pipeline: pipelineId, error: (err as Error).message });
     } finally {
@@ -96,15 +96,22 @@ export class Releaser {
 
   private release(p: CompiledPipeline, now: number): Promise<Release> {
     const policy = p.intake;
+    const maxActive = p.intakeOptions?.maxActive;
     switch (policy.kind) {
       case 'rate':
-        return this.d.store.releaseRate(p.id, policy.max, policy.perMs, now, RELEASE_CHUNK);
+        return this.d.store.releaseRate(p.id, { max: policy.max, perMs: policy.perMs }, maxActive, now, RELEASE_CHUNK);
       case 'batch':
-        return this.d.store.releaseBatch(p.id, policy.size, policy.everyMs, now);
+        return this.d.store.releaseBatch(p.id, policy.size, policy.everyMs, maxActive, now);
       case 'schedule':
-        return this.d.store.releaseScheduled(p.id, prevTick(policy.cron, now, policy.timezone) ?? 0, nextTick(policy.cron, now, policy.timezone), now, RELEASE_CHUNK);
+        return this.d.store.releaseScheduled(p.id, prevTick(policy.cron, now, policy.timezone) ?? 0, nextTick(policy.cron, now, policy.timezone), maxActive, now, RELEASE_CHUNK);
       case 'immediate':
-        return Promise.resolve({ ids: [], nextAt: Number.POSITIVE_INFINITY });
+        // Only `maxActive` holds an immediate pipeline back.
+        return this.d.store.releaseRate(p.id, undefined, maxActive, now, RELEASE_CHUNK);
     }
   }
+}
+
+/** Whether a pipeline's requests wait for the release loop (a policy, or `maxActive`). */
+export function isGated(p: CompiledPipeline): boolean {
+  return p.intake.kind !== 'immediate' || p.intakeOptions?.maxActive !== undefined;
 }

@@ -23,11 +23,11 @@ export function redact(value: unknown, secrets: ReadonlySet<string> = new Set(),
   }
   if (Array.isArray(value)) return value.map((v) => redact(v, secrets, depth + 1));
   if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = isSecretKey(k) && v !== null && v !== undefined && v !== '' ? REDACTED : redact(v, secrets, depth + 1);
-    }
-    return out;
+    // fromEntries defines own properties: a key named "__proto__" (a module may answer one)
+    // stays data, where `out[k] = v` would replace the copy's prototype and drop the key.
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, isSecretKey(k) && v !== null && v !== undefined && v !== '' ? REDACTED : redact(v, secrets, depth + 1)]),
+    );
   }
   return value;
 }

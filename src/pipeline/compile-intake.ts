@@ -30,7 +30,7 @@ export function isCallbackUrl(value: string): boolean {
   }
 }
 
-/** `intake.idempotencyWindow`, `intake.businessKey`, `intake.callbackUrl`. */
+/** `intake.idempotencyWindow`, `intake.businessKey`, `intake.callbackUrl`, `intake.maxActive`. */
 export function compileIntakeOptions(sink: IssueSink, value: unknown): CompiledIntakeOptions {
   const options: CompiledIntakeOptions = { idempotencyWindowMs: DEFAULT_IDEMPOTENCY_WINDOW_MS };
   if (!isRecord(value)) return options; // compileIntake reports a non-object
@@ -57,6 +57,10 @@ export function compileIntakeOptions(sink: IssueSink, value: unknown): CompiledI
     if (typeof value.callbackUrl !== 'string' || !isCallbackUrl(value.callbackUrl)) {
       report(sink, 'intake.callbackUrl', `must be an absolute http(s) URL (got ${describeValue(value.callbackUrl)})`);
     } else options.callbackUrl = value.callbackUrl;
+  }
+  if (value.maxActive !== undefined) {
+    if (!Number.isInteger(value.maxActive) || (value.maxActive as number) <= 0) report(sink, 'intake.maxActive', `must be a positive integer (got ${describeValue(value.maxActive)})`);
+    else options.maxActive = value.maxActive as number;
   }
   return options;
 }

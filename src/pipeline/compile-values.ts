@@ -119,7 +119,7 @@ export function compileRetry(sink: IssueSink, value: unknown, at: string): Retry
 
 const INTAKE_FORMS = ['mode', 'rate', 'batch', 'schedule'] as const;
 /** Keys that combine with any form: `timezone` (of a schedule) here, the rest in `compileIntakeOptions`. */
-const INTAKE_OPTION_KEYS = ['timezone', 'idempotencyWindow', 'businessKey', 'callbackUrl'] as const;
+const INTAKE_OPTION_KEYS = ['timezone', 'idempotencyWindow', 'businessKey', 'callbackUrl', 'maxActive'] as const;
 
 /**
  * Validates the intake policy: `{ mode: 'immediate' }` (the default, also `{}`),

@@ -207,6 +207,11 @@ export interface IntakeOptionsDef {
   businessKey?: { path?: string; onConflict: BusinessKeyPolicy };
   /** Receives a signed POST when each request ends, unless the request names its own. */
   callbackUrl?: string;
+  /**
+   * At most this many requests of the pipeline started and not ended at once, across all
+   * processes: flow control for a slow downstream. Combines with any policy.
+   */
+  maxActive?: number;
 }
 
 export type IntakeDef = IntakeReleaseDef & IntakeOptionsDef;
@@ -355,6 +360,7 @@ export interface CompiledIntakeOptions {
   idempotencyWindowMs: number;
   businessKey?: { path?: string[]; onConflict: BusinessKeyPolicy };
   callbackUrl?: string;
+  maxActive?: number;
 }
 
 export interface CompiledTrigger {

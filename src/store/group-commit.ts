@@ -12,19 +12,30 @@ interface Pending<T> {
  * written in a single transaction. Each caller's promise settles only after that transaction
  * is durable, so nothing is routed or answered before its cause is stored. While one batch is
  * being written, the next one fills up.
+ *
+ * On SQLite one batch is written at a time (a write is synchronous there anyway). On MySQL a
+ * batch spends most of its time waiting for round trips and the log flush, so up to
+ * `parallel` batches are in flight at once, each on its own connection. That is safe because
+ * a request never has two commits in flight in one process (the supervisor waits for each),
+ * so concurrent batches touch different rows; across processes the `rev` guard decides, and
+ * the store locks rows in id order.
  */
 export class GroupCommitter {
   private requests: Array<Pending<RequestRecord>> = [];
   private commits: Array<Pending<RequestCommit>> = [];
   private scheduled = false;
-  private flushing: Promise<void> | null = null;
+  private readonly flushes = new Set<Promise<void>>();
+  private readonly parallel: number;
   /** Batches written so far, and the items in them (for metrics and the benchmark). */
   readonly stats = { batches: 0, items: 0 };
 
   constructor(
     private readonly store: Store,
     private readonly maxBatch = 2000,
-  ) {}
+    parallel?: number,
+  ) {
+    this.parallel = Math.max(1, parallel ?? 1);
+  }
 
   /** Stores a new request; resolves once it is durable. */
   insertRequest(record: RequestRecord): Promise<void> {
@@ -44,14 +55,14 @@ export class GroupCommitter {
 
   /** Resolves once everything handed in so far is written. */
   async drain(): Promise<void> {
-    while (this.flushing || this.requests.length > 0 || this.commits.length > 0) {
-      if (this.flushing) await this.flushing;
+    while (this.flushes.size > 0 || this.requests.length > 0 || this.commits.length > 0) {
+      if (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
       else await this.flush();
     }
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
+    if (this.scheduled || this.flushes.size >= this.parallel) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -60,11 +71,11 @@ export class GroupCommitter {
   }
 
   private flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
+    if (this.flushes.size >= this.parallel) return Promise.resolve();
     const requests = this.requests.splice(0, this.maxBatch);
     const commits = this.commits.splice(0, Math.max(0, this.maxBatch - requests.length));
     if (requests.length === 0 && commits.length === 0) return Promise.resolve();
-    this.flushing = this.store
+    const flush: Promise<void> = this.store
       .write({ newRequests: requests.map((p) => p.item), commits: commits.map((p) => p.item) })
       .then(
         (held) => {
@@ -78,9 +89,10 @@ export class GroupCommitter {
         },
       )
       .finally(() => {
-        this.flushing = null;
+        this.flushes.delete(flush);
         if (this.requests.length > 0 || this.commits.length > 0) this.schedule();
       });
-    return this.flushing;
+    this.flushes.add(flush);
+    return flush;
   }
 }

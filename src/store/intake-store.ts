@@ -73,6 +73,8 @@ const INSERT_COLUMNS = [
   'step_count', 'rev', 'release_at', 'created_at', 'updated_at', 'finished_at', 'hold', 'active_key', 'callback_url', 'callback_due',
 ];
 const INSERT_CHUNK = 300;
+/** Released requests this recent that have not started count as active (`maxActive`). */
+const RELEASED_HORIZON_MS = 5_000;
 /** Statuses in which a request has ended for its caller (error_stop included: it halted). */
 const ENDED = "('completed','stopped','error_stop')";
 /** Statuses after which a request gives its business key back (error_stop keeps it: it may resume). */
@@ -114,6 +116,14 @@ export class IntakeStore {
 
   get dialect(): 'sqlite' | 'mysql' {
     return this.db ? 'sqlite' : 'mysql';
+  }
+
+  /**
+   * `requests` read through the (pipeline, business key, status) index. Without statistics a
+   * planner may prefer the hold index and walk every queued request of the pipeline.
+   */
+  private get byBusinessKey(): string {
+    return this.db ? 'requests INDEXED BY ix_requests_business_key' : 'requests FORCE INDEX (ix_requests_business_key)';
   }
 
   // ---- plumbing ------------------------------------------------------------------------------
@@ -236,14 +246,15 @@ export class IntakeStore {
   // ---- business keys -------------------------------------------------------------------------
 
   /** The request holding `key` in this pipeline (buffered, running, waiting or error_stop). */
-  async findKeyHolder(pipelineId: string, key: string): Promise<string | undefined> {
-    const rows = await this.select<{ id: string }>('SELECT id FROM requests WHERE pipeline_id = ? AND active_key = ?', [pipelineId, key]);
-    return rows[0] ? String(rows[0].id) : undefined;
+  async findKeyHolder(pipelineId: string, key: string): Promise<{ id: string; ended: boolean } | undefined> {
+    const rows = await this.select<{ id: string; status: string }>('SELECT id, status FROM requests WHERE pipeline_id = ? AND active_key = ?', [pipelineId, key]);
+    const r = rows[0];
+    return r ? { id: String(r.id), ended: r.status === 'completed' || r.status === 'stopped' } : undefined;
   }
 
   /** Whether requests wait in the queue of `key` (a newcomer then queues behind them). */
   async hasKeyWaiters(pipelineId: string, key: string): Promise<boolean> {
-    const rows = await this.select("SELECT id FROM requests WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' AND status = 'buffered' LIMIT 1", [pipelineId, key]);
+    const rows = await this.select(`SELECT id FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1`, [pipelineId, key]);
     return rows.length > 0;
   }
 
@@ -261,36 +272,37 @@ export class IntakeStore {
    * waits or another request took the key first (the unique index decides).
    */
   async promoteKeyWaiter(pipelineId: string, key: string, gated: boolean, now: number): Promise<string | undefined> {
-    const rows = await this.select<{ id: string }>(
-      "SELECT id FROM requests WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' AND status = 'buffered' ORDER BY created_at, id LIMIT 1",
-      [pipelineId, key],
-    );
-    const id = rows[0] ? String(rows[0].id) : undefined;
-    if (!id) return undefined;
-    try {
-      const n = await this.update("UPDATE requests SET active_key = ?, hold = ?, release_at = ? WHERE id = ? AND hold = 'key' AND status = 'buffered'", [
-        key, gated ? 'gate' : null, gated ? null : now, id,
-      ]);
-      return n === 1 ? id : undefined;
-    } catch (err) {
-      if (isUniqueViolation(err)) return undefined;
-      throw err;
+    for (let round = 0; round < 20; round++) {
+      const rows = await this.select<{ id: string; status: string }>(
+        `SELECT id, status FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1`,
+        [pipelineId, key],
+      );
+      const w = rows[0];
+      if (!w) return undefined;
+      const id = String(w.id);
+      if (w.status !== 'buffered') {
+        // Stopped while it queued: it no longer waits for anything.
+        await this.update("UPDATE requests SET hold = NULL WHERE id = ? AND hold = 'key'", [id]);
+        continue;
+      }
+      try {
+        const n = await this.update("UPDATE requests SET active_key = ?, hold = ?, release_at = ? WHERE id = ? AND hold = 'key' AND status = 'buffered'", [
+          key, gated ? 'gate' : null, gated ? null : now, id,
+        ]);
+        return n === 1 ? id : undefined;
+      } catch (err) {
+        if (isUniqueViolation(err)) return undefined;
+        throw err;
+      }
     }
-  }
-
-  /** Requests that ended but still hold their key (their process died before giving it back). */
-  async listStaleKeyHolders(pipelineId: string, limit: number): Promise<string[]> {
-    const rows = await this.select<{ id: string }>(`SELECT id FROM requests WHERE pipeline_id = ? AND active_key IS NOT NULL AND status IN ${KEY_FREE} LIMIT ?`, [pipelineId, limit]);
-    return rows.map((r) => String(r.id));
+    return undefined;
   }
 
   /** Business keys with requests queued behind them. */
   async listWaitingKeys(pipelineId: string, limit: number): Promise<string[]> {
-    const rows = await this.select<{ business_key: string }>(
-      "SELECT DISTINCT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' AND status = 'buffered' LIMIT ?",
-      [pipelineId, limit],
-    );
-    return rows.map((r) => String(r.business_key));
+    // No DISTINCT: it would steer the planner to the business-key index and a scan of the pipeline.
+    const rows = await this.select<{ business_key: string }>("SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", [pipelineId, limit]);
+    return [...new Set(rows.map((r) => String(r.business_key)))];
   }
 
   // ---- release under a policy -----------------------------------------------------------------
@@ -308,61 +320,91 @@ export class IntakeStore {
     return (await this.update('UPDATE intake_marks SET at = ? WHERE id = ? AND at = ?', [to, id, from])) === 1;
   }
 
-  /** The oldest requests held by the gate, released (hold cleared, release_at set), in arrival order. */
+  /**
+   * The oldest requests held by the gate, released (hold cleared, release_at set), in arrival
+   * order. The select leaves `status` out so it runs on `ix_requests_hold` (pipeline, hold,
+   * created_at) however large the backlog; a held request an operator stopped meanwhile only
+   * loses its hold.
+   */
   private *takeHeld(pipelineId: string, limit: number, now: number, createdUpTo?: number): Generator<Op, string[], unknown> {
     if (limit <= 0) return [];
     const upTo = createdUpTo === undefined ? '' : ' AND created_at <= ?';
     const params: unknown[] = createdUpTo === undefined ? [pipelineId, limit] : [pipelineId, createdUpTo, limit];
-    const rows = yield* all<{ id: string }>(
-      `SELECT id FROM requests WHERE pipeline_id = ? AND hold = 'gate' AND status = 'buffered'${upTo} ORDER BY created_at, id LIMIT ?`,
+    const rows = yield* all<{ id: string; status: string }>(
+      `SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate'${upTo} ORDER BY created_at, id LIMIT ?`,
       params,
     );
+    if (rows.length === 0) return [];
     const ids = rows.map((r) => String(r.id));
-    if (ids.length === 0) return ids;
     const placeholders = ids.map(() => '?').join(',');
-    const n = yield* run(`UPDATE requests SET hold = NULL, release_at = ? WHERE id IN (${placeholders}) AND hold = 'gate' AND status = 'buffered'`, [now, ...ids]);
-    if (n === ids.length) return ids;
-    // Something else changed one of them (an operator stopped it): report only what we released.
-    const done = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${placeholders}) AND hold IS NULL AND release_at = ?`, [...ids, now]);
+    const n = yield* run(`UPDATE requests SET hold = NULL, release_at = ? WHERE id IN (${placeholders}) AND hold = 'gate'`, [now, ...ids]);
+    const buffered = rows.filter((r) => r.status === 'buffered').map((r) => String(r.id));
+    if (n === ids.length) return buffered;
+    // Something else changed one of them in between: report only what we released.
+    const done = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${placeholders}) AND status = 'buffered' AND hold IS NULL AND release_at = ?`, [...ids, now]);
     const set = new Set(done.map((d) => String(d.id)));
-    return ids.filter((id) => set.has(id));
+    return buffered.filter((id) => set.has(id));
   }
 
   /**
-   * `rate: { max, per }`: releases as many of the oldest held requests as fit, so that no span
-   * of `perMs` ever holds more than `max` releases of this pipeline (a sliding window counted
-   * from `release_at`, across every process).
+   * `rate: { max, per }` and/or `maxActive`: releases as many of the oldest held requests as
+   * fit, so that no span of `perMs` ever holds more than `max` releases of this pipeline (a
+   * sliding window counted from `release_at`), and no more than `maxActive` of its requests
+   * are started and unfinished at once; both across every process.
    */
-  releaseRate(pipelineId: string, max: number, perMs: number, now: number, limit: number): Promise<Release> {
-    return this.atomic(() => this.rateScript(pipelineId, max, perMs, now, limit));
+  releaseRate(pipelineId: string, rate: { max: number; perMs: number } | undefined, maxActive: number | undefined, now: number, limit: number): Promise<Release> {
+    return this.atomic(() => this.rateScript(pipelineId, rate, maxActive, now, limit));
   }
 
-  private *rateScript(pipelineId: string, max: number, perMs: number, now: number, limit: number): Script<Release> {
+  private *rateScript(pipelineId: string, rate: { max: number; perMs: number } | undefined, maxActive: number | undefined, now: number, limit: number): Script<Release> {
     yield* this.lockMark(`gate:${pipelineId}`);
-    const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
-      pipelineId, now - perMs,
-    ]);
-    const used = num(w?.n ?? 0);
-    const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
-    const room = max - used;
-    if (room <= 0) return { ids: [], nextAt: oldest + perMs };
-    const take = Math.min(room, limit);
+    let room = Number.POSITIVE_INFINITY;
+    let rateFullUntil = Number.POSITIVE_INFINITY;
+    if (rate) {
+      const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
+        pipelineId, now - rate.perMs,
+      ]);
+      const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
+      room = rate.max - num(w?.n ?? 0);
+      rateFullUntil = oldest + rate.perMs;
+    }
+    const active = maxActive === undefined ? Number.POSITIVE_INFINITY : maxActive - (yield* this.countActive(pipelineId, now));
+    // Full by the window: wait for its oldest release to leave it. Full by maxActive: wait for an end (a poke).
+    if (room <= 0) return { ids: [], nextAt: rateFullUntil };
+    if (active <= 0) return { ids: [], nextAt: Number.POSITIVE_INFINITY };
+    const take = Math.min(room, active, limit);
     const ids = yield* this.takeHeld(pipelineId, take, now);
-    if (ids.length < take) return { ids, nextAt: Number.POSITIVE_INFINITY };
-    return { ids, nextAt: take < room ? now : Math.min(oldest, now) + perMs };
+    if (ids.length < take || take === active) return { ids, nextAt: Number.POSITIVE_INFINITY };
+    return { ids, nextAt: take < room ? now : Math.min(rateFullUntil, now + (rate?.perMs ?? 0)) };
+  }
+
+  /**
+   * Requests of the pipeline started and not ended, plus those released in the last few
+   * seconds that have not started yet. Two index range counts, so the cost follows what is
+   * active, not the backlog: (pipeline, status) and (pipeline, release_at). A release older
+   * than that horizon that never started is a lost start, which the supervisor's sweep redoes.
+   */
+  private *countActive(pipelineId: string, now: number): Generator<Op, number, unknown> {
+    const [a] = yield* all<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = ? AND status IN ('running','waiting')", [pipelineId]);
+    const [b] = yield* all<{ n: unknown }>(
+      `SELECT COUNT(*) AS n FROM ${this.db ? 'requests INDEXED BY ix_requests_pipeline_release' : 'requests FORCE INDEX (ix_requests_pipeline_release)'} WHERE pipeline_id = ? AND release_at > ? AND status = 'buffered' AND hold IS NULL`,
+      [pipelineId, now - RELEASED_HORIZON_MS],
+    );
+    return num(a?.n ?? 0) + num(b?.n ?? 0);
   }
 
   /** `batch: { size, every }`: at each tick (`floor(now / every) * every`), the `size` oldest held requests. */
-  releaseBatch(pipelineId: string, size: number, everyMs: number, now: number): Promise<Release> {
-    return this.atomic(() => this.batchScript(pipelineId, size, everyMs, now));
+  releaseBatch(pipelineId: string, size: number, everyMs: number, maxActive: number | undefined, now: number): Promise<Release> {
+    return this.atomic(() => this.batchScript(pipelineId, size, everyMs, maxActive, now));
   }
 
-  private *batchScript(pipelineId: string, size: number, everyMs: number, now: number): Script<Release> {
+  private *batchScript(pipelineId: string, size: number, everyMs: number, maxActive: number | undefined, now: number): Script<Release> {
     const id = `gate:${pipelineId}`;
     const tick = Math.floor(now / everyMs) * everyMs;
     const mark = yield* this.lockMark(id);
     if (tick <= mark) return { ids: [], nextAt: tick + everyMs };
-    const ids = yield* this.takeHeld(pipelineId, size, now);
+    const room = maxActive === undefined ? size : Math.min(size, Math.max(0, maxActive - (yield* this.countActive(pipelineId, now))));
+    const ids = yield* this.takeHeld(pipelineId, room, now);
     yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [tick, id]);
     return { ids, nextAt: tick + everyMs };
   }
@@ -371,19 +413,23 @@ export class IntakeStore {
    * `schedule: '<cron>'`: once the cron tick `lastTick` has passed, every request buffered at
    * or before it is released (in chunks of `limit`, oldest first).
    */
-  releaseScheduled(pipelineId: string, lastTick: number, nextTick: number, now: number, limit: number): Promise<Release> {
-    return this.atomic(() => this.scheduleScript(pipelineId, lastTick, nextTick, now, limit));
+  releaseScheduled(pipelineId: string, lastTick: number, nextTick: number, maxActive: number | undefined, now: number, limit: number): Promise<Release> {
+    return this.atomic(() => this.scheduleScript(pipelineId, lastTick, nextTick, maxActive, now, limit));
   }
 
-  private *scheduleScript(pipelineId: string, lastTick: number, nextTick: number, now: number, limit: number): Script<Release> {
+  private *scheduleScript(pipelineId: string, lastTick: number, nextTick: number, maxActive: number | undefined, now: number, chunk: number): Script<Release> {
     const id = `gate:${pipelineId}`;
     let mark = yield* this.lockMark(id);
     if (lastTick > mark) {
       yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [lastTick, id]);
       mark = lastTick;
     }
+    const active = maxActive === undefined ? chunk : maxActive - (yield* this.countActive(pipelineId, now));
+    if (active <= 0) return { ids: [], nextAt: Number.POSITIVE_INFINITY };
+    const limit = Math.min(chunk, active);
     const ids = yield* this.takeHeld(pipelineId, limit, now, mark);
-    return { ids, nextAt: ids.length === limit ? now : nextTick };
+    if (ids.length === limit) return { ids, nextAt: limit === chunk ? now : Number.POSITIVE_INFINITY };
+    return { ids, nextAt: nextTick };
   }
 
   /** Buffered requests that were released but not started (their start event was lost in a crash). */

@@ -22,6 +22,13 @@ export interface GuardedUnit {
 
 export class InvariantError extends Error {}
 
+/** Statements inside {@link SqlExecutor.inTransaction}. */
+export interface TxRunner {
+  all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Resolves with the number of rows the statement matched. */
+  run(sql: string, params?: unknown[]): Promise<number>;
+}
+
 /**
  * Runs SQL against one of the two dialects. SQLite runs synchronously inside one
  * better-sqlite3 transaction, so no other code can interleave with a commit; MySQL runs on
@@ -31,6 +38,12 @@ export interface SqlExecutor {
   readonly dialect: 'sqlite' | 'mysql';
   all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   run(sql: string, params?: unknown[]): Promise<number>;
+  /**
+   * MySQL only: runs `script` in one transaction on one connection, committed when it
+   * resolves and rolled back when it throws. For writes whose statements depend on what the
+   * transaction read (locked) first.
+   */
+  inTransaction?<T>(script: (tx: TxRunner) => Promise<T>): Promise<T>;
   /** Runs guarded units then the statements `tail(held)` builds from which units held; all in one transaction. */
   transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]>;
 }
@@ -114,6 +127,24 @@ export class SqliteExecutor implements SqlExecutor {
   }
 }
 
+const LOCK_CONFLICT_TRIES = 5;
+
+/** A deadlock or a lock wait timeout: the transaction was rolled back and may be run again. */
+function isLockConflict(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown } };
+  const codes = [e.code, e.driverError?.code];
+  const errnos = [e.errno, e.driverError?.errno];
+  return codes.includes('ER_LOCK_DEADLOCK') || codes.includes('ER_LOCK_WAIT_TIMEOUT') || errnos.includes(1213) || errnos.includes(1205);
+}
+
+const DEADLOCK_RETRIES = 5;
+
+function isDeadlock(err: unknown): boolean {
+  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
+  const code = e?.driverError?.code ?? e?.code;
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
 /** Executes on MySQL/MariaDB through a TypeORM query runner per transaction. */
 export class MysqlExecutor implements SqlExecutor {
   readonly dialect = 'mysql' as const;
@@ -133,7 +164,50 @@ export class MysqlExecutor implements SqlExecutor {
     }
   }
 
+  /**
+   * Group-commit batches run in READ COMMITTED: their guards are locking (current) reads,
+   * which see the same rows in either level, and without gap locks concurrent batches (of
+   * this or another engine) do not deadlock on the gaps of the status indexes. A deadlock
+   * that happens anyway rolled everything back, so the batch is simply run again.
+   */
+  async inTransaction<T>(script: (tx: TxRunner) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const qr = this.ds.createQueryRunner();
+      try {
+        await qr.connect();
+        await qr.startTransaction('READ COMMITTED');
+        const value = await script({
+          all: async <R>(sql: string, params: unknown[] = []) => (await qr.query(sql, norm(params))) as R[],
+          run: async (sql: string, params: unknown[] = []) => (await qr.query(sql, norm(params), true)).affected ?? 0,
+        });
+        await qr.commitTransaction();
+        return value;
+      } catch (err) {
+        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+        if (!isDeadlock(err) || attempt >= DEADLOCK_RETRIES) throw err;
+      } finally {
+        await qr.release();
+      }
+    }
+  }
+
+  /**
+   * Two engines' group commits can lock rows in opposite orders; InnoDB then rolls one of the
+   * transactions back whole ("Deadlock found ... try restarting transaction"). Its units are
+   * plain statements, so it runs again, instead of failing every result in the batch.
+   */
   async transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOnce(units, tail);
+      } catch (err) {
+        if (attempt >= LOCK_CONFLICT_TRIES || !isLockConflict(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  private async transactionOnce(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
     const qr = this.ds.createQueryRunner();
     await qr.connect();
     await qr.startTransaction();

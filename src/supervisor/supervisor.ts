@@ -64,7 +64,7 @@ type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
-  private readonly chains = new Map<string, Promise<void>>();
+  private readonly chains = new Map<string, Promise<unknown>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Runs sent to a module and not yet answered, in this process. */
   private readonly inFlight = new Set<string>();
@@ -178,15 +178,16 @@ export class Supervisor {
   /** Serialises work per request in this process; different requests run side by side. */
   private enqueue(requestId: string, work: () => Promise<HandleResult | void>): Promise<HandleResult> {
     const prev = this.chains.get(requestId) ?? Promise.resolve();
-    const next = prev.then(work).then((r) => r ?? 'committed', (err: unknown): HandleResult => {
+    // The chain entry is dropped as the work ends (two promises per event, not four).
+    const next: Promise<HandleResult> = prev.then(work).then((r) => {
+      if (this.chains.get(requestId) === next) this.chains.delete(requestId);
+      return r ?? 'committed';
+    }, (err: unknown): HandleResult => {
+      if (this.chains.get(requestId) === next) this.chains.delete(requestId);
       this.d.logger.error('supervisor failed', { requestId, error: (err as Error).message });
       return 'failed';
     });
-    const tail = next.then(() => undefined);
-    this.chains.set(requestId, tail);
-    void tail.then(() => {
-      if (this.chains.get(requestId) === tail) this.chains.delete(requestId);
-    });
+    this.chains.set(requestId, next);
     return next;
   }
 
@@ -197,7 +198,8 @@ export class Supervisor {
     }
     const request = await this.d.store.getRequest(requestId);
     if (!request) return undefined;
-    const state = buildState(request, await this.d.store.listStepRuns(requestId));
+    // A request still `buffered` has never started, so it has no step runs to read.
+    const state = buildState(request, request.status === 'buffered' ? [] : await this.d.store.listStepRuns(requestId));
     // Only requests with work moving are cached: a waiting request (days, maybe) costs rows only.
     if (request.status === 'running' || request.status === 'buffered') this.states.set(requestId, state);
     else this.states.delete(requestId);

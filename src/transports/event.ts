@@ -35,7 +35,7 @@ export class ModuleHost {
   start(): void {
     this.off = this.bus.on('ModuleCall', (call) => {
       const mod = this.registry.get(call.module);
-      if (mod?.def) void this.execute(call, mod);
+      if (mod?.def) this.execute(call, mod);
     });
   }
 
@@ -43,19 +43,17 @@ export class ModuleHost {
     return this.active;
   }
 
-  private async execute(call: ModuleCall, mod: RegisteredModule): Promise<void> {
+  private execute(call: ModuleCall, mod: RegisteredModule): void {
     const started = Date.now();
     this.active++;
-    try {
-      const log = moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: call.module });
-      const res = await runModule(mod.def!, call, log, this.shutdown.signal);
-      const finishedAt = Date.now();
-      const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt, durationMs: finishedAt - started };
-      if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
-      else this.bus.emit('StepFailed', { ...base, error: res.error });
-    } finally {
-      this.active--;
-    }
+    void runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: call.module }), this.shutdown.signal)
+      .then((res) => {
+        const finishedAt = Date.now();
+        const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt, durationMs: finishedAt - started };
+        if (res.ok) this.bus.emit('StepCompleted', { ...base, output: res.output });
+        else this.bus.emit('StepFailed', { ...base, error: res.error });
+      })
+      .finally(() => this.active--);
   }
 
   stop(): void {

@@ -99,7 +99,9 @@ function classify(status: number, text: string, url: string): ModuleOutcome {
   } catch {
     body = undefined;
   }
-  const remoteMessage = errorMessageOf(body) ?? text.slice(0, 200);
+  // What the module said about its error: its own words, but bounded (a step error is stored).
+  const said = errorMessageOf(body) ?? text.slice(0, 200);
+  const remoteMessage = said.length > 500 ? `${said.slice(0, 500)}…` : said;
   if (status === 200 || status === 201) {
     if (!body || typeof body !== 'object' || !('data' in body)) {
       return fail(ErrorCodes.HTTP_BAD_RESPONSE, `module at ${url} answered ${status} without a JSON {"data": ...} body`, false);

@@ -99,8 +99,7 @@ export class QueueWorker {
       void q.process(concurrency, async (job: Queue.Job<ModuleCall>) => {
         const call = job.data;
         const started = Date.now();
-        const log = moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: mod.name });
-        const res = await runModule(mod.def!, call, log, undefined);
+        const res = await runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: mod.name }), undefined);
         const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
         const result: ResultJob = res.ok ? { type: 'completed', ...base, output: res.output } : { type: 'failed', ...base, error: res.error };
         // The answer is queued before the job is acknowledged: a worker that dies in between

@@ -104,6 +104,20 @@ describe('intake: business keys', function () {
     });
   });
 
+  it('repairs a key still held by a request that ended without giving it back (a crash in between)', async () => {
+    for (const pipeline of ['in-key-reject', 'in-key-queue']) {
+      const first = await submit(pipeline, { sku: 'S-1' });
+      await ended(pipeline, 'S-1', 1);
+      // What a process killed between committing the end and releasing the key leaves behind.
+      await t.engine.store.query("UPDATE requests SET active_key = 'S-1' WHERE id = ?", [first.body.id]);
+      const next = await submit(pipeline, { sku: 'S-1' });
+      expect(next.status, pipeline).to.equal(202);
+      const rows = (await rowsOf(t, pipeline)).filter((r) => r.business_key === 'S-1');
+      expect(rows.find((r) => r.id === first.body.id)!.active_key).to.equal(null);
+      await ended(pipeline, 'S-1', 2);
+    }
+  });
+
   it('without a key (no header, no payload.sku) a request is not restricted', async () => {
     const all = await Promise.all(Array.from({ length: 3 }, () => submit('in-key-reject', { ms: 100 })));
     expect(all.every((r) => r.status === 202)).to.equal(true);

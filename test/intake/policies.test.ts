@@ -1,7 +1,7 @@
 /**
  * Intake policies with real timing (README "Intake"): `rate` starts at most `max` requests in
  * any span of `per`, `batch` releases up to `size` at each tick of `every`, `schedule` releases
- * what is buffered at each cron tick; all in arrival order. The limits are asserted on the
+ * what is buffered at each cron tick, `maxActive` caps how many run at once; all in arrival order. The limits are asserted on the
  * durable release times the intake decided (`requests.release_at`, exact) and, with a 100 ms
  * tolerance for dispatch latency, on when the first step really started.
  */
@@ -88,6 +88,32 @@ describe('intake policies (timing)', function () {
     expect(later).to.have.length(3);
     for (const r of later) expect(Math.floor(r.release_at! / 2000) * 2000).to.be.above(tick1);
     expectArrivalOrder(all);
+  });
+
+  it('maxActive: 3: of 10 slow requests, never more than 3 run at once; the next starts as one ends', async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => t.api<{ id: string }>('POST', '/api/pipelines/in-active/requests', { body: { i, ms: 300 } })));
+    expect(answers.every((a) => a.status === 202)).to.equal(true);
+    const rows = await allCompleted('in-active', 10);
+    const runs = await t.engine.store.query<{ started_at: number; finished_at: number }>("SELECT started_at, finished_at FROM step_runs WHERE pipeline_id = 'in-active'");
+    const edges = runs.flatMap((r) => [[Number(r.started_at), 1], [Number(r.finished_at), -1]] as Array<[number, number]>).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let running = 0;
+    let peak = 0;
+    for (const [, d] of edges) peak = Math.max(peak, (running += d));
+    expect(peak, 'running at once').to.equal(3);
+    // 10 requests of 300 ms, 3 at a time: at least 4 rounds.
+    expect(Math.max(...runs.map((r) => Number(r.finished_at))) - Math.min(...runs.map((r) => Number(r.started_at)))).to.be.at.least(1200);
+    expectArrivalOrder(rows);
+  });
+
+  it('?wait answers 202 while the policy still holds the request, and 200 with the final request once it ran in time', async () => {
+    // Just after a tick of the 1 s batch, so the request is held for most of a second.
+    await until('a second to begin', () => Promise.resolve(Date.now() % 1000 < 100 ? true : undefined), 5000, 10);
+    const held = await t.api<{ id: string; status: string }>('POST', '/api/pipelines/in-batch/requests?wait=0.3', { body: { w: 1 } });
+    expect(held.status).to.equal(202);
+    expect(held.body.status).to.equal('buffered');
+    const waited = await t.api<{ id: string; status: string }>('POST', '/api/pipelines/in-batch/requests?wait=3', { body: { w: 2 } });
+    expect(waited.status).to.equal(200);
+    expect(waited.body.status).to.equal('completed');
   });
 
   it('immediate: a request starts at once (release_at = created_at, nothing held)', async () => {

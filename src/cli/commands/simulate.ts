@@ -1,0 +1,395 @@
+/**
+ * `conveyor simulate <pipeline>`: a dry run of a pipeline in memory. It runs the supervisor's
+ * pure `decide()` exactly as the engine does, with module outputs taken from mock files and
+ * user actions and events from flags. No module is called, no database is opened and nothing
+ * goes over the network; delays, backoffs and poll intervals take no time.
+ *
+ * Steps the engine does itself (`setData`, `stop`, `delay`, `loop`) are computed by the
+ * engine's own dispatcher. A module step takes the next mock given for it, or else for its
+ * module (`--mock notify=sent.json` serves every notification step); the last one repeats,
+ * so a loop sees the same output each time. A mock `{ "$error": { message, code?,
+ * retryable? } }` makes the step fail instead. A wait step takes the next `--event`, else the
+ * next poll mock (no repeat), else `--timeout`; an action step takes the next `--action`.
+ * When nothing is left to give a waiting step, the simulation ends there, `waiting`.
+ */
+import { readFileSync } from 'node:fs';
+import { Bus, type BusEvents } from '../../bus/bus';
+import { collectFields } from '../../api/actions';
+import { Dispatcher } from '../../dispatcher/dispatcher';
+import { loadProject } from '../../engine';
+import { formatIssue, type StepError } from '../../errors';
+import { createLogger } from '../../log/logger';
+import type { RequestRecord, RequestStatus } from '../../model';
+import type { ModuleRegistry } from '../../module/registry';
+import { PipelineCatalog } from '../../pipeline/catalog';
+import type { CompiledPipeline, CompiledStep } from '../../pipeline/types';
+import type { Store } from '../../store/store';
+import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type OpenRun, type Outcome, type RequestState } from '../../supervisor/decide';
+import { buildState } from '../../supervisor/state';
+import { maskedSecrets, renderValue } from '../../templates/render';
+import { CommandError, EXIT, processIo, runCommand, UsageError, type Io } from './args';
+
+/** The text of `conveyor simulate --help`. */
+export const SIMULATE_USAGE = `Usage: conveyor simulate <pipeline> --input in.json [options]
+
+Dry-runs a pipeline in memory with mocked module outputs and prints the route it takes.
+No module is called, no database is opened, nothing goes over the network.
+
+Options:
+  --input file.json              the request's payload
+  --mock step=out.json           a module step's output; repeat for later visits (the last repeats).
+                                 step may be a module name: the mock of every step of that module.
+                                 {"$error": {"message": "…", "retryable": false}} makes the step fail.
+                                 For a polling wait step, each mock is one poll's output.
+  --action step=code[:data.json] a user action on an action step (data: the action's fields)
+  --event step=data.json         the event a wait step receives (its "data")
+  --timeout step                 a wait or action step runs out of time
+  --mode semi|auto               request.mode      --test        request.test (ctx.test)
+  --user name                    who takes the actions (_CURRENT_USER_)  @default simulate
+  --json                         machine-readable output`;
+
+/** One step run of the simulated route. */
+export interface SimulatedRun {
+  seq: number;
+  stepId: string;
+  kind: string;
+  attempt: number;
+  status: 'completed' | 'failed' | 'skipped' | 'cancelled';
+  module: string | null;
+  via: 'mock' | 'engine' | 'event' | 'action' | 'poll' | 'timeout' | 'when';
+  params: unknown;
+  output: unknown;
+  error: StepError | null;
+}
+
+/** What a simulation is given: the payload, the request's flags, and what stands in for the world. */
+export interface SimulationInput {
+  payload: Record<string, unknown>;
+  mode?: string | null;
+  test?: boolean;
+  /** stepId (or module name) → outputs (or `{ $error }`) in visit order. */
+  mocks?: Record<string, unknown[]>;
+  actions?: Record<string, Array<{ code: string; data: Record<string, unknown> }>>;
+  events?: Record<string, unknown[]>;
+  timeouts?: string[];
+  user?: string;
+}
+
+/** Where the simulated request ended, and the route it took. */
+export interface SimulationResult {
+  pipeline: string;
+  status: RequestStatus;
+  error: RequestRecord['error'];
+  route: SimulatedRun[];
+  /** The open steps the simulation stopped at, when nothing was left to give them. */
+  waitingAt: Array<{ stepId: string; kind: string; needs: string }>;
+  context: Record<string, unknown>;
+}
+
+/** A simulation that cannot go on: a module step without a mock, an action not offered, … */
+export class SimulationError extends CommandError {}
+
+type StepOutcome = Extract<Outcome, { runId: string }>;
+type Resolution = { outcome: StepOutcome; via: SimulatedRun['via'] } | { blocked: string };
+
+/** Runs the simulation. Pure of I/O: the pipeline and registry are already loaded. */
+export function simulatePipeline(pipeline: CompiledPipeline, registry: ModuleRegistry, input: SimulationInput): Promise<SimulationResult> {
+  return new Simulation(pipeline, registry, input).run();
+}
+
+/** One simulated request: the engine's decisions, with the world's answers taken from the input. */
+class Simulation {
+  private readonly bus = new Bus();
+  private readonly dispatcher: Dispatcher;
+  private readonly catalog: PipelineCatalog;
+  private readonly mocks: Record<string, unknown[]>;
+  private readonly actions: NonNullable<SimulationInput['actions']>;
+  private readonly events: Record<string, unknown[]>;
+  private readonly timeouts: string[];
+  private readonly state: RequestState;
+  private readonly route: SimulatedRun[] = [];
+  private now = Date.parse('2030-01-01T00:00:00Z');
+  private ids = 0;
+
+  constructor(
+    private readonly pipeline: CompiledPipeline,
+    registry: ModuleRegistry,
+    private readonly input: SimulationInput,
+  ) {
+    const logger = createLogger('error');
+    logger.silent = true;
+    this.dispatcher = new Dispatcher(this.bus, registry, {}, logger);
+    // The catalog's retry policy needs only the registry; no store is ever touched.
+    this.catalog = new PipelineCatalog({} as Store, registry);
+    this.mocks = structuredClone(input.mocks ?? {});
+    this.actions = structuredClone(input.actions ?? {});
+    this.events = structuredClone(input.events ?? {});
+    this.timeouts = [...(input.timeouts ?? [])];
+    this.state = buildState({
+      id: 'simulated-request', pipelineId: pipeline.id, version: 1, status: 'buffered', businessKey: null, idempotencyKey: null,
+      mode: input.mode ?? null, test: input.test ?? false, payload: input.payload, error: null, joins: {}, stepCount: 0, rev: 0,
+      releaseAt: this.now, createdAt: this.now, updatedAt: this.now, finishedAt: null,
+    }, []);
+  }
+
+  /** Decides, then answers the oldest open run that can be answered, until none can. */
+  async run(): Promise<SimulationResult> {
+    this.decide({ type: 'start' });
+    let waitingAt: SimulationResult['waitingAt'] = [];
+    for (let guard = 0; this.live() && guard < this.pipeline.maxSteps + 10; guard++) {
+      waitingAt = [];
+      let answered = false;
+      for (const run of [...this.state.open.values()].sort((a, b) => a.seq - b.seq)) {
+        const r = await this.resolve(run);
+        if ('blocked' in r) {
+          waitingAt.push({ stepId: run.stepId, kind: this.step(run).kind, needs: r.blocked });
+          continue;
+        }
+        this.record(run, r);
+        this.decide(r.outcome);
+        answered = true;
+        break;
+      }
+      if (!answered) break;
+    }
+    const { status, error } = this.state.request;
+    return { pipeline: this.pipeline.id, status, error, route: this.route, waitingAt: this.live() ? waitingAt : [], context: this.state.context };
+  }
+
+  private live(): boolean {
+    return this.state.request.status === 'running' || this.state.request.status === 'waiting';
+  }
+
+  private step(run: OpenRun): CompiledStep {
+    return this.pipeline.steps[run.stepId]!;
+  }
+
+  private decide(outcome: Outcome): void {
+    const d = decide(this.pipeline, this.state, outcome, {
+      now: (this.now += 1),
+      newId: () => `run-${String(++this.ids).padStart(4, '0')}`,
+      random: () => 0.5,
+      retryPolicy: (step) => this.catalog.retryPolicy(this.pipeline, step),
+      transportOf: (step) => this.dispatcher.transportOf(step),
+    });
+    if (!d) return;
+    applyDecision(this.state, d);
+    // An action step whose "when" held for no entry completed as it was entered.
+    for (const r of d.commit.insertRuns.filter((x) => x.status === 'completed')) {
+      this.route.push({ seq: r.seq, stepId: r.stepId, kind: r.kind, attempt: r.attempt, status: 'skipped', module: null, via: 'when', params: null, output: r.output, error: null });
+    }
+  }
+
+  private record(run: OpenRun, r: Extract<Resolution, { outcome: StepOutcome }>): void {
+    const step = this.step(run);
+    const o = r.outcome;
+    this.route.push({
+      seq: run.seq, stepId: run.stepId, kind: step.kind, attempt: run.attempt, status: o.type === 'completed' ? 'completed' : 'failed',
+      module: step.kind === 'module' ? step.subsystem : step.kind === 'wait' && step.poll && r.via === 'poll' ? step.poll.subsystem : null,
+      via: r.via, params: this.dispatcher.loggedParams({ step, context: { ...this.state.context }, override: run.override }),
+      output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null,
+    });
+  }
+
+  private resolve(run: OpenRun): Promise<Resolution> | Resolution {
+    const step = this.step(run);
+    switch (step.kind) {
+      case 'setData': case 'stop': case 'delay': case 'loop':
+        return this.engineStep(run, step).then((outcome) => ({ via: 'engine' as const, outcome }));
+      case 'module': {
+        const list = this.mocks[step.id] ?? this.mocks[step.subsystem];
+        if (!list || list.length === 0) throw new SimulationError(`step "${step.id}" (module ${step.subsystem}) needs a mock: --mock ${step.id}=out.json`);
+        return { via: 'mock', outcome: this.fromMock(run, list.length > 1 ? list.shift() : list[0]) };
+      }
+      case 'wait':
+        return this.resolveWait(run, step);
+      case 'action':
+        return this.resolveAction(run, step);
+    }
+  }
+
+  /** `setData`, `stop`, `delay` and `loop`, computed by the engine's own dispatcher. */
+  private engineStep(run: OpenRun, step: CompiledStep): Promise<StepOutcome> {
+    return new Promise((resolve) => {
+      const done = (o: StepOutcome): void => {
+        offs.forEach((off) => off());
+        resolve(o);
+      };
+      const offs = [
+        this.bus.on('StepCompleted', (e) => e.runId === run.id && done({ type: 'completed', runId: run.id, output: e.output, finishedAt: this.now, durationMs: 0 })),
+        this.bus.on('StepFailed', (e: BusEvents['StepFailed']) => e.runId === run.id && done({ type: 'failed', runId: run.id, error: e.error, finishedAt: this.now, durationMs: 0 })),
+      ];
+      this.dispatcher.dispatch({
+        pipeline: this.pipeline, request: this.state.request, step, runId: run.id, attempt: run.attempt, idempotencyKey: run.id,
+        context: { ...this.state.context }, override: run.override,
+      });
+    });
+  }
+
+  private resolveWait(run: OpenRun, step: Extract<CompiledStep, { kind: 'wait' }>): Resolution {
+    const ev = this.events[step.id];
+    if (ev && ev.length > 0) {
+      const key = step.event ? String(renderValue(step.event.key, this.state.context, maskedSecrets)) : null;
+      const output = { event: step.event?.name ?? null, key, data: ev.shift() ?? null };
+      return { via: 'event', outcome: { type: 'completed', runId: run.id, output, finishedAt: this.now, durationMs: 0, via: 'event' } };
+    }
+    const polls = this.mocks[step.id];
+    if (step.poll && polls && polls.length > 0) return { via: 'poll', outcome: this.fromMock(run, polls.shift()) };
+    const needs = [step.event && `--event ${step.id}=data.json`, step.poll && `--mock ${step.id}=poll.json`, step.timeoutMs !== undefined && `--timeout ${step.id}`];
+    return this.timedOut(run) ?? { blocked: needs.filter(Boolean).join(' or ') };
+  }
+
+  /** Takes the next `--action`, checked as the API checks it (`visible`, fields). */
+  private resolveAction(run: OpenRun, step: Extract<CompiledStep, { kind: 'action' }>): Resolution {
+    const next = this.actions[step.id]?.shift();
+    if (!next) return this.timedOut(run) ?? { blocked: `--action ${step.id}=<${Object.keys(step.actions).join('|')}>` };
+    const action = step.actions[next.code];
+    if (!action) throw new SimulationError(`step "${step.id}" has no action "${next.code}" (it has ${Object.keys(step.actions).join(', ')})`);
+    if (action.visible.length > 0 && !anyHolds(action.visible, this.state.context)) throw new SimulationError(`action "${next.code}" of step "${step.id}" is not offered now: no "visible" entry holds`);
+    const user = this.input.user ?? 'simulate';
+    let data: Record<string, unknown>;
+    try {
+      data = collectFields(action, next.data, user);
+    } catch (e) {
+      throw new SimulationError(`action "${next.code}" of step "${step.id}": ${(e as Error).message}`);
+    }
+    const output = { action: next.code, label: action.label ?? null, by: user, data, at: new Date(this.now).toISOString() };
+    return { via: 'action', outcome: { type: 'completed', runId: run.id, output, finishedAt: this.now, durationMs: 0, via: 'action' } };
+  }
+
+  private fromMock(run: OpenRun, mock: unknown): StepOutcome {
+    const err = mock && typeof mock === 'object' ? (mock as { $error?: Partial<StepError> }).$error : undefined;
+    if (!err) return { type: 'completed', runId: run.id, output: mock, finishedAt: this.now, durationMs: 0 };
+    const error = { code: err.code ?? 'CONVEYOR_ERR_MODULE_FAILED', message: err.message ?? 'mocked failure', retryable: err.retryable ?? false };
+    return { type: 'failed', runId: run.id, error, finishedAt: this.now, durationMs: 0 };
+  }
+
+  /** A `--timeout` for this step, used once. */
+  private timedOut(run: OpenRun): Resolution | undefined {
+    const i = this.timeouts.indexOf(run.stepId);
+    if (i < 0) return undefined;
+    this.timeouts.splice(i, 1);
+    const error = { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false };
+    return { via: 'timeout', outcome: { type: 'failed', runId: run.id, error, finishedAt: this.now, durationMs: 0 } };
+  }
+}
+
+// ---- the command ---------------------------------------------------------------------------
+
+function readJsonFile(file: string, what: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** `step=value`: the step id and the value. */
+function splitStep(flag: string, value: string): [string, string] {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new UsageError(`--${flag} takes step=… (got "${value}")`);
+  return [value.slice(0, i), value.slice(i + 1)];
+}
+
+/** Reads the command line into a simulation input; repeated flags keep their order. */
+export function parseSimulateArgs(args: string[]): { pipeline: string; input: SimulationInput; json: boolean } {
+  const input: SimulationInput & Required<Pick<SimulationInput, 'mocks' | 'actions' | 'events' | 'timeouts'>> = { payload: {}, mocks: {}, actions: {}, events: {}, timeouts: [] };
+  let pipeline: string | undefined;
+  let json = false;
+  let sawInput = false;
+  const push = <T>(into: Record<string, T[]>, step: string, v: T): void => void (into[step] ??= []).push(v);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) {
+      if (pipeline) throw new UsageError(`unexpected argument "${a}"`);
+      pipeline = a;
+      continue;
+    }
+    const [name, inline] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    if (name === 'json' || name === 'test') {
+      if (name === 'json') json = true;
+      else input.test = true;
+      continue;
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    switch (name) {
+      case 'input': {
+        const v = readJsonFile(value, '--input');
+        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('--input must hold a JSON object');
+        input.payload = v as Record<string, unknown>;
+        sawInput = true;
+        break;
+      }
+      case 'mock': {
+        const [step, file] = splitStep(name, value);
+        push(input.mocks, step, readJsonFile(file, `--mock ${step}`));
+        break;
+      }
+      case 'action': {
+        const [step, rest] = splitStep(name, value);
+        const [code, file] = rest.split(/:(.*)/s, 2) as [string, string | undefined];
+        const data = file ? readJsonFile(file, `--action ${step}`) : {};
+        if (!code || !data || typeof data !== 'object' || Array.isArray(data)) throw new UsageError(`--action ${step}: needs code[:data.json] with a JSON object`);
+        push(input.actions, step, { code, data: data as Record<string, unknown> });
+        break;
+      }
+      case 'event': {
+        const [step, file] = splitStep(name, value);
+        push(input.events, step, readJsonFile(file, `--event ${step}`));
+        break;
+      }
+      case 'timeout':
+        input.timeouts.push(value);
+        break;
+      case 'mode':
+        input.mode = value;
+        break;
+      case 'user':
+        input.user = value;
+        break;
+      default:
+        throw new UsageError(`unknown option --${name}`);
+    }
+  }
+  if (!pipeline) throw new UsageError('which pipeline? conveyor simulate <pipeline> --input in.json');
+  if (!sawInput) throw new UsageError('--input in.json is required');
+  return { pipeline, input, json };
+}
+
+const short = (v: unknown, max = 110): string => {
+  const text = JSON.stringify(v) ?? 'null';
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+};
+
+/** Prints the route as a table, step by step. */
+export function formatSimulation(r: SimulationResult, mode: string | null | undefined): string[] {
+  const lines = [`simulate ${r.pipeline}${mode ? ` (mode ${mode})` : ''}: ${r.route.length} step run(s)`];
+  const width = Math.max(4, ...r.route.map((s) => s.stepId.length));
+  for (const s of r.route) {
+    const what = s.module ? `${s.kind} ${s.module}` : s.kind;
+    const result = s.status === 'failed' ? `${s.error?.code}: ${s.error?.message}` : short(s.output);
+    lines.push(`  ${String(s.seq).padStart(3)}  ${s.stepId.padEnd(width)}  ${what.padEnd(28)}  ${s.status.padEnd(9)} ${s.via.padEnd(7)} ${result}`);
+  }
+  for (const w of r.waitingAt) lines.push(`  ...  ${w.stepId.padEnd(width)}  ${w.kind.padEnd(28)}  waiting   (give it ${w.needs})`);
+  lines.push(`status: ${r.status}${r.error ? ` (${r.error.code} at ${r.error.stepId}: ${r.error.message})` : ''}`);
+  return lines;
+}
+
+/** `conveyor simulate`: exit 0 when the simulation ran (whatever the request's status), 1 when it could not, 2 on usage. */
+export function simulateCommand(args: string[], io: Io = processIo): Promise<number> {
+  return runCommand(io, SIMULATE_USAGE, async () => {
+    if (args.includes('--help')) {
+      io.out(SIMULATE_USAGE);
+      return EXIT.OK;
+    }
+    const { pipeline: id, input, json } = parseSimulateArgs(args);
+    const { pipelines, registry, issues } = loadProject();
+    const pipeline = pipelines.find((p) => p.id === id);
+    if (!pipeline) throw new CommandError(issues.length > 0 ? `invalid configuration:\n${issues.map(formatIssue).join('\n')}` : `unknown pipeline "${id}"`);
+    const result = await simulatePipeline(pipeline, registry, input);
+    if (json) io.out(JSON.stringify(result, null, 2));
+    else formatSimulation(result, input.mode).forEach((l) => io.out(l));
+    return EXIT.OK;
+  });
+}

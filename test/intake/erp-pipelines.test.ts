@@ -1,0 +1,129 @@
+/**
+ * Seed 001's pipelines end to end against the local stand-ins: `erp-catalog-sync` (product,
+ * price and stock events → the shop's catalog table, the search index, price notices) and
+ * `order-to-erp` (an order → an ERP document → its final status back in the shop).
+ */
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
+import { startSearchStandin, type SearchStandin } from '../../scripts/search-standin';
+import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
+import { startTestEngine, type TestEngine } from '../support/engine';
+import { cleanupTmpDirs, tmpDir } from '../support/tmp';
+import { until } from './helpers';
+
+interface RequestBody {
+  id: string;
+  status: string;
+  context: Record<string, Record<string, unknown>>;
+}
+
+describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search and ERP stand-ins)', function () {
+  this.timeout(60_000);
+  let shop: ShopStandin;
+  let search: SearchStandin;
+  let erp: ErpStandin;
+  let t: TestEngine;
+
+  before(async () => {
+    shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
+    search = await startSearchStandin({ port: 0 });
+    erp = await startErpStandin({ port: 0, processingMs: 50 });
+    t = await startTestEngine({ env: { SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url } });
+  });
+  after(async () => {
+    await t?.close();
+    await Promise.all([shop?.close(), search?.close(), erp?.close()]);
+    cleanupTmpDirs();
+  });
+
+  const run = async (pipeline: string, payload: Record<string, unknown>, headers: Record<string, string> = {}): Promise<RequestBody> => {
+    const r = await t.api<RequestBody>('POST', `/api/pipelines/${pipeline}/requests?wait=20`, { body: payload, headers });
+    expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    return r.body;
+  };
+  const product = async (sku: string) => (await fetch(`${shop.url}/catalog/products/${sku}`)).json() as Promise<Record<string, unknown>>;
+
+  describe('erp-catalog-sync', () => {
+    it('product.updated creates the product in the catalog table and the search index', async () => {
+      const r = await run('erp-catalog-sync', {
+        event: 'product.updated', id: '1001', sku: 'IP15P-256GB-BLUE', name: 'iPhone 15 Pro', price: 98000,
+        stock: { msk: 100, spb: 50 }, attributes: { color: 'Синий', memory: '256 ГБ' },
+      });
+      expect(r.status).to.equal('completed');
+      expect(Object.keys(r.context)).to.include.members(['validate-event', 'upsert-catalog', 'update-search-index']);
+      expect(r.context).to.not.have.property('notify-price-change');
+      const row = await shop.catalog.query("SELECT sku, name, price, stock, version FROM catalog_products WHERE sku = 'IP15P-256GB-BLUE'");
+      expect(row).to.deep.equal([{ sku: 'IP15P-256GB-BLUE', name: 'iPhone 15 Pro', price: 98000, stock: '{"msk":100,"spb":50}', version: 1 }]);
+      const doc = search.indexes.get('products')!.get('IP15P-256GB-BLUE')!;
+      expect(doc.doc).to.include({ name: 'iPhone 15 Pro', price: 98000 });
+    });
+
+    it('price.changed updates the price, re-indexes and notifies the admins; stock.changed merges warehouses', async () => {
+      const r = await run('erp-catalog-sync', { event: 'price.changed', sku: 'IP15P-256GB-BLUE', price: '95000' });
+      expect(r.status).to.equal('completed');
+      expect(r.context['upsert-catalog']).to.include({ priceChanged: true, oldPrice: 98000, price: 95000 });
+      expect(shop.notifications.filter((n) => n.sku === 'IP15P-256GB-BLUE')).to.have.length(1);
+      expect(shop.notifications.at(-1)).to.include({ kind: 'price.changed', oldPrice: 98000, price: 95000 });
+      await run('erp-catalog-sync', { event: 'stock.changed', sku: 'IP15P-256GB-BLUE', stock: { spb: 7, ekb: 3 } });
+      expect(await product('IP15P-256GB-BLUE')).to.deep.include({ price: 95000, stock: { msk: 100, spb: 7, ekb: 3 }, version: 3 });
+      expect(search.indexes.get('products')!.get('IP15P-256GB-BLUE')!.doc).to.deep.include({ stock: { msk: 100, spb: 7, ekb: 3 } });
+    });
+
+    it('an invalid event stops with the reasons and touches nothing', async () => {
+      const r = await run('erp-catalog-sync', { event: 'price.changed', sku: 'BAD SKU!', price: -1 });
+      expect(r.status).to.equal('stopped');
+      expect(r.context['validate-event']).to.deep.equal({ valid: false, errors: ['sku must be 1-100 letters, digits, ".", "_" or "-"', 'price must be a number >= 0'] });
+      expect(r.context).to.not.have.property('upsert-catalog');
+    });
+
+    it('applies 12 concurrent events for one SKU one at a time, in arrival order (business key queue)', async () => {
+      const answers = [];
+      for (let i = 1; i <= 12; i++) {
+        // Sequential submits fix the arrival order; none waits for the previous to run.
+        answers.push(await t.api<{ id: string }>('POST', '/api/pipelines/erp-catalog-sync/requests', { body: { event: 'price.changed', sku: 'ORDERED-1', price: i * 10 } }));
+      }
+      expect(answers.every((a) => a.status === 202)).to.equal(true);
+      await until('12 events applied', async () => ((await product('ORDERED-1').catch(() => ({}))) as { version?: number }).version === 12 ? true : undefined, 30_000);
+      expect(await product('ORDERED-1')).to.include({ price: 120, version: 12 });
+    });
+  });
+
+  describe('order-to-erp', () => {
+    const order = (id: string, quantity = 1) => ({ event: 'order.created', order_id: id, user_id: 'USR-789', items: [{ product_id: '1001', quantity }, { product_id: '2002', quantity: 2 }], total: 102000, status: 'created' });
+
+    it('sends the order to the ERP, follows its status, and writes the final status back to the shop', async () => {
+      const r = await run('order-to-erp', order('ORD-2024-12345'));
+      expect(r.status).to.equal('completed');
+      const erpId = r.context['erp-create-order']!.erpId as string;
+      expect(r.context['follow-erp-status']).to.include({ erpId, status: 'completed', done: true });
+      expect(shop.orders.get('ORD-2024-12345')).to.include({ status: 'completed', erpId });
+      expect(erp.orders.get(erpId)!.orderId).to.equal('ORD-2024-12345');
+      const steps = await t.api<{ items: Array<{ stepId: string; status: string }> }>('GET', `/api/requests/${r.id}/steps`);
+      expect(steps.body.items.filter((s) => s.status === 'completed').map((s) => s.stepId)).to.include.members(['validate-order', 'erp-create-order', 'follow-erp-status', 'shop-update-order']);
+    });
+
+    it('reports an order the ERP rejects as rejected, with the reason', async () => {
+      const r = await run('order-to-erp', order('ORD-BIG', 500));
+      expect(r.status).to.equal('completed');
+      expect(shop.orders.get('ORD-BIG')).to.include({ status: 'rejected', reason: 'not enough stock' });
+    });
+
+    it('answers a re-sent order with the run already following it (business key, return-existing)', async () => {
+      const first = await t.api<{ id: string }>('POST', '/api/pipelines/order-to-erp/requests', { body: order('ORD-TWICE') });
+      const again = await t.api<{ id: string }>('POST', '/api/pipelines/order-to-erp/requests', { body: order('ORD-TWICE') });
+      expect(first.status).to.equal(202);
+      expect(again.status).to.equal(200);
+      expect(again.body.id).to.equal(first.body.id);
+      await until('the order to reach the shop', async () => (shop.orders.get('ORD-TWICE') ? true : undefined), 20_000);
+      expect([...erp.orders.values()].filter((o) => o.orderId === 'ORD-TWICE')).to.have.length(1);
+    });
+
+    it('stops an invalid order before the ERP sees it', async () => {
+      const before = erp.orders.size;
+      const r = await run('order-to-erp', { order_id: 'ORD-EMPTY', user_id: 'U', items: [], total: 0 });
+      expect(r.status).to.equal('stopped');
+      expect(erp.orders.size).to.equal(before);
+    });
+  });
+});

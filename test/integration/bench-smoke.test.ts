@@ -1,0 +1,95 @@
+/**
+ * A tiny run of the benchmark's embedded scenario (`scripts/bench`), and the store settings
+ * the benchmark relies on: the SQLite `synchronous` option and the partial indexes that keep
+ * the step hot path from rewriting sweeper indexes.
+ */
+import { expect } from 'chai';
+import * as path from 'node:path';
+import { runEngineScenario } from '../../scripts/bench/engine-scenario';
+import { latencyStats, median } from '../../scripts/bench/common';
+import { sqliteSettings } from '../../src/store/data-source';
+import { SqlStore } from '../../src/store/store';
+import { cleanupTmpDirs, tmpDir } from '../support/tmp';
+
+describe('bench smoke', function () {
+  this.timeout(60_000);
+  after(cleanupTmpDirs);
+
+  it('runs the embedded 5-step scenario end to end and verifies every step in the database', async () => {
+    const r = await runEngineScenario({
+      kind: 'engine', name: 'smoke', mode: 'embedded', pipeline: 'bench-linear', requests: 150, sequential: 10, tmpDir: tmpDir('bench'),
+    });
+    expect(r.verified).to.include({ ok: true, duplicateRuns: 0 });
+    expect(r.reqPerS).to.be.greaterThan(0);
+    expect(r.stepsPerS).to.be.closeTo(r.reqPerS! * 5, 1e-6);
+    expect(r.seqP50Ms).to.be.greaterThan(0);
+    expect(r.p99Ms).to.be.at.least(r.p50Ms!);
+  });
+
+  it('routes the conditions variant through every step, with bounded submission', async () => {
+    const r = await runEngineScenario({
+      kind: 'engine', name: 'smoke-cond', mode: 'embedded', pipeline: 'bench-cond', requests: 120, sequential: 0, window: 25, sampleEvery: 40, tmpDir: tmpDir('bench'),
+    });
+    expect(r.verified).to.include({ ok: true });
+    expect(r.samples).to.have.length(3);
+  });
+
+  it('computes percentiles and medians as documented', () => {
+    expect(latencyStats([5, 1, 3, 2, 4])).to.deep.equal({ p50: 3, p99: 5 });
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, 3, 2])).to.equal(2.5);
+    expect(median([NaN, 1])).to.equal(1);
+  });
+});
+
+describe('SQLite settings for the hot path', () => {
+  after(cleanupTmpDirs);
+
+  it('takes synchronous from the option, else the URL, else CONVEYOR_SQLITE_SYNCHRONOUS, else NORMAL', () => {
+    expect(sqliteSettings('sqlite:./x.db', {}, {})).to.deep.equal({ path: './x.db', synchronous: 'NORMAL' });
+    expect(sqliteSettings('sqlite:./x.db?synchronous=full', {}, {})).to.deep.equal({ path: './x.db', synchronous: 'FULL' });
+    expect(sqliteSettings('sqlite:./x.db', {}, { CONVEYOR_SQLITE_SYNCHRONOUS: 'FULL' }).synchronous).to.equal('FULL');
+    expect(sqliteSettings('sqlite:./x.db?synchronous=NORMAL', {}, { CONVEYOR_SQLITE_SYNCHRONOUS: 'FULL' }).synchronous).to.equal('NORMAL');
+    expect(sqliteSettings('sqlite:./x.db?synchronous=NORMAL', { sqliteSynchronous: 'FULL' }, {}).synchronous).to.equal('FULL');
+    expect(() => sqliteSettings('sqlite:./x.db?synchronous=OFF', {}, {})).to.throw(/NORMAL or FULL/);
+    expect(() => sqliteSettings('sqlite:./x.db?cache=shared', {}, {})).to.throw(/unknown SQLite option "cache"/);
+  });
+
+  it('opens the database with the synchronous level asked for', async () => {
+    const dir = tmpDir('sync');
+    const full = await SqlStore.open(`sqlite:${path.join(dir, 'a.db')}?synchronous=FULL`);
+    const normal = await SqlStore.open(`sqlite:${path.join(dir, 'b.db')}`);
+    try {
+      expect(await full.query('PRAGMA synchronous')).to.deep.equal([{ synchronous: 2 }]);
+      expect(await normal.query('PRAGMA synchronous')).to.deep.equal([{ synchronous: 1 }]);
+    } finally {
+      await full.close();
+      await normal.close();
+    }
+  });
+
+  it('the sweeper queries are served by an index, never a scan of the step log', async () => {
+    const store = await SqlStore.open(`sqlite:${path.join(tmpDir('plans'), 'p.db')}`);
+    const plan = async (sql: string): Promise<string> => {
+      const params = Array.from({ length: (sql.match(/\?/g) ?? []).length }, (_, i) => String(i + 1));
+      return (await store.query<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params)).map((r) => r.detail).join('; ');
+    };
+    try {
+      // The same statements as SqlStore.claimDueRuns / claimExpiredLeases / claimExpiredWaits / findWaitingForEvent.
+      for (const sql of [
+        "SELECT id, request_id FROM step_runs WHERE status = 'pending' AND available_at <= ? ORDER BY available_at LIMIT ?",
+        "SELECT id, request_id, lease_until, transport FROM step_runs WHERE status = 'dispatched' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+        "SELECT id, request_id, lease_until FROM step_runs WHERE status = 'waiting' AND lease_until < ? ORDER BY lease_until LIMIT ?",
+        "SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND status IN ('pending','dispatched','waiting') ORDER BY seq LIMIT ?",
+      ]) {
+        const p = await plan(sql);
+        expect(p, sql).to.match(/SEARCH step_runs USING (COVERING )?INDEX/);
+        expect(p, sql).to.not.match(/SCAN step_runs/);
+      }
+      const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);
+      expect(indexes).to.not.include.members(['ix_step_runs_status_available', 'ix_step_runs_status_lease', 'ix_step_runs_wait']);
+    } finally {
+      await store.close();
+    }
+  });
+});
