@@ -238,11 +238,14 @@ export class Engine {
   }
 
   /** Hands a module's late answer (a callback) to whichever engine will commit it. */
-  async deliverResult(result: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<void> {
+  /** Resolves `false` when this process could not commit it (the caller should try again). */
+  async deliverResult(result: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<boolean> {
     if (this.hub) {
       const job: ResultJob = 'output' in result ? { type: 'completed', ...result } : { type: 'failed', ...result };
       await this.hub.queue(RESULTS_QUEUE).add(job);
-    } else await this.supervisor.handleResult(result);
+      return true;
+    }
+    return (await this.supervisor.handleResult(result)) !== 'failed';
   }
 
   async getRequest(id: string): Promise<{ request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> } | undefined> {

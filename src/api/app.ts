@@ -84,13 +84,13 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     }
     const now = Date.now();
     const base = { requestId: run.requestId, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt };
+    let delivered: boolean;
     if ('data' in body) {
       const checked = checkOutput(body.data);
-      if (checked.ok) await engine.deliverResult({ ...base, output: checked.output });
-      else await engine.deliverResult({ ...base, error: checked.error });
+      delivered = checked.ok ? await engine.deliverResult({ ...base, output: checked.output }) : await engine.deliverResult({ ...base, error: checked.error });
     } else {
       const e = body.error && typeof body.error === 'object' ? body.error : {};
-      await engine.deliverResult({
+      delivered = await engine.deliverResult({
         ...base,
         error: {
           code: typeof e.code === 'string' ? e.code.slice(0, 100) : ErrorCodes.MODULE_FAILED,
@@ -98,6 +98,11 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
           retryable: e.retryable === true,
         },
       });
+    }
+    if (!delivered) {
+      // Not committed here (the database failed): the module must post it again.
+      ctx.set('retry-after', '5');
+      throw new ClientError(503, ErrorCodes.SHUTTING_DOWN, 'the result could not be stored now; post it again');
     }
     ctx.body = { status: 'accepted' };
   });
