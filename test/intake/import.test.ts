@@ -35,7 +35,12 @@ describe('conveyor import', function () {
 
   function runImport(args: string[], killWhen?: () => boolean): Promise<Run> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, ['bin/conveyor.js', 'import', ...args, '--key', t.keys.submit, '--url', t.url, '--progress', 'none'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['bin/conveyor.js', 'import', ...args, '--key', t.keys.submit, '--url', t.url, '--progress', 'none'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // A checkpoint after every batch, so the kill lands mid-file however fast the machine is.
+        env: { ...process.env, CONVEYOR_IMPORT_CHECKPOINT_MS: '0' },
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

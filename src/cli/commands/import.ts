@@ -125,6 +125,9 @@ async function* csvItems(file: string, cast: boolean): AsyncGenerator<Item> {
   }
 }
 
+/** How often the checkpoint file is rewritten (ms); `CONVEYOR_IMPORT_CHECKPOINT_MS=0` writes it after every batch. */
+const CHECKPOINT_MS = Number(process.env.CONVEYOR_IMPORT_CHECKPOINT_MS ?? 1000);
+
 function readCheckpoint(file: string, expect: Omit<Checkpoint, 'doneThrough' | 'updatedAt'>): number {
   try {
     const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Checkpoint;
@@ -185,7 +188,7 @@ export async function runImport(o: ImportOptions, log: (line: string) => void = 
   let failure: Error | undefined;
   const advance = (force = false): void => {
     while (inFlight[0]?.done) doneThrough = inFlight.shift()!.lastLine;
-    if (force || Date.now() - lastWrite > 1000) {
+    if (force || Date.now() - lastWrite > CHECKPOINT_MS) {
       writeCheckpoint(stateFile, { ...ident, doneThrough, updatedAt: new Date().toISOString() });
       lastWrite = Date.now();
     }
