@@ -37,6 +37,12 @@ export interface RequestRecord {
   createdAt: number;
   updatedAt: number;
   finishedAt: number | null;
+  /**
+   * Whether the request has an end-of-request callback URL, when known (read with the
+   * request; not stored from here). Lets the engine skip the callback claim for the many
+   * requests that have none.
+   */
+  hasCallback?: boolean;
 }
 
 export interface RequestError {

@@ -100,14 +100,15 @@ export class Intake {
   async start(): Promise<void> {
     this.secret = process.env.CONVEYOR_REQUEST_CALLBACK_SECRET || (await this.d.store.ensureSetting('request_callback_secret', randomBytes(32).toString('hex')));
     this.offs.push(
-      this.d.bus.on('RequestFinished', ({ requestId, pipeline }) => {
+      this.d.bus.on('RequestFinished', ({ requestId, pipeline, callback }) => {
         // A request ended: a pipeline under maxActive may release another.
         this.releaser.poke(pipeline);
         // Keys are only held under `businessKey.onConflict` (the sweep covers older versions).
         if (this.d.catalog.latest(pipeline)?.pipeline.intakeOptions?.businessKey) {
           void this.keys.onFinished(requestId).catch((err: unknown) => this.d.logger.warn('business key not released', { requestId, error: (err as Error).message }));
         }
-        this.callbacks.onFinished(requestId);
+        // Most requests have no callback URL: no claim to try (the sweep covers any doubt).
+        if (callback !== false) this.callbacks.onFinished(requestId);
       }),
     );
     await this.releaser.start();

@@ -35,7 +35,8 @@ export interface BusEvents {
   StepFailed: StepResultBase & { error: StepError };
   /** A remote module answered `202`: it will post the result to its callback URL by `until`. */
   StepAccepted: { requestId: string; runId: string; stepId: string; attempt: number; until: number };
-  RequestFinished: { requestId: string; pipeline: string; status: RequestStatus };
+  /** `callback: false` when the request is known to have no end-of-request callback URL. */
+  RequestFinished: { requestId: string; pipeline: string; status: RequestStatus; callback?: boolean };
 }
 
 export type BusEventName = keyof BusEvents;

@@ -410,8 +410,8 @@ export class SqlStore implements Store {
 
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS} FROM requests WHERE id = ?`, [id]);
-    return rows[0] ? toRequest(rows[0]) : undefined;
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS}, (callback_url IS NOT NULL) AS has_callback FROM requests WHERE id = ?`, [id]);
+    return rows[0] ? { ...toRequest(rows[0]), hasCallback: num(rows[0].has_callback) === 1 } : undefined;
   }
 
   async listStepRuns(requestId: string): Promise<StepRunRecord[]> {

@@ -324,7 +324,7 @@ export class Supervisor {
         // Seed 000 §7: the run halts, keeps its state, and the admin is told.
         logger.error('admin notified: request stopped on error', { requestId, pipeline: pipeline.id, error: state.request.error });
       }
-      bus.emit('RequestFinished', { requestId, pipeline: pipeline.id, status: d.finished });
+      bus.emit('RequestFinished', { requestId, pipeline: pipeline.id, status: d.finished, callback: state.request.hasCallback });
     }
   }
 
