@@ -118,7 +118,9 @@ export class Engine {
     redisUrl: string | undefined,
     readonly callbacks: CallbackConfig,
   ) {
-    this.committer = new GroupCommitter(store);
+    // MySQL: two batches in flight, so one fills while the other waits on its round trips
+    // (+10% steps/s in `npm run bench`; more only split the batches, the server's CPU being the limit).
+    this.committer = new GroupCommitter(store, 2000, store.dialect === 'mysql' ? 2 : 1);
     this.http = new HttpTransport(this.bus, callbacks);
     this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };

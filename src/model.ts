@@ -38,8 +38,8 @@ export interface RequestRecord {
   updatedAt: number;
   finishedAt: number | null;
   /**
-   * Whether the request has an end-of-request callback URL, when known (read with the
-   * request; not stored from here). Lets the engine skip the callback claim for the many
+   * Whether the request has an end-of-request callback URL, when known: the supervisor reads
+   * it with the request (`getRequest(id, { callback: true })`); it is never written from here. Lets the engine skip the callback claim for the many
    * requests that have none.
    */
   hasCallback?: boolean;

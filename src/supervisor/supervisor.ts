@@ -196,7 +196,7 @@ export class Supervisor {
       const cached = this.states.get(requestId);
       if (cached) return cached;
     }
-    const request = await this.d.store.getRequest(requestId);
+    const request = await this.d.store.getRequest(requestId, { callback: true });
     if (!request) return undefined;
     // A request still `buffered` has never started, so it has no step runs to read.
     const state = buildState(request, request.status === 'buffered' ? [] : await this.d.store.listStepRuns(requestId));
