@@ -158,6 +158,9 @@ describe('dashboard in Chromium', function () {
       await other.goto(`${t.url}/`);
       await other.fill('#login-key', t.keys.read);
       await other.click('#login-form button[type=submit]');
+      // Signed in (the key checked) before moving on: a navigation during the check raced it
+      // under CI load, and the request page then never showed its controls.
+      await other.locator('#app').waitFor();
       await other.goto(`${t.url}/#/request/${mix.failed[0]}`);
       await other.locator('#controls button[data-op=resume]').waitFor();
       await other.click('#controls button[data-op=resume]');
