@@ -161,7 +161,10 @@ describe('dashboard in Chromium', function () {
       // Signed in (the key checked) before moving on: a navigation during the check raced it
       // under CI load, and the request page then never showed its controls.
       await other.locator('#app').waitFor();
+      // Open the request page as a fresh load (the key stays in this tab's sessionStorage): a
+      // hash change right after sign-in raced the requests list's render in CI runs.
       await other.goto(`${t.url}/#/request/${mix.failed[0]}`);
+      await other.reload();
       await other.locator('#controls button[data-op=resume]').waitFor();
       await other.click('#controls button[data-op=resume]');
       await other.waitForFunction(() => /lacks the role/.test(document.getElementById('flash')!.textContent ?? ''));
