@@ -11,14 +11,15 @@ const POOL = Buffer.allocUnsafe(4096);
 let poolAt = POOL.length;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-function randomHex(bytes: number, first: number): string {
-  if (poolAt + bytes > POOL.length) {
+/** 8 random bytes as 16 hex digits, the first byte carrying the RFC 9562 variant (10xx xxxx). */
+function randomTail(): string {
+  if (poolAt + 8 > POOL.length) {
     randomFillSync(POOL);
     poolAt = 0;
   }
-  let out = HEX[(POOL[poolAt]! & 0x3f) | first]!;
-  for (let i = 1; i < bytes; i++) out += HEX[POOL[poolAt + i]!]!;
-  poolAt += bytes;
+  let out = HEX[(POOL[poolAt]! & 0x3f) | 0x80]!;
+  for (let i = 1; i < 8; i++) out += HEX[POOL[poolAt + i]!]!;
+  poolAt += 8;
   return out;
 }
 
@@ -39,8 +40,7 @@ export function newId(now = Date.now()): string {
   }
   const hex = lastMs.toString(16).padStart(12, '0');
   const ver = (0x7000 | counter).toString(16);
-  // 8 random bytes; the first carries the RFC 9562 variant (10xx xxxx).
-  const rand = randomHex(8, 0x80);
+  const rand = randomTail();
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${ver}-${rand.slice(0, 4)}-${rand.slice(4, 16)}`;
 }
 

@@ -38,9 +38,9 @@ export interface RequestRecord {
   updatedAt: number;
   finishedAt: number | null;
   /**
-   * Whether the request has an end-of-request callback URL, when known: the supervisor reads
-   * it with the request (`getRequest(id, { callback: true })`); it is never written from here. Lets the engine skip the callback claim for the many
-   * requests that have none.
+   * Whether the request has an end-of-request callback URL, when known. Read, never written:
+   * the supervisor asks for it (`getRequest(id, { callback: true })`) so that a request without
+   * one costs no callback claim when it ends.
    */
   hasCallback?: boolean;
 }

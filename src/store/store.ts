@@ -1,6 +1,5 @@
 import type { DataSource } from 'typeorm';
 import {
-  OPEN_RUN_STATUSES,
   type RequestCommit,
   type RequestRecord,
   type RequestStatus,
@@ -9,7 +8,9 @@ import {
 import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
-import { InvariantError, MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
+import { writeBulk } from './mysql-bulk';
+import { FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun } from './rows';
+import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
 export interface Store {
@@ -84,103 +85,6 @@ export interface ApiKeyRecord {
   revokedAt: number | null;
 }
 
-const REQUEST_COLUMNS =
-  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
-const RUN_COLUMNS =
-  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, started_at, finished_at, duration_ms';
-const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
-/** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
-const INSERT_CHUNK = 400;
-
-const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
-const parse = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-
-function requestParams(r: RequestRecord): unknown[] {
-  return [
-    r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
-    JSON.stringify(r.payload), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
-    r.createdAt, r.updatedAt, r.finishedAt,
-  ];
-}
-
-function runParams(r: StepRunRecord): unknown[] {
-  return [
-    r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
-    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
-    r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt, r.finishedAt, r.durationMs,
-  ];
-}
-
-function toRequest(row: Record<string, unknown>): RequestRecord {
-  return {
-    id: String(row.id),
-    pipelineId: String(row.pipeline_id),
-    version: num(row.version),
-    status: row.status as RequestStatus,
-    businessKey: (row.business_key as string | null) ?? null,
-    idempotencyKey: (row.idempotency_key as string | null) ?? null,
-    mode: (row.mode as string | null) ?? null,
-    test: num(row.test) === 1,
-    payload: parse(row.payload),
-    error: parse(row.error) as RequestRecord['error'],
-    joins: (parse(row.joins) as Record<string, string[]> | null) ?? {},
-    stepCount: num(row.step_count),
-    rev: num(row.rev),
-    releaseAt: numOrNull(row.release_at),
-    createdAt: num(row.created_at),
-    updatedAt: num(row.updated_at),
-    finishedAt: numOrNull(row.finished_at),
-  };
-}
-
-function toRun(row: Record<string, unknown>): StepRunRecord {
-  return {
-    id: String(row.id),
-    requestId: String(row.request_id),
-    pipelineId: String(row.pipeline_id),
-    stepId: String(row.step_id),
-    seq: num(row.seq),
-    attempt: num(row.attempt),
-    status: row.status as StepRunRecord['status'],
-    kind: String(row.kind),
-    module: (row.module as string | null) ?? null,
-    transport: (row.transport as StepRunRecord['transport']) ?? null,
-    params: parse(row.params),
-    output: parse(row.output),
-    error: parse(row.error),
-    causedBy: (row.caused_by as string | null) ?? null,
-    availableAt: numOrNull(row.available_at),
-    leaseUntil: numOrNull(row.lease_until),
-    waitEvent: (row.wait_event as string | null) ?? null,
-    waitKey: (row.wait_key as string | null) ?? null,
-    deadlineAt: numOrNull(row.deadline_at),
-    override: parse(row.override) as Record<string, unknown> | null,
-    startedAt: num(row.started_at),
-    finishedAt: numOrNull(row.finished_at),
-    durationMs: numOrNull(row.duration_ms),
-  };
-}
-
-function insertStmts(table: string, columns: string, rows: unknown[][], chunkSize = INSERT_CHUNK): Stmt[] {
-  const width = columns.split(',').length;
-  const tuple = `(${new Array(width).fill('?').join(',')})`;
-  if (chunkSize === 1) {
-    // One prepared single-row statement per row: on SQLite (in-process, no round trips) this
-    // is as fast as a multi-row INSERT, and it builds no large parameter arrays or SQL texts.
-    const sql = `INSERT INTO ${table} (${columns}) VALUES ${tuple}`;
-    return rows.map((params) => ({ sql, params }));
-  }
-  const out: Stmt[] = [];
-  for (let i = 0; i < rows.length; i += chunkSize) {
-    const chunk = rows.slice(i, i + chunkSize);
-    out.push({ sql: `INSERT INTO ${table} (${columns}) VALUES ${chunk.map(() => tuple).join(',')}`, params: chunk.flat() });
-  }
-  return out;
-}
-
-const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;
 const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
 /**
  * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
@@ -218,44 +122,6 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
       : undefined,
     then,
   };
-}
-
-/** Rows per bulk statement, and roughly the most parameter bytes in one (under MySQL's 16 MB packet). */
-const BULK_ROWS = 500;
-const BULK_BYTES = 4 * 1024 * 1024;
-
-function chunked<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** Splits rows (as parameter lists) into chunks bounded in rows and in bytes. */
-function* derivedChunks<T>(items: T[], toRow: (item: T) => unknown[]): Generator<{ rows: number; params: unknown[] }> {
-  let params: unknown[] = [];
-  let rows = 0;
-  let bytes = 0;
-  for (const item of items) {
-    const row = toRow(item);
-    const size = row.reduce<number>((n, v) => n + (typeof v === 'string' ? v.length : 8), 0);
-    if (rows > 0 && (rows >= BULK_ROWS || bytes + size > BULK_BYTES)) {
-      yield { rows, params };
-      params = [];
-      rows = 0;
-      bytes = 0;
-    }
-    for (const v of row) params.push(v);
-    rows++;
-    bytes += size;
-  }
-  if (rows > 0) yield { rows, params };
-}
-
-/** `SELECT ? AS a, ? AS b UNION ALL SELECT ?, ? …`: a derived table of `rows` rows. */
-function unionSelect(columns: string[], rows: number): string {
-  const first = `SELECT ${columns.map((c) => `? AS ${c}`).join(', ')}`;
-  const rest = ` UNION ALL SELECT ${columns.map(() => '?').join(', ')}`;
-  return first + rest.repeat(rows - 1);
 }
 
 /** The SQL store for SQLite (better-sqlite3) and MySQL/MariaDB. Only `store/` touches the database. */
@@ -313,7 +179,7 @@ export class SqlStore implements Store {
     const dialect = this.x.dialect;
     // Below a few commits the per-commit path takes fewer round trips than the bulk one.
     if (dialect === 'mysql' && this.x.inTransaction && batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length) {
-      return this.writeBulk(batch, this.x.inTransaction.bind(this.x));
+      return writeBulk(batch, this.x.inTransaction.bind(this.x));
     }
     // Sorting by request id (stable, so one request's commits keep their order) makes
     // concurrent MySQL transactions lock rows in the same order, which avoids deadlocks.
@@ -340,79 +206,15 @@ export class SqlStore implements Store {
       return result;
     });
   }
-  /**
-   * MySQL: one batch in a handful of round trips instead of three per commit. The requests
-   * of the batch are locked first (`FOR UPDATE`, in id order so that engines never deadlock
-   * on each other); a commit holds when its `rev` is still the expected one, exactly as the
-   * per-commit guard decides, and the rows stay locked until the transaction ends. Then one
-   * `UPDATE … JOIN` per table applies every held commit, and a row count that differs from
-   * what the locks promised aborts the batch (a broken invariant, as in the per-commit path).
-   */
-  private writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecutor['inTransaction']>): Promise<boolean[]> {
-    const commits = batch.commits;
-    return inTransaction(async (tx) => {
-      const held = new Array<boolean>(commits.length).fill(false);
-      if (commits.length > 0) {
-        const ids = commits.map((c) => c.requestId).sort();
-        const revs = new Map<string, number>();
-        for (const chunk of chunked(ids, BULK_ROWS)) {
-          const rows = await tx.all<{ id: unknown; rev: unknown }>(`SELECT id, rev FROM requests WHERE id IN (${chunk.map(() => '?').join(',')}) ORDER BY id FOR UPDATE`, chunk);
-          for (const r of rows) revs.set(String(r.id), num(r.rev));
-        }
-        commits.forEach((c, i) => (held[i] = revs.get(c.requestId) === c.expectRev));
-      }
-      const ok = commits.filter((_, i) => held[i]);
-      for (const { rows, params } of derivedChunks(ok, (c) => {
-        const r = c.request;
-        return [c.requestId, c.expectRev, r.status, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
-      })) {
-        const n = await tx.run(
-          `UPDATE requests r JOIN (${unionSelect(['id', 'rev', 'status', 'error', 'joins', 'step_count', 'finished_at', 'updated_at'], rows)}) v ON r.id = v.id AND r.rev = v.rev ` +
-          'SET r.status = v.status, r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1',
-          params,
-        );
-        if (n !== rows) throw new InvariantError(`expected ${rows} request row(s) changed under lock, got ${n}`);
-      }
-      const finishing = ok.filter((c) => c.finishRun);
-      // Every run a held commit closes must still be open: the exactly-once net. The UPDATE
-      // below only closes open runs, and a count short of the batch throws, which rolls the
-      // whole transaction back (nothing of it is written). A locking read first would only
-      // cost a round trip: the request rows locked above already serialise every writer of
-      // these runs.
-      for (const { rows, params } of derivedChunks(finishing, (c) => {
-        const f = c.finishRun!;
-        return [f.id, f.status, json(f.output), json(f.error), f.finishedAt, f.durationMs];
-      })) {
-        const n = await tx.run(
-          `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'finished_at', 'duration_ms'], rows)}) v ON s.id = v.id ` +
-          `SET s.status = v.status, s.output = v.output, s.error = v.error, s.finished_at = v.finished_at, s.duration_ms = v.duration_ms WHERE s.status IN (${OPEN})`,
-          params,
-        );
-        if (n !== rows) throw new InvariantError(`expected ${rows} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`);
-      }
-      const cancels = ok.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
-      for (const { rows, params } of derivedChunks(cancels, (row) => row)) {
-        await tx.run(
-          `UPDATE step_runs s JOIN (${unionSelect(['id', 'finished_at'], rows)}) v ON s.id = v.id SET s.status = 'cancelled', s.finished_at = v.finished_at WHERE s.status IN (${OPEN})`,
-          params,
-        );
-      }
-      const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
-      for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs)]) {
-        await tx.run(st.sql, st.params);
-      }
-      return held;
-    });
-  }
 
 
   async getRequest(id: string, options: { callback?: boolean } = {}): Promise<RequestRecord | undefined> {
-    if (!options.callback) {
-      const rows = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS} FROM requests WHERE id = ?`, [id]);
-      return rows[0] ? toRequest(rows[0]) : undefined;
-    }
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS}, (callback_url IS NOT NULL) AS has_callback FROM requests WHERE id = ?`, [id]);
-    return rows[0] ? { ...toRequest(rows[0]), hasCallback: num(rows[0].has_callback) === 1 } : undefined;
+    const extra = options.callback ? ', (callback_url IS NOT NULL) AS has_callback' : '';
+    const [row] = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS}${extra} FROM requests WHERE id = ?`, [id]);
+    if (!row) return undefined;
+    const request = toRequest(row);
+    if (options.callback) request.hasCallback = num(row.has_callback) === 1;
+    return request;
   }
 
   async listStepRuns(requestId: string): Promise<StepRunRecord[]> {

@@ -158,11 +158,9 @@ describe('dashboard in Chromium', function () {
       await other.goto(`${t.url}/`);
       await other.fill('#login-key', t.keys.read);
       await other.click('#login-form button[type=submit]');
-      // Signed in (the key checked) before moving on: a navigation during the check raced it
-      // under CI load, and the request page then never showed its controls.
+      // Signed in first, then the request page as a fresh load (the key stays in this tab's
+      // sessionStorage): a hash change right after sign-in raced the list's render in CI runs.
       await other.locator('#app').waitFor();
-      // Open the request page as a fresh load (the key stays in this tab's sessionStorage): a
-      // hash change right after sign-in raced the requests list's render in CI runs.
       await other.goto(`${t.url}/#/request/${mix.failed[0]}`);
       await other.reload();
       await other.locator('#controls button[data-op=resume]').waitFor();

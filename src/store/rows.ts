@@ -1,0 +1,105 @@
+/**
+ * How requests and step runs map to rows: the column lists, the parameters of an insert, the
+ * records read back, and the statement that closes a run. Shared by the store's per-commit
+ * path (`store.ts`) and the MySQL bulk path (`mysql-bulk.ts`).
+ */
+import { OPEN_RUN_STATUSES, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
+import type { Stmt } from './sql-executor';
+
+export const REQUEST_COLUMNS =
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
+export const RUN_COLUMNS =
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, started_at, finished_at, duration_ms';
+export const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
+/** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
+export const INSERT_CHUNK = 400;
+
+export const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
+export const parse = (v: unknown): unknown => (v === null || v === undefined ? null : JSON.parse(String(v)));
+export const num = (v: unknown): number => Number(v);
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export function requestParams(r: RequestRecord): unknown[] {
+  return [
+    r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
+    JSON.stringify(r.payload), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
+    r.createdAt, r.updatedAt, r.finishedAt,
+  ];
+}
+
+export function runParams(r: StepRunRecord): unknown[] {
+  return [
+    r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
+    json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
+    r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt, r.finishedAt, r.durationMs,
+  ];
+}
+
+export function toRequest(row: Record<string, unknown>): RequestRecord {
+  return {
+    id: String(row.id),
+    pipelineId: String(row.pipeline_id),
+    version: num(row.version),
+    status: row.status as RequestStatus,
+    businessKey: (row.business_key as string | null) ?? null,
+    idempotencyKey: (row.idempotency_key as string | null) ?? null,
+    mode: (row.mode as string | null) ?? null,
+    test: num(row.test) === 1,
+    payload: parse(row.payload),
+    error: parse(row.error) as RequestRecord['error'],
+    joins: (parse(row.joins) as Record<string, string[]> | null) ?? {},
+    stepCount: num(row.step_count),
+    rev: num(row.rev),
+    releaseAt: numOrNull(row.release_at),
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+    finishedAt: numOrNull(row.finished_at),
+  };
+}
+
+export function toRun(row: Record<string, unknown>): StepRunRecord {
+  return {
+    id: String(row.id),
+    requestId: String(row.request_id),
+    pipelineId: String(row.pipeline_id),
+    stepId: String(row.step_id),
+    seq: num(row.seq),
+    attempt: num(row.attempt),
+    status: row.status as StepRunRecord['status'],
+    kind: String(row.kind),
+    module: (row.module as string | null) ?? null,
+    transport: (row.transport as StepRunRecord['transport']) ?? null,
+    params: parse(row.params),
+    output: parse(row.output),
+    error: parse(row.error),
+    causedBy: (row.caused_by as string | null) ?? null,
+    availableAt: numOrNull(row.available_at),
+    leaseUntil: numOrNull(row.lease_until),
+    waitEvent: (row.wait_event as string | null) ?? null,
+    waitKey: (row.wait_key as string | null) ?? null,
+    deadlineAt: numOrNull(row.deadline_at),
+    override: parse(row.override) as Record<string, unknown> | null,
+    startedAt: num(row.started_at),
+    finishedAt: numOrNull(row.finished_at),
+    durationMs: numOrNull(row.duration_ms),
+  };
+}
+
+export function insertStmts(table: string, columns: string, rows: unknown[][], chunkSize = INSERT_CHUNK): Stmt[] {
+  const width = columns.split(',').length;
+  const tuple = `(${new Array(width).fill('?').join(',')})`;
+  if (chunkSize === 1) {
+    // One prepared single-row statement per row: on SQLite (in-process, no round trips) this
+    // is as fast as a multi-row INSERT, and it builds no large parameter arrays or SQL texts.
+    const sql = `INSERT INTO ${table} (${columns}) VALUES ${tuple}`;
+    return rows.map((params) => ({ sql, params }));
+  }
+  const out: Stmt[] = [];
+  for (let i = 0; i < rows.length; i += chunkSize) {
+    const chunk = rows.slice(i, i + chunkSize);
+    out.push({ sql: `INSERT INTO ${table} (${columns}) VALUES ${chunk.map(() => tuple).join(',')}`, params: chunk.flat() });
+  }
+  return out;
+}
+
+export const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;
