@@ -1,5 +1,5 @@
 /**
- * The ERP-scale import measurement (README "Intake" → "At ERP scale"): N generated
+ * The ERP-scale import measurement (docs/performance.md "At ERP scale"): N generated
  * `product.updated` / `price.changed` / `stock.changed` events go through `erp-catalog-sync`
  * on the embedded default (one `conveyor start` process, SQLite), imported with
  * `conveyor import` as a separate process, against the shop, search and ERP stand-ins (a

@@ -31,7 +31,7 @@ ${OPS_HELP}
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
 CONVEYOR_QUEUE_PREFIX, CONVEYOR_QUEUE_LOCK_MS, CONVEYOR_SWEEP_MS, CONVEYOR_LEASE_GRACE_MS,
-CONVEYOR_QUEUE_LEASE_MS, CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see README.md).`;
+CONVEYOR_QUEUE_LEASE_MS, CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see docs/reference.md).`;
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -91,6 +91,11 @@ async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<
   let server: RunningServer | undefined;
   if (withApi) {
     server = await serve(engine, process.env.HOST ?? '127.0.0.1', Number(process.env.PORT ?? 3000), out);
+  }
+  if (server) {
+    out('Conveyor is running:');
+    out(`  dashboard  ${server.url}/   (sign in with an API key)`);
+    out(`  API        ${server.url}/api`);
   }
   engine.logger.info('conveyor started', {
     role: name, url: server?.url, store: engine.store.dialect, distributed: engine.distributed,

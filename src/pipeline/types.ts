@@ -196,7 +196,7 @@ export type IntakeReleaseDef =
 /** What a submit does when its business key is held by an active request. */
 export type BusinessKeyPolicy = 'reject' | 'queue' | 'return-existing';
 
-/** Intake options that combine with any release policy (README "Intake"). */
+/** Intake options that combine with any release policy (docs/intake.md). */
 export interface IntakeOptionsDef {
   /** How long an `Idempotency-Key` keeps naming the same request. @default '24h' */
   idempotencyWindow?: Duration;

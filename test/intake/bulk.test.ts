@@ -1,5 +1,5 @@
 /**
- * `POST /api/pipelines/:id/requests/bulk` (README "Intake"): NDJSON in, one NDJSON result per
+ * `POST /api/pipelines/:id/requests/bulk` (docs/intake.md): NDJSON in, one NDJSON result per
  * non-blank input line out, in order; bad lines are reported with their reason and change
  * nothing, good lines around them are stored.
  */

@@ -1,5 +1,5 @@
 /**
- * End-of-request callbacks (README "Intake"): a request's `callbackUrl` (query, header, or the
+ * End-of-request callbacks (docs/intake.md): a request's `callbackUrl` (query, header, or the
  * pipeline's `intake.callbackUrl`) gets a signed POST when the request ends, retried with
  * backoff until a 2xx, and owed durably: a callback not yet delivered when the engine stops
  * is delivered by the next engine on the same database.

@@ -1,5 +1,5 @@
 /**
- * Intake options and cron triggers are validated when a pipeline loads (README "Intake"),
+ * Intake options and cron triggers are validated when a pipeline loads (docs/intake.md),
  * with every problem at its exact path, like the rest of the pipeline compile step.
  */
 import { expect } from 'chai';

@@ -1,5 +1,5 @@
 /**
- * Intake limits are global in distributed mode (README "Intake"): an `api` process and two
+ * Intake limits are global in distributed mode (docs/intake.md): an `api` process and two
  * `engine` processes share one MariaDB and one Redis. Both engines run the release loop of the
  * rate-limited pipeline; the limit is claimed in the database (a locked mark row, a window
  * counted from stored release times), so together they still start at most 5 a second. The

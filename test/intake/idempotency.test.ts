@@ -1,5 +1,5 @@
 /**
- * `Idempotency-Key` (README "Intake"): the same key on the same pipeline within the window
+ * `Idempotency-Key` (docs/intake.md): the same key on the same pipeline within the window
  * names the same request (200, same id, nothing new stored); the same key with another body
  * is a 422; after the window the key names a new request. Keys never fail a group commit:
  * 30 concurrent submits with one key store exactly one request, while plain requests batched

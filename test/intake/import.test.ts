@@ -1,5 +1,5 @@
 /**
- * `conveyor import` (README "Intake"): streams NDJSON or CSV through the bulk route, and
+ * `conveyor import` (docs/intake.md): streams NDJSON or CSV through the bulk route, and
  * resumes after an interruption without duplicates. The importer runs as a real child process
  * against a test engine; it is killed with SIGKILL mid-file and run again.
  */

@@ -1,5 +1,5 @@
 /**
- * Intake policies with real timing (README "Intake"): `rate` starts at most `max` requests in
+ * Intake policies with real timing (docs/intake.md): `rate` starts at most `max` requests in
  * any span of `per`, `batch` releases up to `size` at each tick of `every`, `schedule` releases
  * what is buffered at each cron tick, `maxActive` caps how many run at once; all in arrival order. The limits are asserted on the
  * durable release times the intake decided (`requests.release_at`, exact) and, with a 100 ms

@@ -1,5 +1,5 @@
 /**
- * Buffered requests are durable (README "Intake"): an engine process holding requests back
+ * Buffered requests are durable (docs/intake.md): an engine process holding requests back
  * under `rate: { max: 5, per: 1s }` is killed with SIGKILL; after a restart on the same file
  * every request completes exactly once, still at most 5 in any second (the window is computed
  * from the stored release times, so it spans both lives), in arrival order.

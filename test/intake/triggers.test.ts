@@ -1,5 +1,5 @@
 /**
- * Scheduled pipelines (README "Intake"): cron triggers create requests by themselves, with a
+ * Scheduled pipelines (docs/intake.md): cron triggers create requests by themselves, with a
  * payload template; each tick fires once even with two engines watching the same database;
  * ticks missed while no engine ran are caught up by the trigger's policy.
  */
