@@ -49,16 +49,12 @@ const MESSAGE = 'field1416182395';
 const CHAT_FIELDS = { [MESSAGE]: { required: true, label: 'Сообщение' } };
 
 /**
- * The order's current executor: the latest of the setData steps that assign or clear
- * `executor_user_id`. Each records the time of the action that caused it, so the latest wins
- * however often an executor was assigned, dropped and replaced.
+ * The order's current executor is the process variable `vars.executor`: set when an executor
+ * takes the order (or a moderator assigns or replaces one), cleared (null) when dropped.
  */
-const ASSIGNMENTS = ['state2-action2-setData', 'state3-action1-setData', 'state4-action2-setData', 'state5-action2_moderator-setData'];
-const CURRENT_EXECUTOR = [
-  "{%- assign latest = '' -%}{%- assign who = '' -%}",
-  ...ASSIGNMENTS.map((s) => `{%- if ${s}.at > latest -%}{%- assign latest = ${s}.at -%}{%- assign who = ${s}.executor_user_id -%}{%- endif -%}`),
-  '{{- who -}}',
-].join('');
+const CURRENT_EXECUTOR = '{{ vars.executor }}';
+/** The setData step after an assigning action records `executor_user_id` and sets `vars.executor` from it. */
+const assignExecutor = (step: string) => ({ executor: `{{ ${step}.executor_user_id }}` });
 
 /** The display name of the user who took the action at `state`. */
 const authorOf = (state: string, people: string): string =>
@@ -160,10 +156,11 @@ export default definePipeline({
     },
     'state2-action2-setData': {
       kind: 'setData',
-      data: { executor_user_id: '{{ state2.data.executor_user_id }}', at: '{{ state2.at }}' },
+      data: { executor_user_id: '{{ state2.data.executor_user_id }}' },
+      assign: assignExecutor('state2-action2-setData'),
       next: ['state2-action2-push'],
     },
-    'state2-action2-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], '{{ state2-action2-setData.executor_user_id }}'),
+    'state2-action2-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR),
     'state2-action1_chat-push': chat('state2', '{{ order.customerUser.title }}', ['moderator']),
     'state2-action2_chat-push': chat('state2', '{{ order.moderatorUser.title }}', ['customer']),
 
@@ -192,7 +189,8 @@ export default definePipeline({
     },
     'state3-action1-setData': {
       kind: 'setData',
-      data: { executor_user_id: '{{ state3.data.executor_user_id }}', hidden_customer_contact: '{{ state3.data.hidden_customer_contact }}', at: '{{ state3.at }}' },
+      data: { executor_user_id: '{{ state3.data.executor_user_id }}', hidden_customer_contact: '{{ state3.data.hidden_customer_contact }}' },
+      assign: assignExecutor('state3-action1-setData'),
       next: ['state4-push'],
     },
     'state3-action1_chat-push': chat('state3', '{{ order.customerUser.title }}', ['moderator']),
@@ -216,7 +214,8 @@ export default definePipeline({
     'state4-action1-push': push('Заказ #{{ order.code }}', 'Исполнитель {{ order.executor.title }} подтвердил выезд', ['customer'], ['state5-setData']),
     'state4-action2-setData': {
       kind: 'setData',
-      data: { executor_user_id: '_NULL_', at: '{{ state4.at }}' },
+      data: { executor_user_id: '_NULL_' },
+      assign: { executor: null },
       next: ['state4-action2-push'],
     },
     'state4-action2-push': push('Заказ #{{ order.code }}', ANOTHER_EXECUTOR, ['customer'], ['state3-push']),
@@ -244,10 +243,11 @@ export default definePipeline({
     },
     'state5-action2_moderator-setData': {
       kind: 'setData',
-      data: { executor_user_id: '{{ state5.data.executor_user_id }}', at: '{{ state5.at }}' },
+      data: { executor_user_id: '{{ state5.data.executor_user_id }}' },
+      assign: assignExecutor('state5-action2_moderator-setData'),
       next: ['state5-action2_moderator-push'],
     },
-    'state5-action2_moderator-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], '{{ state5-action2_moderator-setData.executor_user_id }}'),
+    'state5-action2_moderator-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR),
     'state5-action1_chat-push': chat('state5', '{{ order.customerUser.title }}', ['executor', 'moderator'], CURRENT_EXECUTOR),
     'state5-action2_chat-push': chat('state5', authorOf('state5', 'executors'), ['customer']),
 

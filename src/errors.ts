@@ -43,6 +43,8 @@ export const ErrorCodes = {
   TEMPLATE: 'CONVEYOR_ERR_TEMPLATE',
   JOIN_INCOMPLETE: 'CONVEYOR_ERR_JOIN_INCOMPLETE',
   MAX_STEPS: 'CONVEYOR_ERR_MAX_STEPS',
+  /** A step's `assign` would make the request's `vars` larger than their limit (256 KiB). */
+  VARS_TOO_LARGE: 'CONVEYOR_ERR_VARS_TOO_LARGE',
   // internal
   INTERNAL: 'CONVEYOR_ERR_INTERNAL',
   SHUTTING_DOWN: 'CONVEYOR_ERR_SHUTTING_DOWN',

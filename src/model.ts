@@ -27,6 +27,8 @@ export interface RequestRecord {
   mode: string | null;
   test: boolean;
   payload: unknown;
+  /** The process variables (`vars` in the context), changed by steps' `assign`. Absent: `{}`. */
+  vars?: Record<string, unknown>;
   /** Set when the request went to `error_stop`. */
   error: RequestError | null;
   /** Arrivals at `join: 'all'` steps. */
@@ -79,6 +81,8 @@ export interface StepRunRecord {
   deadlineAt?: number | null;
   /** Operator-edited params (resume), replacing the step's params for this run. */
   override?: Record<string, unknown> | null;
+  /** The process variables this run set (its step's `assign`, rendered). */
+  assigned?: Record<string, unknown> | null;
   startedAt: number;
   finishedAt: number | null;
   durationMs: number | null;
@@ -100,12 +104,16 @@ export interface RequestCommit {
     stepCount: number;
     finishedAt: number | null;
     updatedAt: number;
+    /** The request's whole new `vars`, present only when a step assigned some. */
+    vars?: Record<string, unknown>;
   };
   finishRun?: {
     id: string;
     status: 'completed' | 'failed';
     output?: unknown;
     error?: unknown;
+    /** What the run's `assign` set (absent when the step assigns nothing). */
+    assigned?: Record<string, unknown>;
     finishedAt: number;
     durationMs: number;
   };

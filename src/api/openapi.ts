@@ -36,16 +36,18 @@ const schemas: Record<string, Schema> = {
   Request: obj(
     {
       id: str, pipeline: str, version: int, status: REQUEST_STATUS, businessKey: nullable(str), mode: nullable(str), test: bool,
-      context: { type: 'object' }, currentSteps: { type: 'array', items: ref('CurrentStep') }, error: nullable(ref('RequestError')),
+      vars: { type: 'object', description: 'The process variables, as the steps\' `assign` left them.' },
+      context: { type: 'object', description: 'payload, request, and each completed step\'s latest output (`vars` is shown above).' }, currentSteps: { type: 'array', items: ref('CurrentStep') }, error: nullable(ref('RequestError')),
       createdAt: time, updatedAt: time, finishedAt: nullable(time),
       actions: { type: 'array', items: ref('OfferedAction'), description: 'The actions the caller may take now (role and visibility checked).' },
     },
-    ['id', 'pipeline', 'version', 'status', 'businessKey', 'mode', 'test', 'context', 'currentSteps', 'error', 'createdAt', 'updatedAt', 'finishedAt'],
+    ['id', 'pipeline', 'version', 'status', 'businessKey', 'mode', 'test', 'vars', 'context', 'currentSteps', 'error', 'createdAt', 'updatedAt', 'finishedAt'],
   ),
   StepRun: obj({
     id: str, requestId: str, stepId: str, attempt: int, status: RUN_STATUS, kind: str, module: nullable(str),
     transport: nullable({ type: 'string', enum: ['event', 'http', 'queue', 'engine'] }),
-    params: { description: 'The rendered params, secrets masked.' }, output: {}, error: {}, causedBy: nullable(str),
+    params: { description: 'The rendered params, secrets masked.' }, output: {}, error: {},
+    assigned: { ...nullable({ type: 'object' }), description: 'The process variables this run\'s `assign` set.' }, causedBy: nullable(str),
     startedAt: time, finishedAt: nullable(time), durationMs: nullable(int),
   }),
   PipelineSummary: obj({ id: str, version: int, hash: str, description: nullable(str), start: str, steps: int, intake: {} }),

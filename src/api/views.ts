@@ -5,7 +5,9 @@ import { OPEN_RUN_STATUSES } from '../model';
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const OPEN = new Set<string>(OPEN_RUN_STATUSES);
 
-export function requestView(request: RequestRecord, runs: StepRunRecord[], context: Record<string, unknown>) {
+/** A request with its context; the process variables are shown once, as `vars`, not in `context`. */
+export function requestView(request: RequestRecord, runs: StepRunRecord[], fullContext: Record<string, unknown>) {
+  const { vars, ...context } = fullContext;
   return {
     id: request.id,
     pipeline: request.pipelineId,
@@ -14,6 +16,7 @@ export function requestView(request: RequestRecord, runs: StepRunRecord[], conte
     businessKey: request.businessKey,
     mode: request.mode,
     test: request.test,
+    vars: (vars as Record<string, unknown> | undefined) ?? request.vars ?? {},
     context,
     currentSteps: runs.filter((r) => OPEN.has(r.status)).map((r) => ({ stepId: r.stepId, runId: r.id, attempt: r.attempt, status: r.status, since: iso(r.startedAt) })),
     error: request.error,
@@ -36,6 +39,7 @@ export function stepView(r: StepRunRecord) {
     params: r.params,
     output: r.output,
     error: r.error,
+    assigned: r.assigned ?? null,
     causedBy: r.causedBy,
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),

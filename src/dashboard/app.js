@@ -276,7 +276,8 @@ async function requestView(seq, id) {
     if (seq !== renderSeq) return;
     facts.replaceChildren(...[['Status', badge(r.status)], ['Pipeline', `${r.pipeline} (version ${r.version})`], ['Business key', r.businessKey || '—'],
       ['Mode', r.mode || '—'], ['Test', r.test ? 'yes' : 'no'], ['Created', time(r.createdAt)], ['Updated', time(r.updatedAt)], ['Finished', time(r.finishedAt) || '—'],
-      ['Current steps', r.currentSteps.map((c) => `${c.stepId}#${c.attempt} ${c.status}`).join(', ') || '—']].flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+      ['Current steps', r.currentSteps.map((c) => `${c.stepId}#${c.attempt} ${c.status}`).join(', ') || '—'],
+      ['Variables', r.vars && Object.keys(r.vars).length ? h('pre', { className: 'vars', id: 'vars' }, json(r.vars)) : '—']].flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
     errorBox.replaceChildren(...(r.error ? [h('div', { className: 'errorbox' }, h('strong', {}, `${r.error.stepId}#${r.error.attempt} ${r.error.code}`), h('div', {}, r.error.message))] : []));
     ctl.replaceChildren(controls(r, refresh));
     timeline.replaceChildren(...steps.items.map((s) => h('li', { className: s.status, 'data-step': s.stepId, 'data-attempt': s.attempt },
@@ -287,6 +288,7 @@ async function requestView(seq, id) {
       s.error ? h('div', { className: 'errorbox' }, `${s.error.code || ''}: ${s.error.message || ''}`) : null,
       h('details', {}, h('summary', {}, 'params'), h('pre', { className: 'params' }, json(s.params))),
       s.output !== null ? h('details', {}, h('summary', {}, 'output'), h('pre', { className: 'output' }, json(s.output))) : null,
+      s.assigned ? h('details', {}, h('summary', {}, 'assigned'), h('pre', { className: 'assigned' }, json(s.assigned))) : null,
       s.error ? h('details', {}, h('summary', {}, 'error'), h('pre', {}, json(s.error))) : null)));
     const p = await api('GET', `/api/pipelines/${encodeURIComponent(r.pipeline)}`).catch(() => null);
     if (p) {

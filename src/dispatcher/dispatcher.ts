@@ -5,7 +5,7 @@ import type { RequestRecord, Transport } from '../model';
 import type { ModuleRegistry } from '../module/registry';
 import { moduleOf, type StepModuleCall } from '../pipeline/step-module';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
-import { envSecrets, hasTemplates, maskedSecrets, renderValue } from '../templates/render';
+import { envSecrets, hasTemplates, maskedSecrets, nullMarkers, renderValue } from '../templates/render';
 import type { StepTransport } from '../transports/types';
 
 /** The default per-attempt time limit when neither step, module nor pipeline sets one. */
@@ -22,14 +22,6 @@ export interface DispatchJob {
   context: Record<string, unknown>;
   /** Params an operator edited on resume: they replace the step's own, key by key. */
   override?: Record<string, unknown> | null;
-}
-
-/** Seed 003's `_NULL_`: a setData value that means null. */
-function nullMarkers(value: unknown): unknown {
-  if (value === '_NULL_') return null;
-  if (Array.isArray(value)) return value.map(nullMarkers);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, nullMarkers(v)]));
-  return value;
 }
 
 /**

@@ -17,7 +17,7 @@ export const KIND_KEYS = {
   loop: ['target', 'max', 'onExhausted'],
 } as const;
 
-type Routes = Pick<CompiledWaitStep, 'id' | 'description' | 'next' | 'prev' | 'join' | 'condition'>;
+type Routes = Pick<CompiledWaitStep, 'id' | 'description' | 'assign' | 'next' | 'prev' | 'join' | 'condition'>;
 
 const ACTION_KEYS: ReadonlySet<string> = new Set(['label', 'allow', 'visible', 'fields', 'result']);
 const FIELD_KEYS: ReadonlySet<string> = new Set(['required', 'value', 'label']);
@@ -138,7 +138,7 @@ export function compileDelayStep(scope: StepScope, raw: Record<string, unknown>,
 
 export function compileLoopStep(
   scope: StepScope, _id: string, raw: Record<string, unknown>, at: string,
-  base: { id: string; description?: string; prev: string[] },
+  base: { id: string; description?: string; assign?: Record<string, unknown>; prev: string[] },
 ): { step?: CompiledLoopStep; targets: Set<string> } {
   const targets = new Set<string>();
   const target = raw.target;

@@ -13,7 +13,7 @@ export interface StepScope extends IssueSink {
 }
 
 /** The roots a condition field may start with, besides a step id. */
-const CONTEXT_ROOTS: ReadonlySet<string> = new Set(['payload', 'request']);
+const CONTEXT_ROOTS: ReadonlySet<string> = new Set(['payload', 'request', 'vars']);
 
 /** A list of step ids at `at`; returns the entries naming known steps, with their index. */
 export function checkTargets(scope: StepScope, value: unknown, at: string): { id: string; index: number }[] {
@@ -40,7 +40,7 @@ function checkFieldRoot(scope: StepScope, field: unknown, at: string): void {
   if (!isDottedPath(field)) return; // compileCondition already reported the shape
   const root = field.split('.')[0];
   if (!CONTEXT_ROOTS.has(root) && !scope.stepIds.has(root)) {
-    report(scope, at, `"${field}" starts with "${root}", which is not payload, request or a step`);
+    report(scope, at, `"${field}" starts with "${root}", which is not payload, request, vars or a step`);
   }
 }
 

@@ -4,6 +4,7 @@
  * can be seen from the step itself and the list of step ids.
  */
 import { describeValue } from '../conditions/compile';
+import { compileAssign } from './compile-assign';
 import type { StepEdges } from './compile-graph';
 import { compileActionStep, compileDelayStep, compileLoopStep, compileWaitStep, KIND_KEYS } from './compile-kinds';
 import { checkObject, checkTargets, collectResults, compileConditions, type StepScope } from './compile-shared';
@@ -19,20 +20,20 @@ export type { StepScope } from './compile-shared';
  */
 export const STEP_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 /** Context keys that are not steps (see DESIGN "Words"); `secrets` is the template namespace. */
-export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(['payload', 'request', 'secrets']);
+export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(['payload', 'request', 'vars', 'secrets']);
 
 const STEP_KINDS = ['module', 'setData', 'stop', 'wait', 'action', 'delay', 'loop'] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 
-const ROUTE_KEYS = ['kind', 'description', 'next', 'prev', 'join', 'condition'];
+const ROUTE_KEYS = ['kind', 'description', 'assign', 'next', 'prev', 'join', 'condition'];
 const KEYS: Record<StepKind, ReadonlySet<string>> = {
   module: new Set([...ROUTE_KEYS, 'subsystem', 'params', 'timeout', 'retry', 'onError']),
   setData: new Set([...ROUTE_KEYS, 'data']),
-  stop: new Set(['kind', 'description', 'prev', 'status', 'reason']),
+  stop: new Set(['kind', 'description', 'assign', 'prev', 'status', 'reason']),
   wait: new Set([...ROUTE_KEYS, ...KIND_KEYS.wait]),
   action: new Set([...ROUTE_KEYS, ...KIND_KEYS.action]),
   delay: new Set([...ROUTE_KEYS, ...KIND_KEYS.delay]),
-  loop: new Set(['kind', 'description', 'prev', ...KIND_KEYS.loop]),
+  loop: new Set(['kind', 'description', 'assign', 'prev', ...KIND_KEYS.loop]),
 };
 /** Keys that a stop step cannot have, with a clearer message than "unknown key". */
 const NOT_ON_STOP: ReadonlySet<string> = new Set(['next', 'condition', 'join', 'onError']);
@@ -86,6 +87,7 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
   const kind = resolveKind(scope, raw, at);
   if (kind) checkStepKeys(scope, raw, kind, at);
   const description = checkString(scope, raw.description, `${at}.description`);
+  const assign = compileAssign(scope, raw.assign, `${at}.assign`);
   const prevTargets = checkTargets(scope, raw.prev, `${at}.prev`);
   const edges: StepEdges = { targets: new Set(), prev: raw.prev === undefined ? undefined : prevTargets };
   const prev = prevTargets.map((p) => p.id);
@@ -96,13 +98,13 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
     }
     const reason = checkString(scope, raw.reason, `${at}.reason`);
     const step: CompiledStep = {
-      id, kind, description, next: [], prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
+      id, kind, description, assign, next: [], prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
     };
     return { step: withoutUndefined(step), edges };
   }
 
   if (kind === 'loop') {
-    const { step, targets } = compileLoopStep(scope, id, raw, at, { id, description, prev });
+    const { step, targets } = compileLoopStep(scope, id, raw, at, { id, description, assign, prev });
     return { step: step && withoutUndefined(step), edges: { ...edges, targets } };
   }
 
@@ -117,7 +119,7 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
   } else if (join === 'all' && (!Array.isArray(raw.prev) || raw.prev.length < 2)) {
     report(scope, `${at}.join`, '"all" waits for several steps and needs at least 2 in prev');
   }
-  const routes = { id, description, next, prev, join: join as 'any' | 'all', condition };
+  const routes = { id, description, assign, next, prev, join: join as 'any' | 'all', condition };
 
   let step: CompiledStep | undefined;
   if (kind === 'module') {

@@ -71,10 +71,20 @@ export interface RetryPolicyDef {
 // Route positions use NoInfer<S> so that the step names are inferred from the keys of `steps`
 // alone: a typo in `next` then fails on that line instead of silently widening S.
 
+/**
+ * Process variables a step sets once its own output is known: `{ name: value-or-template }`.
+ * Templates read the context with the step's output in it (`'{{ take.data.who }}'` on the
+ * action step `take`); a whole `{{ path }}` keeps the value's type. The new values are merged
+ * into the request's `vars` and committed with the step's result.
+ */
+export type AssignDef = Record<string, unknown>;
+
 /** Fields every step kind shares: its routes. */
 interface StepRoutes<S extends string> {
   /** Human text for the dashboard and the graph. */
   description?: string;
+  /** Process variables set when the step completes (see {@link AssignDef}). */
+  assign?: AssignDef;
   /** The default route when no condition entry yields one. Several targets run in parallel. */
   next?: NoInfer<S>[];
   /** The steps that may lead here; checked at load. With `join: 'all'` the step waits for all. */
@@ -109,6 +119,7 @@ export interface SetDataStepDef<S extends string = string> extends StepRoutes<S>
 export interface StopStepDef<S extends string = string> {
   kind: 'stop';
   description?: string;
+  assign?: AssignDef;
   prev?: NoInfer<S>[];
   /** @default 'stopped' */
   status?: 'completed' | 'stopped';
@@ -171,6 +182,7 @@ export interface DelayStepDef<S extends string = string> extends StepRoutes<S> {
 export interface LoopStepDef<S extends string = string> {
   kind: 'loop';
   description?: string;
+  assign?: AssignDef;
   prev?: NoInfer<S>[];
   target: NoInfer<S>;
   max: number;
@@ -276,6 +288,8 @@ export interface CompiledCondition {
 interface CompiledRoutes {
   id: string;
   description?: string;
+  /** Absent when the step assigns nothing. */
+  assign?: Record<string, unknown>;
   next: string[];
   prev: string[];
   join: 'any' | 'all';

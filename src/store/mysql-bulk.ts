@@ -1,6 +1,6 @@
 /** The MySQL group-commit write: a whole batch in a handful of bulk statements. */
 import { InvariantError, type SqlExecutor } from './sql-executor';
-import { FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams } from './rows';
+import { FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam } from './rows';
 import type { WriteBatch } from './store';
 
 /** Rows per bulk statement, and roughly the most parameter bytes in one (under MySQL's 16 MB packet). */
@@ -65,11 +65,13 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
     const ok = commits.filter((_, i) => held[i]);
     for (const { rows, params } of derivedChunks(ok, (c) => {
       const r = c.request;
-      return [c.requestId, c.expectRev, r.status, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
+      // `set_vars` 0 keeps the request's vars (the commit assigned nothing).
+      const setVars = r.vars !== undefined;
+      return [c.requestId, c.expectRev, r.status, setVars ? 1 : 0, setVars ? varsParam(r.vars) : null, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
     })) {
       const n = await tx.run(
-        `UPDATE requests r JOIN (${unionSelect(['id', 'rev', 'status', 'error', 'joins', 'step_count', 'finished_at', 'updated_at'], rows)}) v ON r.id = v.id AND r.rev = v.rev ` +
-        'SET r.status = v.status, r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1',
+        `UPDATE requests r JOIN (${unionSelect(['id', 'rev', 'status', 'set_vars', 'vars', 'error', 'joins', 'step_count', 'finished_at', 'updated_at'], rows)}) v ON r.id = v.id AND r.rev = v.rev ` +
+        'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1',
         params,
       );
       if (n !== rows) throw new InvariantError(`expected ${rows} request row(s) changed under lock, got ${n}`);
@@ -82,11 +84,11 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
     // these runs.
     for (const { rows, params } of derivedChunks(finishing, (c) => {
       const f = c.finishRun!;
-      return [f.id, f.status, json(f.output), json(f.error), f.finishedAt, f.durationMs];
+      return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs];
     })) {
       const n = await tx.run(
-        `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'finished_at', 'duration_ms'], rows)}) v ON s.id = v.id ` +
-        `SET s.status = v.status, s.output = v.output, s.error = v.error, s.finished_at = v.finished_at, s.duration_ms = v.duration_ms WHERE s.status IN (${OPEN})`,
+        `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'assigned', 'finished_at', 'duration_ms'], rows)}) v ON s.id = v.id ` +
+        `SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.finished_at = v.finished_at, s.duration_ms = v.duration_ms WHERE s.status IN (${OPEN})`,
         params,
       );
       if (n !== rows) throw new InvariantError(`expected ${rows} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`);

@@ -7,9 +7,9 @@ import { OPEN_RUN_STATUSES, type RequestRecord, type RequestStatus, type StepRun
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
-  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
 export const RUN_COLUMNS =
-  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, started_at, finished_at, duration_ms';
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms';
 export const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
 /** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
 export const INSERT_CHUNK = 400;
@@ -19,10 +19,15 @@ export const parse = (v: unknown): unknown => (v === null || v === undefined ? n
 export const num = (v: unknown): number => Number(v);
 export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** Empty `vars` (every new request's) are stored as NULL: most requests never assign any. */
+export function varsParam(vars: Record<string, unknown> | undefined): string | null {
+  return vars && Object.keys(vars).length > 0 ? JSON.stringify(vars) : null;
+}
+
 export function requestParams(r: RequestRecord): unknown[] {
   return [
     r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
-    JSON.stringify(r.payload), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
+    JSON.stringify(r.payload), varsParam(r.vars), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
     r.createdAt, r.updatedAt, r.finishedAt,
   ];
 }
@@ -31,7 +36,7 @@ export function runParams(r: StepRunRecord): unknown[] {
   return [
     r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
     json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
-    r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt, r.finishedAt, r.durationMs,
+    r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), json(r.assigned), r.startedAt, r.finishedAt, r.durationMs,
   ];
 }
 
@@ -54,6 +59,8 @@ export function toRequest(row: Record<string, unknown>): RequestRecord {
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
     finishedAt: numOrNull(row.finished_at),
+    // NULL is a request without vars (`{}`); the key is left out, as in a new record.
+    ...(row.vars === null || row.vars === undefined ? {} : { vars: parse(row.vars) as Record<string, unknown> }),
   };
 }
 
@@ -79,6 +86,7 @@ export function toRun(row: Record<string, unknown>): StepRunRecord {
     waitKey: (row.wait_key as string | null) ?? null,
     deadlineAt: numOrNull(row.deadline_at),
     override: parse(row.override) as Record<string, unknown> | null,
+    assigned: parse(row.assigned) as Record<string, unknown> | null,
     startedAt: num(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
@@ -102,4 +110,4 @@ export function insertStmts(table: string, columns: string, rows: unknown[][], c
   return out;
 }
 
-export const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;
+export const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, assigned = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;

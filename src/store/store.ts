@@ -9,7 +9,7 @@ import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
-import { FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun } from './rows';
+import { FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam } from './rows';
 import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
@@ -93,6 +93,9 @@ const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_co
  * {@link GUARD_SQL} runs next.
  */
 const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ?';
+/** The two guards for a commit that also writes the request's `vars`. */
+const GUARD_VARS_SQL = GUARD_SQL.replace('error = ?', 'vars = ?, error = ?');
+const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'vars = ?, error = ?');
 
 /** Turns one commit into its guarded statements: the rev check first, then its writes. */
 function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
@@ -102,7 +105,7 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
     const f = c.finishRun;
     then.push({
       sql: FINISH_RUN_SQL,
-      params: [f.status, json(f.output), json(f.error), f.finishedAt, f.durationMs, f.id],
+      params: [f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs, f.id],
       expectAffected: 1,
     });
   }
@@ -114,11 +117,14 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
   }
   const error = json(r.error);
   const joins = json(r.joins);
+  // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
+  const withVars = r.vars !== undefined;
+  const vars = withVars ? [varsParam(r.vars)] : [];
   return {
-    guard: { sql: GUARD_SQL, params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
+    guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
     // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
     guardFirst: dialect === 'sqlite'
-      ? { sql: GUARD_SAME_STATUS_SQL, params: [error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
+      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
       : undefined,
     then,
   };
@@ -372,9 +378,9 @@ export class SqlStore implements Store {
     return num(rows[0]?.n ?? 0);
   }
 
-  /** Requests matching the filters, newest first, without payload and joins (src/store/search.ts). */
+  /** Requests matching the filters, newest first, without payload, vars and joins (src/store/search.ts). */
   async searchRequests(q: RequestSearch): Promise<{ items: RequestRecord[]; next: SearchCursor | undefined }> {
-    const columns = REQUEST_COLUMNS.split(', ').filter((c) => c !== 'payload' && c !== 'joins').join(', ');
+    const columns = REQUEST_COLUMNS.split(', ').filter((c) => c !== 'payload' && c !== 'joins' && c !== 'vars').join(', ');
     const page = await searchRequestRows(this.x, columns, q);
     return { items: page.rows.map(toRequest), next: page.next };
   }

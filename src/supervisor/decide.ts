@@ -7,6 +7,9 @@ import { evaluateCondition, findRoute } from '../conditions';
 import type { StepError } from '../errors';
 import type { RequestCommit, RequestError, RequestRecord, RequestStatus, StepRunRecord, Transport } from '../model';
 import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
+import { applyAssign } from './assign';
+
+export { applyDecision } from './state';
 
 /** An open run as the supervisor tracks it. */
 export interface OpenRun {
@@ -32,7 +35,7 @@ export function idempotencyKeyOf(run: { id: string; attempt: number; causedBy: s
 /** What the supervisor knows of one request between events. */
 export interface RequestState {
   request: RequestRecord;
-  /** `{ payload, request, <stepId>: latest output }` */
+  /** `{ payload, request, vars, <stepId>: latest output }` */
   context: Record<string, unknown>;
   open: Map<string, OpenRun>;
   lastSeq: number;
@@ -106,9 +109,12 @@ export function decide(pipeline: CompiledPipeline, state: RequestState, outcome:
     case 'failed': {
       const run = state.open.get(outcome.runId);
       if (!run || !isLive(status)) return null;
-      b.closeRun(run, outcome);
-      if (outcome.type === 'completed') b.onCompleted(run, outcome.output, outcome.via);
-      else b.onFailed(run, outcome.error);
+      // A step's `assign` is rendered once its output is known; if it cannot be, the step fails.
+      const assignError = outcome.type === 'completed' ? b.assign(run, outcome.output) : undefined;
+      b.closeRun(run, outcome, assignError);
+      if (outcome.type === 'failed') b.onFailed(run, outcome.error);
+      else if (assignError) b.onFailed(run, assignError);
+      else b.onCompleted(run, outcome.output, outcome.via);
       return b.finish();
     }
     case 'resume':
@@ -136,6 +142,8 @@ class DecisionBuilder {
   private readonly newRuns: StepRunRecord[] = [];
   private readonly outputs: Decision['outputs'] = [];
   private readonly context: Record<string, unknown>;
+  private vars: Record<string, unknown>;
+  private assigned: Record<string, unknown> | undefined;
   private stopAll = false;
   private readonly notes: Decision['notes'] = [];
 
@@ -151,18 +159,33 @@ class DecisionBuilder {
     this.stepCount = r.stepCount;
     this.seq = state.lastSeq;
     this.context = { ...state.context };
+    this.vars = r.vars ?? {};
   }
 
-  closeRun(run: OpenRun, o: Extract<Outcome, { finishedAt: number }>): void {
+  /** Renders the step's `assign` into `vars`; returns the step's error when that fails. */
+  assign(run: OpenRun, output: unknown): StepError | undefined {
+    const assign = this.pipeline.steps[run.stepId]?.assign;
+    if (!assign) return undefined;
+    const result = applyAssign(run.stepId, assign, this.vars, { ...this.context, [run.stepId]: output });
+    if ('error' in result) return result.error;
+    this.vars = result.vars;
+    this.assigned = result.assigned;
+    this.context.vars = result.vars;
+    return undefined;
+  }
+
+  /** Closes the run; a run whose `assign` failed keeps its output and fails with that error. */
+  closeRun(run: OpenRun, o: Extract<Outcome, { finishedAt: number }>, assignError?: StepError): void {
     this.closedRunId = run.id;
     this.finishRun = {
       id: run.id,
-      status: o.type === 'completed' ? 'completed' : 'failed',
+      status: o.type === 'completed' && !assignError ? 'completed' : 'failed',
       output: o.type === 'completed' ? o.output : undefined,
-      error: o.type === 'failed' ? o.error : undefined,
+      error: o.type === 'failed' ? o.error : assignError,
       finishedAt: o.finishedAt,
       durationMs: o.durationMs,
     };
+    if (this.assigned) this.finishRun.assigned = this.assigned;
   }
 
   private setOutput(stepId: string, value: unknown): void {
@@ -372,6 +395,7 @@ class DecisionBuilder {
           stepCount: this.stepCount,
           finishedAt: ended ? now : null,
           updatedAt: now,
+          ...(this.assigned ? { vars: this.vars } : {}),
         },
         finishRun: this.finishRun,
         cancelRuns,
@@ -384,31 +408,4 @@ class DecisionBuilder {
       notes: this.notes,
     };
   }
-}
-
-/** Applies a committed decision to the in-memory state (the shell's cache). */
-export function applyDecision(state: RequestState, d: Decision): void {
-  const c = d.commit;
-  state.request = {
-    ...state.request,
-    status: c.request.status,
-    error: c.request.error,
-    joins: c.request.joins,
-    stepCount: c.request.stepCount,
-    finishedAt: c.request.finishedAt,
-    updatedAt: c.request.updatedAt,
-    rev: state.request.rev + 1,
-  };
-  if (c.finishRun) state.open.delete(c.finishRun.id);
-  for (const id of c.cancelRuns) state.open.delete(id);
-  for (const r of c.insertRuns) {
-    state.lastSeq = Math.max(state.lastSeq, r.seq);
-    if (r.status === 'completed') continue;
-    state.open.set(r.id, {
-      id: r.id, stepId: r.stepId, attempt: r.attempt, seq: r.seq, status: r.status as OpenRun['status'],
-      availableAt: r.availableAt, causedBy: r.causedBy, deadlineAt: r.deadlineAt ?? null,
-      waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null,
-    });
-  }
-  for (const o of d.outputs) state.context[o.stepId] = o.value;
 }

@@ -254,6 +254,7 @@ export class Supervisor {
       }
       const context = { ...state.context };
       for (const o of decision.outputs) context[o.stepId] = o.value;
+      if (decision.commit.request.vars) context.vars = decision.commit.request.vars;
       this.prepareRuns(pipeline, decision, context);
       let ok: boolean;
       try {

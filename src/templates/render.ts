@@ -19,6 +19,24 @@ export type SecretSource = (name: string) => string | undefined;
 export const envSecrets: SecretSource = (name) => process.env[`CONVEYOR_SECRET_${name}`] ?? process.env[name];
 export const maskedSecrets: SecretSource = () => REDACTED;
 
+/** Seed 003's `_NULL_`: a setData or assign value that means null. */
+export function nullMarkers(value: unknown): unknown {
+  if (value === '_NULL_') return null;
+  if (Array.isArray(value)) return value.map(nullMarkers);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, nullMarkers(v)]));
+  return value;
+}
+
+/**
+ * The context keys a template reads (`{{ take.data.who }}` reads `take`), for checks at load
+ * time. Names the template binds itself (`for`, `assign`) are not listed. Throws with the
+ * parser's message when the template does not parse.
+ */
+export function templateRoots(text: string): string[] {
+  const segments = liquid.globalVariableSegmentsSync(liquid.parse(text));
+  return [...new Set(segments.map((s) => String(s[0])))];
+}
+
 /** True when any string inside `value` holds a template tag. */
 export function hasTemplates(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('{{') || value.includes('{%');

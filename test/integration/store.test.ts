@@ -392,6 +392,65 @@ function storeSuite(make: () => Target): void {
       expect(got!.params).to.deep.equal({ text: unicode.emoji, big: big.blob });
     });
 
+    it('vars: written only by a commit that assigns, with the run\'s assigned, in the same transaction; a stale commit writes neither', async () => {
+      const { req, first } = await seeded();
+      expect(await store.getRequest(req.id)).to.not.have.property('vars');
+      const second = run(req.id, 2);
+      const assigned = { executor: 'u-7', status: 'taken', meta: { n: 1, list: ['я', null] } };
+      const withVars = commit(req, 1, { finish: first.id, insertRuns: [second] });
+      withVars.request.vars = { ...assigned };
+      withVars.finishRun!.assigned = assigned;
+      expect(await store.write({ newRequests: [], commits: [withVars] })).to.deep.equal([true]);
+      expect((await store.getRequest(req.id))!.vars).to.deep.equal(assigned);
+      const runs = await store.listStepRuns(req.id);
+      expect(runs.map((r) => r.assigned)).to.deep.equal([assigned, null]);
+      expect((await store.getStepRun(first.id))!.assigned).to.deep.equal(assigned);
+      // A commit that assigns nothing leaves vars as they are.
+      const third = run(req.id, 3);
+      expect(await store.write({ newRequests: [], commits: [commit(req, 2, { finish: second.id, insertRuns: [third] })] })).to.deep.equal([true]);
+      expect((await store.getRequest(req.id))!.vars).to.deep.equal(assigned);
+      // A stale commit with vars is refused whole: neither vars nor assigned are written.
+      const stale = commit(req, 2, { finish: third.id });
+      stale.request.vars = { executor: 'intruder' };
+      stale.finishRun!.assigned = { executor: 'intruder' };
+      expect(await store.write({ newRequests: [], commits: [stale] })).to.deep.equal([false]);
+      expect((await store.getRequest(req.id))!.vars).to.deep.equal(assigned);
+      expect((await store.getStepRun(third.id))!).to.include({ status: 'dispatched', assigned: null });
+      // A finishing run that fails after its output (an assign too large) keeps its output and no assigned.
+      const failed = commit(req, 3, { finish: third.id });
+      failed.finishRun = { ...failed.finishRun!, status: 'failed', error: { code: 'CONVEYOR_ERR_VARS_TOO_LARGE', message: 'm', retryable: false } };
+      failed.request = { ...failed.request, status: 'error_stop', error: { stepId: 's3', runId: third.id, attempt: 1, code: 'CONVEYOR_ERR_VARS_TOO_LARGE', message: 'm' } };
+      expect(await store.write({ newRequests: [], commits: [failed] })).to.deep.equal([true]);
+      expect(await store.getStepRun(third.id)).to.deep.include({ status: 'failed', output: { done: true }, assigned: null });
+      expect((await store.getRequest(req.id))!.vars).to.deep.equal(assigned);
+    });
+
+    it('vars in a group-commit batch (MySQL: the bulk path) are set only for the commits that assign, and 256 KiB round-trips', async () => {
+      const seededMany = await Promise.all([0, 1, 2, 3].map(() => seeded()));
+      const big = { blob: 'Ж'.repeat(120 * 1024) };
+      const commits = seededMany.map(({ req, first }, i) => {
+        const c = commit(req, 1, { finish: first.id });
+        if (i % 2 === 0) {
+          c.request.vars = i === 0 ? big : { i };
+          c.finishRun!.assigned = i === 0 ? big : { i };
+        }
+        return c;
+      });
+      // One that already had vars and now assigns nothing keeps them.
+      const prior = seededMany[3]!;
+      const set = commit(prior.req, 1, { insertRuns: [run(prior.req.id, 2)] });
+      set.request.vars = { kept: true };
+      expect(await store.write({ newRequests: [], commits: [set] })).to.deep.equal([true]);
+      commits[3] = commit(prior.req, 2, { finish: prior.first.id });
+      const committer = new GroupCommitter(store, 100, 2);
+      expect(await Promise.all(commits.map((c) => committer.commit(c)))).to.deep.equal([true, true, true, true]);
+      expect(committer.stats.batches, 'one transaction for the four').to.equal(1);
+      const got = await Promise.all(seededMany.map(({ req }) => store.getRequest(req.id)));
+      expect(got.map((r) => r!.vars)).to.deep.equal([big, undefined, { i: 2 }, { kept: true }]);
+      const firsts = await Promise.all(seededMany.map(({ first }) => store.getStepRun(first.id)));
+      expect(firsts.map((r) => r!.assigned)).to.deep.equal([big, null, { i: 2 }, null]);
+    });
+
     it('api keys: insert, find by hash, count', async () => {
       const before = await store.countApiKeys();
       expect(before).to.be.a('number');

@@ -180,8 +180,8 @@ describe('compilePipeline', () => {
       ['rejects a condition field that reads no step', (d) => {
         d.steps.a.condition = [{ field: 'get-dael.value', operation: 'gt', valueField: 'secrets.X', result: ['b'] }];
       }, [
-        'pipelines/x: steps.a.condition[0].field: "get-dael.value" starts with "get-dael", which is not payload, request or a step',
-        'pipelines/x: steps.a.condition[0].valueField: "secrets.X" starts with "secrets", which is not payload, request or a step',
+        'pipelines/x: steps.a.condition[0].field: "get-dael.value" starts with "get-dael", which is not payload, request, vars or a step',
+        'pipelines/x: steps.a.condition[0].valueField: "secrets.X" starts with "secrets", which is not payload, request, vars or a step',
       ]],
       ['rejects a condition that is not a list', (d) => { d.steps.a.condition = {}; }, ['pipelines/x: steps.a.condition: must be a list of condition entries (got {})']],
       ['rejects an unknown step in onError', (d) => { d.steps.a.onError = ['oops']; }, ['pipelines/x: steps.a.onError[0]: unknown step "oops"']],

@@ -135,7 +135,7 @@ class Sim {
       const f = c.finishRun;
       const run = this.runs.find((r) => r.id === f.id);
       expect(run?.status, `finishRun targets an open run`).to.be.oneOf(['pending', 'dispatched', 'waiting']);
-      Object.assign(run!, { status: f.status, output: f.output ?? null, error: f.error ?? null, finishedAt: f.finishedAt, durationMs: f.durationMs });
+      Object.assign(run!, { status: f.status, output: f.output ?? null, error: f.error ?? null, assigned: f.assigned ?? null, finishedAt: f.finishedAt, durationMs: f.durationMs });
     }
     for (const id of c.cancelRuns) {
       const run = this.runs.find((r) => r.id === id)!;
@@ -503,6 +503,125 @@ describe('supervisor decide()', () => {
       const d = sim.complete('halt');
       expect(d.finished).to.equal('completed');
       expect(d.commit.cancelRuns).to.have.length(1);
+    });
+  });
+
+  describe('process variables (assign)', () => {
+    /** An order: `take` (an action) sets the executor, `drop` clears it, `route` reads vars. */
+    const order = compile({
+      id: 'vars', start: 'take',
+      steps: {
+        take: {
+          kind: 'action', actions: { take: { allow: ['executor'], fields: { who: { required: true } } } },
+          assign: { executor: '{{ take.data.who }}', status: 'taken', takenBy: '{{ take.by }}' },
+          condition: [{ field: 'vars.status', operation: 'eq', value: 'taken', result: ['work'] }],
+          next: ['never'],
+        },
+        work: { subsystem: 'm', assign: { price: '{{ work.price }}', label: 'now {{ vars.status }}' }, next: ['drop'] },
+        drop: { kind: 'setData', data: { why: 'ill' }, assign: { executor: null, status: 'searching' }, next: ['ask'] },
+        ask: {
+          kind: 'action', actions: { ok: { allow: ['moderator'] } },
+          when: [{ field: 'vars.executor', operation: 'empty', result: [] }],
+          assign: { asked: true }, next: ['end'],
+        },
+        never: { kind: 'stop', reason: 'vars.status was not taken' },
+        end: { kind: 'stop', status: 'completed', assign: { done: true } },
+      },
+    });
+    const takeOutput = { action: 'take', by: 'u-1', data: { who: 'u-7' } };
+
+    it("an action step's assign reads its own output, is committed with its result, and routes at once", () => {
+      const sim = new Sim(order);
+      sim.start();
+      expect(sim.state().context.vars).to.deep.equal({});
+      const d = sim.complete('take', takeOutput);
+      expect(d.commit.finishRun).to.include({ status: 'completed' });
+      expect(d.commit.finishRun!.assigned).to.deep.equal({ executor: 'u-7', status: 'taken', takenBy: 'u-1' });
+      expect(d.commit.request.vars).to.deep.equal({ executor: 'u-7', status: 'taken', takenBy: 'u-1' });
+      expect(stepsOf(d.dispatch), 'the condition read the new vars').to.deep.equal(['work']);
+      expect(sim.request.vars).to.deep.equal({ executor: 'u-7', status: 'taken', takenBy: 'u-1' });
+      expect(sim.state().context.vars).to.deep.equal(sim.request.vars);
+      expect(sim.runsOf('take')[0]!.assigned).to.deep.equal({ executor: 'u-7', status: 'taken', takenBy: 'u-1' });
+    });
+
+    it('a commit whose step assigns nothing carries no vars; later assigns merge, null clears, templates see the vars before', () => {
+      const sim = new Sim(order);
+      expect(sim.start().commit.request).to.not.have.property('vars');
+      sim.complete('take', takeOutput);
+      const work = sim.complete('work', { price: 1500 });
+      expect(work.commit.finishRun!.assigned).to.deep.equal({ price: 1500, label: 'now taken' });
+      const drop = sim.complete('drop', { why: 'ill' });
+      expect(drop.commit.request.vars).to.deep.equal({ executor: null, status: 'searching', takenBy: 'u-1', price: 1500, label: 'now taken' });
+      // `ask` is asked only when no executor is set: the `when` read the cleared var.
+      expect(stepsOf(drop.dispatch)).to.deep.equal([]);
+      expect(sim.openRunOf('ask').status).to.equal('waiting');
+      const ask = sim.complete('ask', { action: 'ok' });
+      expect(ask.commit.request.vars).to.include({ asked: true });
+      const end = sim.complete('end', { status: 'completed' });
+      expect(end.finished).to.equal('completed');
+      expect(end.commit.request.vars).to.include({ done: true, asked: true, price: 1500 });
+    });
+
+    it('an action skipped by its "when" assigns nothing', () => {
+      const skip = compile({
+        id: 'skip', start: 'a',
+        steps: {
+          a: { subsystem: 'm', assign: { executor: 'u-9' }, next: ['ask'] },
+          ask: { kind: 'action', actions: { ok: { allow: ['x'] } }, when: [{ field: 'vars.executor', operation: 'empty', result: [] }], assign: { asked: true } },
+        },
+      });
+      const s2 = new Sim(skip);
+      s2.start();
+      const d = s2.complete('a', {});
+      expect(d.commit.request.status).to.equal('completed');
+      expect(d.commit.request.vars).to.deep.equal({ executor: 'u-9' });
+      const ask = s2.runsOf('ask')[0]!;
+      expect(ask.status).to.equal('completed');
+      expect(ask.assigned ?? null).to.equal(null);
+      expect(s2.request.vars).to.not.have.property('asked');
+    });
+
+    const big = compile({
+      id: 'big', start: 'a',
+      steps: {
+        a: { subsystem: 'm', assign: { blob: '{{ a.text }}' }, retry: { attempts: 3 }, next: ['b'] },
+        b: { subsystem: 'm', assign: { more: '{{ b.text }}' }, onError: ['fallback'] },
+        fallback: { subsystem: 'm' },
+      },
+    });
+
+    it('an assign that would pass the size limit fails the step for good: no retry, error_stop, vars unchanged, output kept', () => {
+      const sim = new Sim(big);
+      sim.start();
+      const text = 'x'.repeat(300 * 1024);
+      const d = sim.complete('a', { text });
+      expect(d.commit.finishRun).to.include({ status: 'failed' });
+      expect(d.commit.finishRun!.error).to.include({ code: ErrorCodes.VARS_TOO_LARGE, retryable: false });
+      expect(d.commit.finishRun!.output).to.deep.equal({ text });
+      expect(d.commit.finishRun).to.not.have.property('assigned');
+      expect(d.commit.request).to.not.have.property('vars');
+      expect(d.commit.request.status).to.equal('error_stop');
+      expect(d.commit.request.error).to.include({ code: ErrorCodes.VARS_TOO_LARGE, stepId: 'a' });
+      expect(d.dispatch).to.deep.equal([]);
+      expect(sim.state().context, 'a failed run adds no output to the context').to.not.have.property('a');
+    });
+
+    it('an assign failure on a step with onError takes the error route', () => {
+      const sim = new Sim(big);
+      sim.start();
+      sim.complete('a', { text: 'small' });
+      const d = sim.complete('b', { text: 'y'.repeat(300 * 1024) });
+      expect(d.commit.finishRun!.error).to.include({ code: ErrorCodes.VARS_TOO_LARGE });
+      expect(stepsOf(d.dispatch)).to.deep.equal(['fallback']);
+      expect(sim.request.vars).to.deep.equal({ blob: 'small' });
+    });
+
+    it('a failed step assigns nothing', () => {
+      const sim = new Sim(big);
+      sim.start();
+      const d = sim.fail('a', fatal());
+      expect(d.commit.request).to.not.have.property('vars');
+      expect(d.commit.finishRun).to.not.have.property('assigned');
     });
   });
 

@@ -201,16 +201,17 @@ describe('seed 003: the service order process end to end', function () {
     // «Назначить исполнителя» needs executor_user_id.
     expect((await c.act(id, 'action2', MODERATOR, {})).status).to.equal(422);
     await take(id, 'action2', MODERATOR, { executor_user_id: USERS.petr });
-    await c.waitingAt(id, 'state4');
+    expect((await c.waitingAt(id, 'state4')).vars, 'the executor lives at vars.executor').to.deep.equal({ executor: USERS.petr });
     expect(sent(code).find((m) => m.body.startsWith('Вас назначили исполнителем'))!.to).to.deep.equal([USERS.petr]);
 
     // Petr cancels the trip (executor_user_id → _NULL_): back to the search, every executor hears of it.
     await take(id, 'action2', EXEC_PETR);
     const s3 = await c.waitingAt(id, 'state3');
     expect(s3.context['state4-action2-setData']).to.deep.include({ executor_user_id: null });
+    expect(s3.vars, 'dropped: vars.executor cleared').to.deep.equal({ executor: null });
     expect(sent(code).filter((m) => m.title === `Новый заказ #${code}`).at(-1)!.to).to.deep.equal([USERS.petr, USERS.ivan]);
     await take(id, 'action1', EXEC_IVAN);
-    await c.waitingAt(id, 'state4');
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ executor: USERS.ivan });
     await take(id, 'action1_chat', CUSTOMER, { field1416182395: 'Жду' });
     await c.until(id, (v) => v.status === 'waiting' && Boolean(v.context['state4-action1_chat-push']));
     expect(sent(code).at(-1)!.to).to.deep.equal([USERS.ivan, USERS.moderator]); // the current executor only
@@ -220,7 +221,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(await offered(id, MODERATOR)).to.deep.equal(['action2_moderator', 'cancel']);
     expect(await offered(id, EXEC_IVAN)).to.deep.equal(['action2', 'action2_chat']);
     await take(id, 'action2_moderator', MODERATOR, { executor_user_id: USERS.petr }); // «Заменить исполнителя»
-    await c.waitingAt(id, 'state4');
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ executor: USERS.petr });
     expect(sent(code).filter((m) => m.body.startsWith('Вас назначили исполнителем')).at(-1)!.to).to.deep.equal([USERS.petr]);
     await take(id, 'action1', EXEC_PETR);
     await c.waitingAt(id, 'state5');

@@ -8,8 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { startMarketplaceStandin } from '../../scripts/marketplace-standin';
-import { simulateCommand, simulatePipeline, SimulationError, type SimulationInput } from '../../src/cli/commands/simulate';
+import { formatSimulation, simulateCommand, simulatePipeline, SimulationError, type SimulationInput } from '../../src/cli/commands/simulate';
 import { loadProject } from '../../src/engine';
+import { compilePipeline } from '../../src/pipeline/compile';
 import type { CompiledPipeline } from '../../src/pipeline/types';
 import { REPO_ROOT } from '../support/engine';
 import { removeTmpDir, tmpDir } from '../support/tmp';
@@ -142,6 +143,35 @@ describe('conveyor simulate: a dry run in memory', () => {
     expect(r.status).to.equal('completed');
     expect(r.context['state3-action1-setData']).to.deep.include({ executor_user_id: 'env#6', hidden_customer_contact: false });
     expect(route(r)).to.include.members(['stateDone-confirmPay:completed', 'stateDone:failed', 'stateDone-end:completed']);
+  });
+
+  it('process variables: each route entry shows what it assigned, the result its vars; a too-large assign fails its step', async () => {
+    const compiled = compilePipeline({
+      id: 'sim-vars', start: 'take',
+      steps: {
+        take: { kind: 'action', actions: { take: { allow: ['executor'] } }, assign: { executor: '{{ take.by }}' }, next: ['ping'] },
+        ping: { subsystem: 'notify', params: { to: '{{ vars.executor }}' }, assign: { sent: '{{ ping.ok }}' }, next: ['grow'] },
+        grow: { kind: 'setData', data: { blob: '{{ payload.blob }}' }, assign: { blob: '{{ grow.blob }}' } },
+      },
+    }, { source: 'test', modules: project.registry.names() });
+    expect(compiled.issues).to.deep.equal([]);
+    const p = compiled.pipeline!;
+    const input = (blob: string): SimulationInput => ({ payload: { blob }, user: 'u-7', mocks: { ping: [{ ok: true }] }, actions: { take: [{ code: 'take', data: {} }] } });
+    const r = await run(p, input('small'));
+    expect(r.status).to.equal('completed');
+    expect(r.route.map((s) => [s.stepId, s.assigned])).to.deep.equal([['take', { executor: 'u-7' }], ['ping', { sent: true }], ['grow', { blob: 'small' }]]);
+    expect(r.route[1]!.params).to.deep.equal({ to: 'u-7' });
+    expect(r.vars).to.deep.equal({ executor: 'u-7', sent: true, blob: 'small' });
+    const lines = formatSimulation(r, null);
+    expect(lines).to.include('vars: {"executor":"u-7","sent":true,"blob":"small"}');
+    expect(lines.find((l) => l.includes(' take '))).to.include('vars ← {"executor":"u-7"}');
+
+    const big = await run(p, input('x'.repeat(300 * 1024)));
+    expect(big.status).to.equal('error_stop');
+    const grow = big.route.find((s) => s.stepId === 'grow')!;
+    expect(grow).to.deep.include({ status: 'failed', assigned: null });
+    expect(grow.error).to.include({ code: 'CONVEYOR_ERR_VARS_TOO_LARGE' });
+    expect(big.vars).to.deep.equal({ executor: 'u-7', sent: true });
   });
 
   it('runs as a command: prints the route, touches no database and calls no module', async function () {

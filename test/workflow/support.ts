@@ -14,6 +14,8 @@ import { REPO_ROOT, type TestEngine } from '../support/engine';
 export interface RequestView {
   id: string;
   status: string;
+  /** The process variables (`assign`). */
+  vars: Record<string, unknown>;
   context: Record<string, unknown>;
   error: { code: string; stepId: string; message: string } | null;
   currentSteps: Array<{ stepId: string; status: string }>;

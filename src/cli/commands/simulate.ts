@@ -24,7 +24,7 @@ import type { ModuleRegistry } from '../../module/registry';
 import { PipelineCatalog } from '../../pipeline/catalog';
 import type { CompiledPipeline, CompiledStep } from '../../pipeline/types';
 import type { Store } from '../../store/store';
-import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type OpenRun, type Outcome, type RequestState } from '../../supervisor/decide';
+import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type Decision, type OpenRun, type Outcome, type RequestState } from '../../supervisor/decide';
 import { buildState } from '../../supervisor/state';
 import { maskedSecrets, renderValue } from '../../templates/render';
 import { CommandError, EXIT, processIo, runCommand, UsageError, type Io } from './args';
@@ -60,6 +60,8 @@ export interface SimulatedRun {
   params: unknown;
   output: unknown;
   error: StepError | null;
+  /** The process variables the run's `assign` set. */
+  assigned: Record<string, unknown> | null;
 }
 
 /** What a simulation is given: the payload, the request's flags, and what stands in for the world. */
@@ -83,6 +85,8 @@ export interface SimulationResult {
   route: SimulatedRun[];
   /** The open steps the simulation stopped at, when nothing was left to give them. */
   waitingAt: Array<{ stepId: string; kind: string; needs: string }>;
+  /** The process variables at the end. */
+  vars: Record<string, unknown>;
   context: Record<string, unknown>;
 }
 
@@ -145,15 +149,19 @@ class Simulation {
           waitingAt.push({ stepId: run.stepId, kind: this.step(run).kind, needs: r.blocked });
           continue;
         }
-        this.record(run, r);
-        this.decide(r.outcome);
+        const entry = this.record(run, r);
+        const closed = this.decide(r.outcome)?.commit.finishRun;
+        // The step's `assign`, and its failure when that could not be applied.
+        if (closed?.assigned) entry.assigned = closed.assigned;
+        if (closed?.status === 'failed' && entry.status === 'completed') Object.assign(entry, { status: 'failed', error: closed.error as StepError });
         answered = true;
         break;
       }
       if (!answered) break;
     }
     const { status, error } = this.state.request;
-    return { pipeline: this.pipeline.id, status, error, route: this.route, waitingAt: this.live() ? waitingAt : [], context: this.state.context };
+    const vars = this.state.request.vars ?? {};
+    return { pipeline: this.pipeline.id, status, error, route: this.route, waitingAt: this.live() ? waitingAt : [], vars, context: this.state.context };
   }
 
   private live(): boolean {
@@ -164,7 +172,7 @@ class Simulation {
     return this.pipeline.steps[run.stepId]!;
   }
 
-  private decide(outcome: Outcome): void {
+  private decide(outcome: Outcome): Decision | null {
     const d = decide(this.pipeline, this.state, outcome, {
       now: (this.now += 1),
       newId: () => `run-${String(++this.ids).padStart(4, '0')}`,
@@ -172,23 +180,26 @@ class Simulation {
       retryPolicy: (step) => this.catalog.retryPolicy(this.pipeline, step),
       transportOf: (step) => this.dispatcher.transportOf(step),
     });
-    if (!d) return;
+    if (!d) return null;
     applyDecision(this.state, d);
     // An action step whose "when" held for no entry completed as it was entered.
     for (const r of d.commit.insertRuns.filter((x) => x.status === 'completed')) {
-      this.route.push({ seq: r.seq, stepId: r.stepId, kind: r.kind, attempt: r.attempt, status: 'skipped', module: null, via: 'when', params: null, output: r.output, error: null });
+      this.route.push({ seq: r.seq, stepId: r.stepId, kind: r.kind, attempt: r.attempt, status: 'skipped', module: null, via: 'when', params: null, output: r.output, error: null, assigned: null });
     }
+    return d;
   }
 
-  private record(run: OpenRun, r: Extract<Resolution, { outcome: StepOutcome }>): void {
+  private record(run: OpenRun, r: Extract<Resolution, { outcome: StepOutcome }>): SimulatedRun {
     const step = this.step(run);
     const o = r.outcome;
-    this.route.push({
+    const entry: SimulatedRun = {
       seq: run.seq, stepId: run.stepId, kind: step.kind, attempt: run.attempt, status: o.type === 'completed' ? 'completed' : 'failed',
       module: step.kind === 'module' ? step.subsystem : step.kind === 'wait' && step.poll && r.via === 'poll' ? step.poll.subsystem : null,
       via: r.via, params: this.dispatcher.loggedParams({ step, context: { ...this.state.context }, override: run.override }),
-      output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null,
-    });
+      output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null, assigned: null,
+    };
+    this.route.push(entry);
+    return entry;
   }
 
   private resolve(run: OpenRun): Promise<Resolution> | Resolution {
@@ -369,9 +380,11 @@ export function formatSimulation(r: SimulationResult, mode: string | null | unde
   for (const s of r.route) {
     const what = s.module ? `${s.kind} ${s.module}` : s.kind;
     const result = s.status === 'failed' ? `${s.error?.code}: ${s.error?.message}` : short(s.output);
-    lines.push(`  ${String(s.seq).padStart(3)}  ${s.stepId.padEnd(width)}  ${what.padEnd(28)}  ${s.status.padEnd(9)} ${s.via.padEnd(7)} ${result}`);
+    const assigned = s.assigned ? `  vars ← ${short(s.assigned, 80)}` : '';
+    lines.push(`  ${String(s.seq).padStart(3)}  ${s.stepId.padEnd(width)}  ${what.padEnd(28)}  ${s.status.padEnd(9)} ${s.via.padEnd(7)} ${result}${assigned}`);
   }
   for (const w of r.waitingAt) lines.push(`  ...  ${w.stepId.padEnd(width)}  ${w.kind.padEnd(28)}  waiting   (give it ${w.needs})`);
+  if (Object.keys(r.vars).length > 0) lines.push(`vars: ${short(r.vars, 200)}`);
   lines.push(`status: ${r.status}${r.error ? ` (${r.error.code} at ${r.error.stepId}: ${r.error.message})` : ''}`);
   return lines;
 }

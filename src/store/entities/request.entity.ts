@@ -39,6 +39,10 @@ export class RequestEntity {
   @Column({ name: 'payload', type: 'text' })
   payload!: string;
 
+  /** The process variables (JSON); NULL while the request has none. */
+  @Column({ name: 'vars', type: 'text', nullable: true })
+  vars!: string | null;
+
   @Column({ name: 'error', type: 'text', nullable: true })
   error!: string | null;
 

@@ -79,6 +79,10 @@ export class StepRunEntity {
   @Column({ name: 'override', type: 'text', nullable: true })
   override!: string | null;
 
+  /** The process variables this run's `assign` set (JSON). */
+  @Column({ name: 'assigned', type: 'text', nullable: true })
+  assigned!: string | null;
+
   @Column({ name: 'started_at', type: 'bigint' })
   startedAt!: number;
 
