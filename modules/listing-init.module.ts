@@ -4,15 +4,15 @@
  * problem is an error, so the run goes to ERROR_STOP (§5.1 "Ошибка → ERROR_STOP").
  *
  * Params: `mode` (the request's `?mode=`; empty means `semi`, the careful one), `itemId`,
- * `categoryId`, `requestedBy`, `limits` (the item's own limits from the internal database,
- * overriding the configured ones).
+ * `categoryId`, `requestedBy`, `limits` (the item's own limits from the internal database:
+ * they may make the configured ones stricter, never looser; a looser key is an error).
  * Output: `{ mode, itemId, categoryId, limits: { min, max, maxStepPct, nearLimitPct, nearLow,
  * nearHigh }, config }`. The pipeline compares prices with `nearLow` / `nearHigh`.
  */
 import { defineModule, NonRetryableError } from '../src';
 import { obj, str } from './lib/http-json';
-import { loadListingConfig } from './lib/listing-config';
-import { compileLimits, type PriceLimits } from './lib/pricing-rules';
+import { configuredLimits, loadListingConfig } from './lib/listing-config';
+import { itemLimits, type PriceLimits, type PriceLimitsDef } from './lib/pricing-rules';
 
 export interface ListingInit {
   mode: 'semi' | 'auto';
@@ -48,7 +48,7 @@ export default defineModule<Record<string, unknown>, ListingInit>({
     }
     let limits: PriceLimits;
     try {
-      limits = compileLimits({ ...config.limits, ...obj(params.limits) });
+      limits = itemLimits(configuredLimits(config, categoryId), obj(params.limits) as Partial<PriceLimitsDef>);
     } catch (err) {
       throw new NonRetryableError(`the price limits are unusable: ${(err as Error).message}`);
     }

@@ -10,17 +10,31 @@
  * (ERROR_STOP), because §8 forbids ignoring it.
  *
  * `update` params: `limits`, `soldPrice`, `hoursToSell`. Output: `{ nextPrice, changePct, reason }`.
+ *
+ * Both take `categoryId`, and refuse (not retried) `limits` looser than the configured ones of
+ * that category (`LISTING_CONFIG`): limits come only from configuration, so no payload, no
+ * edited param and no resume can widen them (seed 000 §8).
  */
 import { defineModule, NonRetryableError } from '../src';
 import { num, obj, str } from './lib/http-json';
-import { calculatePrice, nextPrice, type PriceLimits } from './lib/pricing-rules';
+import { configuredLimits, loadListingConfig } from './lib/listing-config';
+import { calculatePrice, looserThan, nextPrice, type PriceLimits } from './lib/pricing-rules';
 
-function limitsOf(v: unknown): PriceLimits {
+function limitsOf(v: unknown, categoryId: string | undefined): PriceLimits {
   const l = obj(v);
   const keys = ['min', 'max', 'maxStepPct', 'nearLimitPct', 'nearLow', 'nearHigh'] as const;
   const missing = keys.filter((k) => num(l[k]) === undefined);
   if (missing.length > 0) throw new NonRetryableError(`limits are incomplete: missing ${missing.join(', ')}`);
-  return Object.fromEntries(keys.map((k) => [k, num(l[k])])) as unknown as PriceLimits;
+  const limits = Object.fromEntries(keys.map((k) => [k, num(l[k])])) as unknown as PriceLimits;
+  let config;
+  try {
+    config = loadListingConfig();
+  } catch (err) {
+    throw new NonRetryableError(`the listing configuration cannot be loaded: ${(err as Error).message}`);
+  }
+  const looser = looserThan(configuredLimits(config, categoryId), limits);
+  if (looser.length > 0) throw new NonRetryableError(`the price limits are looser than the configuration allows: ${looser.join('; ')}`, { limits });
+  return limits;
 }
 
 export default defineModule<Record<string, unknown>, Record<string, unknown>>({
@@ -28,7 +42,7 @@ export default defineModule<Record<string, unknown>, Record<string, unknown>>({
   description: 'Pricing Engine: the final price within MIN/MAX and the change step, with its reason; the next price after a sale.',
   retry: { attempts: 1 },
   async handle({ params }) {
-    const limits = limitsOf(params.limits);
+    const limits = limitsOf(params.limits, str(params.categoryId));
     const operation = str(params.operation) ?? 'calculate';
     if (operation === 'update') {
       const soldPrice = num(params.soldPrice);

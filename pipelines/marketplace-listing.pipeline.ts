@@ -18,8 +18,14 @@
  *   "Approve" is not offered for a refused price: the administrator cannot ignore an error
  *   (§8), only fix the price. A price the administrator types that breaks the limits is an
  *   error → ERROR_STOP.
- * - One active run per item (§4): the business key is `payload.itemId` (or `X-Business-Key`),
- *   and a second submit for an item whose run is active (or in ERROR_STOP) gets 409.
+ * - One active run per item (§4): the business key is `payload.itemId`, and a second submit
+ *   for an item whose run is active (or in ERROR_STOP) gets 409. An `X-Business-Key` header
+ *   that disagrees with `payload.itemId` gets 422: it is never the key instead.
+ * - The price limits come only from `LISTING_CONFIG` (§5.1): an item's `limits` may make them
+ *   stricter, never looser, and the `pricing` module refuses looser ones whatever it is sent.
+ * - §8 "изменить параметры", never "игнорировать ошибки": after an ERROR_STOP, `resume` may
+ *   replace only the params a step lists in `resumable` (PRICE_CALCULATION's `manualPrice`,
+ *   PUBLISH's `title` and `description`, POST_SALE_ACTIONS's `message`); any other is 422.
  * - The loop is bounded (`LISTING_MAX_LOOPS` iterations); `maxSteps` also bounds the polls.
  *
  * Deployment settings, read when the pipeline loads (a changed value is a new version; running
@@ -116,12 +122,16 @@ export default definePipeline({
       params: {
         operation: 'calculate',
         limits: '{{ INIT.limits }}',
+        categoryId: '{{ INIT.categoryId }}',
         marketMedian: '{{ DATA_COLLECTION.market.median }}',
         reference: '{{ PUBLISH.price }}',
         current: '{{ payload.currentPrice }}',
         suggested: '{{ UPDATE_PRICE.nextPrice }}',
         manualPrice: '{{ ADMIN_CONFIRMATION.data.price }}',
       },
+      // §8: after an ERROR_STOP the administrator may fix the price, never the limits or the
+      // price it is measured against (resume with any other param answers 422).
+      resumable: ['manualPrice'],
       prev: ['ADMIN_CONFIRMATION'],
       condition: [{ field: 'PRICE_CALCULATION.ok', operation: 'eq', value: false, result: ['ADMIN_CONFIRMATION'] }],
       next: ['PUBLISH'],
@@ -133,6 +143,8 @@ export default definePipeline({
         itemId: '{{ INIT.itemId }}', categoryId: '{{ INIT.categoryId }}', title: TITLE, description: DESCRIPTION,
         price: '{{ PRICE_CALCULATION.price }}', images: '{{ PREVIEW_GENERATION.images }}',
       },
+      // The marketplace may refuse a text: the administrator may fix it, never the price.
+      resumable: ['title', 'description'],
       prev: ['PRICE_CALCULATION'],
       next: ['WAIT_FOR_SALE'],
     },
@@ -154,6 +166,7 @@ export default definePipeline({
         publishedAt: '{{ PUBLISH.publishedAt }}',
         message: `Спасибо за покупку «${TITLE}»! Заказ {{ WAIT_FOR_SALE.data.orderId }}. {{ CONTENT_GENERATION.comment }}`,
       },
+      resumable: ['message'],
       prev: ['WAIT_FOR_SALE'],
       condition: [{ field: 'INIT.mode', operation: 'eq', value: 'auto', result: ['UPDATE_PRICE'] }],
       next: ['STOP'],
@@ -162,7 +175,7 @@ export default definePipeline({
       description: '§6 auto: the next price from this sale',
       subsystem: 'pricing',
       params: {
-        operation: 'update', limits: '{{ INIT.limits }}',
+        operation: 'update', limits: '{{ INIT.limits }}', categoryId: '{{ INIT.categoryId }}',
         soldPrice: '{{ POST_SALE_ACTIONS.forPricing.soldPrice }}', hoursToSell: '{{ POST_SALE_ACTIONS.forPricing.hoursToSell }}',
       },
       prev: ['POST_SALE_ACTIONS'],

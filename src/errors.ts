@@ -29,6 +29,10 @@ export const ErrorCodes = {
   CALLBACK_CONFLICT: 'CONVEYOR_ERR_CALLBACK_CONFLICT',
   IDEMPOTENCY_MISMATCH: 'CONVEYOR_ERR_IDEMPOTENCY_MISMATCH',
   BUSINESS_KEY_ACTIVE: 'CONVEYOR_ERR_BUSINESS_KEY_ACTIVE',
+  /** `X-Business-Key` (or a bulk line's `businessKey`) disagrees with the payload's value at the pipeline's key path. */
+  BUSINESS_KEY_MISMATCH: 'CONVEYOR_ERR_BUSINESS_KEY_MISMATCH',
+  /** `resume { params }` names a param that the failed step does not list in `resumable`. */
+  PARAM_NOT_RESUMABLE: 'CONVEYOR_ERR_PARAM_NOT_RESUMABLE',
   // configuration
   INVALID_PIPELINE: 'CONVEYOR_ERR_INVALID_PIPELINE',
   INVALID_MODULE: 'CONVEYOR_ERR_INVALID_MODULE',

@@ -43,6 +43,31 @@ export function compileLimits(def: Partial<PriceLimitsDef>): PriceLimits {
   return { ...l, nearLow: round2(l.min * (1 + l.nearLimitPct / 100)), nearHigh: round2(l.max * (1 - l.nearLimitPct / 100)) };
 }
 
+/**
+ * How `given` limits are looser than the configured `ceiling`: a lower MIN, a higher MAX, a
+ * larger change step, or a narrower "near the limits" band (fewer prices for the
+ * administrator). Empty when `given` is as strict or stricter everywhere.
+ */
+export function looserThan(ceiling: PriceLimitsDef, given: Partial<PriceLimitsDef>): string[] {
+  const out: string[] = [];
+  if (given.min !== undefined && given.min < ceiling.min) out.push(`MIN ${given.min} is below the configured ${ceiling.min}`);
+  if (given.max !== undefined && given.max > ceiling.max) out.push(`MAX ${given.max} is above the configured ${ceiling.max}`);
+  if (given.maxStepPct !== undefined && given.maxStepPct > ceiling.maxStepPct) out.push(`maxStepPct ${given.maxStepPct} is above the configured ${ceiling.maxStepPct}`);
+  if (given.nearLimitPct !== undefined && given.nearLimitPct < ceiling.nearLimitPct) out.push(`nearLimitPct ${given.nearLimitPct} is below the configured ${ceiling.nearLimitPct}`);
+  return out;
+}
+
+/**
+ * The limits of one run: the configured ones, made stricter (never looser) by an item's own
+ * `item` limits. Throws `Error` naming every key that would loosen them (seed 000 §8: the
+ * limits cannot be ignored), or when the result is unusable.
+ */
+export function itemLimits(configured: PriceLimitsDef, item: Partial<PriceLimitsDef>): PriceLimits {
+  const looser = looserThan(configured, item);
+  if (looser.length > 0) throw new Error(`an item's limits may only be stricter than the configuration: ${looser.join('; ')}`);
+  return compileLimits({ ...configured, ...item });
+}
+
 export interface MarketStats {
   count: number;
   min: number;

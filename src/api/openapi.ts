@@ -155,7 +155,7 @@ const paths: Record<string, Record<string, unknown>> = {
         query('mode', str, 'The run mode (e.g. `semi`, `auto`).'),
         query('callbackUrl', str, 'Where to post the final request.'),
         header('Idempotency-Key', 'A repeated key answers the first request again (200).'),
-        header('X-Business-Key', 'One active request per business key, when the pipeline asks for it.'),
+        header('X-Business-Key', 'One active request per business key, when the pipeline asks for it. Where the pipeline reads the key from the payload, the header must equal that value (else 422).'),
         header('X-Callback-Url', 'Same as `callbackUrl`.'),
       ],
       requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
@@ -167,6 +167,7 @@ const paths: Record<string, Record<string, unknown>> = {
         409: error('A request with this business key is active'),
         413: error('Body too large'),
         415: error('Not JSON'),
+        422: error('X-Business-Key disagrees with the payload (CONVEYOR_ERR_BUSINESS_KEY_MISMATCH), or an Idempotency-Key reused with another body'),
         ...COMMON,
       },
     },
@@ -181,6 +182,7 @@ const paths: Record<string, Record<string, unknown>> = {
         query('test', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Test mode for every line.'),
         query('envelope', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Lines are `{ payload, idempotencyKey?, businessKey?, callbackUrl? }`.'),
         header('Idempotency-Key', 'Line n gets the key `<header>:<n>`.'),
+        header('X-Business-Key', 'The business key of every line without its own `businessKey`; a line whose payload disagrees answers CONVEYOR_ERR_BUSINESS_KEY_MISMATCH.'),
       ],
       requestBody: { required: true, content: { 'application/x-ndjson': { schema: str } } },
       responses: {
@@ -252,12 +254,15 @@ const paths: Record<string, Record<string, unknown>> = {
   },
   '/api/requests/{id}/resume': {
     post: {
-      summary: 'Resume a request in error_stop: retry the failed step, optionally with edited params',
+      summary: 'Resume a request in error_stop: retry the failed step, optionally replacing the params it lists as `resumable`',
       tags: ['operations'],
       ...secured('operate'),
       parameters: [REQUEST_ID],
       requestBody: OPTIONAL_JSON(obj({ params: { type: 'object' } }, [])),
-      responses: { 200: json(ref('Request'), 'Resumed'), 404: error('Unknown request'), 409: error('Not in error_stop'), ...COMMON },
+      responses: {
+        200: json(ref('Request'), 'Resumed'), 404: error('Unknown request'), 409: error('Not in error_stop'),
+        422: error('A param the failed step does not list in `resumable` (CONVEYOR_ERR_PARAM_NOT_RESUMABLE)'), ...COMMON,
+      },
     },
   },
   '/api/requests/{id}/stop': {

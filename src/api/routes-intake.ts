@@ -5,7 +5,9 @@
  * Each input line is a payload, or with `?envelope=1` an object
  * `{ "payload": {…}, "idempotencyKey"?, "businessKey"?, "callbackUrl"? }`. A bulk call's
  * `Idempotency-Key` header gives line n the key `<header>:<n>`, which makes a re-sent file
- * safe. Blank lines are skipped. Answers, one per non-blank line:
+ * safe. An `X-Business-Key` header is the business key of every line that does not give its
+ * own; where the pipeline reads the key from the payload, a line whose value disagrees answers
+ * `CONVEYOR_ERR_BUSINESS_KEY_MISMATCH` (the other lines are stored). Blank lines are skipped. Answers, one per non-blank line:
  * `{ "line": n, "id", "status", "outcome" }` or `{ "line": n, "error": { "code", "message" } }`.
  */
 import { isUtf8 } from 'node:buffer';
@@ -32,6 +34,15 @@ export function callbackUrlOf(ctx: Context): string | null {
   if (!raw) return null;
   if (!isCallbackUrl(raw)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'callbackUrl must be an absolute http(s) URL of at most 2000 characters');
   return raw;
+}
+
+/** What every line of one bulk call shares. */
+interface BulkBase {
+  pipelineId: string;
+  test: boolean;
+  envelope: boolean;
+  keyPrefix: string | null;
+  businessKey: string | null;
 }
 
 type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
@@ -77,10 +88,12 @@ function errorOf(line: number, err: unknown): LineResult {
 }
 
 /** Turns one parsed line into a submit, or throws the line's 4xx. */
-function toSubmit(value: unknown, base: { pipelineId: string; test: boolean; envelope: boolean; keyPrefix: string | null; line: number }): SubmitInput {
+function toSubmit(value: unknown, base: BulkBase & { line: number }): SubmitInput {
   const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
   if (!isObject(value)) throw new ClientError(400, ErrorCodes.BAD_BODY, base.envelope ? 'each line must be an object {"payload": {...}}' : 'each line must be a JSON object (a payload)');
-  const input: SubmitInput = { pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null };
+  const input: SubmitInput = {
+    pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null, businessKey: base.businessKey,
+  };
   if (!base.envelope) return input;
   const { payload, idempotencyKey, businessKey, callbackUrl, ...rest } = value;
   const extra = Object.keys(rest);
@@ -116,7 +129,9 @@ export function mountIntakeRoutes(api: Router, engine: Engine): void {
     };
     const keyPrefix = ctx.get('idempotency-key') || null;
     if (keyPrefix !== null && !HEADER_VALUE.test(keyPrefix)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'Idempotency-Key must be 1-255 printable ASCII characters');
-    const base = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix };
+    const businessKey = ctx.get('x-business-key') || null;
+    if (businessKey !== null && !HEADER_VALUE.test(businessKey)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'X-Business-Key must be 1-255 printable ASCII characters');
+    const base: BulkBase = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix, businessKey };
 
     const out = new PassThrough();
     ctx.status = 200;
@@ -127,7 +142,7 @@ export function mountIntakeRoutes(api: Router, engine: Engine): void {
   });
 }
 
-async function streamResults(ctx: Context, engine: Engine, base: { pipelineId: string; test: boolean; envelope: boolean; keyPrefix: string | null }, out: PassThrough): Promise<void> {
+async function streamResults(ctx: Context, engine: Engine, base: BulkBase, out: PassThrough): Promise<void> {
   const window: Array<Promise<LineResult>> = [];
   const writeOne = async (): Promise<void> => {
     const r = await window.shift()!;

@@ -6,8 +6,9 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
-import { isId } from '../ids';
-import { newId } from '../ids';
+import { isId, newId } from '../ids';
+import type { RequestRecord } from '../model';
+import { unresumableParams } from '../supervisor/decide';
 import type { Principal } from './auth';
 import { requireRole } from './auth';
 import { fullRequestView, takeAction } from './actions';
@@ -30,6 +31,30 @@ async function load(engine: Engine, id: string) {
   const found = isId(id) ? await engine.getRequest(id) : undefined;
   if (!found) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
   return found;
+}
+
+/**
+ * A resume may replace only the params its failed step lists in `resumable` (seed 000 §8: the
+ * administrator fixes parameters, never the rules around them). Anything else is refused with
+ * 422, audited, and nothing changes. The decision core refuses the same again, so a request
+ * that moved on meanwhile cannot slip through.
+ */
+async function checkResumable(engine: Engine, request: RequestRecord, params: Record<string, unknown> | undefined, principal: Principal): Promise<void> {
+  if (!params || request.status !== 'error_stop' || !request.error) return;
+  const pipeline = await engine.catalog.get(request.pipelineId, request.version);
+  const step = pipeline.steps[request.error.stepId];
+  const refused = unresumableParams(step, params);
+  if (refused.length === 0) return;
+  const resumable = step?.kind === 'module' ? step.resumable ?? [] : [];
+  const message = `step "${request.error.stepId}" does not let resume replace ${refused.map((n) => `"${n}"`).join(', ')}`
+    + (resumable.length > 0 ? ` (it may replace only ${resumable.map((n) => `"${n}"`).join(', ')})` : ' (it lists no resumable params)');
+  const details = { stepId: request.error.stepId, refused, resumable };
+  await engine.store.insertAudit({
+    id: newId(), requestId: request.id, actor: principal.name, action: 'resume', outcome: 'invalid',
+    details: { params, statusBefore: request.status, message }, createdAt: Date.now(),
+  });
+  engine.logger.warn('resume refused: params not resumable', { requestId: request.id, actor: principal.name, ...details });
+  throw new ClientError(422, ErrorCodes.PARAM_NOT_RESUMABLE, message, details);
 }
 
 export function mountWorkflowRoutes(api: Router, engine: Engine): void {
@@ -84,6 +109,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
         throw new ClientError(400, ErrorCodes.BAD_BODY, '"params" must be an object: the step\'s params to replace');
       }
       outcome = { type, params: body.params as Record<string, unknown> | undefined };
+      await checkResumable(engine, found.request, outcome.params, principal);
     } else {
       outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
     }

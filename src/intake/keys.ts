@@ -17,20 +17,29 @@ export const MAX_BUSINESS_KEY = 255;
 const SWEEP_LIMIT = 200;
 
 /**
- * The business key of a submit: the `X-Business-Key` header when given, else the value at the
- * pipeline's `businessKey.path` in the payload (a string or a number), else none.
+ * The business key of a submit. Where the pipeline names `businessKey.path`, the key is the
+ * payload's value there (a string or a number): an `X-Business-Key` header (or a bulk line's
+ * `businessKey`) must then equal it, and one that disagrees is refused with 422, never used
+ * instead (seed 000: one active run per item; a key other than the item's would let a second
+ * run of one item through). A header is the key only when the payload has no value at the
+ * path, or when the pipeline names no path.
  */
 export function businessKeyOf(pipeline: CompiledPipeline, payload: Record<string, unknown>, header: string | null | undefined): string | null {
-  if (header) return header;
   const path = pipeline.intakeOptions?.businessKey?.path;
-  if (!path) return null;
+  if (!path) return header || null;
   const v = getPath({ payload }, path);
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v !== 'string' || v === '') return null;
-  if (v.length > MAX_BUSINESS_KEY) {
-    throw new ClientError(400, ErrorCodes.BAD_PARAM, `the business key at ${path.join('.')} is longer than ${MAX_BUSINESS_KEY} characters`);
+  if (v === undefined || v === null) return header || null;
+  const at = path.join('.');
+  const key = typeof v === 'number' && Number.isFinite(v) ? String(v) : typeof v === 'string' && v !== '' ? v : null;
+  if (key !== null && key.length > MAX_BUSINESS_KEY) {
+    throw new ClientError(400, ErrorCodes.BAD_PARAM, `the business key at ${at} is longer than ${MAX_BUSINESS_KEY} characters`);
   }
-  return v;
+  if (header && header !== key) {
+    throw new ClientError(422, ErrorCodes.BUSINESS_KEY_MISMATCH, `X-Business-Key "${header.slice(0, 100)}" disagrees with ${at} ${JSON.stringify(v).slice(0, 100)}: the key of this pipeline is the payload's value`, {
+      header, path: at, payload: key ?? JSON.stringify(v).slice(0, 255),
+    });
+  }
+  return key;
 }
 
 export interface KeyKeeperDeps {

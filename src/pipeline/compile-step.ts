@@ -27,7 +27,7 @@ type StepKind = (typeof STEP_KINDS)[number];
 
 const ROUTE_KEYS = ['kind', 'description', 'assign', 'next', 'prev', 'join', 'condition'];
 const KEYS: Record<StepKind, ReadonlySet<string>> = {
-  module: new Set([...ROUTE_KEYS, 'subsystem', 'params', 'timeout', 'retry', 'onError']),
+  module: new Set([...ROUTE_KEYS, 'subsystem', 'params', 'timeout', 'retry', 'onError', 'resumable']),
   setData: new Set([...ROUTE_KEYS, 'data']),
   stop: new Set(['kind', 'description', 'assign', 'prev', 'status', 'reason']),
   wait: new Set([...ROUTE_KEYS, ...KIND_KEYS.wait]),
@@ -64,6 +64,23 @@ function checkStepKeys(scope: StepScope, raw: Record<string, unknown>, kind: Ste
     if (NOT_ON_STOP.has(key)) report(scope, `${at}.${key}`, `a stop step ends the request and has no "${key}"`);
     else if (!KEYS.stop.has(key)) report(scope, `${at}.${key}`, `unknown key "${key}"`);
   }
+}
+
+/** `resumable`: distinct names, each a key of the step's `params`. */
+function compileResumable(scope: StepScope, raw: unknown, params: Record<string, unknown>, at: string): string[] | undefined {
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw)) {
+    report(scope, at, `must be a list of param names (got ${describeValue(raw)})`);
+    return undefined;
+  }
+  const names: string[] = [];
+  raw.forEach((name: unknown, i) => {
+    if (typeof name !== 'string' || name === '') report(scope, `${at}[${i}]`, `must be a param name (got ${describeValue(name)})`);
+    else if (!Object.hasOwn(params, name)) report(scope, `${at}[${i}]`, `"${name}" is not a param of this step (params: ${Object.keys(params).join(', ') || 'none'})`);
+    else if (names.includes(name)) report(scope, `${at}[${i}]`, `"${name}" is listed twice`);
+    else names.push(name);
+  });
+  return names.length > 0 ? names : undefined;
 }
 
 /** Drops keys whose value is `undefined`, so compiled steps compare and serialise cleanly. */
@@ -131,14 +148,16 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
     }
     const onError = checkTargets(scope, raw.onError, `${at}.onError`).map((t) => t.id);
     onError.forEach((t) => targets.add(t));
+    const params = checkObject(scope, raw.params, `${at}.params`, false);
     step = {
       ...routes,
       kind,
       subsystem: String(subsystem),
-      params: checkObject(scope, raw.params, `${at}.params`, false),
+      params,
       timeoutMs: checkDuration(scope, raw.timeout, `${at}.timeout`, true),
       retry: compileRetry(scope, raw.retry, `${at}.retry`),
       onError,
+      resumable: compileResumable(scope, raw.resumable, params, `${at}.resumable`),
     };
   } else if (kind === 'setData') {
     step = { ...routes, kind, data: checkObject(scope, raw.data, `${at}.data`, true) };

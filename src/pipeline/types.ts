@@ -107,6 +107,12 @@ export interface ModuleStepDef<S extends string = string> extends StepRoutes<S> 
   retry?: RetryPolicyDef;
   /** Route taken once the retries are spent, instead of `error_stop`. */
   onError?: NoInfer<S>[];
+  /**
+   * The params an operator may replace when resuming this step from `error_stop`
+   * (`POST /api/requests/:id/resume` with `{ "params": { … } }`); any other name is refused
+   * with 422. Each must be a key of `params`. @default [] (params cannot be replaced)
+   */
+  resumable?: string[];
 }
 
 /** A step that writes constants or templates into the context under its own id. */
@@ -304,6 +310,8 @@ export interface CompiledModuleStep extends CompiledRoutes {
   timeoutMs?: number;
   retry?: RetryPolicy;
   onError: string[];
+  /** The params `resume` may replace; absent when none may be. */
+  resumable?: string[];
 }
 
 export interface CompiledSetDataStep extends CompiledRoutes {

@@ -127,6 +127,16 @@ export function decide(pipeline: CompiledPipeline, state: RequestState, outcome:
   }
 }
 
+/**
+ * The names in a resume's `params` that the step may not have replaced: every name not in its
+ * `resumable` list (all of them for a step that lists none, or that is not a module step).
+ */
+export function unresumableParams(step: CompiledStep | undefined, params: Record<string, unknown> | undefined): string[] {
+  if (!params) return [];
+  const allowed = step?.kind === 'module' ? step.resumable ?? [] : [];
+  return Object.keys(params).filter((name) => !allowed.includes(name));
+}
+
 function isLive(status: RequestStatus): boolean {
   return status === 'running' || status === 'waiting';
 }
@@ -253,6 +263,8 @@ class DecisionBuilder {
     const e = this.state.request.error;
     const step = e ? this.pipeline.steps[e.stepId] : undefined;
     if (!e || !step || e.code === 'CONVEYOR_ERR_JOIN_INCOMPLETE' || e.code === 'CONVEYOR_ERR_MAX_STEPS') return false;
+    // Only the params the step lists as fixable may be replaced (seed 000 §8: fix, never ignore).
+    if (unresumableParams(step, params).length > 0) return false;
     this.status = 'running';
     this.error = null;
     this.addRun(step, 1, e.runId || null, null, undefined, params);

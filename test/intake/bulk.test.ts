@@ -72,9 +72,11 @@ describe('intake: bulk NDJSON', function () {
     const input = [
       { payload: { sku: 'B-1', ms: 2000 }, idempotencyKey: 'env-1' },
       { payload: { sku: 'B-1' }, idempotencyKey: 'env-2' },
-      { payload: { sku: 'B-2' }, businessKey: 'B-2-explicit' },
+      { payload: { note: 'no sku' }, businessKey: 'B-2-explicit' },
       { payload: 'no' },
       { payload: {}, extra: 1 },
+      { payload: { sku: 'B-3' }, businessKey: 'B-3-other' },
+      { payload: { sku: 'B-4' }, businessKey: 'B-4' },
     ].map((l) => JSON.stringify(l)).join('\n');
     const r = await bulk('in-key-reject', input, '?envelope=1');
     expect(r.lines[0]).to.include({ outcome: 'created' });
@@ -82,8 +84,31 @@ describe('intake: bulk NDJSON', function () {
     expect(r.lines[2]).to.include({ outcome: 'created' });
     expect(r.lines[3]!.error!.code).to.equal('CONVEYOR_ERR_BAD_BODY');
     expect(r.lines[4]!.error!.message).to.match(/unknown envelope key "extra"/);
+    // The pipeline's key is payload.sku: a businessKey that disagrees is refused, never used instead.
+    expect(r.lines[5]!.error).to.deep.equal({
+      code: 'CONVEYOR_ERR_BUSINESS_KEY_MISMATCH', message: 'X-Business-Key "B-3-other" disagrees with payload.sku "B-3": the key of this pipeline is the payload\'s value',
+    });
+    expect(r.lines[6]).to.include({ outcome: 'created' });
     const rows = await rowsOf(t, 'in-key-reject');
+    // With no sku in the payload, the line's own key is the key.
     expect(rows.find((x) => x.id === r.lines[2]!.id)!.business_key).to.equal('B-2-explicit');
+    expect(rows.find((x) => x.id === r.lines[6]!.id)!.business_key).to.equal('B-4');
+    expect(rows.filter((x) => x.business_key === 'B-3' || x.business_key === 'B-3-other')).to.deep.equal([]);
+  });
+
+  it('an X-Business-Key header is the key of every line without its own; a line whose payload disagrees answers 422 and is not stored', async () => {
+    const input = [{ sku: 'H-1', ms: 10 }, { note: 'no sku' }, { sku: 'H-2' }].map((l) => JSON.stringify(l)).join('\n');
+    const r = await bulk('in-key-reject', input, '', { 'x-business-key': 'H-1' });
+    expect(r.status).to.equal(200);
+    expect(r.lines[0]).to.include({ line: 1, outcome: 'created' });
+    // The second line has no sku: the header's key, which the first line holds.
+    expect(r.lines[1]!.error!.code).to.equal('CONVEYOR_ERR_BUSINESS_KEY_ACTIVE');
+    expect(r.lines[2]!.error!.code).to.equal('CONVEYOR_ERR_BUSINESS_KEY_MISMATCH');
+    const rows = await rowsOf(t, 'in-key-reject');
+    expect(rows.filter((x) => x.business_key === 'H-1').map((x) => x.id)).to.deep.equal([r.lines[0]!.id]);
+    expect(rows.filter((x) => x.business_key === 'H-2')).to.deep.equal([]);
+    const bad = await bulk('in-key-reject', input, '', { 'x-business-key': 'bad\tkey' });
+    expect(bad.status).to.equal(400);
   });
 
   it('reports a line over the size limit without reading it into memory, and carries on', async () => {

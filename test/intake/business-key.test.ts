@@ -118,6 +118,29 @@ describe('intake: business keys', function () {
     }
   });
 
+  it('an X-Business-Key that disagrees with payload.sku gets 422 and stores nothing; one that agrees, or a number written as its digits, is accepted', async () => {
+    const before = (await rowsOf(t, 'in-key-reject')).length;
+    const wrong = await t.api<ErrorBody>('POST', '/api/pipelines/in-key-reject/requests', { body: { sku: 'M-1' }, headers: { 'x-business-key': 'M-2' } });
+    expect(wrong.status).to.equal(422);
+    expect(wrong.body.error).to.deep.equal({
+      code: 'CONVEYOR_ERR_BUSINESS_KEY_MISMATCH',
+      message: 'X-Business-Key "M-2" disagrees with payload.sku "M-1": the key of this pipeline is the payload\'s value',
+      details: { header: 'M-2', path: 'payload.sku', payload: 'M-1' },
+    });
+    // A value that cannot be a key (an object) disagrees with any header too.
+    const odd = await t.api<ErrorBody>('POST', '/api/pipelines/in-key-reject/requests', { body: { sku: { id: 'M-1' } }, headers: { 'x-business-key': 'M-1' } });
+    expect(odd.status).to.equal(422);
+    expect((await rowsOf(t, 'in-key-reject')).length).to.equal(before);
+    const same = await submit('in-key-reject', { sku: 'M-3' }, { 'x-business-key': 'M-3' });
+    expect(same.status).to.equal(202);
+    const numeric = await submit('in-key-reject', { sku: 4242 }, { 'x-business-key': '4242' });
+    expect(numeric.status).to.equal(202);
+    const rows = await rowsOf(t, 'in-key-reject');
+    expect(rows.find((r) => r.id === same.body.id)!.business_key).to.equal('M-3');
+    expect(rows.find((r) => r.id === numeric.body.id)!.business_key).to.equal('4242');
+    expect(rows.some((r) => r.business_key === 'M-2' || r.business_key === 'M-1')).to.equal(false);
+  });
+
   it('without a key (no header, no payload.sku) a request is not restricted', async () => {
     const all = await Promise.all(Array.from({ length: 3 }, () => submit('in-key-reject', { ms: 100 })));
     expect(all.every((r) => r.status === 202)).to.equal(true);

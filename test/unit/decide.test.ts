@@ -10,7 +10,7 @@ import type { RequestRecord, StepRunRecord } from '../../src/model';
 import { compilePipeline } from '../../src/pipeline/compile';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../../src/pipeline/types';
 import {
-  applyDecision, computeBackoff, decide, idempotencyKeyOf, type Decision, type DecisionEnv, type Outcome, type RequestState,
+  applyDecision, computeBackoff, decide, idempotencyKeyOf, unresumableParams, type Decision, type DecisionEnv, type Outcome, type RequestState,
 } from '../../src/supervisor/decide';
 import { buildState } from '../../src/supervisor/state';
 
@@ -622,6 +622,42 @@ describe('supervisor decide()', () => {
       const d = sim.fail('a', fatal());
       expect(d.commit.request).to.not.have.property('vars');
       expect(d.commit.finishRun).to.not.have.property('assigned');
+    });
+  });
+
+  describe('resume with params (resumable)', () => {
+    const pipeline = compile({
+      id: 'fix', start: 'price',
+      steps: { price: { subsystem: 'm', params: { manualPrice: '{{ payload.p }}', limits: { max: 10 } }, resumable: ['manualPrice'], next: ['after'] }, after: { subsystem: 'm' } },
+    });
+    const stopped = (): Sim => {
+      const sim = new Sim(pipeline, { p: 50 });
+      sim.start();
+      expect(sim.fail('price', fatal('price refused')).commit.request.status).to.equal('error_stop');
+      return sim;
+    };
+
+    it('lists every name the failed step does not mark resumable', () => {
+      const step = pipeline.steps.price;
+      expect(unresumableParams(step, { manualPrice: 9 })).to.deep.equal([]);
+      expect(unresumableParams(step, { manualPrice: 9, limits: {}, other: 1 })).to.deep.equal(['limits', 'other']);
+      expect(unresumableParams(pipeline.steps.after, { x: 1 })).to.deep.equal(['x']);
+      expect(unresumableParams(step, undefined)).to.deep.equal([]);
+    });
+
+    it('a resume that replaces only resumable params retries the step with them', () => {
+      const sim = stopped();
+      const d = sim.step({ type: 'resume', params: { manualPrice: 9 } })!;
+      expect(d.commit.request.status).to.equal('running');
+      expect(d.commit.insertRuns[0]).to.include({ stepId: 'price' });
+      expect(d.commit.insertRuns[0]!.override).to.deep.equal({ manualPrice: 9 });
+    });
+
+    it('a resume that names any other param is refused: no decision, the request stays in error_stop', () => {
+      const sim = stopped();
+      expect(sim.step({ type: 'resume', params: { manualPrice: 9, limits: { max: 1000 } } })).to.equal(null);
+      expect(sim.request.status).to.equal('error_stop');
+      expect(sim.runsOf('price')).to.have.length(1);
     });
   });
 

@@ -18,6 +18,7 @@ import { freshPipeline, requestClient, startHookServer, type HookServer, type Re
 const ADMIN = 'listing-admin-key-0001'; // env#4
 const HOOK = 'marketplace-hook-key-01'; // env#5: the marketplace's webhook submits events
 const VIEWER = 'listing-viewer-key-001'; // env#6
+const OPERATOR = 'listing-operator-key-1'; // env#7: operate only
 const LLM_KEY = 'sk-llm-test-secret-0001';
 
 /** The states of one pass, in the spec's order (§3), up to the sale. */
@@ -50,7 +51,7 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
         CONVEYOR_ADMIN_BACKOFF_MS: '50',
       },
       engine: { supervisor: { sweepIntervalMs: 100 } },
-      extraKeys: `${ADMIN}:listing-admin+read,${HOOK}:submit,${VIEWER}:read`,
+      extraKeys: `${ADMIN}:listing-admin+read,${HOOK}:submit,${VIEWER}:read,${OPERATOR}:operate`,
     });
     c = requestClient(t);
     market.setWebhook(`${t.url}/api/events/marketplace.sale`, HOOK);
@@ -250,6 +251,97 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
       ...done(PASS.slice(0, 5)), 'PRICE_CALCULATION:failed', 'PRICE_CALCULATION:completed', 'PUBLISH:completed', 'WAIT_FOR_SALE:cancelled',
     ]);
     expect(await c.audit(id)).to.deep.equal(['env#4 action:edit:accepted', 'env#1 resume:accepted', 'env#1 stop:accepted']);
+  });
+
+  it('§8: a resume may fix the price, never the limits: other params get 422 and change nothing; a +400% price never goes live', async () => {
+    const id = await submit(item(), '?mode=semi');
+    await c.waitingAt(id, 'ADMIN_CONFIRMATION');
+    await c.act(id, 'edit', ADMIN, { price: 5000 });
+    await c.until(id, (v) => v.status === 'error_stop');
+    const published = market.state.products.length;
+    // What an operator once did: widen the step to 1000% and resume with the +400% price.
+    const widen = await t.api<{ error: { code: string; message: string; details: unknown } }>('POST', `/api/requests/${id}/resume`, {
+      key: OPERATOR, body: { params: { manualPrice: 5000, limits: { min: 100, max: 10000, maxStepPct: 1000, nearLimitPct: 10, nearLow: 110, nearHigh: 9000 } } },
+    });
+    expect(widen.status, widen.text).to.equal(422);
+    expect(widen.body.error).to.deep.equal({
+      code: 'CONVEYOR_ERR_PARAM_NOT_RESUMABLE',
+      message: 'step "PRICE_CALCULATION" does not let resume replace "limits" (it may replace only "manualPrice")',
+      details: { stepId: 'PRICE_CALCULATION', refused: ['limits'], resumable: ['manualPrice'] },
+    });
+    for (const params of [{ reference: 5000 }, { current: 5000, manualPrice: 5000 }]) {
+      expect((await t.api('POST', `/api/requests/${id}/resume`, { key: OPERATOR, body: { params } })).status, JSON.stringify(params)).to.equal(422);
+    }
+    const still = await c.get(id);
+    expect(still.status).to.equal('error_stop');
+    expect((await c.runs(id)).filter((r) => r.stepId === 'PRICE_CALCULATION').map((r) => r.status)).to.deep.equal(['failed']);
+    // The price itself may be fixed; the same +400% is refused again by the limits.
+    expect((await t.api('POST', `/api/requests/${id}/resume`, { key: OPERATOR, body: { params: { manualPrice: 5000 } } })).status).to.equal(200);
+    const again = await c.until(id, (v) => v.status === 'error_stop' && (v.error?.message ?? '').includes('400%'));
+    expect(again.error).to.include({ stepId: 'PRICE_CALCULATION', message: "the administrator's price is refused: a change of 400% from 1000 exceeds the allowed step of 20%" });
+    expect(market.state.products.length).to.equal(published);
+    // A price within the limits goes on.
+    expect((await t.api('POST', `/api/requests/${id}/resume`, { key: OPERATOR, body: { params: { manualPrice: 1150 } } })).status).to.equal(200);
+    expect(productOf(await c.waitingAt(id, 'WAIT_FOR_SALE')).price).to.equal(1150);
+    expect((await t.api('POST', `/api/requests/${id}/stop`, { body: {} })).status).to.equal(200);
+    expect(await c.log(id)).to.deep.equal([
+      ...done(PASS.slice(0, 5)), 'PRICE_CALCULATION:failed', 'PRICE_CALCULATION:failed', 'PRICE_CALCULATION:completed', 'PUBLISH:completed', 'WAIT_FOR_SALE:cancelled',
+    ]);
+    expect(await c.audit(id)).to.deep.equal([
+      'env#4 action:edit:accepted', 'env#7 resume:invalid', 'env#7 resume:invalid', 'env#7 resume:invalid', 'env#7 resume:accepted', 'env#7 resume:accepted',
+      'env#1 stop:accepted',
+    ]);
+  });
+
+  it('the price limits come only from LISTING_CONFIG: a payload may make them stricter, never looser; pricing refuses looser limits it is sent', async () => {
+    const loose = await submit(item({ limits: { max: 50_000, maxStepPct: 1000 } }), '?mode=semi');
+    const v = await c.until(loose, (x) => x.status === 'error_stop');
+    expect(v.error).to.include({
+      stepId: 'INIT',
+      message: "the price limits are unusable: an item's limits may only be stricter than the configuration: MAX 50000 is above the configured 10000; maxStepPct 1000 is above the configured 20",
+    });
+    expect(await c.log(loose)).to.deep.equal(['INIT:failed']);
+    await t.api('POST', `/api/requests/${loose}/stop`, { body: {} });
+
+    const dir = tmpDir('listing-limits');
+    const file = path.join(dir, 'listing.json');
+    try {
+      // A run started under the defaults (MAX 10000) waits for the administrator, and the
+      // configuration is tightened meanwhile: its old limits are now looser than allowed.
+      const id = await submit(item(), '?mode=semi');
+      await c.waitingAt(id, 'ADMIN_CONFIRMATION');
+      writeFileSync(file, JSON.stringify({ limits: { max: 5000 }, categoryLimits: { skins: { maxStepPct: 10 } } }));
+      process.env.LISTING_CONFIG = file;
+      await c.act(id, 'approve', ADMIN);
+      const refused = await c.until(id, (x) => x.status === 'error_stop');
+      expect(refused.error).to.include({
+        stepId: 'PRICE_CALCULATION',
+        message: 'the price limits are looser than the configuration allows: MAX 10000 is above the configured 5000; maxStepPct 20 is above the configured 10',
+      });
+      await t.api('POST', `/api/requests/${id}/stop`, { body: {} });
+      // A new run takes the category's limits from the configuration.
+      const fresh = await submit(item(), '?mode=semi');
+      const w = await c.waitingAt(fresh, 'ADMIN_CONFIRMATION');
+      expect((w.context.INIT as { limits: unknown }).limits).to.deep.equal({ min: 100, max: 5000, maxStepPct: 10, nearLimitPct: 10, nearLow: 110, nearHigh: 4500 });
+      await c.act(fresh, 'reject', ADMIN);
+    } finally {
+      delete process.env.LISTING_CONFIG;
+      removeTmpDir(dir);
+    }
+  });
+
+  it('one run per item: an X-Business-Key that disagrees with payload.itemId gets 422 and starts nothing', async () => {
+    const payload = item();
+    const id = await submit(payload, '?mode=semi');
+    const before = (await t.api<{ items: unknown[] }>('GET', '/api/requests?pipeline=marketplace-listing&limit=200')).body.items.length;
+    const other = await t.api<{ error: { code: string } }>('POST', '/api/pipelines/marketplace-listing/requests?mode=semi', { body: payload, headers: { 'x-business-key': `${payload.itemId}-second` } });
+    expect(other.status, other.text).to.equal(422);
+    expect(other.body.error.code).to.equal('CONVEYOR_ERR_BUSINESS_KEY_MISMATCH');
+    // The agreeing header meets the active run of the item.
+    const same = await t.api<{ error: { code: string } }>('POST', '/api/pipelines/marketplace-listing/requests?mode=semi', { body: payload, headers: { 'x-business-key': payload.itemId } });
+    expect(same.status).to.equal(409);
+    expect((await t.api<{ items: unknown[] }>('GET', '/api/requests?pipeline=marketplace-listing&limit=200')).body.items.length).to.equal(before);
+    await t.api('POST', `/api/requests/${id}/stop`, { body: {} });
   });
 
   it('one active run per item: a second submit for the item is refused while the first is active', async () => {
