@@ -12,8 +12,9 @@
  *
  * Params: `operation` (`pay` | `confirm` | `void`); for `pay`: `amount`, `currency`,
  * `invoiceId`, `accountId`, `description`; for `confirm` / `void`: `transactionId`.
- * Output: `{ operation, status, transactionId, amount, testMode, reason? }`. A declined card is
- * not an error: `pay` answers `status: 'Declined'` and the pipeline decides.
+ * Output: `{ operation, status, transactionId, amount, testMode, paid, reason? }`, where `paid`
+ * says whether the customer's money is now held or captured (`Authorized`, `Completed`). A
+ * declined card is not an error: `pay` answers `status: 'Declined'` and the pipeline decides.
  */
 import { defineModule, NonRetryableError } from '../src';
 import { baseUrl, callJson, num, str } from './lib/http-json';
@@ -74,6 +75,7 @@ export default defineModule<Record<string, unknown>, Record<string, unknown>>({
     if (!res.Success && operation !== 'pay') throw new NonRetryableError(`${operation} refused: ${res.Message ?? 'no reason given'}`);
     return {
       operation, status: m.Status, transactionId: m.TransactionId, amount: m.Amount ?? body.Amount ?? null, testMode: Boolean(m.TestMode),
+      paid: m.Status === 'Authorized' || m.Status === 'Completed',
       ...(res.Success ? {} : { reason: res.Message ?? 'declined' }),
     };
   },

@@ -12,7 +12,12 @@
  *   `required` fields is the action's `fields` (a missing one answers 422); a `setData` with
  *   values is a `setData` step (`_NULL_` → null; `_CURRENT_USER_` is the caller).
  * - `if` is the `condition` of the step before it; `push`/`sms`/`email` are `notify` steps;
- *   `pay`/`confirmPay`/`voidPay` are `payment` steps.
+ *   `pay`/`confirmPay`/`voidPay` are `payment` steps; `confirmPayWithoutPayment` and
+ *   `confirmPayExecutorWithoutPayment` are `setData` steps (no money moves, so nothing to call);
+ *   `registerExecutor` and `createEntity` are `platform` steps (the services platform's API).
+ * - The order's status, `payed` and executor are process variables: `vars.status` (`{ id,
+ *   title }`, set where the seed sets `status_id`), `vars.payed` (set by the payment steps)
+ *   and `vars.executor`, so every notification shows the values of now, not the submitted ones.
  * - `clientData` is the action's collected data: `{{ state2.data['field1416182395'] }}`.
  * - The order (`{{ order.code }}`, `{% for item in order.fieldsData %}`) is the step `order`,
  *   state0's "field*" setData: every field of the submitted order.
@@ -26,7 +31,15 @@
  * (`confirmPay`) when the order is done and released (`voidPay`) when it is cancelled or
  * rejected; an unpaid order needs neither. A declined card returns to `state1`. `stateDone`
  * waits for ratings for `SERVICE_ORDER_RATING_WINDOW` (default 14d) after the last one, then
- * the request completes. Cancelled and rejected orders end as `stopped`.
+ * the request completes. Cancelled and rejected orders end as `stopped`, and the customer gets
+ * an SMS with the order's final status (as when it is done).
+ *
+ * A service with `need_payment: false` is paid to the executor directly: `pay` is then
+ * `confirmPayWithoutPayment` (the order counts as paid, no card is charged), and when the
+ * order is done `confirmPayExecutorWithoutPayment` records the executor as paid, with no
+ * payout. A service with `register_executor: true` has the platform register each executor
+ * of the order (`registerExecutor`) as one is set. A rating sent with `rating` (and an optional
+ * `comment`) is created as a `rating` entity on the platform (`createEntity`).
  *
  * Submit: `POST /api/pipelines/service-order/requests[?test=1]` with the order: `{ code,
  * service: { title, need_moderation, organization }, sum, customerUser: { id, title,
@@ -92,15 +105,41 @@ function payment<S extends string>(operation: 'pay' | 'confirm' | 'void', route:
   return { subsystem: 'payment', params, ...route };
 }
 
+/** The order's statuses, as the seed's `status_id` values with their titles (`vars.status`). */
+const STATUS = {
+  NEW: { id: 'NEW', title: 'Новый' },
+  ACCEPTED: { id: 'ACCEPTED', title: 'В работе' },
+  DONE: { id: 'DONE', title: 'Выполнен' },
+  CANCELLED: { id: 'REJECTED', title: 'Отменен' },
+  REJECTED: { id: 'REJECTED', title: 'Отклонен' },
+} as const;
+
+/** `vars.payed` as the customer reads it. */
+const PAYED = '{% if vars.payed %}да{% else %}нет{% endif %}';
+
+/** The customer's SMS at the end of an order: its status and payment now. */
+const outcomeSms = <S extends string>(next: S[]): ModuleStepDef<S> =>
+  notify('sms', { message: `Заказ #{{ order.code }}: {{ vars.status.title }}. Оплачен: ${PAYED}.` }, ['customer'], next);
+
+/** A call to the services platform. */
+const platform = <S extends string>(params: Record<string, unknown>, next: S[]): ModuleStepDef<S> => ({
+  subsystem: 'platform',
+  params: { ...params, order: '{{ order.code }}', apiKey: '{{ secrets.PLATFORM_API_KEY }}' },
+  next,
+});
+
+/** Where a step that sets the executor goes: through `registerExecutor` when the service asks for it. */
+const TO_STATE4 = { condition: [{ field: 'order.service.register_executor', operation: 'eq' as const, value: true, result: ['state4-registerExecutor' as const] }] };
+
 /** Only a payment that holds money needs releasing. */
 const IF_PAID = { field: 'state1-pay.status', operation: 'eq', value: 'Authorized' } as const;
 
 const NEW_ORDER_EMAIL =
   'Заказ #{{ order.code }}<br/><br/><strong>Услуга</strong>: {{ order.service.title }}<br/><strong>Доставка</strong>: {{ order.delivery }}<br/>' +
-  '<strong>Оплачен</strong>: {{ order.payed }}<br/><strong>Сумма к оплате</strong>: {{ order.sum }}<br/><strong>Выплаченная сумма</strong>: {{ order.sum_payed }}<br/>' +
+  `<strong>Оплачен</strong>: ${PAYED}<br/><strong>Сумма к оплате</strong>: {{ order.sum }}<br/><strong>Выплаченная сумма</strong>: {{ order.sum_payed }}<br/>` +
   '<strong>Общая сумма</strong>: {{ order.sum_total }}<br/><strong>Организация заказчика</strong>: {{ order.customer.title }}<br/>' +
   '<strong>Заказчик</strong>: {{ order.customerUser.title }} {{ order.customerUser.phone_number }}<br/><strong>Провайдер</strong>: {{ order.executor.title }}<br/>' +
-  '<strong>Исполнитель</strong>: {{ order.executorUser.title }}<br/><strong>Статус</strong>: {{ order.status.title }}<br/>' +
+  '<strong>Исполнитель</strong>: {{ order.executorUser.title }}<br/><strong>Статус</strong>: {{ vars.status.title }}<br/>' +
   '<strong>Дата запланированного завершения</strong>: {{ order.deadline }}<br/><br/>' +
   '{% for item in order.fieldsData %}<strong>{{ item.field.title }}</strong>: {{ item.valueFormatted }}<br/>{% endfor %}<br/>' +
   'Детали заказа доступны в <a href="https://lk.crabler.com/site/{{ order.executor.communityProvider.id }}/jump">личном кабинете</a>.';
@@ -120,6 +159,8 @@ export default definePipeline({
       description: 'state0 «Создание заказа»: the order\'s fields ("field*")',
       kind: 'setData',
       data: Object.fromEntries(ORDER_FIELDS.map((f) => [f, `{{ payload.${f} }}`])),
+      // The order starts new and unpaid, whatever the submitted copy says.
+      assign: { status: STATUS.NEW, payed: false },
       next: ['state0-email'],
     },
     'state0-email': notify('email', { subject: 'Новый заказ', text: NEW_ORDER_EMAIL }, ['zakaz@crabler.com', 'moderator'], ['state1']),
@@ -129,17 +170,31 @@ export default definePipeline({
       description: 'state1 «Оплата заказа»',
       kind: 'action',
       actions: {
-        pay: { label: 'Оплатить', allow: ['customer'], result: ['state1-pay'] },
+        // «Оплатить»: by card, or without payment when the service is paid to the executor directly.
+        pay: { label: 'Оплатить', allow: ['customer'] },
         cancel: { label: 'Отменить', allow: ['customer'], result: ['stateCancel-setData'] },
       },
+      condition: [{ field: 'order.service.need_payment', operation: 'eq', value: false, result: ['state1-confirmPayWithoutPayment'] }],
+      next: ['state1-pay'],
     },
-    'state1-pay': payment('pay', {
-      condition: [
-        { field: 'state1-pay.status', operation: 'ne', value: 'Authorized', result: ['state1'] },
-        { field: 'order.service.need_moderation', operation: 'eq', value: true, result: ['state2'] },
-      ],
+    'state1-pay': {
+      ...payment('pay', {
+        condition: [
+          { field: 'state1-pay.status', operation: 'ne', value: 'Authorized', result: ['state1'] },
+          { field: 'order.service.need_moderation', operation: 'eq', value: true, result: ['state2'] },
+        ],
+        next: ['state3-push'],
+      }),
+      assign: { payed: '{{ state1-pay.paid }}' },
+    },
+    'state1-confirmPayWithoutPayment': {
+      description: 'confirmPayWithoutPayment: the order counts as paid; no card is charged',
+      kind: 'setData',
+      data: { operation: 'confirmPayWithoutPayment', by: '{{ state1.by }}', amount: '{{ order.sum }}' },
+      assign: { payed: true },
+      condition: [{ field: 'order.service.need_moderation', operation: 'eq', value: true, result: ['state2'] }],
       next: ['state3-push'],
-    }),
+    },
 
     // ---- state2 «На модерации» -----------------------------------------------------------
     state2: {
@@ -160,7 +215,7 @@ export default definePipeline({
       assign: assignExecutor('state2-action2-setData'),
       next: ['state2-action2-push'],
     },
-    'state2-action2-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR),
+    'state2-action2-push': { ...push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR), ...TO_STATE4 },
     'state2-action1_chat-push': chat('state2', '{{ order.customerUser.title }}', ['moderator']),
     'state2-action2_chat-push': chat('state2', '{{ order.moderatorUser.title }}', ['customer']),
 
@@ -191,12 +246,17 @@ export default definePipeline({
       kind: 'setData',
       data: { executor_user_id: '{{ state3.data.executor_user_id }}', hidden_customer_contact: '{{ state3.data.hidden_customer_contact }}' },
       assign: assignExecutor('state3-action1-setData'),
+      ...TO_STATE4,
       next: ['state4-push'],
     },
     'state3-action1_chat-push': chat('state3', '{{ order.customerUser.title }}', ['moderator']),
     'state3-action2_chat-push': chat('state3', '{{ order.moderatorUser.title }}', ['customer']),
 
     // ---- state4 «Исполнитель назначен» ---------------------------------------------------
+    'state4-registerExecutor': {
+      description: 'registerExecutor: the platform learns who the order\'s executor is now (services with register_executor)',
+      ...platform({ operation: 'registerExecutor', userId: CURRENT_EXECUTOR }, ['state4-push']),
+    },
     'state4-push': push('Заказ #{{ order.code }}', 'Исполнитель найден, ожидайте звонка', ['customer'], ['state4']),
     state4: {
       description: 'state4 «Исполнитель назначен»',
@@ -224,7 +284,7 @@ export default definePipeline({
     'state4-action3_chat-push': chat('state4', '{{ order.moderatorUser.title }}', ['customer']),
 
     // ---- state5 «В работе» ---------------------------------------------------------------
-    'state5-setData': { kind: 'setData', data: { status_id: 'ACCEPTED' }, next: ['state5'] },
+    'state5-setData': { kind: 'setData', data: { status_id: 'ACCEPTED' }, assign: { status: STATUS.ACCEPTED }, next: ['state5'] },
     state5: {
       description: 'state5 «В работе»',
       kind: 'action',
@@ -247,45 +307,75 @@ export default definePipeline({
       assign: assignExecutor('state5-action2_moderator-setData'),
       next: ['state5-action2_moderator-push'],
     },
-    'state5-action2_moderator-push': push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR),
+    'state5-action2_moderator-push': { ...push('Заказ #{{ order.code }}', ASSIGNED, ['executor'], ['state4-push'], CURRENT_EXECUTOR), ...TO_STATE4 },
     'state5-action1_chat-push': chat('state5', '{{ order.customerUser.title }}', ['executor', 'moderator'], CURRENT_EXECUTOR),
     'state5-action2_chat-push': chat('state5', authorOf('state5', 'executors'), ['customer']),
 
     // ---- stateDone «Выполнен» ------------------------------------------------------------
-    'stateDone-setData': { kind: 'setData', data: { status_id: 'DONE' }, next: ['stateDone-confirmPay'] },
-    'stateDone-confirmPay': payment('confirm', { next: ['stateDone-push'] }),
-    'stateDone-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} выполнен, пожалуйста, оцените', ['customer'], ['stateDone']),
+    'stateDone-setData': {
+      kind: 'setData',
+      data: { status_id: 'DONE' },
+      assign: { status: STATUS.DONE },
+      // Money held by card is captured; an order paid without payment has nothing to capture.
+      condition: [{ ...IF_PAID, result: ['stateDone-confirmPay'] }],
+      next: ['stateDone-confirmPayExecutorWithoutPayment'],
+    },
+    'stateDone-confirmPay': { ...payment('confirm', { next: ['stateDone-push'] }), assign: { payed: '{{ stateDone-confirmPay.paid }}' } },
+    'stateDone-confirmPayExecutorWithoutPayment': {
+      description: 'confirmPayExecutorWithoutPayment: the executor was paid directly; recorded, no payout',
+      kind: 'setData',
+      data: { operation: 'confirmPayExecutorWithoutPayment', executor: CURRENT_EXECUTOR, amount: '{{ order.sum }}' },
+      assign: { executor_payed: true },
+      next: ['stateDone-push'],
+    },
+    'stateDone-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} выполнен, пожалуйста, оцените', ['customer'], ['stateDone-sms']),
+    'stateDone-sms': outcomeSms(['stateDone']),
     stateDone: {
       description: 'stateDone «Выполнен»: ratings, until the rating window closes',
       kind: 'action',
       actions: {
-        rate: { label: 'Оценить выезд', allow: ['customer', 'executor'], result: ['stateDone'] },
+        rate: {
+          label: 'Оценить выезд',
+          allow: ['customer', 'executor'],
+          fields: { rating: { required: false, label: 'Оценка' }, comment: { required: false, label: 'Комментарий' } },
+        },
       },
+      // A rating with a score becomes an entity on the platform; either way the order waits for more.
+      condition: [{ field: 'stateDone.data.rating', operation: '!|empty', result: ['stateDone-rate-createEntity'] }],
+      next: ['stateDone'],
       timeout: RATING_WINDOW,
       onTimeout: ['stateDone-end'],
     },
+    'stateDone-rate-createEntity': platform({
+      operation: 'createEntity', type: 'rating',
+      fields: { by: '{{ stateDone.by }}', rating: '{{ stateDone.data.rating }}', comment: '{{ stateDone.data.comment }}', executor: CURRENT_EXECUTOR },
+    }, ['stateDone']),
     'stateDone-end': { kind: 'stop', status: 'completed', reason: 'the order is done' },
 
     // ---- stateCancel «Отменен» -----------------------------------------------------------
     'stateCancel-setData': {
       kind: 'setData',
       data: { status_id: 'REJECTED' },
+      assign: { status: STATUS.CANCELLED },
       condition: [{ ...IF_PAID, result: ['stateCancel-voidPay'] }],
       next: ['stateCancel-push'],
     },
-    'stateCancel-voidPay': payment('void', { next: ['stateCancel-push'] }),
-    'stateCancel-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} отменен', ['executor'], ['stateCancel-end']),
+    'stateCancel-voidPay': { ...payment('void', { next: ['stateCancel-push'] }), assign: { payed: '{{ stateCancel-voidPay.paid }}' } },
+    'stateCancel-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} отменен', ['executor'], ['stateCancel-sms']),
+    'stateCancel-sms': outcomeSms(['stateCancel-end']),
     'stateCancel-end': { kind: 'stop', status: 'stopped', reason: 'the customer cancelled the order' },
 
     // ---- stateReject «Отклонен» ----------------------------------------------------------
     'stateReject-setData': {
       kind: 'setData',
       data: { status_id: 'REJECTED' },
+      assign: { status: STATUS.REJECTED },
       condition: [{ ...IF_PAID, result: ['stateReject-voidPay'] }],
       next: ['stateReject-push'],
     },
-    'stateReject-voidPay': payment('void', { next: ['stateReject-push'] }),
-    'stateReject-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} отклонен', ['customer'], ['stateReject-end']),
+    'stateReject-voidPay': { ...payment('void', { next: ['stateReject-push'] }), assign: { payed: '{{ stateReject-voidPay.paid }}' } },
+    'stateReject-push': push('{{ order.executor.title }}', 'Заказ #{{ order.code }} отклонен', ['customer'], ['stateReject-sms']),
+    'stateReject-sms': outcomeSms(['stateReject-end']),
     'stateReject-end': { kind: 'stop', status: 'stopped', reason: 'the order was rejected' },
   },
 });

@@ -9,6 +9,7 @@
 import { expect } from 'chai';
 import { startNotifyStandin, type NotifyMessage, type NotifyState } from '../../scripts/notify-standin';
 import { PAYMENT_ACCOUNTS, startPaymentStandin, type PaymentState } from '../../scripts/payment-standin';
+import { startPlatformStandin, type PlatformState } from '../../scripts/platform-standin';
 import type { Standin } from '../../scripts/standin-kit';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { freshPipeline, requestClient, sleep, type RequestView } from './support';
@@ -20,15 +21,18 @@ const EXEC_IVAN = 'executor-key-ivan1';
 const MODERATOR = 'moderator-key-0001';
 const COURIER = 'courier-key-000001';
 const NOTIFY_KEY = 'notify-api-key-0001';
+const PLATFORM_KEY = 'platform-api-key-0001';
 const USERS = { customer: 'env#4', petr: 'env#5', ivan: 'env#6', moderator: 'env#7', courier: 'env#8' };
 
 let seq = 0;
 /** An order as the marketplace posts it. */
-function order(over: { need_moderation?: boolean; sum?: number; customerId?: string } = {}): Record<string, unknown> {
+function order(over: { need_moderation?: boolean; need_payment?: boolean; register_executor?: boolean; sum?: number; customerId?: string } = {}): Record<string, unknown> {
   return {
     code: `A-${1000 + ++seq}`,
     service: {
       title: 'Вывоз мусора', need_moderation: over.need_moderation ?? false,
+      ...(over.need_payment === undefined ? {} : { need_payment: over.need_payment }),
+      ...(over.register_executor === undefined ? {} : { register_executor: over.register_executor }),
       organization: { currency: { sum: over.sum ?? 1500, short_title: '₽' } },
     },
     delivery: 'Самовывоз', payed: false, sum: over.sum ?? 1500, sum_payed: 0, sum_total: over.sum ?? 1500,
@@ -58,18 +62,22 @@ describe('seed 003: the service order process end to end', function () {
   this.timeout(60_000);
   let notify: Standin<NotifyState>;
   let pay: Standin<PaymentState>;
+  let platform: Standin<PlatformState>;
   let t: TestEngine;
   let c: ReturnType<typeof requestClient>;
 
   before(async () => {
     notify = await startNotifyStandin({ port: 0, apiKey: NOTIFY_KEY });
     pay = await startPaymentStandin({ port: 0 });
+    platform = await startPlatformStandin({ port: 0, apiKey: PLATFORM_KEY });
     freshPipeline('service-order');
     t = await startTestEngine({
       env: {
         NOTIFY_BASE_URL: notify.url,
         NOTIFY_API_KEY: NOTIFY_KEY,
         PAYMENT_BASE_URL: pay.url,
+        PLATFORM_BASE_URL: platform.url,
+        PLATFORM_API_KEY: PLATFORM_KEY,
         PAYMENT_PUBLIC_ID: PAYMENT_ACCOUNTS.live.publicId,
         PAYMENT_API_SECRET: PAYMENT_ACCOUNTS.live.secret,
         SERVICE_ORDER_RATING_WINDOW: '1500ms',
@@ -84,7 +92,7 @@ describe('seed 003: the service order process end to end', function () {
   after(async () => {
     await t?.close();
     freshPipeline('service-order');
-    await Promise.all([notify?.close(), pay?.close()]);
+    await Promise.all([notify?.close(), pay?.close(), platform?.close()]);
   });
 
   const submit = async (body: Record<string, unknown>, query = ''): Promise<string> => {
@@ -102,6 +110,18 @@ describe('seed 003: the service order process end to end', function () {
   const sent = (code: string, box: 'delivered' | 'sandbox' = 'delivered'): NotifyMessage[] =>
     notify.state[box].filter((m) => `${m.title ?? ''} ${m.body}`.includes(code));
   const codeOf = (v: RequestView): string => (v.context.order as { code: string }).code;
+  /** The last push sent for one order (SMS go beside them at the order's end). */
+  const lastPush = (code: string): NotifyMessage | undefined => sent(code).filter((m) => m.channel === 'push').at(-1);
+  /** From state3: the executor takes the order, confirms the trip and finishes it. */
+  const doneBy = async (id: string, key: string): Promise<void> => {
+    await take(id, 'action1', key);
+    await c.waitingAt(id, 'state4');
+    await take(id, 'action1', key);
+    await c.waitingAt(id, 'state5');
+    await take(id, 'action2', key);
+  };
+  /** The SMS sent for one order. */
+  const sms = (code: string): NotifyMessage[] => sent(code).filter((m) => m.channel === 'sms');
 
   it('an order without moderation: created, paid, taken, confirmed, done, rated; every notification and the payment', async () => {
     const body = order();
@@ -114,6 +134,9 @@ describe('seed 003: the service order process end to end', function () {
     expect(email.title).to.equal('Новый заказ');
     expect(email.body).to.include('<strong>Адрес</strong>: Москва, Тверская 1<br/><strong>Объём</strong>: 2 м³<br/>');
     expect(email.body).to.include('<strong>Заказчик</strong>: Анна +7 900 000-00-01<br/>');
+    // Status and payment from vars: a new, unpaid order (the submitted copy says nothing of now).
+    expect(email.body).to.include('<strong>Оплачен</strong>: нет<br/>');
+    expect(email.body).to.include('<strong>Статус</strong>: Новый<br/>');
     expect(email.body).to.include('href="https://lk.crabler.com/site/42/jump"');
 
     // Each role sees only its own actions; the others are refused, audited, and move nothing.
@@ -158,7 +181,10 @@ describe('seed 003: the service order process end to end', function () {
     expect(done.context['stateDone-confirmPay']).to.include({ operation: 'confirm', status: 'Completed' });
     const tx = (done.context['state1-pay'] as { transactionId: number }).transactionId;
     expect(pay.state.ledger).to.deep.equal([{ transactionId: tx, amount: 1500, currency: 'RUB' }]);
-    expect(sent(code).at(-1)).to.deep.include({ title: 'Чистый город', body: `Заказ #${code} выполнен, пожалуйста, оцените`, to: [USERS.customer] });
+    expect(lastPush(code)).to.deep.include({ title: 'Чистый город', body: `Заказ #${code} выполнен, пожалуйста, оцените`, to: [USERS.customer] });
+    // The customer's SMS shows the order as it is now: done and paid (vars), not as submitted.
+    expect(sms(code).map((m) => [m.to, m.body])).to.deep.equal([[['+7 900 000-00-01'], `Заказ #${code}: Выполнен. Оплачен: да.`]]);
+    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.ivan });
     await take(id, 'rate', CUSTOMER);
     await c.waitingAt(id, 'stateDone');
     await take(id, 'rate', EXEC_IVAN);
@@ -170,7 +196,7 @@ describe('seed 003: the service order process end to end', function () {
       'order:completed', 'state0-email:completed', 'state1:completed', 'state1-pay:completed', 'state3-push:completed', 'state3:completed',
       'state3-action1-setData:completed', 'state4-push:completed', 'state4:completed', 'state4-action1_chat-push:completed', 'state4:completed',
       'state4-action2_chat-push:completed', 'state4:completed', 'state4-action1-push:completed', 'state5-setData:completed', 'state5:completed',
-      'stateDone-setData:completed', 'stateDone-confirmPay:completed', 'stateDone-push:completed', 'stateDone:completed', 'stateDone:completed',
+      'stateDone-setData:completed', 'stateDone-confirmPay:completed', 'stateDone-push:completed', 'stateDone-sms:completed', 'stateDone:completed', 'stateDone:completed',
       'stateDone:failed', 'stateDone-end:completed',
     ]);
     expect(await c.audit(id)).to.deep.equal([
@@ -201,17 +227,18 @@ describe('seed 003: the service order process end to end', function () {
     // «Назначить исполнителя» needs executor_user_id.
     expect((await c.act(id, 'action2', MODERATOR, {})).status).to.equal(422);
     await take(id, 'action2', MODERATOR, { executor_user_id: USERS.petr });
-    expect((await c.waitingAt(id, 'state4')).vars, 'the executor lives at vars.executor').to.deep.equal({ executor: USERS.petr });
+    const NEW_PAID = { status: { id: 'NEW', title: 'Новый' }, payed: true };
+    expect((await c.waitingAt(id, 'state4')).vars, 'the executor lives at vars.executor').to.deep.equal({ ...NEW_PAID, executor: USERS.petr });
     expect(sent(code).find((m) => m.body.startsWith('Вас назначили исполнителем'))!.to).to.deep.equal([USERS.petr]);
 
     // Petr cancels the trip (executor_user_id → _NULL_): back to the search, every executor hears of it.
     await take(id, 'action2', EXEC_PETR);
     const s3 = await c.waitingAt(id, 'state3');
     expect(s3.context['state4-action2-setData']).to.deep.include({ executor_user_id: null });
-    expect(s3.vars, 'dropped: vars.executor cleared').to.deep.equal({ executor: null });
+    expect(s3.vars, 'dropped: vars.executor cleared').to.deep.equal({ ...NEW_PAID, executor: null });
     expect(sent(code).filter((m) => m.title === `Новый заказ #${code}`).at(-1)!.to).to.deep.equal([USERS.petr, USERS.ivan]);
     await take(id, 'action1', EXEC_IVAN);
-    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ executor: USERS.ivan });
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ ...NEW_PAID, executor: USERS.ivan });
     await take(id, 'action1_chat', CUSTOMER, { field1416182395: 'Жду' });
     await c.until(id, (v) => v.status === 'waiting' && Boolean(v.context['state4-action1_chat-push']));
     expect(sent(code).at(-1)!.to).to.deep.equal([USERS.ivan, USERS.moderator]); // the current executor only
@@ -221,7 +248,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(await offered(id, MODERATOR)).to.deep.equal(['action2_moderator', 'cancel']);
     expect(await offered(id, EXEC_IVAN)).to.deep.equal(['action2', 'action2_chat']);
     await take(id, 'action2_moderator', MODERATOR, { executor_user_id: USERS.petr }); // «Заменить исполнителя»
-    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ executor: USERS.petr });
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ status: { id: 'ACCEPTED', title: 'В работе' }, payed: true, executor: USERS.petr });
     expect(sent(code).filter((m) => m.body.startsWith('Вас назначили исполнителем')).at(-1)!.to).to.deep.equal([USERS.petr]);
     await take(id, 'action1', EXEC_PETR);
     await c.waitingAt(id, 'state5');
@@ -251,8 +278,12 @@ describe('seed 003: the service order process end to end', function () {
     await take(unpaid, 'cancel', CUSTOMER);
     const a = await c.until(unpaid, (v) => v.status === 'stopped');
     expect(a.context['stateCancel-end']).to.deep.equal({ status: 'stopped', reason: 'the customer cancelled the order' });
-    expect(sent(codeOf(a)).at(-1)).to.deep.include({ title: 'Чистый город', body: `Заказ #${codeOf(a)} отменен`, to: [USERS.petr, USERS.ivan] });
-    expect(await c.log(unpaid)).to.deep.equal(['order:completed', 'state0-email:completed', 'state1:completed', 'stateCancel-setData:completed', 'stateCancel-push:completed', 'stateCancel-end:completed']);
+    expect(lastPush(codeOf(a))).to.deep.include({ title: 'Чистый город', body: `Заказ #${codeOf(a)} отменен`, to: [USERS.petr, USERS.ivan] });
+    expect(sms(codeOf(a)).map((m) => [m.to, m.body])).to.deep.equal([[['+7 900 000-00-01'], `Заказ #${codeOf(a)}: Отменен. Оплачен: нет.`]]);
+    expect(a.vars).to.deep.equal({ status: { id: 'REJECTED', title: 'Отменен' }, payed: false });
+    expect(await c.log(unpaid)).to.deep.equal([
+      'order:completed', 'state0-email:completed', 'state1:completed', 'stateCancel-setData:completed', 'stateCancel-push:completed', 'stateCancel-sms:completed', 'stateCancel-end:completed',
+    ]);
 
     const paid = await submit(order({ need_moderation: true }));
     await c.waitingAt(paid, 'state1');
@@ -265,9 +296,12 @@ describe('seed 003: the service order process end to end', function () {
     const tx = pay.state.transactions.find((x) => x.id === (b.context['state1-pay'] as { transactionId: number }).transactionId)!;
     expect(tx.status).to.equal('Cancelled');
     expect(pay.state.ledger.some((l) => l.transactionId === tx.id)).to.equal(false);
+    // Paid, then released: the SMS says so, from vars.
+    expect(b.vars).to.deep.equal({ status: { id: 'REJECTED', title: 'Отменен' }, payed: false });
+    expect(sms(codeOf(b)).map((m) => m.body)).to.deep.equal([`Заказ #${codeOf(b)}: Отменен. Оплачен: нет.`]);
     expect(await c.log(paid)).to.deep.equal([
       'order:completed', 'state0-email:completed', 'state1:completed', 'state1-pay:completed', 'state2:completed',
-      'stateCancel-setData:completed', 'stateCancel-voidPay:completed', 'stateCancel-push:completed', 'stateCancel-end:completed',
+      'stateCancel-setData:completed', 'stateCancel-voidPay:completed', 'stateCancel-push:completed', 'stateCancel-sms:completed', 'stateCancel-end:completed',
     ]);
   });
 
@@ -280,7 +314,8 @@ describe('seed 003: the service order process end to end', function () {
     await take(early, 'cancel_moderator', MODERATOR);
     const a = await c.until(early, (v) => v.status === 'stopped');
     expect(a.context['stateReject-end']).to.deep.equal({ status: 'stopped', reason: 'the order was rejected' });
-    expect(sent(codeOf(a)).at(-1)).to.deep.include({ body: `Заказ #${codeOf(a)} отклонен`, to: [USERS.customer] });
+    expect(lastPush(codeOf(a))).to.deep.include({ body: `Заказ #${codeOf(a)} отклонен`, to: [USERS.customer] });
+    expect(sms(codeOf(a)).map((m) => m.body)).to.deep.equal([`Заказ #${codeOf(a)}: Отклонен. Оплачен: нет.`]);
 
     const late = await submit(order());
     await c.waitingAt(late, 'state1');
@@ -295,7 +330,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(await c.log(late)).to.deep.equal([
       'order:completed', 'state0-email:completed', 'state1:completed', 'state1-pay:completed', 'state3-push:completed', 'state3:completed',
       'state3-action1-setData:completed', 'state4-push:completed', 'state4:completed', 'stateReject-setData:completed', 'stateReject-voidPay:completed',
-      'stateReject-push:completed', 'stateReject-end:completed',
+      'stateReject-push:completed', 'stateReject-sms:completed', 'stateReject-end:completed',
     ]);
   });
 
@@ -318,11 +353,7 @@ describe('seed 003: the service order process end to end', function () {
     await c.waitingAt(id, 'state1');
     await take(id, 'pay', CUSTOMER);
     await c.waitingAt(id, 'state3');
-    await take(id, 'action1', EXEC_PETR);
-    await c.waitingAt(id, 'state4');
-    await take(id, 'action1', EXEC_PETR);
-    await c.waitingAt(id, 'state5');
-    await take(id, 'action2', EXEC_PETR);
+    await doneBy(id, EXEC_PETR);
     const done = await c.waitingAt(id, 'stateDone');
     const code = codeOf(done);
     const tx = pay.state.transactions.find((x) => x.id === (done.context['state1-pay'] as { transactionId: number }).transactionId)!;
@@ -357,6 +388,68 @@ describe('seed 003: the service order process end to end', function () {
     expect(s3.context['state1-pay']).to.include({ status: 'Authorized' });
     expect(await c.log(id)).to.deep.equal([
       'order:completed', 'state0-email:completed', 'state1:completed', 'state1-pay:failed', 'state1-pay:completed', 'state3-push:completed', 'state3:waiting',
+    ]);
+    await t.api('POST', `/api/requests/${id}/stop`, { body: {} });
+  });
+
+  it('a service paid to the executor directly: pay is confirmPayWithoutPayment, done is confirmPayExecutorWithoutPayment; no money moves', async () => {
+    const transactions = pay.state.transactions.length;
+    const ledger = pay.state.ledger.length;
+    const id = await submit(order({ need_payment: false, need_moderation: true }));
+    await c.waitingAt(id, 'state1');
+    expect((await c.act(id, 'pay', MODERATOR)).status).to.equal(403);
+    await take(id, 'pay', CUSTOMER);
+    const s2 = await c.waitingAt(id, 'state2'); // moderation still applies
+    const code = codeOf(s2);
+    expect(s2.context['state1-confirmPayWithoutPayment']).to.deep.equal({ operation: 'confirmPayWithoutPayment', by: USERS.customer, amount: 1500 });
+    expect(s2.vars).to.deep.equal({ status: { id: 'NEW', title: 'Новый' }, payed: true });
+    await take(id, 'action1', MODERATOR);
+    await c.waitingAt(id, 'state3');
+    await doneBy(id, EXEC_PETR);
+    const done = await c.waitingAt(id, 'stateDone');
+    expect(done.context['stateDone-confirmPayExecutorWithoutPayment']).to.deep.equal({ operation: 'confirmPayExecutorWithoutPayment', executor: USERS.petr, amount: 1500 });
+    expect(done.context['stateDone-confirmPay']).to.equal(undefined);
+    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.petr, executor_payed: true });
+    expect(sms(code).map((m) => m.body)).to.deep.equal([`Заказ #${code}: Выполнен. Оплачен: да.`]);
+    // The payment provider never heard of this order.
+    expect(pay.state.transactions.length).to.equal(transactions);
+    expect(pay.state.ledger.length).to.equal(ledger);
+    expect((await c.log(id)).filter((l) => /pay|Pay/.test(l))).to.deep.equal([
+      'state1-confirmPayWithoutPayment:completed', 'stateDone-confirmPayExecutorWithoutPayment:completed',
+    ]);
+    await t.api('POST', `/api/requests/${id}/stop`, { body: {} });
+  });
+
+  it('register_executor: the platform registers each executor as one is set; a rating with a score becomes a platform entity', async () => {
+    const id = await submit(order({ register_executor: true }));
+    await c.waitingAt(id, 'state1');
+    await take(id, 'pay', CUSTOMER);
+    await c.waitingAt(id, 'state3');
+    const code = codeOf(await c.get(id));
+    await take(id, 'action1', EXEC_IVAN);
+    const s4 = await c.waitingAt(id, 'state4');
+    expect(s4.context['state4-registerExecutor']).to.deep.include({ operation: 'registerExecutor', order: code, userId: USERS.ivan });
+    await take(id, 'action1', EXEC_IVAN);
+    await c.waitingAt(id, 'state5');
+    await take(id, 'action2_moderator', MODERATOR, { executor_user_id: USERS.petr }); // «Заменить исполнителя»
+    await c.waitingAt(id, 'state4');
+    expect(platform.state.registrations.filter((r) => r.order === code).map((r) => [r.userId, r.sandbox])).to.deep.equal([[USERS.ivan, false], [USERS.petr, false]]);
+    await take(id, 'action1', EXEC_PETR);
+    await c.waitingAt(id, 'state5');
+    await take(id, 'action2', EXEC_PETR);
+    await c.waitingAt(id, 'stateDone');
+    await take(id, 'rate', CUSTOMER, { rating: 5, comment: 'Быстро и аккуратно' });
+    await c.until(id, (v) => v.status === 'waiting' && Boolean(v.context['stateDone-rate-createEntity']));
+    await take(id, 'rate', EXEC_PETR); // no score: nothing to create
+    await c.waitingAt(id, 'stateDone');
+    expect(platform.state.entities.filter((e) => e.order === code).map((e) => [e.type, e.fields])).to.deep.equal([
+      ['rating', { by: USERS.customer, rating: 5, comment: 'Быстро и аккуратно', executor: USERS.petr }],
+    ]);
+    // A rating outside what the action takes is refused and creates nothing.
+    expect((await c.act(id, 'rate', CUSTOMER, { stars: 5 })).status).to.equal(422);
+    const log = await c.log(id);
+    expect(log.filter((l) => l.startsWith('state4-registerExecutor') || l.startsWith('stateDone-rate'))).to.deep.equal([
+      'state4-registerExecutor:completed', 'state4-registerExecutor:completed', 'stateDone-rate-createEntity:completed',
     ]);
     await t.api('POST', `/api/requests/${id}/stop`, { body: {} });
   });
