@@ -30,6 +30,8 @@ const context = (): Record<string, unknown> => ({
   payload: structuredClone(ORDER),
   request: { id: 'r-1', mode: null, test: false },
   order: structuredClone(ORDER),
+  // What the step `order` assigns: the order's status and payment live in vars.
+  vars: { status: { id: 'NEW', title: 'Новый' }, payed: false },
   state2: { action: 'action1_chat', by: 'env#4', data: { field1416182395: 'Позвоните за час' } },
 });
 
@@ -50,7 +52,7 @@ describe('templates: seed 003 renders, nothing reaches a prototype', () => {
     const step = serviceOrder.steps['state0-email'] as ModuleStepDef;
     expect(renderValue(step.params!.text, context(), noSecrets)).to.equal(
       'Заказ #A-1001<br/><br/><strong>Услуга</strong>: Вывоз мусора<br/><strong>Доставка</strong>: Самовывоз<br/>' +
-      '<strong>Оплачен</strong>: false<br/><strong>Сумма к оплате</strong>: 1500<br/><strong>Выплаченная сумма</strong>: 0<br/>' +
+      '<strong>Оплачен</strong>: нет<br/><strong>Сумма к оплате</strong>: 1500<br/><strong>Выплаченная сумма</strong>: 0<br/>' +
       '<strong>Общая сумма</strong>: 1500<br/><strong>Организация заказчика</strong>: ООО «Ромашка»<br/>' +
       '<strong>Заказчик</strong>: Анна +7 900 000-00-01<br/><strong>Провайдер</strong>: Чистый город<br/>' +
       '<strong>Исполнитель</strong>: <br/><strong>Статус</strong>: Новый<br/><strong>Дата запланированного завершения</strong>: 2026-12-01<br/><br/>' +
