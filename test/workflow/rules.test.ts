@@ -3,7 +3,8 @@
  * PRICE_CALCULATION, §6 UPDATE_PRICE) and seed 003's notification recipients.
  */
 import { expect } from 'chai';
-import { calculatePrice, compileLimits, marketStats, nextPrice, type PriceInput } from '../../modules/lib/pricing-rules';
+import { configuredLimits, DEFAULT_LISTING_CONFIG } from '../../modules/lib/listing-config';
+import { calculatePrice, compileLimits, itemLimits, looserThan, marketStats, nextPrice, type PriceInput } from '../../modules/lib/pricing-rules';
 import { resolveRecipients, type OrderPeople } from '../../modules/lib/recipients';
 
 const limits = compileLimits({ min: 100, max: 1000, maxStepPct: 20, nearLimitPct: 10 });
@@ -55,6 +56,33 @@ describe('seed 000 pricing rules', () => {
     expect(nextPrice({ limits, soldPrice: 990, hoursToSell: 1 })).to.deep.equal({
       nextPrice: 1000, changePct: 1.01, reason: 'sold in 1 h (under 24 h): raised by 5%, then held to the limits 100–1000',
     });
+  });
+});
+
+describe('seed 000 price limits: only from the configuration', () => {
+  const configured = { min: 100, max: 1000, maxStepPct: 20, nearLimitPct: 10 };
+  const table: Array<[string, Record<string, number>, string[]]> = [
+    ['the same limits', { ...configured }, []],
+    ['stricter everywhere', { min: 200, max: 900, maxStepPct: 5, nearLimitPct: 20 }, []],
+    ['a lower MIN', { min: 50 }, ['MIN 50 is below the configured 100']],
+    ['a higher MAX', { max: 5000 }, ['MAX 5000 is above the configured 1000']],
+    ['a larger step', { maxStepPct: 1000 }, ['maxStepPct 1000 is above the configured 20']],
+    ['a narrower "near" band (fewer prices for the administrator)', { nearLimitPct: 0 }, ['nearLimitPct 0 is below the configured 10']],
+  ];
+  for (const [name, given, looser] of table) {
+    it(`${looser.length === 0 ? 'accepts' : 'refuses'} ${name}`, () => {
+      expect(looserThan(configured, given)).to.deep.equal(looser);
+      if (looser.length === 0) expect(itemLimits(configured, given)).to.include(given);
+      else expect(() => itemLimits(configured, given)).to.throw(`an item's limits may only be stricter than the configuration: ${looser.join('; ')}`);
+    });
+  }
+
+  it('takes a category\'s keys over the general ones, and nothing from a name that is not a category', () => {
+    const config = { ...DEFAULT_LISTING_CONFIG, categoryLimits: { skins: { maxStepPct: 10 } } };
+    expect(configuredLimits(config, 'skins')).to.deep.equal({ min: 100, max: 10_000, maxStepPct: 10, nearLimitPct: 10 });
+    expect(configuredLimits(config, 'accounts')).to.deep.equal(DEFAULT_LISTING_CONFIG.limits);
+    expect(configuredLimits(config, 'constructor')).to.deep.equal(DEFAULT_LISTING_CONFIG.limits);
+    expect(configuredLimits(config, undefined)).to.deep.equal(DEFAULT_LISTING_CONFIG.limits);
   });
 });
 
