@@ -7,8 +7,9 @@
  * `Idempotency-Key` header gives line n the key `<header>:<n>`, which makes a re-sent file
  * safe. An `X-Business-Key` header is the business key of every line that does not give its
  * own; where the pipeline reads the key from the payload, a line whose value disagrees answers
- * `CONVEYOR_ERR_BUSINESS_KEY_MISMATCH` (the other lines are stored). Blank lines are skipped. Answers, one per non-blank line:
- * `{ "line": n, "id", "status", "outcome" }` or `{ "line": n, "error": { "code", "message" } }`.
+ * `CONVEYOR_ERR_BUSINESS_KEY_MISMATCH` (the other lines are stored). Blank lines are skipped.
+ * Answers, one per non-blank line: `{ "line": n, "id", "status", "outcome" }` or
+ * `{ "line": n, "error": { "code", "message" } }`.
  */
 import { isUtf8 } from 'node:buffer';
 import { PassThrough } from 'node:stream';
