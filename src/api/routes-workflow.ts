@@ -8,7 +8,7 @@ import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId, newId } from '../ids';
 import type { RequestRecord } from '../model';
-import { unresumableParams } from '../supervisor/decide';
+import { unresumableParams } from '../supervisor/resumable';
 import type { Principal } from './auth';
 import { requireRole } from './auth';
 import { fullRequestView, takeAction } from './actions';

@@ -8,6 +8,7 @@ import type { StepError } from '../errors';
 import type { RequestCommit, RequestError, RequestRecord, RequestStatus, StepRunRecord, Transport } from '../model';
 import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import { applyAssign } from './assign';
+import { unresumableParams } from './resumable';
 
 export { applyDecision } from './state';
 
@@ -125,16 +126,6 @@ export function decide(pipeline: CompiledPipeline, state: RequestState, outcome:
       b.stop();
       return b.finish();
   }
-}
-
-/**
- * The names in a resume's `params` that the step may not have replaced: every name not in its
- * `resumable` list (all of them for a step that lists none, or that is not a module step).
- */
-export function unresumableParams(step: CompiledStep | undefined, params: Record<string, unknown> | undefined): string[] {
-  if (!params) return [];
-  const allowed = step?.kind === 'module' ? step.resumable ?? [] : [];
-  return Object.keys(params).filter((name) => !allowed.includes(name));
 }
 
 function isLive(status: RequestStatus): boolean {

@@ -10,8 +10,9 @@ import type { RequestRecord, StepRunRecord } from '../../src/model';
 import { compilePipeline } from '../../src/pipeline/compile';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../../src/pipeline/types';
 import {
-  applyDecision, computeBackoff, decide, idempotencyKeyOf, unresumableParams, type Decision, type DecisionEnv, type Outcome, type RequestState,
+  applyDecision, computeBackoff, decide, idempotencyKeyOf, type Decision, type DecisionEnv, type Outcome, type RequestState,
 } from '../../src/supervisor/decide';
+import { unresumableParams } from '../../src/supervisor/resumable';
 import { buildState } from '../../src/supervisor/state';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
