@@ -2,8 +2,10 @@
  * Intake limits are global in distributed mode (docs/intake.md): an `api` process and two
  * `engine` processes share one MariaDB and one Redis. Both engines run the release loop of the
  * rate-limited pipeline; the limit is claimed in the database (a locked mark row, a window
- * counted from stored release times), so together they still start at most 5 a second. The
- * business key holds across them as well: under `queue`, one request of a key runs at a time.
+ * counted from stored release times), so together they still start at most 5 a second, and no
+ * request is lost or started twice. Which engine releases which request is scheduling, not a
+ * promise, so the test does not look. The business key holds across them as well: under
+ * `queue`, one request of a key runs at a time.
  */
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
@@ -58,21 +60,31 @@ describe('intake: limits shared by two engine processes (MariaDB + Redis)', func
     return { status: r.status, id: ((await r.json()) as { id: string }).id };
   };
 
-  it('rate {max: 5, per: 1s}: 30 requests, released by two engines together, never more than 5 in a second', async () => {
+  it('rate {max: 5, per: 1s}: 30 requests, released by two engines together, never more than 5 in a second, none lost or run twice', async () => {
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => post('in-rate', { i })));
     expect(answers.every((a) => a.status === 202)).to.equal(true);
+    const accepted = answers.map((a) => a.id);
+    expect(new Set(accepted).size, 'every answer names its own request').to.equal(30);
     const c = await db.sql();
     const rows = await waitFor('30 completed', async () => {
       const [r] = await c.query("SELECT id, status, release_at FROM requests WHERE pipeline_id = 'in-rate' ORDER BY created_at, id");
       const list = r as Array<{ id: string; status: string; release_at: number }>;
       return list.length === 30 && list.every((x) => x.status === 'completed') ? list : undefined;
     }, 60_000, 200);
+    // Nothing lost: the stored requests are exactly the accepted ones, and every one completed.
+    expect(rows.map((r) => r.id).sort()).to.deep.equal([...accepted].sort());
+    // Nothing duplicated: each request ran its one step once, whichever engine released it.
+    const [runs] = await c.query(
+      "SELECT request_id, COUNT(*) AS n FROM step_runs WHERE pipeline_id = 'in-rate' AND step_id = 'work' GROUP BY request_id",
+    );
+    const perRequest = runs as Array<{ request_id: string; n: number | string }>;
+    expect(perRequest).to.have.length(30);
+    expect(perRequest.filter((r) => Number(r.n) !== 1), 'step runs per request').to.deep.equal([]);
+    // The global limit: never more than 5 released in any second, so 30 take at least 5 windows.
     const released = rows.map((r) => Number(r.release_at));
-    expect(maxInAnySpan(released, 1000)).to.equal(5);
-    expect(Math.max(...released) - Math.min(...released), '30 = 6 windows').to.be.within(5000, 5000 + 1500);
+    expect(maxInAnySpan(released, 1000)).to.be.at.most(5);
+    expect(Math.max(...released) - Math.min(...released), '30 at 5 a second span at least 5 s').to.be.at.least(5000);
     expect(released).to.deep.equal([...released].sort((a, b) => a - b));
-    const releasers = procs.slice(1).filter((p) => p.output.some((l) => l.includes('requests released') && l.includes('in-rate')));
-    expect(releasers.map((p) => p.name), 'both engines released some').to.have.length(2);
   });
 
   it('business key, queue: 20 concurrent submits with one key run one at a time across both engines', async () => {
@@ -85,8 +97,10 @@ describe('intake: limits shared by two engine processes (MariaDB + Redis)', func
     }, 60_000, 200);
     const [r] = await c.query(
       `SELECT s.started_at, s.finished_at FROM step_runs s JOIN requests q ON q.id = s.request_id
-        WHERE q.pipeline_id = 'in-key-queue' AND q.business_key = 'D-1' AND s.status = 'completed' ORDER BY q.created_at, q.id`,
+        WHERE q.pipeline_id = 'in-key-queue' AND q.business_key = 'D-1' AND s.status = 'completed' ORDER BY s.started_at, s.id`,
     );
+    // In start order, not submit order: 20 concurrent submits arrive in no defined order, and
+    // the one that takes the key first runs first. The promise is that no two runs overlap.
     const runs = r as Array<{ started_at: number; finished_at: number }>;
     expect(runs).to.have.length(20);
     for (let i = 1; i < runs.length; i++) expect(Number(runs[i]!.started_at), `run ${i} starts after run ${i - 1} ended`).to.be.at.least(Number(runs[i - 1]!.finished_at));
