@@ -26,6 +26,7 @@ import { EventTransport, ModuleHost } from './transports/event';
 import { randomBytes } from 'node:crypto';
 import type { BusEvents } from './bus/bus';
 import { HttpTransport, type CallbackConfig } from './transports/http';
+import { checkOutboundUrl, parseOutboundAllow, type OutboundPolicy } from './transports/outbound';
 import { QueueHub, QueueTransport, QueueWorker, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from './transports/queue';
 
 export interface EngineOptions {
@@ -50,6 +51,8 @@ export interface EngineOptions {
   queuePrefix?: string;
   /** Intake loop timings and callback retries (tests shorten them). */
   intake?: IntakeOptions;
+  /** Where outbound HTTP may go: host patterns and CIDRs, comma-separated. @default process.env.CONVEYOR_OUTBOUND_ALLOW */
+  outboundAllow?: string;
 }
 
 /** Which parts this process runs. */
@@ -96,6 +99,23 @@ export function loadProject(opts: EngineOptions = {}): { registry: ModuleRegistr
   return { registry: modules.registry, pipelines: loaded.pipelines, issues: [...issues, ...loaded.issues] };
 }
 
+/**
+ * Compiles `CONVEYOR_OUTBOUND_ALLOW` and checks the URLs the operator declared against it:
+ * module URLs and the admin webhook when a list is set, pipelines' `intake.callbackUrl` always.
+ */
+function outboundIssues(project: ReturnType<typeof loadProject>, raw: string | undefined): { policy: OutboundPolicy; issues: ValidationIssue[] } {
+  const { policy, errors } = parseOutboundAllow(raw);
+  const issues: ValidationIssue[] = errors.map((message) => ({ source: 'CONVEYOR_OUTBOUND_ALLOW', path: '', message }));
+  const check = (kind: 'module' | 'callback', url: string | undefined, source: string, path: string): void => {
+    const verdict = url ? checkOutboundUrl(kind, policy, url) : { ok: true as const };
+    if (!verdict.ok) issues.push({ source, path, message: `${url} is refused by the outbound rule: ${verdict.reason}` });
+  };
+  for (const m of project.registry.all()) check('module', m.url, m.source ?? `modules/${m.name}`, 'transport.url');
+  check('module', process.env.CONVEYOR_ADMIN_WEBHOOK || undefined, 'CONVEYOR_ADMIN_WEBHOOK', '');
+  for (const p of project.pipelines) check('callback', p.intakeOptions?.callbackUrl, `pipelines/${p.id}`, 'intake.callbackUrl');
+  return { policy, issues };
+}
+
 export class Engine {
   readonly bus = new Bus();
   readonly intake: Intake;
@@ -117,11 +137,13 @@ export class Engine {
     opts: EngineOptions,
     redisUrl: string | undefined,
     readonly callbacks: CallbackConfig,
+    /** The outbound rule (`CONVEYOR_OUTBOUND_ALLOW`), checked at submit and at every connection. */
+    readonly outbound: OutboundPolicy,
   ) {
     // MySQL: two batches in flight, so one fills while the other waits on its round trips
     // (+10% steps/s in `npm run bench`; more only split the batches, the server's CPU being the limit).
     this.committer = new GroupCommitter(store, 2000, store.dialect === 'mysql' ? 2 : 1);
-    this.http = new HttpTransport(this.bus, callbacks);
+    this.http = new HttpTransport(this.bus, callbacks, outbound);
     this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
     const dispatcher = new Dispatcher(this.bus, registry, transports, logger);
@@ -136,7 +158,7 @@ export class Engine {
         logger.error('start not queued', { requestId, error: (err as Error).message });
       })
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
-    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, opts.intake);
+    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { ...opts.intake, callbacks: { outbound, ...opts.intake?.callbacks } });
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
     this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl });
   }
@@ -150,6 +172,8 @@ export class Engine {
       project.issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: '', message: 'the queue transport needs REDIS_URL' });
     }
     project.issues.push(...checkAdminNotifier(project.registry));
+    const outbound = outboundIssues(project, opts.outboundAllow ?? process.env.CONVEYOR_OUTBOUND_ALLOW);
+    project.issues.push(...outbound.issues);
     if (project.issues.length > 0) throw new PipelineValidationError(project.issues);
     const store = await SqlStore.open(opts.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, { sqliteSynchronous: opts.sqliteSynchronous });
     const catalog = new PipelineCatalog(store, project.registry);
@@ -158,7 +182,7 @@ export class Engine {
     // the environment, or from the shared database (made once, by the first process).
     const secret = process.env.CONVEYOR_CALLBACK_SECRET || (await store.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
     const baseUrl = (opts.publicUrl ?? process.env.CONVEYOR_PUBLIC_URL ?? `http://${process.env.HOST ?? '127.0.0.1'}:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
-    return new Engine(store, catalog, project.registry, logger, opts, redisUrl, { baseUrl, secret, defaultTtlMs: 3_600_000 });
+    return new Engine(store, catalog, project.registry, logger, opts, redisUrl, { baseUrl, secret, defaultTtlMs: 3_600_000 }, outbound.policy);
   }
 
   get distributed(): boolean {

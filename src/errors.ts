@@ -33,6 +33,8 @@ export const ErrorCodes = {
   BUSINESS_KEY_MISMATCH: 'CONVEYOR_ERR_BUSINESS_KEY_MISMATCH',
   /** `resume { params }` names a param that the failed step does not list in `resumable`. */
   PARAM_NOT_RESUMABLE: 'CONVEYOR_ERR_PARAM_NOT_RESUMABLE',
+  /** A URL Conveyor would call is refused by the outbound rule (`CONVEYOR_OUTBOUND_ALLOW`). */
+  OUTBOUND_REFUSED: 'CONVEYOR_ERR_OUTBOUND_REFUSED',
   // configuration
   INVALID_PIPELINE: 'CONVEYOR_ERR_INVALID_PIPELINE',
   INVALID_MODULE: 'CONVEYOR_ERR_INVALID_MODULE',

@@ -126,7 +126,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
       throw new ClientError(400, ErrorCodes.BAD_BODY, 'the request body must be a JSON object (the payload)');
     }
     const mode = parseMode(ctx.query.mode);
-    const callbackUrl = callbackUrlOf(ctx);
+    const callbackUrl = callbackUrlOf(ctx, engine.outbound);
     const { request: record, outcome } = await engine.intake.accept({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl });
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);

@@ -18,6 +18,7 @@ import type { Context } from 'koa';
 import type { Engine } from '../engine';
 import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import { isCallbackUrl } from '../pipeline/compile-intake';
+import { checkOutboundUrl, type OutboundPolicy } from '../transports/outbound';
 import { requireRole } from './auth';
 import { BODY_LIMIT, parseJsonText } from './body';
 import type { SubmitInput } from './intake';
@@ -30,11 +31,20 @@ const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
 const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/json-lines', 'application/jsonlines'];
 
 /** The request's own callback URL: `?callbackUrl=` or the `X-Callback-Url` header. */
-export function callbackUrlOf(ctx: Context): string | null {
+export function callbackUrlOf(ctx: Context, outbound: OutboundPolicy): string | null {
   const raw = typeof ctx.query.callbackUrl === 'string' ? ctx.query.callbackUrl : ctx.get('x-callback-url');
   if (!raw) return null;
   if (!isCallbackUrl(raw)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'callbackUrl must be an absolute http(s) URL of at most 2000 characters');
-  return raw;
+  return checkedCallbackUrl(raw, outbound);
+}
+
+/** A well-formed callback URL the outbound rule refuses is a 422: Conveyor will not call it. */
+function checkedCallbackUrl(url: string, outbound: OutboundPolicy): string {
+  const verdict = checkOutboundUrl('callback', outbound, url);
+  if (!verdict.ok) {
+    throw new ClientError(422, ErrorCodes.OUTBOUND_REFUSED, `callbackUrl refused: ${verdict.reason}; callbacks go to public addresses, or to those CONVEYOR_OUTBOUND_ALLOW lists`, { reason: verdict.reason });
+  }
+  return url;
 }
 
 /** What every line of one bulk call shares. */
@@ -89,7 +99,7 @@ function errorOf(line: number, err: unknown): LineResult {
 }
 
 /** Turns one parsed line into a submit, or throws the line's 4xx. */
-function toSubmit(value: unknown, base: BulkBase & { line: number }): SubmitInput {
+function toSubmit(value: unknown, base: BulkBase & { line: number; outbound: OutboundPolicy }): SubmitInput {
   const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
   if (!isObject(value)) throw new ClientError(400, ErrorCodes.BAD_BODY, base.envelope ? 'each line must be an object {"payload": {...}}' : 'each line must be a JSON object (a payload)');
   const input: SubmitInput = {
@@ -108,7 +118,7 @@ function toSubmit(value: unknown, base: BulkBase & { line: number }): SubmitInpu
   }
   if (callbackUrl !== undefined) {
     if (typeof callbackUrl !== 'string' || !isCallbackUrl(callbackUrl)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'callbackUrl must be an absolute http(s) URL');
-    input.callbackUrl = callbackUrl;
+    input.callbackUrl = checkedCallbackUrl(callbackUrl, base.outbound);
   }
   return input;
 }
@@ -163,7 +173,7 @@ async function streamResults(ctx: Context, engine: Engine, base: BulkBase, out: 
       else {
         result = (async (): Promise<LineResult> => {
           try {
-            const input = toSubmit(parseJsonText(text), { ...base, line: n });
+            const input = toSubmit(parseJsonText(text), { ...base, line: n, outbound: engine.outbound });
             const { request, outcome } = await engine.intake.accept(input);
             return { line: n, id: request.id, status: request.status, outcome };
           } catch (err) {

@@ -6,11 +6,15 @@
  * still owed, claiming each attempt with a conditional update so only one process sends it.
  */
 import axios from 'axios';
+import type http from 'node:http';
+import type https from 'node:https';
 import { requestView } from '../api/views';
 import type { Logger } from '../log/logger';
 import type { CallbackClaim } from '../store/intake-store';
 import type { SqlStore } from '../store/store';
 import { buildState } from '../supervisor/state';
+import { assertOutbound, createOutboundAgents } from '../transports/outbound-agent';
+import { parseOutboundAllow, type OutboundPolicy } from '../transports/outbound';
 import { SIGNATURE_HEADER, signBody } from './signature';
 
 export interface CallbackOptions {
@@ -20,6 +24,8 @@ export interface CallbackOptions {
   backoffMs?: number;
   /** Per-attempt HTTP timeout. @default 10000 */
   timeoutMs?: number;
+  /** Where callbacks may go. @default CONVEYOR_OUTBOUND_ALLOW compiled (public addresses only when unset) */
+  outbound?: OutboundPolicy;
 }
 
 const MAX_BACKOFF_MS = 600_000;
@@ -28,6 +34,7 @@ const SWEEP_LIMIT = 50;
 export class CallbackSender {
   private readonly o: Required<CallbackOptions>;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
 
   constructor(
     private readonly store: SqlStore,
@@ -40,7 +47,9 @@ export class CallbackSender {
       attempts: options.attempts ?? env(process.env.CONVEYOR_REQUEST_CALLBACK_ATTEMPTS) ?? 8,
       backoffMs: options.backoffMs ?? env(process.env.CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS) ?? 1000,
       timeoutMs: options.timeoutMs ?? 10_000,
+      outbound: options.outbound ?? parseOutboundAllow(process.env.CONVEYOR_OUTBOUND_ALLOW).policy,
     };
+    this.agents = createOutboundAgents('callback', this.o.outbound);
   }
 
   /** A request ended in this process: try its callback now. */
@@ -57,6 +66,8 @@ export class CallbackSender {
 
   async stop(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
   }
 
   /** Long enough for one attempt; if this process dies mid-attempt, another retries after it. */
@@ -82,7 +93,12 @@ export class CallbackSender {
     const attempts = c.attempts + 1;
     let error: string | null = null;
     try {
+      // The URL was checked at submit; the list may have changed since, and the agents'
+      // lookup checks every address the name resolves to when the connection is made.
+      assertOutbound('callback', this.o.outbound, c.url);
       const res = await axios.post(c.url, body, {
+        ...this.agents,
+        proxy: false,
         headers: {
           'content-type': 'application/json',
           'x-conveyor-event': 'request.finished',

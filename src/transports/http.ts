@@ -1,11 +1,14 @@
 import axios, { AxiosError, type AxiosInstance } from 'axios';
-import http from 'node:http';
+import type http from 'node:http';
+import type https from 'node:https';
 import type { Bus, ModuleCall } from '../bus/bus';
 import { signCallback } from '../api/callback-token';
 import { ErrorCodes, type StepError } from '../errors';
 import type { RegisteredModule } from '../module/registry';
 import { checkOutput, MAX_OUTPUT_BYTES, type ModuleOutcome } from './run-module';
 import type { StepTransport } from './types';
+import { assertOutbound, createOutboundAgents, OUTBOUND_REFUSED } from './outbound-agent';
+import type { OutboundPolicy } from './outbound';
 
 /**
  * The public HTTP module protocol: `POST <url>` with
@@ -26,14 +29,18 @@ type CallOutcome = ModuleOutcome | { ok: 'accepted'; until: number };
 
 export class HttpTransport implements StepTransport {
   private readonly client: AxiosInstance;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
 
+  /** `outbound`: module URLs are the operator's, so only a set `CONVEYOR_OUTBOUND_ALLOW` limits them. */
   constructor(
     private readonly bus: Bus,
     private readonly callbacks?: CallbackConfig,
+    private readonly outbound: OutboundPolicy = { set: false, hosts: [], cidrs: [] },
   ) {
+    this.agents = createOutboundAgents('module', outbound, { keepAlive: true, maxSockets: 64 });
     this.client = axios.create({
-      httpAgent: this.agent,
+      ...this.agents,
+      proxy: false,
       maxContentLength: MAX_OUTPUT_BYTES,
       maxBodyLength: 50 * 1024 * 1024,
       maxRedirects: 0,
@@ -70,6 +77,7 @@ export class HttpTransport implements StepTransport {
       callbackUrl: this.callbacks && token ? `${this.callbacks.baseUrl}/api/callbacks/${token}` : null,
     };
     try {
+      if (this.outbound.set) assertOutbound('module', this.outbound, module.url!);
       const res = await this.client.post<string>(module.url!, body, {
         timeout: call.timeoutMs,
         signal: AbortSignal.timeout(call.timeoutMs + 1000),
@@ -83,7 +91,8 @@ export class HttpTransport implements StepTransport {
   }
 
   close(): Promise<void> {
-    this.agent.destroy();
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
     return Promise.resolve();
   }
 }
@@ -128,6 +137,7 @@ function errorMessageOf(body: unknown): string | undefined {
 function networkError(err: unknown, url: string, timeoutMs: number): StepError {
   const e = err as AxiosError;
   const code = e.code ?? '';
+  if (code === OUTBOUND_REFUSED) return { code: ErrorCodes.OUTBOUND_REFUSED, message: `module at ${url}: ${e.message}`, retryable: false };
   if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED' || e.name === 'TimeoutError' || e.name === 'CanceledError') {
     return { code: ErrorCodes.TIMEOUT, message: `module at ${url} did not answer within ${timeoutMs} ms`, retryable: true };
   }
