@@ -147,9 +147,10 @@ export class Engine {
     this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
     const dispatcher = new Dispatcher(this.bus, registry, transports, logger);
+    this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl, outbound });
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
-      { sweepBuffered: Boolean(this.hub), ...supervisorEnv(), ...opts.supervisor },
+      { sweepBuffered: Boolean(this.hub), alertChannels: this.adminNotifier.channelNames, ...supervisorEnv(), ...opts.supervisor },
     );
     const hub = this.hub;
     const notify = hub
@@ -160,7 +161,6 @@ export class Engine {
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { ...opts.intake, callbacks: { outbound, ...opts.intake?.callbacks } });
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
-    this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl });
   }
 
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */

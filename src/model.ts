@@ -120,4 +120,16 @@ export interface RequestCommit {
   /** Open runs to close as `cancelled` (the request stopped or failed around them). */
   cancelRuns: string[];
   insertRuns: StepRunRecord[];
+  /** Admin alerts owed because this commit puts the request in `error_stop`, one per channel. */
+  alerts?: AdminAlertRow[];
+}
+
+/** A new admin alert row, written with the commit that stops the request on an error. */
+export interface AdminAlertRow {
+  id: string;
+  requestId: string;
+  pipelineId: string;
+  /** `webhook` or `module:<name>` */
+  channel: string;
+  createdAt: number;
 }

@@ -1,26 +1,33 @@
 /**
  * Tells the administrator when a request stops on an error (seed 000 §7: "администратор
- * уведомляется"). The supervisor already writes `admin notified: request stopped on error` to
- * the log and emits `RequestFinished`; this listens for those with status `error_stop` and
- * delivers an alert through the channels configured:
+ * уведомляется"), through the channels configured:
  *
  * - a webhook: `CONVEYOR_ADMIN_WEBHOOK=https://…` receives `POST` with the alert as JSON;
  * - a module: `CONVEYOR_ADMIN_MODULE=admin-alert` runs that module (in-process, or a remote
  *   `*.module.json` over the HTTP module protocol) with the alert as its `params`.
  *
  * The alert is `{ requestId, pipeline, error, links: { self, steps, audit, resume, stop } }`.
- * Each channel is tried `CONVEYOR_ADMIN_RETRIES` times (default 5), waiting
- * `CONVEYOR_ADMIN_BACKOFF_MS` (default 1000) doubled after each failure. Retries live in this
- * process: if it dies meanwhile, the alert is lost, but the request stays in `error_stop`
- * (nothing continues by itself) and the log line remains.
+ *
+ * Alerts are durable: the commit that puts a request in `error_stop` also writes one
+ * `admin_alerts` row per channel (the supervisor's `alertChannels`). The engine that committed
+ * it tries at once; every engine's sweep (`CONVEYOR_ADMIN_SWEEP_MS`, default 1000) claims due
+ * rows, so an alert whose engine died, even mid-try, is sent by another one or after a
+ * restart. Each channel is tried `CONVEYOR_ADMIN_RETRIES` times (default 5), waiting
+ * `CONVEYOR_ADMIN_BACKOFF_MS` (default 1000) doubled after each failure; then the row is
+ * `failed` and the log says so. Delivery is at least once: a module gets a stable
+ * idempotency key to drop a repeat.
  */
 import { newId } from '../ids';
-import type { Bus, BusEvents } from '../bus/bus';
+import type { Bus } from '../bus/bus';
 import type { ValidationIssue } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RequestRecord } from '../model';
 import type { ModuleRegistry } from '../module/registry';
+import type { AlertClaim, AlertStore } from '../store/alert-store';
+import { assertOutbound, createOutboundAgents } from '../transports/outbound-agent';
+import type { OutboundPolicy } from '../transports/outbound';
 import { moduleLogger, runModule } from '../transports/run-module';
+import axios from 'axios';
 
 /** What the administrator receives. */
 export interface AdminAlert {
@@ -41,15 +48,19 @@ export interface AdminNotifierOptions {
   backoffMs?: number;
   /** Time limit of one try. @default 10000 */
   timeoutMs?: number;
+  /** How often due alerts are looked for. @default 1000 */
+  sweepMs?: number;
 }
 
 export interface AdminNotifierDeps {
   bus: Bus;
-  store: { getRequest(id: string): Promise<RequestRecord | undefined> };
+  store: { getRequest(id: string): Promise<RequestRecord | undefined>; readonly alerts: AlertStore };
   registry: ModuleRegistry;
   logger: Logger;
   /** The API's public base URL, for the links (read when an alert is sent). */
   baseUrl(): string;
+  /** The outbound rule: the webhook and module URLs are the operator's, limited only by a set list. */
+  outbound?: OutboundPolicy;
 }
 
 /** The notifier's settings from the environment. */
@@ -60,6 +71,8 @@ export function adminNotifierEnv(env: NodeJS.ProcessEnv = process.env): AdminNot
     module: env.CONVEYOR_ADMIN_MODULE || undefined,
     attempts: int(env.CONVEYOR_ADMIN_RETRIES),
     backoffMs: int(env.CONVEYOR_ADMIN_BACKOFF_MS),
+    timeoutMs: int(env.CONVEYOR_ADMIN_TIMEOUT_MS),
+    sweepMs: int(env.CONVEYOR_ADMIN_SWEEP_MS),
   };
 }
 
@@ -71,93 +84,136 @@ export function checkAdminNotifier(registry: ModuleRegistry, o: AdminNotifierOpt
   return issues;
 }
 
-type Channel = { name: string; send(alert: AdminAlert, attempt: number, signal: AbortSignal): Promise<void> };
+type Channel = { name: string; send(alert: AdminAlert, attempt: number, test: boolean, signal: AbortSignal): Promise<void> };
+
+const SWEEP_LIMIT = 50;
+const MAX_BACKOFF_MS = 600_000;
 
 export class AdminNotifier {
   private readonly o: Required<Omit<AdminNotifierOptions, 'webhookUrl' | 'module'>> & Pick<AdminNotifierOptions, 'webhookUrl' | 'module'>;
+  private readonly channels = new Map<string, Channel>();
   private off: (() => void) | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private readonly pending = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
+  private readonly agents: ReturnType<typeof createOutboundAgents>;
+  private readonly outbound: OutboundPolicy;
 
   constructor(
     private readonly d: AdminNotifierDeps,
     options: AdminNotifierOptions = adminNotifierEnv(),
   ) {
-    this.o = { attempts: 5, backoffMs: 1000, timeoutMs: 10_000, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.o = { attempts: 5, backoffMs: 1000, timeoutMs: 10_000, sweepMs: 1000, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.outbound = d.outbound ?? { set: false, hosts: [], cidrs: [] };
+    this.agents = createOutboundAgents('module', this.outbound);
+    const { webhookUrl, module } = this.o;
+    if (webhookUrl) this.channels.set('webhook', { name: 'webhook', send: (alert, _attempt, _test, signal) => this.post(webhookUrl, alert, signal) });
+    if (module) this.channels.set(`module:${module}`, { name: `module ${module}`, send: (alert, attempt, test, signal) => this.runAdminModule(module, alert, attempt, test, signal) });
   }
 
   /** Whether any channel is configured. */
   get enabled(): boolean {
-    return Boolean(this.o.webhookUrl || this.o.module);
+    return this.channels.size > 0;
+  }
+
+  /** The channels an `error_stop` owes an alert on, as stored in `admin_alerts.channel`. */
+  get channelNames(): string[] {
+    return [...this.channels.keys()];
   }
 
   start(): void {
     if (!this.enabled || this.off) return;
     this.off = this.d.bus.on('RequestFinished', (e) => {
       if (e.status !== 'error_stop') return;
-      const p = this.notify(e).finally(() => this.pending.delete(p));
-      this.pending.add(p);
+      const now = Date.now();
+      this.track(this.d.store.alerts.claimForRequest(e.requestId, this.channelNames, now, now + this.leaseMs()).then((claims) => this.deliverAll(claims)));
     });
+    this.sweeper = setInterval(() => void this.sweep(), this.o.sweepMs);
   }
 
-  /** Stops listening and abandons retries still waiting (a try in flight gets its own timeout). */
+  /** Stops listening and abandons waiting tries; a row in flight is retried by another engine once its lease ends. */
   async stop(): Promise<void> {
     this.off?.();
     this.off = undefined;
+    clearInterval(this.sweeper);
     this.stopping.abort();
     await Promise.allSettled([...this.pending]);
+    this.agents.httpAgent.destroy();
+    this.agents.httpsAgent.destroy();
   }
 
-  private async notify(e: BusEvents['RequestFinished']): Promise<void> {
-    const request = await this.d.store.getRequest(e.requestId).catch(() => undefined);
-    const base = `${this.d.baseUrl()}/api/requests/${e.requestId}`;
-    const alert: AdminAlert = {
-      requestId: e.requestId,
-      pipeline: e.pipeline,
-      error: request?.error ?? null,
-      links: { self: base, steps: `${base}/steps`, audit: `${base}/audit`, resume: `${base}/resume`, stop: `${base}/stop` },
-    };
-    await Promise.all(this.channels(request?.test ?? false).map((c) => this.deliver(c, alert)));
-  }
-
-  private channels(test: boolean): Channel[] {
-    const out: Channel[] = [];
-    const { webhookUrl, module } = this.o;
-    if (webhookUrl) out.push({ name: 'webhook', send: (alert, _attempt, signal) => this.post(webhookUrl, alert, signal) });
-    if (module) out.push({ name: `module ${module}`, send: (alert, attempt, signal) => this.runAdminModule(module, alert, attempt, test, signal) });
-    return out;
-  }
-
-  private async deliver(channel: Channel, alert: AdminAlert): Promise<void> {
-    const fields = { requestId: alert.requestId, pipeline: alert.pipeline, channel: channel.name };
-    for (let attempt = 1; attempt <= this.o.attempts; attempt++) {
-      if (this.stopping.signal.aborted) return;
-      try {
-        await channel.send(alert, attempt, AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.o.timeoutMs)]));
-        this.d.logger.info('admin alert delivered', { ...fields, attempt });
-        return;
-      } catch (err) {
-        const last = attempt === this.o.attempts;
-        this.d.logger[last ? 'error' : 'warn'](last ? 'admin alert not delivered' : 'admin alert failed; will retry', { ...fields, attempt, error: (err as Error).message });
-        if (!last) await this.sleep(this.o.backoffMs * 2 ** (attempt - 1));
-      }
+  /** Claims due alerts of any request (retries, and those a dead engine owed). */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.stopping.signal.aborted) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      const claims = await this.d.store.alerts.claimDue(this.channelNames, now, now + this.leaseMs(), SWEEP_LIMIT);
+      this.track(this.deliverAll(claims));
+    } catch (err) {
+      this.d.logger.warn('admin alert sweep failed', { error: (err as Error).message });
+    } finally {
+      this.sweeping = false;
     }
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.stopping.signal.addEventListener('abort', () => {
-        clearTimeout(t);
-        resolve();
-      }, { once: true });
-    });
+  /** Long enough for one try; if this process dies mid-try, another takes the alert after it. */
+  private leaseMs(): number {
+    return this.o.timeoutMs + 5_000;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const t: Promise<void> = p.then(() => undefined, (err: unknown) => {
+      this.d.logger.warn('admin alert not settled', { error: (err as Error).message });
+    }).finally(() => this.pending.delete(t));
+    this.pending.add(t);
+  }
+
+  private async deliverAll(claims: AlertClaim[]): Promise<void> {
+    await Promise.all(claims.map((c) => this.deliver(c)));
+  }
+
+  private async deliver(c: AlertClaim): Promise<void> {
+    const channel = this.channels.get(c.channel);
+    if (!channel || this.stopping.signal.aborted) return;
+    const request = await this.d.store.getRequest(c.requestId).catch(() => undefined);
+    const base = `${this.d.baseUrl()}/api/requests/${c.requestId}`;
+    const alert: AdminAlert = {
+      requestId: c.requestId,
+      pipeline: c.pipelineId,
+      error: request?.error ?? null,
+      links: { self: base, steps: `${base}/steps`, audit: `${base}/audit`, resume: `${base}/resume`, stop: `${base}/stop` },
+    };
+    const attempt = c.attempts + 1;
+    const fields = { requestId: c.requestId, pipeline: c.pipelineId, channel: channel.name, attempt };
+    let error: string | null = null;
+    try {
+      await channel.send(alert, attempt, request?.test ?? false, AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.o.timeoutMs)]));
+    } catch (err) {
+      error = (err as Error).message.slice(0, 1000);
+    }
+    // Stopping mid-try: leave the row leased; another engine (or the next start) tries again.
+    if (error !== null && this.stopping.signal.aborted) return;
+    const now = Date.now();
+    const outcome = error === null ? 'delivered' : attempt >= this.o.attempts ? 'failed' : 'retry';
+    const nextDue = now + Math.min(MAX_BACKOFF_MS, this.o.backoffMs * 2 ** (attempt - 1));
+    if (!(await this.d.store.alerts.settle(c, { outcome, error, nextDue, now }))) {
+      this.d.logger.warn('admin alert lease lost; another engine took it over', fields);
+      return;
+    }
+    if (outcome === 'delivered') this.d.logger.info('admin alert delivered', fields);
+    else if (outcome === 'failed') this.d.logger.error('admin alert not delivered', { ...fields, error });
+    else this.d.logger.warn('admin alert failed; will retry', { ...fields, error, retryAt: new Date(nextDue).toISOString() });
   }
 
   private async post(url: string, body: unknown, signal: AbortSignal): Promise<void> {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'conveyor-admin-notifier' }, body: JSON.stringify(body), signal });
-    await res.arrayBuffer().catch(() => undefined);
-    if (!res.ok) throw new Error(`the webhook answered ${res.status}`);
+    if (this.outbound.set) assertOutbound('module', this.outbound, url);
+    const res = await axios.post(url, body, {
+      ...this.agents, proxy: false, signal, maxRedirects: 0, validateStatus: () => true, responseType: 'text',
+      headers: { 'content-type': 'application/json', 'user-agent': 'conveyor-admin-notifier' },
+    });
+    if (res.status < 200 || res.status >= 300) throw new Error(`the webhook answered ${res.status}`);
   }
 
   private async runAdminModule(name: string, alert: AdminAlert, attempt: number, test: boolean, signal: AbortSignal): Promise<void> {

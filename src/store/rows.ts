@@ -3,13 +3,14 @@
  * records read back, and the statement that closes a run. Shared by the store's per-commit
  * path (`store.ts`) and the MySQL bulk path (`mysql-bulk.ts`).
  */
-import { OPEN_RUN_STATUSES, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
+import { OPEN_RUN_STATUSES, type AdminAlertRow, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
   'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
 export const RUN_COLUMNS =
   'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms';
+export const ALERT_COLUMNS = 'id, request_id, pipeline_id, channel, status, attempts, due_at, created_at';
 export const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
 /** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
 export const INSERT_CHUNK = 400;
@@ -38,6 +39,17 @@ export function runParams(r: StepRunRecord): unknown[] {
     json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
     r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), json(r.assigned), r.startedAt, r.finishedAt, r.durationMs,
   ];
+}
+
+/** New admin alerts are `pending` and due at once. */
+export function alertParams(a: AdminAlertRow): unknown[] {
+  return [a.id, a.requestId, a.pipelineId, a.channel, 'pending', 0, a.createdAt, a.createdAt];
+}
+
+/** The alert rows of the commits that held, as INSERT statements (none in the usual case). */
+export function alertStmts(held: RequestCommit[], chunkSize = INSERT_CHUNK): Stmt[] {
+  const rows = held.flatMap((c) => (c.alerts ?? []).map(alertParams));
+  return rows.length === 0 ? [] : insertStmts('admin_alerts', ALERT_COLUMNS, rows, chunkSize);
 }
 
 export function toRequest(row: Record<string, unknown>): RequestRecord {

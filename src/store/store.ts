@@ -7,9 +7,10 @@ import {
 } from '../model';
 import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
+import { AlertStore } from './alert-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
-import { FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam } from './rows';
+import { alertStmts, FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam } from './rows';
 import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
@@ -141,6 +142,12 @@ export class SqlStore implements Store {
     return this.x.dialect;
   }
 
+  private alertStore: AlertStore | undefined;
+  /** Durable admin alerts: `alert-store.ts`. */
+  get alerts(): AlertStore {
+    return (this.alertStore ??= new AlertStore(this.x));
+  }
+
   private intakeStore: IntakeStore | undefined;
   /** The intake's queries (buffer release, keys, callbacks): `intake-store.ts`. */
   get intake(): IntakeStore {
@@ -203,7 +210,9 @@ export class SqlStore implements Store {
       });
       const requests = insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams), chunk);
       const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
-      return requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
+      const alerts = alertStmts(commits.filter((c, k) => held[k] && c.alerts), chunk);
+      const out = requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
+      return alerts.length === 0 ? out : [...out, ...alerts];
     };
     return this.x.transaction(units, tail).then((held) => {
       if (!order) return held.map((h) => h ?? false);

@@ -48,6 +48,11 @@ export interface SupervisorOptions {
    * whose decisions (actions, resume) the engines' sweepers then carry out.
    */
   deferDispatch?: boolean;
+  /**
+   * The admin alert channels configured (`webhook`, `module:<name>`): a commit that stops a
+   * request on an error also writes one alert row per channel. @default none
+   */
+  alertChannels?: string[];
 }
 
 /** How an event or command ended: committed, or not news (duplicate, not applicable). */
@@ -78,7 +83,7 @@ export class Supervisor {
     private readonly d: SupervisorDeps,
     options: SupervisorOptions = {},
   ) {
-    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, ...options };
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], ...options };
   }
 
   /** Listens to the local bus and starts the sweeper. */
@@ -301,6 +306,11 @@ export class Supervisor {
     if (this.o.deferDispatch) {
       decision.schedule.push(...decision.dispatch);
       decision.dispatch.length = 0;
+    }
+    // Seed 000 §7: the admin is told. The alert is owed from the moment the error_stop is
+    // durable, in the same transaction, so no crash can lose it.
+    if (decision.finished === 'error_stop' && this.o.alertChannels.length > 0) {
+      decision.commit.alerts = this.o.alertChannels.map((channel) => ({ id: newId(now), requestId: decision.commit.requestId, pipelineId: pipeline.id, channel, createdAt: now }));
     }
   }
 

@@ -4,16 +4,14 @@
  * every request completes exactly once, still at most 5 in any second (the window is computed
  * from the stored release times, so it spans both lives), in arrival order.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { freePort } from '../support/ports';
+import { readSqlite, startChildEngine } from '../support/child-engine';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { INTAKE_FIXTURES, maxInAnySpan, sleep, until } from './helpers';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const N = 20;
 
 describe('intake: buffered requests survive SIGKILL', function () {
@@ -27,41 +25,11 @@ describe('intake: buffered requests survive SIGKILL', function () {
     cleanupTmpDirs();
   });
 
-  async function startEngine(): Promise<{ child: ChildProcess; url: string; output: string[] }> {
-    const port = await freePort();
-    const output: string[] = [];
-    const child = spawn(process.execPath, ['bin/conveyor.js', 'start'], {
-      cwd: ROOT,
-      env: {
-        ...process.env, DATABASE_URL: `sqlite:${dbFile}`, HOST: '127.0.0.1', PORT: String(port), CONVEYOR_API_KEYS: `${key}:admin`,
-        CONVEYOR_PIPELINES_DIR: path.join(INTAKE_FIXTURES, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(INTAKE_FIXTURES, 'modules'),
-        LOG_LEVEL: 'warn', REDIS_URL: '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    child.stdout!.on('data', (c: Buffer) => output.push(c.toString()));
-    child.stderr!.on('data', (c: Buffer) => output.push(c.toString()));
-    const url = `http://127.0.0.1:${port}`;
-    await until('the engine to listen', async () => {
-      if (child.exitCode !== null) throw new Error(`the engine exited:\n${output.join('')}`);
-      try {
-        return (await fetch(`${url}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    }, 45_000, 100);
-    return { child, url, output };
-  }
-
-  const read = <T>(sql: string): T[] => {
-    const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    try {
-      return db.prepare(sql).all() as T[];
-    } finally {
-      db.close();
-    }
-  };
+  const startEngine = () => startChildEngine({
+    DATABASE_URL: `sqlite:${dbFile}`, CONVEYOR_API_KEYS: `${key}:admin`,
+    CONVEYOR_PIPELINES_DIR: path.join(INTAKE_FIXTURES, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(INTAKE_FIXTURES, 'modules'),
+  }, children);
+  const read = <T>(sql: string): T[] => readSqlite<T>(dbFile, sql);
 
   it(`${N} rate-limited requests, killed mid-way, all complete after a restart`, async () => {
     dbFile = path.join(tmpDir('intake-kill'), 'c.db');

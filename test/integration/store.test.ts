@@ -237,6 +237,31 @@ function storeSuite(make: () => Target): void {
       expect((await store.listStepRuns(req.id)).map((r) => r.id)).to.deep.equal([first.id]);
     });
 
+    it('admin alerts are written with the error_stop commit that holds, in the single and the bulk path, and claimed once', async () => {
+      const errorStop = (req: RequestRecord, first: StepRunRecord, rev: number): RequestCommit => commit(req, rev, {
+        finish: first.id,
+        request: { status: 'error_stop', error: { stepId: 's1', runId: first.id, attempt: 1, code: 'X', message: 'boom' }, joins: {}, stepCount: 1, finishedAt: 7, updatedAt: 7 },
+        alerts: [{ id: nextId('alert'), requestId: req.id, pipelineId: 'p', channel: 'webhook', createdAt: 7 }],
+      });
+      const one = await seeded();
+      const stale = await seeded();
+      expect(await store.write({ newRequests: [], commits: [errorStop(one.req, one.first, 1), errorStop(stale.req, stale.first, 0)] })).to.deep.equal([true, false]);
+      const many = await Promise.all([seeded(), seeded(), seeded()]);
+      expect(await store.write({ newRequests: [], commits: many.map((m) => errorStop(m.req, m.first, 1)) })).to.deep.equal([true, true, true]);
+      for (const r of [one, ...many]) expect((await store.alerts.listForRequest(r.req.id)).map((a) => [a.channel, a.status])).to.deep.equal([['webhook', 'pending']]);
+      expect(await store.alerts.listForRequest(stale.req.id), 'a refused commit writes no alert').to.deep.equal([]);
+      const first = await store.alerts.claimForRequest(one.req.id, ['webhook'], 10, 20_000);
+      expect(first).to.have.length(1);
+      expect(await store.alerts.claimForRequest(one.req.id, ['webhook'], 10, 20_000), 'leased').to.deep.equal([]);
+      expect(await store.alerts.settle(first[0]!, { outcome: 'retry', error: 'down', nextDue: 50, now: 11 })).to.equal(true);
+      expect(await store.alerts.settle(first[0]!, { outcome: 'delivered', error: null, nextDue: 0, now: 12 }), 'a stale lease').to.equal(false);
+      const again = await store.alerts.claimForRequest(one.req.id, ['webhook'], 60, 20_000);
+      expect(again.map((c) => c.attempts)).to.deep.equal([1]);
+      expect(await store.alerts.settle(again[0]!, { outcome: 'delivered', error: null, nextDue: 0, now: 61 })).to.equal(true);
+      expect((await store.alerts.listForRequest(one.req.id)).map((a) => [a.status, a.attempts, a.deliveredAt])).to.deep.equal([['delivered', 2, 61]]);
+      expect(await store.alerts.claimDue(['module:other'], Number.MAX_SAFE_INTEGER, 0, 10), 'another channel').to.deep.equal([]);
+    });
+
     it('a refused commit does not stop the other commits or new requests of its batch', async () => {
       const x = await seeded();
       const y = await seeded();

@@ -7,14 +7,13 @@ import { expect } from 'chai';
 import payment from '../../modules/payment.module';
 import { PAYMENT_ACCOUNTS, startPaymentStandin, type PaymentState } from '../../scripts/payment-standin';
 import type { Standin } from '../../scripts/standin-kit';
-import { Bus } from '../../src/bus/bus';
 import { PipelineValidationError } from '../../src/errors';
 import type { Logger } from '../../src/log/logger';
-import type { RequestRecord } from '../../src/model';
 import type { ModuleContext } from '../../src/module/types';
 import { ModuleRegistry } from '../../src/module/registry';
-import { AdminNotifier, checkAdminNotifier } from '../../src/notify/admin-notifier';
+import { checkAdminNotifier } from '../../src/notify/admin-notifier';
 import { startTestEngine } from '../support/engine';
+import { startIntakeEngine } from '../intake/helpers';
 import { sleep, startHookServer } from './support';
 
 const ctx = (test: boolean, idempotencyKey: string): ModuleContext => ({
@@ -80,12 +79,6 @@ describe('the payment module: pay, confirm, void; a test request never charges',
 });
 
 describe('the admin notifier', () => {
-  const errorStop = (id: string): RequestRecord => ({
-    id, pipelineId: 'p', version: 1, status: 'error_stop', businessKey: null, idempotencyKey: null, mode: null, test: false, payload: {},
-    error: { stepId: 's', runId: 'run-1', attempt: 1, code: 'CONVEYOR_ERR_NON_RETRYABLE', message: 'boom' }, joins: {}, stepCount: 1, rev: 1,
-    releaseAt: 0, createdAt: 0, updatedAt: 0, finishedAt: 0,
-  });
-
   it('refuses an unknown module or a bad webhook URL; the engine will not start on them', async () => {
     expect(checkAdminNotifier(new ModuleRegistry(), { module: 'nope', webhookUrl: 'ftp://x' }).map((i) => `${i.source}: ${i.message}`)).to.deep.equal([
       'CONVEYOR_ADMIN_MODULE: unknown module "nope"', 'CONVEYOR_ADMIN_WEBHOOK: must be an http(s) URL',
@@ -102,35 +95,36 @@ describe('the admin notifier', () => {
 
   it('alerts on error_stop only, retries a failing webhook, and gives up after its tries, saying so', async () => {
     const hook = await startHookServer(Number.MAX_SAFE_INTEGER); // always 500
-    const bus = new Bus();
     const logged: string[] = [];
     const record = (message: string): void => void logged.push(message);
-    const logger = { info: record, warn: record, error: record } as unknown as Logger;
-    const notifier = new AdminNotifier(
-      { bus, store: { getRequest: async (id) => errorStop(id) }, registry: new ModuleRegistry(), logger, baseUrl: () => 'http://conveyor' },
-      { webhookUrl: hook.url, attempts: 3, backoffMs: 10 },
-    );
-    notifier.start();
+    const logger = { info: record, warn: record, error: record, debug: record, child: () => logger } as unknown as Logger;
+    const t = await startIntakeEngine({
+      logger,
+      env: { CONVEYOR_ADMIN_WEBHOOK: hook.url, CONVEYOR_ADMIN_RETRIES: '3', CONVEYOR_ADMIN_BACKOFF_MS: '10', CONVEYOR_ADMIN_SWEEP_MS: '20' },
+    });
     try {
-      bus.emit('RequestFinished', { requestId: 'done-1', pipeline: 'p', status: 'completed' });
-      bus.emit('RequestFinished', { requestId: 'halted-1', pipeline: 'p', status: 'error_stop' });
-      const end = Date.now() + 5000;
+      const submit = async (payload: object): Promise<string> => (await t.api<{ id: string }>('POST', '/api/pipelines/in-plain/requests?wait=10', { body: payload })).body.id;
+      await submit({ n: 1 }); // completes: no alert
+      const halted1 = await submit({ fail: true });
+      const end = Date.now() + 10_000;
       while (!logged.includes('admin alert not delivered') && Date.now() < end) await sleep(10);
       expect(hook.calls).to.equal(3);
       expect(logged.filter((m) => m === 'admin alert failed; will retry')).to.have.length(2);
       expect(logged).to.include('admin alert not delivered');
+      expect((await t.engine.store.alerts.listForRequest(halted1)).map((a) => [a.channel, a.status, a.attempts])).to.deep.equal([['webhook', 'failed', 3]]);
       hook.failFirst = 0;
-      bus.emit('RequestFinished', { requestId: 'halted-2', pipeline: 'p', status: 'error_stop' });
+      const halted2 = await submit({ fail: true });
       while (hook.bodies.length === 0 && Date.now() < end) await sleep(10);
+      const error = (await t.engine.getRequest(halted2))!.request.error;
+      expect(error).to.include({ stepId: 'work', code: 'CONVEYOR_ERR_NON_RETRYABLE' });
+      const base = `${t.engine.callbacks.baseUrl}/api/requests/${halted2}`;
       expect(hook.bodies).to.deep.equal([{
-        requestId: 'halted-2', pipeline: 'p', error: errorStop('x').error,
-        links: {
-          self: 'http://conveyor/api/requests/halted-2', steps: 'http://conveyor/api/requests/halted-2/steps', audit: 'http://conveyor/api/requests/halted-2/audit',
-          resume: 'http://conveyor/api/requests/halted-2/resume', stop: 'http://conveyor/api/requests/halted-2/stop',
-        },
+        requestId: halted2, pipeline: 'in-plain', error: JSON.parse(JSON.stringify(error)) as unknown,
+        links: { self: base, steps: `${base}/steps`, audit: `${base}/audit`, resume: `${base}/resume`, stop: `${base}/stop` },
       }]);
+      expect((await t.engine.store.alerts.listForRequest(halted2)).map((a) => [a.status, a.attempts])).to.deep.equal([['delivered', 1]]);
     } finally {
-      await notifier.stop();
+      await t.close();
       await hook.close();
     }
   });
