@@ -15,6 +15,7 @@ import { fullRequestView } from './actions';
 import type { Principal } from './auth';
 import { mountWorkflowRoutes } from './routes-workflow';
 import { callbackUrlOf, mountIntakeRoutes } from './routes-intake';
+import { mountOverviewRoutes } from './routes-overview';
 import { acceptedView, stepView } from './views';
 
 /** The longest `?wait=` honoured, in seconds. */
@@ -147,6 +148,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
   });
   mountWorkflowRoutes(api, engine);
   mountIntakeRoutes(api, engine);
+  mountOverviewRoutes(api, engine);
 
   api.get('/requests/:id/steps', requireRole('read'), async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);

@@ -6,6 +6,7 @@
  * validates real answers against these schemas. A new route therefore needs its entry here.
  */
 import { MAX_LIMIT, DEFAULT_LIMIT } from './search-params';
+import { overviewOpenApi } from './openapi-overview';
 
 type Schema = Record<string, unknown>;
 
@@ -313,6 +314,8 @@ const paths: Record<string, Record<string, unknown>> = {
   },
 };
 
+const dashboard = overviewOpenApi({ ref, obj, json, secured, common: COMMON });
+
 /** The OpenAPI document. */
 export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
   return {
@@ -323,7 +326,7 @@ export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
       description: 'Request pipeline engine. Every `/api` route needs `Authorization: Bearer <key>`; roles: submit, read, operate (implies read), admin (anything).',
     },
     servers: [{ url: '/' }],
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } } },
-    paths,
+    components: { schemas: { ...schemas, ...dashboard.schemas }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } } },
+    paths: { ...paths, ...dashboard.paths },
   };
 }

@@ -8,6 +8,7 @@ import {
 import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
 import { AlertStore } from './alert-store';
+import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
 import { alertStmts, FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam } from './rows';
@@ -140,6 +141,11 @@ export class SqlStore implements Store {
 
   get dialect(): 'sqlite' | 'mysql' {
     return this.x.dialect;
+  }
+
+  /** The dashboard overview's aggregates at `now` (`overview.ts`). */
+  overview(now: number, options?: OverviewOptions): Promise<OverviewData> {
+    return readOverview(this.x, now, options);
   }
 
   private alertStore: AlertStore | undefined;

@@ -122,6 +122,27 @@ describe('OpenAPI document', function () {
     conforms('POST', '/api/callbacks/{token}', await t.api('POST', '/api/callbacks/not-a-token', { body: { data: {} }, key: null }));
   });
 
+  it('matches the answers of the dashboard routes, the live event stream included', async () => {
+    conforms('GET', '/api/me', await t.api('GET', '/api/me', { key: t.keys.read }));
+    conforms('GET', '/api/overview', await t.api('GET', '/api/overview'));
+    conforms('GET', '/api/overview', await t.api('GET', '/api/overview', { key: t.keys.submit }));
+    conforms('GET', '/api/live', await t.api('GET', '/api/live', { key: t.keys.submit }));
+    // The stream: status and content type as documented, and the first event's data against
+    // the schema the document gives for it (x-conveyor-event-data).
+    const abort = new AbortController();
+    const res = await fetch(`${t.url}/api/live`, { headers: { authorization: `Bearer ${t.keys.read}` }, signal: abort.signal });
+    let text = '';
+    const reader = res.body!.getReader();
+    while (!text.includes('\n\n', text.indexOf('event: overview'))) text += new TextDecoder().decode((await reader.read()).value);
+    abort.abort();
+    conforms('GET', '/api/live', { status: res.status, body: null, text: '', headers: { 'content-type': res.headers.get('content-type') ?? '' } });
+    const event = /event: overview\ndata: (.*)\n\n/.exec(text);
+    expect(event, text.slice(0, 300)).to.not.equal(null);
+    const validate = ajv.getSchema('openapi#/paths/~1api~1live/get/responses/200/content/text~1event-stream/x-conveyor-event-data');
+    expect(validate, 'the event schema').to.be.a('function');
+    expect(validate!(JSON.parse(event![1]!)), ajv.errorsText(validate!.errors)).to.equal(true);
+  });
+
   it('matches the answers of actions, resume, stop, events and the audit trail', async () => {
     const ring = new KeyRing(t.engine.store, 'openapi-approver-key:approver+read');
     const approverKey = await ring.create('approver', ['approver', 'read']);

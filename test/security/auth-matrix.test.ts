@@ -11,7 +11,7 @@ const ID = '01a20185-0000-7000-8000-000000000000';
  * Every /api route and the roles that may call it. `any` means any valid key (the route checks
  * finer rules itself, e.g. an action's `allow` roles). The last test proves the table is complete.
  */
-const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; body?: unknown }> = [
+const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; body?: unknown; stream?: true }> = [
   { method: 'POST', path: '/api/pipelines/hello/requests', allowed: ['submit', 'admin'], body: { name: 'x' } },
   { method: 'POST', path: '/api/pipelines/hello/requests/bulk', allowed: ['submit', 'admin'] },
   { method: 'GET', path: `/api/requests/${ID}`, allowed: ['read', 'operate', 'admin'] },
@@ -25,7 +25,23 @@ const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; bod
   { method: 'POST', path: `/api/requests/${ID}/stop`, allowed: ['operate', 'admin'], body: {} },
   { method: 'POST', path: '/api/events/sale', allowed: ['submit', 'admin'], body: { key: 'k' } },
   { method: 'POST', path: `/api/requests/${ID}/actions/approve`, allowed: 'any', body: {} },
+  { method: 'GET', path: '/api/me', allowed: 'any' },
+  { method: 'GET', path: '/api/overview', allowed: ['read', 'operate', 'admin'] },
+  // An event stream never ends: only its status and first bytes are read.
+  { method: 'GET', path: '/api/live', allowed: ['read', 'operate', 'admin'], stream: true },
 ];
+
+/** Status and error body of a call whose answer may be an endless stream. */
+async function callOnce(url: string, key: string | null): Promise<{ status: number; text: string; body: { error?: { code: string } } }> {
+  const abort = new AbortController();
+  const res = await fetch(url, { headers: key ? { authorization: `Bearer ${key}` } : {}, signal: abort.signal });
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    abort.abort();
+    return { status: res.status, text: '(event stream)', body: {} };
+  }
+  const text = await res.text();
+  return { status: res.status, text, body: JSON.parse(text) as { error?: { code: string } } };
+}
 
 /** Routes that are public on purpose (their own credential, or none needed). */
 const PUBLIC = new Set(['POST /api/callbacks/:token']);
@@ -45,7 +61,7 @@ describe('auth: every /api route × every role', () => {
   for (const route of MATRIX) {
     it(`${route.method} ${route.path.replace(ID, ':id')}: ${route.allowed === 'any' ? 'any key' : route.allowed.join(', ')}`, async () => {
       for (const role of ['none', 'submit', 'read', 'operate', 'admin'] as Role[]) {
-        const res = await t.api<{ error?: { code: string } }>(route.method, route.path, {
+        const res = route.stream ? await callOnce(`${t.url}${route.path}`, keys[role]) : await t.api<{ error?: { code: string } }>(route.method, route.path, {
           key: keys[role], ...(route.body === undefined ? { raw: '', headers: { 'content-type': 'application/x-ndjson' } } : { body: route.body }),
         });
         const allowed = role !== 'none' && (route.allowed === 'any' || route.allowed.includes(role));

@@ -9,6 +9,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 @Index('ix_requests_pipeline_created', ['pipelineId', 'createdAt'])
 @Index('ix_requests_business_key', ['pipelineId', 'businessKey', 'status'])
 @Index('uq_requests_idempotency', ['pipelineId', 'idempotencyKey'], { unique: true })
+@Index('ix_requests_finished', ['finishedAt', 'pipelineId', 'status'])
 export class RequestEntity {
   @PrimaryColumn({ name: 'id', type: 'varchar', length: 36 })
   id!: string;
