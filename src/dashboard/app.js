@@ -1,7 +1,8 @@
-/* global window, document, sessionStorage, fetch, URLSearchParams, setTimeout, clearTimeout, mermaid */
+/* global window, document, sessionStorage, fetch, URLSearchParams, setTimeout, clearTimeout, mermaid, overviewView */
 /**
  * The Conveyor dashboard: plain JavaScript over the HTTP API, with the API key kept in
- * sessionStorage and sent as a Bearer token. Views (hash routes): #/requests (search, live),
+ * sessionStorage and sent as a Bearer token. Views (hash routes): #/overview (the first page,
+ * overview.js), #/requests (search, live),
  * #/request/<id> (timeline and graph), #/queue (waiting actions), #/errors (error_stop),
  * #/pipelines and #/pipeline/<id>. Everything from the API is put on the page as text
  * (textContent), never as HTML; the graph is drawn by mermaid with securityLevel "strict".
@@ -44,6 +45,17 @@ class ApiError extends Error {
 
 /** Calls the API with the stored key; a 401 sends the user back to the login page. */
 async function api(method, path, body) {
+  const view = renderSeq;
+  try {
+    return await call(method, path, body);
+  } catch (e) {
+    // Which view asked: an answer that arrives after the user moved on must not be shown.
+    if (e && typeof e === 'object') e.viewSeq = view;
+    throw e;
+  }
+}
+
+async function call(method, path, body) {
   const headers = { authorization: `Bearer ${sessionStorage.getItem(KEY) || ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -71,9 +83,10 @@ function flash(message) {
   document.getElementById('flash').textContent = message || '';
 }
 
+/** Runs `fn` at the next live update (Server-Sent Events, `live.js`); polls only without it. */
 function schedule(fn) {
   clearTimeout(pollTimer);
-  pollTimer = setTimeout(fn, POLL_MS);
+  pollTimer = window.ConveyorLive ? window.ConveyorLive.next(fn) : setTimeout(fn, POLL_MS);
 }
 
 // --- login --------------------------------------------------------------------------------
@@ -81,6 +94,8 @@ function schedule(fn) {
 function logout(message) {
   sessionStorage.removeItem(KEY);
   clearTimeout(pollTimer);
+  if (window.ConveyorLive) window.ConveyorLive.stop();
+  if (window.ConveyorRoles) window.ConveyorRoles.clear();
   document.getElementById('app').hidden = true;
   document.getElementById('login').hidden = false;
   document.getElementById('login-error').textContent = message || '';
@@ -104,8 +119,11 @@ async function login(event) {
 function show() {
   document.getElementById('login').hidden = true;
   document.getElementById('app').hidden = false;
-  if (!window.location.hash) window.location.hash = '#/requests';
-  else void route();
+  if (window.ConveyorLive) window.ConveyorLive.start(() => sessionStorage.getItem(KEY) || '');
+  void window.ConveyorRoles.load().finally(() => {
+    if (!window.location.hash) window.location.hash = '#/overview';
+    else void route();
+  });
 }
 
 // --- views --------------------------------------------------------------------------------
@@ -251,8 +269,9 @@ function controls(r, after) {
       void run(`actions/${encodeURIComponent(a.code)}`, { step: a.stepId, data });
     } }, a.label || a.code));
   }
-  if (r.status === 'error_stop') box.append(h('button', { type: 'button', className: 'primary', 'data-op': 'resume', onclick: () => void run('resume', {}) }, 'Resume'));
-  if (!FINAL.has(r.status)) box.append(h('button', { type: 'button', className: 'danger', 'data-op': 'stop', onclick: () => {
+  const operator = window.ConveyorRoles.may('operate');
+  if (operator && r.status === 'error_stop') box.append(h('button', { type: 'button', className: 'primary', 'data-op': 'resume', onclick: () => void run('resume', {}) }, 'Resume'));
+  if (operator && !FINAL.has(r.status)) box.append(h('button', { type: 'button', className: 'danger', 'data-op': 'stop', onclick: () => {
     if (window.confirm(`Stop request ${r.id}?`)) void run('stop', { reason: 'stopped from the dashboard' });
   } }, 'Stop'));
   return box;
@@ -343,6 +362,8 @@ async function pipelineView(id) {
 
 function showError(e) {
   if (e && e.status === 401) return;
+  // An error of a view the user already left (its call was slow) must not land on the new one.
+  if (e && e.viewSeq !== undefined && e.viewSeq !== renderSeq) return;
   const view = document.getElementById('view');
   view.prepend(h('p', { className: 'error', role: 'alert' }, `Could not load: ${e && e.message ? e.message : e}`));
 }
@@ -351,19 +372,20 @@ async function route() {
   clearTimeout(pollTimer);
   flash('');
   const seq = ++renderSeq;
-  const hash = window.location.hash.replace(/^#/, '') || '/requests';
+  const hash = window.location.hash.replace(/^#/, '') || '/overview';
   const [path] = hash.split('?');
   const parts = path.split('/').filter(Boolean);
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === parts[0] || (a.dataset.nav === 'requests' && parts[0] === 'request'));
   try {
-    if (parts[0] === 'request' && parts[1]) await requestView(seq, parts[1]);
+    if (parts[0] === 'overview') await overviewView(seq);
+    else if (parts[0] === 'request' && parts[1]) await requestView(seq, parts[1]);
     else if (parts[0] === 'queue') await statusListView(seq, 'waiting', 'Actions queue: requests waiting', 'No request is waiting.');
     else if (parts[0] === 'errors') await statusListView(seq, 'error_stop', 'Errors: requests in error_stop', 'No request is in error_stop.');
     else if (parts[0] === 'pipelines') await pipelinesView();
     else if (parts[0] === 'pipeline' && parts[1]) await pipelineView(decodeURIComponent(parts[1]));
     else await requestsView(seq);
   } catch (e) {
-    showError(e);
+    if (seq === renderSeq) showError(e);
   }
 }
 

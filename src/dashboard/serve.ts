@@ -14,10 +14,17 @@ const OWN: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'app.js': 'application/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
+  'live.js': 'application/javascript; charset=utf-8',
+  'roles.js': 'application/javascript; charset=utf-8',
+  'overview.js': 'application/javascript; charset=utf-8',
 };
 
-const VENDOR: Record<string, () => string> = {
-  'mermaid.min.js': () => require.resolve('mermaid/dist/mermaid.min.js'),
+const JS = 'application/javascript; charset=utf-8';
+/** Front-end libraries, read from node_modules: mermaid draws graphs, uPlot the overview's charts. */
+const VENDOR: Record<string, { file: () => string; type: string }> = {
+  'mermaid.min.js': { file: () => require.resolve('mermaid/dist/mermaid.min.js'), type: JS },
+  'uPlot.iife.min.js': { file: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: JS },
+  'uPlot.min.css': { file: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
 /**
@@ -53,8 +60,8 @@ export function mountDashboardRoutes(router: Router): void {
   });
   router.get('/dashboard/vendor/:file', (ctx) => {
     const name = ctx.params.file!;
-    const locate = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
-    if (!locate) throw new ClientError(404, ErrorCodes.NOT_FOUND, `no vendor file "${name.slice(0, 100)}"`);
-    send(ctx, locate(), 'application/javascript; charset=utf-8', 86_400);
+    const vendor = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
+    if (!vendor) throw new ClientError(404, ErrorCodes.NOT_FOUND, `no vendor file "${name.slice(0, 100)}"`);
+    send(ctx, vendor.file(), vendor.type, 86_400);
   });
 }

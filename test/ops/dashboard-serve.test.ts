@@ -33,6 +33,19 @@ describe('dashboard files', function () {
     expect(mermaid.text.length).to.be.greaterThan(1_000_000);
   });
 
+  it('serves the overview scripts and uPlot (script and styles) from node_modules', async () => {
+    for (const file of ['live.js', 'roles.js', 'overview.js']) {
+      const res = await t.api('GET', `/dashboard/${file}`, { key: null });
+      expect(res.headers['content-type'], file).to.equal('application/javascript; charset=utf-8');
+    }
+    const uplot = await t.api('GET', '/dashboard/vendor/uPlot.iife.min.js', { key: null });
+    expect(uplot.status).to.equal(200);
+    expect(uplot.text).to.include('uPlot');
+    const css = await t.api('GET', '/dashboard/vendor/uPlot.min.css', { key: null });
+    expect(css.headers['content-type']).to.equal('text/css; charset=utf-8');
+    expect(css.text).to.include('.uplot');
+  });
+
   it('serves nothing else', async () => {
     for (const path of ['/dashboard/serve.ts', '/dashboard/..%2Fengine.ts', '/dashboard/%2e%2e%2fpackage.json', '/dashboard/vendor/lodash.js', '/dashboard/vendor/..%2F..%2Fpackage.json', '/dashboard/constructor']) {
       const res = await t.api<{ error: { code: string } }>('GET', path, { key: null });
