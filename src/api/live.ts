@@ -43,7 +43,7 @@ export class LiveHub {
       out.end();
       if (this.clients.size === 0) this.idle();
     };
-    ctx.req.once('close', detach);
+    ctx.res.once('close', detach);
     out.once('error', detach);
     this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
     this.heartbeat ??= setInterval(() => this.broadcast(': keep-alive\n\n'), HEARTBEAT_MS);
