@@ -45,6 +45,8 @@ export interface RequestRecord {
    * one costs no callback claim when it ends.
    */
   hasCallback?: boolean;
+  /** The request span's ids while tracing is on (see `tracing/spans.ts`), else null/absent. */
+  traceContext?: string | null;
 }
 
 export interface RequestError {

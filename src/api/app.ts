@@ -128,7 +128,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     }
     const mode = parseMode(ctx.query.mode);
     const callbackUrl = callbackUrlOf(ctx, engine.outbound);
-    const { request: record, outcome } = await engine.intake.accept({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl });
+    const { request: record, outcome } = await engine.intake.accept({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl, traceparent: ctx.get('traceparent') || null });
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;

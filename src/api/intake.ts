@@ -26,6 +26,7 @@ import { canonicalJson } from '../pipeline/hash';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Hold } from '../store/intake-store';
 import type { SqlStore } from '../store/store';
+import { beginRequestTrace } from '../tracing/spans';
 
 export interface SubmitInput {
   pipelineId: string;
@@ -36,6 +37,8 @@ export interface SubmitInput {
   mode?: string | null;
   /** Overrides the pipeline's `intake.callbackUrl` for this request. */
   callbackUrl?: string | null;
+  /** The caller's W3C `traceparent`: the request joins its trace (when tracing is on). */
+  traceparent?: string | null;
 }
 
 /**
@@ -169,6 +172,8 @@ export class Intake {
       updatedAt: now,
       finishedAt: null,
     };
+    const trace = beginRequestTrace(input.traceparent, { requestId: record.id, pipeline: pipeline.id });
+    if (trace) record.traceContext = trace;
     if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
       await this.d.committer.insertRequest(record);
       this.d.notify(record.id);

@@ -54,6 +54,8 @@ interface BulkBase {
   envelope: boolean;
   keyPrefix: string | null;
   businessKey: string | null;
+  /** The caller's W3C `traceparent`: every line joins its trace, as a single submit does. */
+  traceparent: string | null;
 }
 
 type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
@@ -103,7 +105,7 @@ function toSubmit(value: unknown, base: BulkBase & { line: number; outbound: Out
   const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
   if (!isObject(value)) throw new ClientError(400, ErrorCodes.BAD_BODY, base.envelope ? 'each line must be an object {"payload": {...}}' : 'each line must be a JSON object (a payload)');
   const input: SubmitInput = {
-    pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null, businessKey: base.businessKey,
+    pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null, businessKey: base.businessKey, traceparent: base.traceparent,
   };
   if (!base.envelope) return input;
   const { payload, idempotencyKey, businessKey, callbackUrl, ...rest } = value;
@@ -142,7 +144,7 @@ export function mountIntakeRoutes(api: Router, engine: Engine): void {
     if (keyPrefix !== null && !HEADER_VALUE.test(keyPrefix)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'Idempotency-Key must be 1-255 printable ASCII characters');
     const businessKey = ctx.get('x-business-key') || null;
     if (businessKey !== null && !HEADER_VALUE.test(businessKey)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'X-Business-Key must be 1-255 printable ASCII characters');
-    const base: BulkBase = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix, businessKey };
+    const base: BulkBase = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix, businessKey, traceparent: ctx.get('traceparent') || null };
 
     const out = new PassThrough();
     ctx.status = 200;

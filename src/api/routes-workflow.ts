@@ -13,6 +13,7 @@ import type { Principal } from './auth';
 import { requireRole } from './auth';
 import { fullRequestView, takeAction } from './actions';
 import { readJson } from './body';
+import { endSpan, startRemoteSpan, traceparentOf } from '../tracing/spans';
 
 /** The most requests one event may wake at once. */
 const MAX_WOKEN = 10_000;
@@ -65,6 +66,9 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     if (typeof body.key !== 'string' && typeof body.key !== 'number') throw new ClientError(400, ErrorCodes.BAD_BODY, 'an event is { "key": "<correlation key>", "data": { ... } }');
     const key = String(body.key);
     if (key.length > 255) throw new ClientError(400, ErrorCodes.BAD_BODY, 'key is at most 255 characters');
+    // The event joins its caller's trace; the wait steps it answers link to its span.
+    const span = startRemoteSpan(`conveyor.event ${name}`, ctx.get('traceparent') || undefined, { 'conveyor.event': name });
+    const trace = traceparentOf(span);
     const waiting = await engine.store.findWaitingForEvent(name, key, MAX_WOKEN);
     const woken: string[] = [];
     // Many requests may wait on one key: wake them a chunk at a time, so their commits share
@@ -76,12 +80,14 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
         const now = Date.now();
         const result = await engine.supervisor.handleResult({
           requestId: w.requestId, runId: w.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt,
-          output: { event: name, key, data: body.data ?? null }, via: 'event',
+          output: { event: name, key, data: body.data ?? null }, via: 'event', trace,
         });
         return result === 'committed' ? w.requestId : undefined;
       }));
       for (const id of results) if (id) woken.push(id);
     }
+    span?.setAttribute('conveyor.event.woken', woken.length);
+    endSpan(span);
     engine.logger.info('event received', { event: name, key, woken: woken.length });
     ctx.body = { event: name, key, woken: woken.length, requests: woken };
   });

@@ -15,6 +15,8 @@ export interface ModuleCall {
   params: Record<string, unknown>;
   context: Record<string, unknown>;
   timeoutMs: number;
+  /** The W3C `traceparent` of this attempt's span, when tracing is on (carried in bull job data and HTTP headers). */
+  traceparent?: string;
 }
 
 export interface StepResultBase {
@@ -24,6 +26,8 @@ export interface StepResultBase {
   attempt: number;
   finishedAt: number;
   durationMs: number;
+  /** The `traceparent` of what answered (an event's span), linked from the step's span. */
+  trace?: string;
 }
 
 /** The events between intake, supervisor, dispatcher and modules, name → payload. */
@@ -35,6 +39,8 @@ export interface BusEvents {
   StepFailed: StepResultBase & { error: StepError };
   /** A remote module answered `202`: it will post the result to its callback URL by `until`. */
   StepAccepted: { requestId: string; runId: string; stepId: string; attempt: number; until: number };
+  /** A step attempt's result was committed by this process (counted by `conveyor_steps_total`). */
+  StepCommitted: { requestId: string; pipeline: string; stepId: string; attempt: number; transport: string; status: 'completed' | 'failed' };
   /** `callback: false` when the request is known to have no end-of-request callback URL. */
   RequestFinished: { requestId: string; pipeline: string; status: RequestStatus; callback?: boolean };
 }

@@ -2,6 +2,10 @@
 import { Engine, loadProject, parseList, type EngineRoles } from '../engine';
 import { formatIssue, PipelineValidationError } from '../errors';
 import { createLogger } from '../log/logger';
+import { metricsFor } from '../metrics/metrics';
+import { metricsListenEnv, serveMetrics, type MetricsServer } from '../metrics/server';
+import { WorkerMetrics } from '../metrics/worker-metrics';
+import { startTracing, stopTracing, tracingConfig } from '../tracing/tracing';
 import { createModuleServer, listenModuleServer } from '../transports/module-server';
 import { QueueHub, QueueWorker } from '../transports/queue';
 import { importCommand } from './commands/import';
@@ -31,7 +35,9 @@ ${OPS_HELP}
 
 Environment: PORT, HOST, DATABASE_URL, REDIS_URL, CONVEYOR_API_KEYS, CONVEYOR_QUEUE_MODULES,
 CONVEYOR_QUEUE_PREFIX, CONVEYOR_QUEUE_LOCK_MS, CONVEYOR_SWEEP_MS, CONVEYOR_LEASE_GRACE_MS,
-CONVEYOR_QUEUE_LEASE_MS, CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see docs/reference.md).`;
+CONVEYOR_QUEUE_LEASE_MS, CONVEYOR_PIPELINES_DIR, CONVEYOR_MODULES_DIR, LOG_LEVEL (see docs/reference.md);
+CONVEYOR_METRICS_PORT, CONVEYOR_METRICS_HOST (/metrics of any process), OTEL_EXPORTER_OTLP_ENDPOINT,
+OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, CONVEYOR_TRACING (docs/observability.md).`;
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -83,10 +89,23 @@ async function createEngine(): Promise<Engine> {
   }
 }
 
+/** The process's own `/metrics` port, when `CONVEYOR_METRICS_PORT` is set. */
+async function metricsPort(source: Parameters<typeof serveMetrics>[0]): Promise<MetricsServer | undefined> {
+  const at = metricsListenEnv();
+  if (!at) return undefined;
+  const server = await serveMetrics(source, at.host, at.port);
+  out(`metrics on ${server.url}/metrics`);
+  return server;
+}
+
 /** `start`, `api` and `engine`: the same engine with different roles. */
 async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<void> {
   if (name !== 'start' && !process.env.REDIS_URL) fail(`"${name}" is a distributed-mode role: set REDIS_URL (and DATABASE_URL=mysql://…), or use "start"`);
+  startTracing(tracingConfig(name));
   const engine = await createEngine();
+  // Counting starts before the first commit (recovery may commit during start).
+  const metrics = metricsFor(engine);
+  const metricsServer = await metricsPort(metrics);
   await engine.start(roles);
   let server: RunningServer | undefined;
   if (withApi) {
@@ -105,6 +124,8 @@ async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<
     engine.accepting = false;
     await server?.close();
     await engine.stop();
+    await metricsServer?.close();
+    await stopTracing();
   }, (m, f) => engine.logger.info(m, f));
 }
 
@@ -117,11 +138,18 @@ async function worker(flags: Record<string, string>): Promise<void> {
   if (issues.length > 0) fail(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
   const unknown = names.filter((n) => !registry.get(n)?.def);
   if (unknown.length > 0) fail(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${process.env.CONVEYOR_MODULES_DIR ?? './modules'}`);
+  startTracing(tracingConfig('worker'));
   const logger = createLogger();
   const hub = new QueueHub(redisUrl, { prefix: process.env.CONVEYOR_QUEUE_PREFIX || undefined });
-  const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger);
+  const metrics = new WorkerMetrics();
+  const metricsServer = await metricsPort(metrics);
+  const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger, metrics.observe);
   w.start();
-  onShutdown(() => w.stop(), (m, f) => logger.info(m, f));
+  onShutdown(async () => {
+    await w.stop();
+    await metricsServer?.close();
+    await stopTracing();
+  }, (m, f) => logger.info(m, f));
 }
 
 async function moduleServer(flags: Record<string, string>): Promise<void> {
@@ -131,10 +159,14 @@ async function moduleServer(flags: Record<string, string>): Promise<void> {
   const mods = names.length > 0 ? names.map((n) => registry.get(n) ?? fail(`unknown module "${n}"`)) : registry.all().filter((m) => m.def);
   const bad = mods.filter((m) => !m.def);
   if (bad.length > 0) fail(`${bad.map((m) => m.name).join(', ')}: not an in-process module`);
+  startTracing(tracingConfig('module-server'));
   const logger = createLogger();
   const { server, url } = await listenModuleServer(createModuleServer(mods, logger), flags.host ?? process.env.HOST ?? '127.0.0.1', Number(flags.port ?? process.env.PORT ?? 8090));
   out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);
-  onShutdown(() => new Promise<void>((resolve) => server.close(() => resolve())), (m, f) => logger.info(m, f));
+  onShutdown(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await stopTracing();
+  }, (m, f) => logger.info(m, f));
 }
 
 function validate(): void {

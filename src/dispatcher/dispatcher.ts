@@ -6,6 +6,7 @@ import type { ModuleRegistry } from '../module/registry';
 import { moduleOf, type StepModuleCall } from '../pipeline/step-module';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { envSecrets, hasTemplates, maskedSecrets, nullMarkers, renderValue } from '../templates/render';
+import { stepTraceparent } from '../tracing/spans';
 import type { StepTransport } from '../transports/types';
 
 /** The default per-attempt time limit when neither step, module nor pipeline sets one. */
@@ -137,6 +138,7 @@ export class Dispatcher {
         context: job.context,
         timeoutMs: this.timeoutOf(job.pipeline, step),
       };
+      if (job.request.traceContext) call.traceparent = stepTraceparent(job.request.traceContext, job.runId);
       transport.send(call, mod);
     } catch (err) {
       const error = toStepError(err);

@@ -1,5 +1,18 @@
 import winston from 'winston';
+import { activeLogFields } from '../tracing/tracing';
 import { redact } from './redact';
+
+/**
+ * With tracing on, a line written inside a span (a module run, an event) carries that span's
+ * `trace_id` and `span_id`; the supervisor's step lines carry their request's and attempt's.
+ */
+const traceIds = winston.format((info) => {
+  if (info.trace_id === undefined) {
+    const ids = activeLogFields();
+    if (ids) Object.assign(info, ids);
+  }
+  return info;
+});
 
 /** The process logger: JSON lines on stdout, level from `LOG_LEVEL`. */
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): winston.Logger {
@@ -13,6 +26,7 @@ export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): winston.L
         }
         return info;
       })(),
+      traceIds(),
       winston.format.timestamp(),
       winston.format.json(),
     ),

@@ -40,6 +40,7 @@ export class EngineMetrics {
   private readonly finished: Counter<'pipeline' | 'status'>;
   private readonly duration: Histogram<'pipeline' | 'step' | 'transport' | 'outcome'>;
   private readonly retries: Counter<'pipeline' | 'step'>;
+  private readonly steps: Counter<'pipeline' | 'step' | 'transport' | 'outcome'>;
   private readonly lost: Counter;
   private readonly cacheMs: number;
   private refreshedAt = 0;
@@ -69,6 +70,12 @@ export class EngineMetrics {
       registers,
     });
     this.retries = new Counter({ name: 'conveyor_step_retries_total', help: 'Step attempts after the first (retries), by pipeline and step.', labelNames: ['pipeline', 'step'], registers });
+    this.steps = new Counter({
+      name: 'conveyor_steps_total',
+      help: 'Step attempts whose result this process committed to the step log, by pipeline, step, transport and outcome. Summed over every process, it is the step log.',
+      labelNames: ['pipeline', 'step', 'transport', 'outcome'],
+      registers,
+    });
     this.lost = new Counter({ name: 'conveyor_metrics_unlabelled_results_total', help: 'Step results not counted because their run could not be looked up.', registers });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.attach();
@@ -80,6 +87,7 @@ export class EngineMetrics {
       bus.on('StepCompleted', (e) => this.onResult(e)),
       bus.on('StepFailed', (e) => this.onResult(e)),
       bus.on('RequestFinished', (e) => this.finished.inc({ pipeline: e.pipeline, status: e.status })),
+      bus.on('StepCommitted', (e) => this.steps.inc({ pipeline: e.pipeline, step: e.stepId, transport: e.transport, outcome: e.status })),
     );
     if (hub) {
       // Results of queue-transport modules reach the engine through bull, not the bus.

@@ -7,7 +7,7 @@ import { OPEN_RUN_STATUSES, type AdminAlertRow, type RequestCommit, type Request
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
-  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at';
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at, trace_context';
 export const RUN_COLUMNS =
   'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms';
 export const ALERT_COLUMNS = 'id, request_id, pipeline_id, channel, status, attempts, due_at, created_at';
@@ -29,7 +29,7 @@ export function requestParams(r: RequestRecord): unknown[] {
   return [
     r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
     JSON.stringify(r.payload), varsParam(r.vars), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
-    r.createdAt, r.updatedAt, r.finishedAt,
+    r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null,
   ];
 }
 
@@ -53,7 +53,7 @@ export function alertStmts(held: RequestCommit[], chunkSize = INSERT_CHUNK): Stm
 }
 
 export function toRequest(row: Record<string, unknown>): RequestRecord {
-  return {
+  const r: RequestRecord = {
     id: String(row.id),
     pipelineId: String(row.pipeline_id),
     version: num(row.version),
@@ -74,6 +74,9 @@ export function toRequest(row: Record<string, unknown>): RequestRecord {
     // NULL is a request without vars (`{}`); the key is left out, as in a new record.
     ...(row.vars === null || row.vars === undefined ? {} : { vars: parse(row.vars) as Record<string, unknown> }),
   };
+  // Only traced requests carry the key, so untraced records look as they always did.
+  if (row.trace_context) r.traceContext = String(row.trace_context);
+  return r;
 }
 
 export function toRun(row: Record<string, unknown>): StepRunRecord {

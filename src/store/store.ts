@@ -46,6 +46,8 @@ export interface Store {
   listAudit(requestId: string): Promise<AuditRecord[]>;
   /** Marks a dispatched run as waiting for its module's callback, until `until`. */
   markWaiting(id: string, until: number): Promise<boolean>;
+  /** Replaces a request's trace context if it is still `from`: true for the one process that did. */
+  claimTraceContext(id: string, from: string, to: string): Promise<boolean>;
   /** Claims runs whose callback did not come by their deadline, at most once across processes. */
   claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]>;
   /** Returns the stored value, or stores `value` if there is none yet (first writer wins). */
@@ -338,6 +340,10 @@ export class SqlStore implements Store {
 
   async markWaiting(id: string, until: number): Promise<boolean> {
     return (await this.x.run("UPDATE step_runs SET status = 'waiting', lease_until = ? WHERE id = ? AND status = 'dispatched'", [until, id])) === 1;
+  }
+
+  async claimTraceContext(id: string, from: string, to: string): Promise<boolean> {
+    return (await this.x.run('UPDATE requests SET trace_context = ? WHERE id = ? AND trace_context = ?', [to, id, from])) === 1;
   }
 
   async claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {

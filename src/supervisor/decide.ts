@@ -26,6 +26,8 @@ export interface OpenRun {
   waitEvent?: string | null;
   waitKey?: string | null;
   override?: Record<string, unknown> | null;
+  /** When the run was inserted (its attempt span starts then, or at `availableAt` if later). */
+  startedAt?: number;
 }
 
 /** Stable across every attempt of one activation of a step, so a module can drop duplicates. */
@@ -47,8 +49,8 @@ export const WAIT_TIMEOUT = 'CONVEYOR_ERR_WAIT_TIMEOUT';
 
 export type Outcome =
   | { type: 'start' }
-  | { type: 'completed'; runId: string; output: unknown; finishedAt: number; durationMs: number; via?: 'event' | 'action' }
-  | { type: 'failed'; runId: string; error: StepError; finishedAt: number; durationMs: number }
+  | { type: 'completed'; runId: string; output: unknown; finishedAt: number; durationMs: number; via?: 'event' | 'action'; trace?: string }
+  | { type: 'failed'; runId: string; error: StepError; finishedAt: number; durationMs: number; trace?: string }
   /** An operator retries the step that failed, optionally with edited params. */
   | { type: 'resume'; params?: Record<string, unknown> }
   /** An operator stops the request. */

@@ -25,6 +25,7 @@ export function buildState(request: RequestRecord, runs: StepRunRecord[]): Reque
         id: run.id, stepId: run.stepId, attempt: run.attempt, seq: run.seq,
         status: run.status as OpenRun['status'], availableAt: run.availableAt, causedBy: run.causedBy,
         deadlineAt: run.deadlineAt ?? null, waitEvent: run.waitEvent ?? null, waitKey: run.waitKey ?? null, override: run.override ?? null,
+        startedAt: run.startedAt,
       });
     }
   }
@@ -56,7 +57,7 @@ export function applyDecision(state: RequestState, d: Decision): void {
     state.open.set(r.id, {
       id: r.id, stepId: r.stepId, attempt: r.attempt, seq: r.seq, status: r.status as OpenRun['status'],
       availableAt: r.availableAt, causedBy: r.causedBy, deadlineAt: r.deadlineAt ?? null,
-      waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null,
+      waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null, startedAt: r.startedAt,
     });
   }
   for (const o of d.outputs) state.context[o.stepId] = o.value;

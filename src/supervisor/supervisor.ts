@@ -18,6 +18,8 @@ import type { Store } from '../store/store';
 import { renderValue, maskedSecrets } from '../templates/render';
 import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
 import { buildState } from './state';
+import { traceCommit, type TraceDeps } from './traces';
+import { traceLogFields } from '../tracing/spans';
 
 /** Finds the compiled pipeline a request is pinned to. */
 export interface PipelineSource {
@@ -66,6 +68,9 @@ const SWEEP_BATCH = 200;
 
 type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override'>;
 
+/** The `trace_id` / `span_id` log fields of a run of a traced request (nothing to spread otherwise). */
+const traced = (state: RequestState, runId: string): Record<string, string> | undefined => (state.request.traceContext ? traceLogFields(state.request.traceContext, runId) as Record<string, string> : undefined);
+
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
@@ -78,11 +83,13 @@ export class Supervisor {
   private sweeping = false;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
+  private readonly traceDeps: TraceDeps;
 
   constructor(
     private readonly d: SupervisorDeps,
     options: SupervisorOptions = {},
   ) {
+    this.traceDeps = { store: d.store, logger: d.logger, transportOf: (step) => d.dispatcher.transportOf(step) };
     this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], ...options };
   }
 
@@ -138,8 +145,8 @@ export class Supervisor {
     if (this.stopping) return Promise.resolve('failed');
     this.inFlight.delete(e.runId);
     const outcome: Outcome = 'output' in e
-      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs, via: e.via }
-      : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs };
+      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs, via: e.via, trace: e.trace }
+      : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs, trace: e.trace };
     return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
   }
 
@@ -274,6 +281,7 @@ export class Supervisor {
         const closed = 'runId' in outcome ? state.open.get(outcome.runId) : undefined;
         applyDecision(state, decision);
         this.perform(pipeline, state, decision, closed);
+        if (state.request.traceContext) traceCommit(this.traceDeps, pipeline, state, decision, closed, outcome);
         return 'committed';
       }
       // Another process moved the request since we read it: read again and decide again.
@@ -320,9 +328,11 @@ export class Supervisor {
     const requestId = state.request.id;
     const f = d.commit.finishRun;
     if (f && closed) {
-      const run = { requestId, pipeline: pipeline.id, runId: f.id, stepId: closed.stepId, attempt: closed.attempt, durationMs: f.durationMs };
+      const run = { requestId, pipeline: pipeline.id, runId: f.id, stepId: closed.stepId, attempt: closed.attempt, durationMs: f.durationMs, ...traced(state, f.id) };
       if (f.status === 'completed') logger.info('step completed', { ...run, status: 'completed' });
       else logger.warn('step failed', { ...run, status: 'failed', error: f.error });
+      const step = pipeline.steps[closed.stepId];
+      bus.emit('StepCommitted', { requestId, pipeline: pipeline.id, stepId: closed.stepId, attempt: closed.attempt, transport: step ? this.d.dispatcher.transportOf(step) : 'engine', status: f.status });
     }
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
@@ -348,7 +358,7 @@ export class Supervisor {
     if (this.d.dispatcher.transportOf(step) !== 'queue') this.inFlight.add(run.id);
     this.d.logger.info('step dispatched', {
       requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
-      module: step.kind === 'module' ? step.subsystem : null, transport: this.d.dispatcher.transportOf(step),
+      module: step.kind === 'module' ? step.subsystem : null, transport: this.d.dispatcher.transportOf(step), ...traced(state, run.id),
     });
     this.d.dispatcher.dispatch({
       pipeline, request: state.request, step, runId: run.id, attempt: run.attempt,

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Bus, ModuleCall } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { ModuleRegistry, RegisteredModule } from '../module/registry';
+import { runInSpan } from '../tracing/spans';
 import { moduleLogger, runModule } from './run-module';
 import type { StepTransport } from './types';
 
@@ -46,7 +47,8 @@ export class ModuleHost {
   private execute(call: ModuleCall, mod: RegisteredModule): void {
     const started = Date.now();
     this.active++;
-    void runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: call.module }), this.shutdown.signal)
+    // A traced call runs with its attempt span active, so the module's log lines carry its ids.
+    void runInSpan(call.traceparent, () => runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: call.module }), this.shutdown.signal))
       .then((res) => {
         const finishedAt = Date.now();
         const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt, durationMs: finishedAt - started };

@@ -5,6 +5,7 @@ import type { Bus, ModuleCall } from '../bus/bus';
 import { signCallback } from '../api/callback-token';
 import { ErrorCodes, type StepError } from '../errors';
 import type { RegisteredModule } from '../module/registry';
+import { traceHeaders } from '../tracing/spans';
 import { checkOutput, MAX_OUTPUT_BYTES, type ModuleOutcome } from './run-module';
 import type { StepTransport } from './types';
 import { assertOutbound, createOutboundAgents, OUTBOUND_REFUSED } from './outbound-agent';
@@ -81,7 +82,7 @@ export class HttpTransport implements StepTransport {
       const res = await this.client.post<string>(module.url!, body, {
         timeout: call.timeoutMs,
         signal: AbortSignal.timeout(call.timeoutMs + 1000),
-        headers: { 'idempotency-key': call.idempotencyKey },
+        headers: { 'idempotency-key': call.idempotencyKey, ...traceHeaders(call) },
       });
       if (res.status === 202 && this.callbacks) return { ok: 'accepted', until };
       return classify(res.status, res.data, module.url!);

@@ -12,6 +12,7 @@ import type { ModuleCall } from '../bus/bus';
 import { ClientError, ErrorCodes } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RegisteredModule } from '../module/registry';
+import { moduleSpanAttributes, endSpan, runInSpan, startRemoteSpan } from '../tracing/spans';
 import { runModule } from './run-module';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -45,7 +46,9 @@ export function createModuleServer(modules: RegisteredModule[], logger: Logger):
       timeoutMs: mod.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     };
     const log = logger.child({ requestId: call.requestId, stepId: call.stepId, module: mod.name });
-    const res = await runModule(mod.def, call, { info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) });
+    const span = startRemoteSpan(`conveyor.module ${mod.name}`, ctx.get('traceparent') || undefined, moduleSpanAttributes(call));
+    const res = await runInSpan(span, () => runModule(mod.def!, call, { info: (m, f) => log.info(m, f), warn: (m, f) => log.warn(m, f), error: (m, f) => log.error(m, f) }));
+    endSpan(span, res.ok ? null : res.error);
     if (res.ok) {
       ctx.body = { data: res.output };
       return;

@@ -9,6 +9,8 @@ import Queue from 'bull';
 import type { BusEvents, ModuleCall } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { RegisteredModule } from '../module/registry';
+import { SpanKind } from '@opentelemetry/api';
+import { endSpan, moduleSpanAttributes, runInSpan, startRemoteSpan } from '../tracing/spans';
 import { parseDuration } from '../pipeline/duration';
 import { moduleLogger, runModule } from './run-module';
 import type { StepTransport } from './types';
@@ -85,6 +87,8 @@ export class QueueWorker {
     private readonly hub: QueueHub,
     private readonly modules: RegisteredModule[],
     private readonly logger: Logger,
+    /** Told of every run (the worker's `/metrics`). */
+    private readonly observe?: (module: string, outcome: 'completed' | 'failed', durationMs: number) => void,
   ) {
     for (const m of modules) if (!m.def) throw new Error(`module "${m.name}" has no in-process implementation to run in a worker`);
   }
@@ -99,9 +103,13 @@ export class QueueWorker {
       void q.process(concurrency, async (job: Queue.Job<ModuleCall>) => {
         const call = job.data;
         const started = Date.now();
-        const res = await runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: mod.name }), undefined);
+        // The attempt's trace came in the job data: this run is a child span of it.
+        const span = call.traceparent ? startRemoteSpan(`conveyor.module ${mod.name}`, call.traceparent, moduleSpanAttributes(call), SpanKind.CONSUMER) : undefined;
+        const res = await runInSpan(span, () => runModule(mod.def!, call, () => moduleLogger(this.logger, { requestId: call.requestId, stepId: call.stepId, module: mod.name }), undefined));
+        endSpan(span, res.ok ? null : res.error);
         const base = { requestId: call.requestId, runId: call.runId, stepId: call.stepId, attempt: call.attempt, finishedAt: Date.now(), durationMs: Date.now() - started };
         const result: ResultJob = res.ok ? { type: 'completed', ...base, output: res.output } : { type: 'failed', ...base, error: res.error };
+        this.observe?.(mod.name, res.ok ? 'completed' : 'failed', base.durationMs);
         // The answer is queued before the job is acknowledged: a worker that dies in between
         // leaves a stalled job that another worker runs again (at least once).
         await results.add(result);

@@ -20,7 +20,7 @@ import type { acceptedView, requestView, stepView } from '../../src/api/views';
 import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine, type EngineOptions, type EngineRoles } from '../../src/engine';
 import {
-  cleanRedisPrefix, countCompleted, createTestDatabase, DIST_MODULES, DIST_PIPELINES, ROOT, sleep, spawnConveyor, stopProc, uniquePrefix, verdict, waitFor,
+  cleanRedisPrefix, countCompleted, createTestDatabase, DIST_MODULES, DIST_PIPELINES, ROOT, sleep, startWorker, stopProc, uniquePrefix, verdict, waitFor,
   type ConveyorProc, type TestDatabase,
 } from '../fixtures/dist/harness';
 import { createSilentLogger } from '../support/engine';
@@ -94,15 +94,10 @@ describe('distributed: bitrix-lead through api + engine + worker process (MariaD
     // `conveyor engine`: supervisor and dispatcher; in-process modules run here.
     await start({ engine: true, worker: false });
     // `conveyor worker --modules find-deal,create-lead`, as its own process.
-    worker = spawnConveyor('worker', ['worker', '--modules', QUEUE_MODULES.join(',')], {
+    worker = await startWorker('worker', QUEUE_MODULES, {
       REDIS_URL: redisUrl, DATABASE_URL: db.url, CONVEYOR_QUEUE_PREFIX: prefix, CRM_BASE_URL: crm.url, LOG_LEVEL: 'info',
       CONVEYOR_PIPELINES_DIR: path.join(ROOT, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(ROOT, 'modules'),
     });
-    const w = worker;
-    await waitFor('the worker to start', () => {
-      if (!w.alive()) throw new Error(`the worker exited:\n${w.output.join('\n')}`);
-      return w.output.some((l) => l.includes('worker started'));
-    }, 30_000);
   });
 
   after(async function () {

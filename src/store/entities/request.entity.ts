@@ -70,4 +70,8 @@ export class RequestEntity {
 
   @Column({ name: 'finished_at', type: 'bigint', nullable: true })
   finishedAt!: number | null;
+
+  /** The request span's ids (tracing/spans.ts `encodeRequestTrace`); NULL while tracing is off. */
+  @Column({ name: 'trace_context', type: 'varchar', length: 100, nullable: true })
+  traceContext!: string | null;
 }

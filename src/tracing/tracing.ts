@@ -1,0 +1,137 @@
+/**
+ * OpenTelemetry for one process: the Node SDK with its OTLP exporter, configured by the
+ * standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`:
+ * `http/protobuf`, `http/json` or `grpc`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, …).
+ *
+ * Off unless an OTLP endpoint is set or `CONVEYOR_TRACING=1`; `CONVEYOR_TRACING=0` and
+ * `OTEL_SDK_DISABLED=true` turn it off whatever else is set. Off, every helper in
+ * `tracing/` returns after one boolean test: no span, no context, no column write.
+ *
+ * Conveyor's spans outlive processes (a step is sent by one engine, run by a worker and
+ * committed by another engine), so most are recorded after the fact, by the process that
+ * commits their end, with the ids they were given when they began. The SDK makes ids with
+ * the generator below, which hands out such a known id when one is set just before
+ * `startSpan` (synchronously, so no other span can take it).
+ */
+import { context, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { randomBytes } from 'node:crypto';
+
+/** Where tracing is switched on and named (read once from the environment). */
+export interface TracingConfig {
+  enabled: boolean;
+  /** `service.name` when `OTEL_SERVICE_NAME` is not set. */
+  serviceName: string;
+}
+
+/** Reads the switch: an OTLP endpoint or `CONVEYOR_TRACING=1` turns tracing on. */
+export function tracingConfig(role: string, env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  const flag = (env.CONVEYOR_TRACING ?? '').trim().toLowerCase();
+  const off = flag === '0' || flag === 'false' || (env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
+  const endpoint = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  return { enabled: !off && (endpoint || flag === '1' || flag === 'true'), serviceName: env.OTEL_SERVICE_NAME || `conveyor-${role}` };
+}
+
+/** Random ids, or the one set by {@link withIds} for the next span started. */
+class PresetIdGenerator {
+  traceId: string | undefined;
+  spanId: string | undefined;
+
+  generateTraceId(): string {
+    const id = this.traceId ?? randomBytes(16).toString('hex');
+    this.traceId = undefined;
+    return id;
+  }
+
+  generateSpanId(): string {
+    const id = this.spanId ?? randomBytes(8).toString('hex');
+    this.spanId = undefined;
+    return id;
+  }
+}
+
+let sdk: NodeSDK | undefined;
+let tracer: Tracer | undefined;
+const ids = new PresetIdGenerator();
+const w3c = new W3CTraceContextPropagator();
+
+/** True once {@link startTracing} ran with tracing enabled. */
+export function tracingOn(): boolean {
+  return tracer !== undefined;
+}
+
+/** The tracer; only call when {@link tracingOn}. */
+export function tracerOf(): Tracer {
+  if (!tracer) throw new Error('tracing is off');
+  return tracer;
+}
+
+/**
+ * Starts the SDK when `config.enabled`. Returns whether tracing is on. Metrics stay with
+ * Prometheus (`/metrics`), so no OTel metric reader or log exporter is set up.
+ */
+export function startTracing(config: TracingConfig): boolean {
+  if (!config.enabled || sdk) return tracingOn();
+  sdk = new NodeSDK({
+    serviceName: process.env.OTEL_SERVICE_NAME ? undefined : config.serviceName,
+    idGenerator: ids,
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
+  });
+  sdk.start();
+  tracer = trace.getTracer('conveyor');
+  return true;
+}
+
+/** Exports what is buffered, then stops the SDK (before a process exits). */
+export async function stopTracing(): Promise<void> {
+  const s = sdk;
+  sdk = undefined;
+  tracer = undefined;
+  if (!s) return;
+  await s.shutdown().catch(() => undefined);
+  // Unregistered, so that a later start (tests) can register again.
+  trace.disable();
+  context.disable();
+}
+
+/** Runs `start` (which must start one span synchronously) with the given ids. */
+export function withIds<T>(traceId: string | undefined, spanId: string | undefined, start: () => T): T {
+  ids.traceId = traceId;
+  ids.spanId = spanId;
+  try {
+    return start();
+  } finally {
+    ids.traceId = undefined;
+    ids.spanId = undefined;
+  }
+}
+
+/** A new random span id (16 hex digits). */
+export const newSpanId = (): string => randomBytes(8).toString('hex');
+
+/** The span context of a W3C `traceparent` header value, or undefined when it is not valid. */
+export function parseTraceparent(value: string | null | undefined): SpanContext | undefined {
+  if (!value) return undefined;
+  return trace.getSpanContext(w3c.extract(ROOT_CONTEXT, { traceparent: value }, { get: (c, k) => (c as Record<string, string>)[k], keys: (c) => Object.keys(c as object) }));
+}
+
+/** The `traceparent` header value of a span context. */
+export function formatTraceparent(sc: Pick<SpanContext, 'traceId' | 'spanId' | 'traceFlags'>): string {
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '01' : '00'}`;
+}
+
+/** A context whose current span is the remote span of `traceparent` (the root context if none). */
+export function contextOf(traceparent: string | null | undefined): Context {
+  const sc = parseTraceparent(traceparent);
+  return sc ? trace.setSpanContext(ROOT_CONTEXT, sc) : ROOT_CONTEXT;
+}
+
+/** The `trace_id` and `span_id` log fields of the active span, when there is one. */
+export function activeLogFields(): { trace_id: string; span_id: string } | undefined {
+  if (!tracer) return undefined;
+  const sc = trace.getSpanContext(context.active());
+  return sc ? { trace_id: sc.traceId, span_id: sc.spanId } : undefined;
+}
