@@ -5,23 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { TestEngine } from '../support/engine';
 import { redisUrl, requireRedis } from '../support/services';
+import { sample } from '../support/prom';
 import { startOpsEngine, submitMix, type Mix } from './support';
-
-/** The value of one sample of the exposition text, or undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').match(/[a-zA-Z_]+="(?:[^"\\]|\\.)*"/g) ?? []) {
-      const at = pair.indexOf('=');
-      have[pair.slice(0, at)] = pair.slice(at + 2, -1);
-    }
-    if (Object.entries(labels).every(([k, v]) => have[k] === v) && Object.keys(have).length === Object.keys(labels).length) return Number(m[3]);
-  }
-  return undefined;
-}
 
 describe('metrics and readiness', function () {
   this.timeout(60_000);
