@@ -82,6 +82,7 @@ const error = (description: string) => json(ref('Error'), description);
 const pathParam = (name: string, description: string) => ({ name, in: 'path', required: true, schema: str, description });
 const query = (name: string, schema: Schema, description: string) => ({ name, in: 'query', required: false, schema, description });
 const header = (name: string, description: string) => ({ name, in: 'header', required: false, schema: str, description });
+const TRACEPARENT = header('traceparent', 'W3C trace context: the request joins the caller’s trace (when tracing is on; docs/observability.md).');
 const secured = (role: string) => ({ security: [{ bearer: [] }], 'x-conveyor-role': role });
 const COMMON = { 401: error('No key, or an unknown or revoked key'), 403: error('The key lacks the role') };
 const REQUEST_ID = pathParam('id', 'The request id (a UUID).');
@@ -158,6 +159,7 @@ const paths: Record<string, Record<string, unknown>> = {
         header('Idempotency-Key', 'A repeated key answers the first request again (200).'),
         header('X-Business-Key', 'One active request per business key, when the pipeline asks for it. Where the pipeline reads the key from the payload, the header must equal that value (else 422).'),
         header('X-Callback-Url', 'Same as `callbackUrl`.'),
+        TRACEPARENT,
       ],
       requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
       responses: {
@@ -184,6 +186,7 @@ const paths: Record<string, Record<string, unknown>> = {
         query('envelope', { type: 'string', enum: ['1', '0', 'true', 'false'] }, 'Lines are `{ payload, idempotencyKey?, businessKey?, callbackUrl? }`.'),
         header('Idempotency-Key', 'Line n gets the key `<header>:<n>`.'),
         header('X-Business-Key', 'The business key of every line without its own `businessKey`; a line whose payload disagrees answers CONVEYOR_ERR_BUSINESS_KEY_MISMATCH.'),
+        TRACEPARENT,
       ],
       requestBody: { required: true, content: { 'application/x-ndjson': { schema: str } } },
       responses: {
@@ -281,7 +284,7 @@ const paths: Record<string, Record<string, unknown>> = {
       summary: 'An external event: wakes the requests waiting on this event and key',
       tags: ['operations'],
       ...secured('submit'),
-      parameters: [pathParam('name', 'The event name')],
+      parameters: [pathParam('name', 'The event name'), header('traceparent', 'W3C trace context: the event is a span of the caller’s trace, linked from the wait steps it answers (when tracing is on).')],
       requestBody: { required: true, content: { 'application/json': { schema: obj({ key: { type: ['string', 'number'] }, data: {} }, ['key']) } } },
       responses: { 200: json(ref('EventResult'), 'Delivered'), 400: error('Bad body or name'), ...COMMON },
     },

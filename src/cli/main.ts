@@ -101,7 +101,7 @@ async function metricsPort(source: Parameters<typeof serveMetrics>[0]): Promise<
 /** `start`, `api` and `engine`: the same engine with different roles. */
 async function run(roles: EngineRoles, withApi: boolean, name: string): Promise<void> {
   if (name !== 'start' && !process.env.REDIS_URL) fail(`"${name}" is a distributed-mode role: set REDIS_URL (and DATABASE_URL=mysql://…), or use "start"`);
-  startTracing(tracingConfig(name));
+  await startTracing(tracingConfig(name));
   const engine = await createEngine();
   // Counting starts before the first commit (recovery may commit during start).
   const metrics = metricsFor(engine);
@@ -138,7 +138,7 @@ async function worker(flags: Record<string, string>): Promise<void> {
   if (issues.length > 0) fail(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
   const unknown = names.filter((n) => !registry.get(n)?.def);
   if (unknown.length > 0) fail(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${process.env.CONVEYOR_MODULES_DIR ?? './modules'}`);
-  startTracing(tracingConfig('worker'));
+  await startTracing(tracingConfig('worker'));
   const logger = createLogger();
   const hub = new QueueHub(redisUrl, { prefix: process.env.CONVEYOR_QUEUE_PREFIX || undefined });
   const metrics = new WorkerMetrics();
@@ -159,7 +159,7 @@ async function moduleServer(flags: Record<string, string>): Promise<void> {
   const mods = names.length > 0 ? names.map((n) => registry.get(n) ?? fail(`unknown module "${n}"`)) : registry.all().filter((m) => m.def);
   const bad = mods.filter((m) => !m.def);
   if (bad.length > 0) fail(`${bad.map((m) => m.name).join(', ')}: not an in-process module`);
-  startTracing(tracingConfig('module-server'));
+  await startTracing(tracingConfig('module-server'));
   const logger = createLogger();
   const { server, url } = await listenModuleServer(createModuleServer(mods, logger), flags.host ?? process.env.HOST ?? '127.0.0.1', Number(flags.port ?? process.env.PORT ?? 8090));
   out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);

@@ -18,8 +18,7 @@ import type { Store } from '../store/store';
 import { renderValue, maskedSecrets } from '../templates/render';
 import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
 import { buildState } from './state';
-import { traceCommit, type TraceDeps } from './traces';
-import { traceLogFields } from '../tracing/spans';
+import { traceCommit, traced, type TraceDeps } from './traces';
 
 /** Finds the compiled pipeline a request is pinned to. */
 export interface PipelineSource {
@@ -67,9 +66,6 @@ const MAX_ATTEMPTS = 8;
 const SWEEP_BATCH = 200;
 
 type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override'>;
-
-/** The `trace_id` / `span_id` log fields of a run of a traced request (nothing to spread otherwise). */
-const traced = (state: RequestState, runId: string): Record<string, string> | undefined => (state.request.traceContext ? traceLogFields(state.request.traceContext, runId) as Record<string, string> : undefined);
 
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();

@@ -8,7 +8,7 @@ import type { Logger } from '../log/logger';
 import type { CompiledPipeline } from '../pipeline/types';
 import { moduleOf } from '../pipeline/step-module';
 import type { Store } from '../store/store';
-import { decodeRequestTrace, markRecorded, recordRequestSpan, recordStepSpan } from '../tracing/spans';
+import { decodeRequestTrace, markRecorded, recordRequestSpan, recordStepSpan, traceLogFields } from '../tracing/spans';
 import type { Decision, OpenRun, Outcome, RequestState } from './decide';
 
 /** Steps whose run holds the request until something outside answers. */
@@ -18,6 +18,11 @@ export interface TraceDeps {
   store: Pick<Store, 'claimTraceContext'>;
   logger: Logger;
   transportOf(step: CompiledPipeline['steps'][string]): string;
+}
+
+/** The `trace_id` / `span_id` log fields of a run of a traced request (nothing to spread otherwise). */
+export function traced(state: RequestState, runId: string): Record<string, string> | undefined {
+  return state.request.traceContext ? (traceLogFields(state.request.traceContext, runId) as Record<string, string>) : undefined;
 }
 
 /** Records the spans a committed decision ends. */

@@ -13,9 +13,8 @@
  * the generator below, which hands out such a known id when one is set just before
  * `startSpan` (synchronously, so no other span can take it).
  */
-import { context, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { context, isSpanContextValid, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext, type Tracer } from '@opentelemetry/api';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { randomBytes } from 'node:crypto';
 
 /** Where tracing is switched on and named (read once from the environment). */
@@ -54,7 +53,6 @@ class PresetIdGenerator {
 let sdk: NodeSDK | undefined;
 let tracer: Tracer | undefined;
 const ids = new PresetIdGenerator();
-const w3c = new W3CTraceContextPropagator();
 
 /** True once {@link startTracing} ran with tracing enabled. */
 export function tracingOn(): boolean {
@@ -68,11 +66,13 @@ export function tracerOf(): Tracer {
 }
 
 /**
- * Starts the SDK when `config.enabled`. Returns whether tracing is on. Metrics stay with
- * Prometheus (`/metrics`), so no OTel metric reader or log exporter is set up.
+ * Starts the SDK when `config.enabled`. Resolves to whether tracing is on. Metrics stay with
+ * Prometheus (`/metrics`), so no OTel metric reader or log exporter is set up. The SDK (and
+ * its exporters) is loaded only here: a process with tracing off never loads it.
  */
-export function startTracing(config: TracingConfig): boolean {
+export async function startTracing(config: TracingConfig): Promise<boolean> {
   if (!config.enabled || sdk) return tracingOn();
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
   sdk = new NodeSDK({
     serviceName: process.env.OTEL_SERVICE_NAME ? undefined : config.serviceName,
     idGenerator: ids,
@@ -112,10 +112,20 @@ export function withIds<T>(traceId: string | undefined, spanId: string | undefin
 /** A new random span id (16 hex digits). */
 export const newSpanId = (): string => randomBytes(8).toString('hex');
 
-/** The span context of a W3C `traceparent` header value, or undefined when it is not valid. */
+/** `version-traceid-parentid-flags`, lower-case hex; a later version may append fields. */
+const TRACEPARENT = /^\s?([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s?$/;
+
+/**
+ * The span context of a W3C `traceparent` header value, or undefined when it is not valid
+ * (the rules of the W3C Trace Context spec, as `@opentelemetry/core`'s propagator applies
+ * them, without loading it: version `ff` and all-zero ids are invalid, version `00` has
+ * exactly four fields).
+ */
 export function parseTraceparent(value: string | null | undefined): SpanContext | undefined {
-  if (!value) return undefined;
-  return trace.getSpanContext(w3c.extract(ROOT_CONTEXT, { traceparent: value }, { get: (c, k) => (c as Record<string, string>)[k], keys: (c) => Object.keys(c as object) }));
+  const m = value ? TRACEPARENT.exec(value) : null;
+  if (!m || m[1] === 'ff' || (m[1] === '00' && m[5])) return undefined;
+  const sc: SpanContext = { traceId: m[2]!, spanId: m[3]!, traceFlags: parseInt(m[4]!, 16), isRemote: true };
+  return isSpanContextValid(sc) ? sc : undefined;
 }
 
 /** The `traceparent` header value of a span context. */

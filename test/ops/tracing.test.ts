@@ -64,7 +64,7 @@ describe('tracing: OTLP/HTTP spans of requests across the event, HTTP and queue 
     prefix = uniquePrefix('trace');
     const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' };
     Object.assign(process.env, otel, { OTEL_SERVICE_NAME: 'conveyor-test' });
-    expect(startTracing(tracingConfig('test')), 'tracing is on once an endpoint is set').to.equal(true);
+    expect(await startTracing(tracingConfig('test')), 'tracing is on once an endpoint is set').to.equal(true);
 
     // The HTTP step's module, served over the module protocol.
     const project = loadProject({ modulesDir: MODULES, pipelinesDir: PIPELINES, cwd: ROOT, queueModules: [] });
@@ -210,5 +210,15 @@ describe('tracing: OTLP/HTTP spans of requests across the event, HTTP and queue 
     expect(wait.links, 'the wait step links to the event').to.deep.equal([{ traceId: eventTrace, spanId: eventSpan.spanId }]);
     expect(wait.attributes['conveyor.waited_ms']).to.be.a('number');
     expect(spansOf(requestTrace).filter((s) => s.name === 'conveyor.request traced-wait'), 'the request span is recorded once').to.have.length(1);
+  });
+
+  it('ignores an invalid traceparent: the request is accepted and starts a trace of its own', async () => {
+    const submitted = await api<{ id: string }>('POST', '/api/pipelines/traced/requests', { n: 2 }, { traceparent: 'not-a-trace-context' });
+    expect(submitted.status).to.equal(202);
+    const id = submitted.body.id;
+    const req = await waitFor('its request span', () => receiver.spans.find((s) => s.name === 'conveyor.request traced' && s.attributes['conveyor.request.id'] === id), 45_000, 100);
+    expect(req.parentSpanId, 'a root span').to.equal('');
+    expect(req.attributes['conveyor.request.status']).to.equal('completed');
+    await waitFor('its five step spans', () => spansOf(req.traceId).filter((s) => s.name.startsWith('conveyor.step ')).length === 5, 20_000, 100);
   });
 });
