@@ -9,6 +9,7 @@ import type { CompiledPipeline } from '../pipeline/types';
 import { moduleOf } from '../pipeline/step-module';
 import type { Store } from '../store/store';
 import { decodeRequestTrace, markRecorded, recordRequestSpan, recordStepSpan, traceLogFields } from '../tracing/spans';
+import { tracingOn } from '../tracing/tracing';
 import type { Decision, OpenRun, Outcome, RequestState } from './decide';
 
 /** Steps whose run holds the request until something outside answers. */
@@ -29,7 +30,8 @@ export function traced(state: RequestState, runId: string): Record<string, strin
 export function traceCommit(deps: TraceDeps, pipeline: CompiledPipeline, state: RequestState, d: Decision, closed: OpenRun | undefined, outcome: Outcome): void {
   const request = state.request;
   const stored = request.traceContext;
-  if (!stored) return;
+  // A process that records nothing must not claim the request span either.
+  if (!stored || !tracingOn()) return;
   const f = d.commit.finishRun;
   const step = closed ? pipeline.steps[closed.stepId] : undefined;
   if (f && closed && step) {

@@ -72,9 +72,11 @@ export function spanIdOfRun(runId: string): string {
   return id === '0000000000000000' ? '0000000000000001' : id;
 }
 
-/** The `traceparent` of a run's attempt span, to send with the step (undefined when untraced). */
+/**
+ * The `traceparent` of a run's attempt span, to send with the step (undefined when the request
+ * is untraced). Passed on even by a process that records nothing itself.
+ */
 export function stepTraceparent(stored: string | null | undefined, runId: string): string | undefined {
-  if (!tracingOn()) return undefined;
   const t = decodeRequestTrace(stored);
   if (!t) return undefined;
   return formatTraceparent({ traceId: t.traceId, spanId: spanIdOfRun(runId), traceFlags: t.sampled ? TraceFlags.SAMPLED : TraceFlags.NONE });
@@ -82,7 +84,6 @@ export function stepTraceparent(stored: string | null | undefined, runId: string
 
 /** `trace_id` / `span_id` log fields for a request (and one of its runs). */
 export function traceLogFields(stored: string | null | undefined, runId?: string): { trace_id?: string; span_id?: string } {
-  if (!tracingOn()) return {};
   const t = decodeRequestTrace(stored);
   return t ? { trace_id: t.traceId, span_id: runId ? spanIdOfRun(runId) : t.spanId } : {};
 }

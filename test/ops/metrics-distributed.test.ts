@@ -26,7 +26,7 @@ async function metricsUrlOf(p: ConveyorProc): Promise<string> {
       if (m) return m[1];
     }
     return undefined;
-  }, 30_000, 100);
+  }, 120_000, 100);
 }
 
 /** The API's URL from its `conveyor started` log line. */
@@ -39,11 +39,11 @@ async function apiUrlOf(p: ConveyorProc): Promise<string> {
       if (entry.message === 'conveyor started' && entry.url) return entry.url;
     }
     return undefined;
-  }, 30_000, 100);
+  }, 120_000, 100);
 }
 
 describe('metrics: api + 2 engines + a worker, each on CONVEYOR_METRICS_PORT', function () {
-  this.timeout(120_000);
+  this.timeout(240_000);
   let db: TestDatabase;
   let redisUrl: string;
   let prefix: string;
@@ -51,7 +51,7 @@ describe('metrics: api + 2 engines + a worker, each on CONVEYOR_METRICS_PORT', f
   const key = `metrics-${randomBytes(8).toString('hex')}`;
 
   before(async function () {
-    this.timeout(90_000);
+    this.timeout(180_000);
     const [mysql, redis] = await Promise.all([requireMysql(), requireRedis()]);
     redisUrl = redis;
     db = await createTestDatabase(mysql, 'metrics');
@@ -63,7 +63,8 @@ describe('metrics: api + 2 engines + a worker, each on CONVEYOR_METRICS_PORT', f
     };
     procs.push(spawnConveyor('api', ['api'], { ...env, PORT: '0', HOST: '127.0.0.1' }));
     procs.push(spawnConveyor('engine-1', ['engine'], env), spawnConveyor('engine-2', ['engine'], env));
-    procs.push(await startWorker('worker', ['fan-q'], env));
+    // Four processes start at once on a loaded machine: give them time.
+    procs.push(await startWorker('worker', ['fan-q'], env, 120_000));
   });
 
   after(async function () {

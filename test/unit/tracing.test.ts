@@ -48,9 +48,10 @@ describe('tracing: configuration and trace context', () => {
     expect(spanIdOfRun('run-1')).to.not.equal(spanIdOfRun('run-2'));
   });
 
-  it('adds nothing to calls while tracing is off', () => {
+  it("passes a traced request's context on to its steps even where tracing is off, and adds nothing to untraced ones", () => {
     expect(tracingOn()).to.equal(false);
-    expect(stepTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01;', 'run-1')).to.equal(undefined);
+    expect(stepTraceparent(undefined, 'run-1')).to.equal(undefined);
+    expect(stepTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01;', 'run-1')).to.equal(`00-4bf92f3577b34da6a3ce929d0e0e4736-${spanIdOfRun('run-1')}-01`);
     expect(traceHeaders({})).to.deep.equal({});
     expect(traceHeaders({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' })).to.deep.equal({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
   });
