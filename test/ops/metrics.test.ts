@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { TestEngine } from '../support/engine';
 import { redisUrl, requireRedis } from '../support/services';
-import { sample } from '../support/prom';
+import { parseSamples, sample } from '../support/prom';
 import { startOpsEngine, submitMix, type Mix } from './support';
 
 describe('metrics and readiness', function () {
@@ -62,6 +62,20 @@ describe('metrics and readiness', function () {
     expect(sample(text, 'conveyor_step_duration_seconds_sum', completed)).to.be.a('number').and.be.at.least(0);
     expect(sample(text, 'conveyor_step_retries_total', { pipeline: 'orders', step: 'check-order' })).to.equal(mix.flaky.length);
     expect(sample(text, 'conveyor_metrics_unlabelled_results_total')).to.equal(0);
+  });
+
+  it('counts committed step attempts in conveyor_steps_total, series by series as in the step log', async () => {
+    const text = await scrape();
+    const rows = await t.engine.store.query<{ pipeline_id: string; step_id: string; transport: string | null; status: string; n: unknown }>(
+      "SELECT pipeline_id, step_id, transport, status, COUNT(*) AS n FROM step_runs WHERE status IN ('completed', 'failed') GROUP BY pipeline_id, step_id, transport, status",
+    );
+    expect(rows.length).to.be.greaterThan(0);
+    for (const r of rows) {
+      const labels = { pipeline: r.pipeline_id, step: r.step_id, transport: r.transport ?? 'engine', outcome: r.status };
+      expect(sample(text, 'conveyor_steps_total', labels), JSON.stringify(labels)).to.equal(Number(r.n));
+    }
+    const total = parseSamples(text).filter((s) => s.name === 'conveyor_steps_total').reduce((a, s) => a + s.value, 0);
+    expect(total).to.equal(rows.reduce((a, r) => a + Number(r.n), 0));
   });
 
   it('exports the process metrics of prom-client', async () => {
