@@ -21,7 +21,7 @@ function namesTestFiles(arg) {
 const cliNamesFiles = process.argv.slice(2).some(namesTestFiles);
 
 module.exports = {
-  require: ['tsx/cjs', './test/support/outbound-env.cjs'],
+  require: ['tsx/cjs', './test/support/outbound-env.cjs', './test/support/step-log-hook.ts'],
   extension: ['ts'],
   ...(cliNamesFiles ? {} : { spec: DEFAULT_SPEC }),
   recursive: true,

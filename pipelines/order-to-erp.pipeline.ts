@@ -1,19 +1,27 @@
 /**
- * `order-to-erp`: seed 001 §7.3. The shop sends `order.created`; the order goes to the ERP
- * (1C), the pipeline follows its status there until the ERP decides, and writes the final
- * status back to the shop.
+ * `order-to-erp`: seed 001 §7.3 and §10.4. The shop sends `order.created`; the order goes to
+ * the ERP (1C), the pipeline follows its status there, tells the customer of each status the
+ * ERP reports (by e-mail, else by SMS), and writes the final status back to the shop.
  *
- * - One active request per order (`businessKey: payload.order_id`, `return-existing`): the
- *   shop re-sending an order gets the run already following it.
- * - The ERP's status is polled by a `wait` step every 300 ms, for at most 10 minutes.
+ * - One request per order (`businessKey: payload.order_id`): a re-sent order gets the run
+ *   already following it while it runs (`onConflict: 'return-existing'`), and the finished
+ *   run for a day after it ended (`reuse: 'return-existing'`), so re-sending an order never
+ *   creates a second ERP document.
+ * - `follow-erp-status` is one step run however long the ERP takes: it polls every 10 s,
+ *   slowing to every 10 min (`ERP_POLL_EVERY` / `ERP_POLL_MAX_EVERY` change that, e.g. for
+ *   tests), until the status changes, for at most 7 days. Each change is told to the
+ *   customer, then the wait starts again, until the status is final.
  */
-import { definePipeline } from '../src';
+import { definePipeline, type Duration } from '../src';
+
+const env = (name: string, fallback: Duration): Duration => (process.env[name] as Duration | undefined) || fallback;
+const STATUS_TEXT = 'Order {{ payload.order_id }}: {{ follow-erp-status.status }}{% if follow-erp-status.reason %} ({{ follow-erp-status.reason }}){% endif %}';
 
 export default definePipeline({
   id: 'order-to-erp',
-  description: 'Shop order → ERP (1C) document → ERP status back to the shop (seed 001).',
+  description: 'Shop order → ERP (1C) document → each ERP status to the customer (e-mail / SMS) → final status back to the shop (seed 001).',
   start: 'validate-order',
-  intake: { businessKey: { path: 'payload.order_id', onConflict: 'return-existing' } },
+  intake: { businessKey: { path: 'payload.order_id', onConflict: 'return-existing', reuse: 'return-existing', reuseWindow: '24h' } },
   defaults: { timeout: '10s', retry: { attempts: 5, backoff: '200ms', factor: 2, maxDelay: '5s' } },
   steps: {
     'validate-order': {
@@ -31,11 +39,36 @@ export default definePipeline({
     },
     'follow-erp-status': {
       kind: 'wait',
-      poll: { subsystem: 'erp-order-status', every: '300ms', params: { erpId: '{{ erp-create-order.erpId }}' } },
-      timeout: '10m',
-      prev: ['erp-create-order'],
-      next: ['shop-update-order'],
+      description: 'Until the ERP reports a status the customer has not been told yet.',
+      poll: {
+        subsystem: 'erp-order-status',
+        every: env('ERP_POLL_EVERY', '10s'),
+        backoff: 2,
+        maxEvery: env('ERP_POLL_MAX_EVERY', '10m'),
+        params: { erpId: '{{ erp-create-order.erpId }}', since: '{{ follow-erp-status.status }}' },
+        doneField: 'changed',
+      },
+      timeout: '7d',
+      prev: ['erp-create-order', 'next-status'],
+      next: ['sms-customer'],
+      condition: [{ field: 'payload.customer.email', operation: '!|empty', result: ['email-customer'] }],
     },
+    'email-customer': {
+      subsystem: 'notify',
+      params: { channel: 'email', recipients: ['{{ payload.customer.email }}'], subject: STATUS_TEXT, text: STATUS_TEXT },
+      prev: ['follow-erp-status'],
+      next: ['next-status'],
+      condition: [{ field: 'follow-erp-status.done', operation: 'eq', value: true, result: ['shop-update-order'] }],
+    },
+    'sms-customer': {
+      subsystem: 'notify',
+      params: { channel: 'sms', recipients: ['{{ payload.customer.phone }}'], message: STATUS_TEXT },
+      prev: ['follow-erp-status'],
+      next: ['next-status'],
+      condition: [{ field: 'follow-erp-status.done', operation: 'eq', value: true, result: ['shop-update-order'] }],
+    },
+    // accepted → processing → completed | rejected (| shipped | cancelled): a handful of changes.
+    'next-status': { kind: 'loop', target: 'follow-erp-status', max: 20, onExhausted: ['shop-update-order'], prev: ['email-customer', 'sms-customer'] },
     'shop-update-order': {
       subsystem: 'shop-update-order',
       params: {
@@ -44,7 +77,7 @@ export default definePipeline({
         erpId: '{{ follow-erp-status.erpId }}',
         reason: '{{ follow-erp-status.reason }}',
       },
-      prev: ['follow-erp-status'],
+      prev: ['email-customer', 'sms-customer', 'next-status'],
     },
   },
 });

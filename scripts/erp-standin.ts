@@ -5,7 +5,9 @@
  * - `POST /orders` (the order.created body; `Idempotency-Key` deduplicates) → `{ erpId, status: 'accepted' }`.
  *   The document then moves by itself: `processing` after `ERP_PROCESSING_MS` (default 100),
  *   then `completed`, or `rejected` (reason "not enough stock") when an item asks for more
- *   than 100, after as long again.
+ *   than 100, after as long again. With `statusReads` (`ERP_STATUS_READS`) a status moves on
+ *   only after it has been read that many times instead, so a test sees every status, or
+ *   makes a poller wait a thousand polls, whatever the machine's speed.
  * - `GET /orders/:erpId` → `{ erpId, orderId, status, reason? }`
  * - `GET /_state` → every order
  *
@@ -22,17 +24,29 @@ export interface ErpOrder {
   status: 'accepted' | 'processing' | 'completed' | 'rejected';
   reason?: string;
   items: Array<{ product_id: string; quantity: number }>;
+  /** How many times its status was read. */
+  reads?: number;
 }
 
 export interface ErpStandin extends RunningJsonServer {
   orders: Map<string, ErpOrder>;
 }
 
-export async function startErpStandin(opts: { port?: number; host?: string; processingMs?: number } = {}): Promise<ErpStandin> {
+export async function startErpStandin(opts: { port?: number; host?: string; processingMs?: number; statusReads?: number } = {}): Promise<ErpStandin> {
   const orders = new Map<string, ErpOrder>();
   const byKey = new Map<string, string>();
   const timers = new Set<NodeJS.Timeout>();
   const step = Number(opts.processingMs ?? process.env.ERP_PROCESSING_MS ?? 100);
+  const statusReads = Number(opts.statusReads ?? process.env.ERP_STATUS_READS ?? 0);
+  const reads = new Map<string, number>();
+  const advance = (order: ErpOrder): void => {
+    if (order.status === 'accepted') order.status = 'processing';
+    else if (order.status === 'processing') {
+      const short = order.items.some((i) => Number(i.quantity) > 100);
+      order.status = short ? 'rejected' : 'completed';
+      if (short) order.reason = 'not enough stock';
+    }
+  };
   let seq = 0;
   const later = (ms: number, fn: () => void): void => {
     const t = setTimeout(() => {
@@ -51,20 +65,26 @@ export async function startErpStandin(opts: { port?: number; host?: string; proc
       const order: ErpOrder = { erpId: `ERP-${String(++seq).padStart(6, '0')}`, orderId: body.order_id, status: 'accepted', items: body.items as ErpOrder['items'] };
       orders.set(order.erpId, order);
       if (key) byKey.set(key, order.erpId);
-      later(step, () => {
-        order.status = 'processing';
-        later(step, () => {
-          const short = order.items.some((i) => Number(i.quantity) > 100);
-          order.status = short ? 'rejected' : 'completed';
-          if (short) order.reason = 'not enough stock';
-        });
+      if (statusReads <= 0) later(step, () => {
+        advance(order);
+        later(step, () => advance(order));
       });
       return { erpId: order.erpId, status: order.status };
     }],
     ['GET', '/orders/:erpId', (r) => {
       const o = orders.get(r.params.erpId!);
       if (!o) throw new HttpError(404, `no ERP order ${r.params.erpId}`);
-      return { erpId: o.erpId, orderId: o.orderId, status: o.status, ...(o.reason ? { reason: o.reason } : {}) };
+      const answer = { erpId: o.erpId, orderId: o.orderId, status: o.status, ...(o.reason ? { reason: o.reason } : {}) };
+      o.reads = (o.reads ?? 0) + 1;
+      if (statusReads > 0) {
+        const n = (reads.get(o.erpId) ?? 0) + 1;
+        reads.set(o.erpId, n);
+        if (n >= statusReads) {
+          reads.set(o.erpId, 0);
+          advance(o);
+        }
+      }
+      return answer;
     }],
     ['GET', '/_state', () => ({ orders: [...orders.values()] })],
   ], opts.port ?? Number(process.env.ERP_PORT ?? 8084), opts.host ?? process.env.ERP_HOST ?? '127.0.0.1');

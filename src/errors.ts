@@ -35,6 +35,10 @@ export const ErrorCodes = {
   PARAM_NOT_RESUMABLE: 'CONVEYOR_ERR_PARAM_NOT_RESUMABLE',
   /** A URL Conveyor would call is refused by the outbound rule (`CONVEYOR_OUTBOUND_ALLOW`). */
   OUTBOUND_REFUSED: 'CONVEYOR_ERR_OUTBOUND_REFUSED',
+  /** The business key was used by a request that ended, and the pipeline's `reuse` refuses it. */
+  DUPLICATE_REQUEST: 'CONVEYOR_ERR_DUPLICATE_REQUEST',
+  /** A step run that the request does not have. */
+  UNKNOWN_STEP_RUN: 'CONVEYOR_ERR_UNKNOWN_STEP_RUN',
   // configuration
   INVALID_PIPELINE: 'CONVEYOR_ERR_INVALID_PIPELINE',
   INVALID_MODULE: 'CONVEYOR_ERR_INVALID_MODULE',

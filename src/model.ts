@@ -34,6 +34,8 @@ export interface RequestRecord {
   /** Arrivals at `join: 'all'` steps. */
   joins: Record<string, string[]>;
   stepCount: number;
+  /** The step budget an operator gave on resume, replacing the pipeline's `maxSteps` (absent: the pipeline's). */
+  maxSteps?: number | null;
   rev: number;
   releaseAt: number | null;
   createdAt: number;
@@ -85,9 +87,30 @@ export interface StepRunRecord {
   override?: Record<string, unknown> | null;
   /** The process variables this run set (its step's `assign`, rendered). */
   assigned?: Record<string, unknown> | null;
+  /** A polling wait: how many polls it made, and when the last one answered. */
+  polls?: number;
+  lastPollAt?: number | null;
+  /** How a wait or action step ended: `event`, `poll`, `action` or `timeout`. */
+  endedBy?: EndedBy | null;
   startedAt: number;
   finishedAt: number | null;
   durationMs: number | null;
+}
+
+/** How a holding step (wait, action) ended. */
+export type EndedBy = 'event' | 'poll' | 'action' | 'timeout';
+
+/** One poll of a polling wait, kept in the run's poll history. */
+export interface PollRecord {
+  runId: string;
+  requestId: string;
+  /** 1 for the first poll. */
+  n: number;
+  startedAt: number;
+  finishedAt: number;
+  durationMs: number;
+  output: unknown;
+  error: unknown;
 }
 
 /**
@@ -104,6 +127,8 @@ export interface RequestCommit {
     error: RequestError | null;
     joins: Record<string, string[]>;
     stepCount: number;
+    /** Written only when set (an operator's larger budget on resume). */
+    maxSteps?: number;
     finishedAt: number | null;
     updatedAt: number;
     /** The request's whole new `vars`, present only when a step assigned some. */
@@ -118,7 +143,19 @@ export interface RequestCommit {
     assigned?: Record<string, unknown>;
     finishedAt: number;
     durationMs: number;
+    endedBy?: EndedBy | null;
+    /** A polling wait's final poll count. */
+    polls?: number;
+    lastPollAt?: number;
   };
+  /**
+   * A poll of a polling wait that was not done: the run stays open (back to `pending`, due at
+   * `availableAt`) and the poll goes to its history. Refused like `finishRun` when the run is
+   * no longer the dispatched poll with `polls - 1` polls.
+   */
+  repollRun?: { id: string; availableAt: number; polls: number; output: unknown; lastPollAt: number };
+  /** The poll that this commit records in the run's poll history (a repoll, or the final poll). */
+  poll?: PollRecord;
   /** Open runs to close as `cancelled` (the request stopped or failed around them). */
   cancelRuns: string[];
   insertRuns: StepRunRecord[];

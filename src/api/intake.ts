@@ -14,14 +14,15 @@ import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { CallbackSender, type CallbackOptions } from '../intake/callbacks';
 import { BatchInserter } from '../intake/inserter';
-import { businessKeyOf, KeyKeeper } from '../intake/keys';
+import { businessKeyOf, KeyKeeper, reuseOf } from '../intake/keys';
 import { isGated, Releaser } from '../intake/releaser';
 import { TriggerScheduler } from '../intake/triggers';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
 import type { RequestRecord } from '../model';
 import type { PipelineCatalog } from '../pipeline/catalog';
-import { DEFAULT_IDEMPOTENCY_WINDOW_MS } from '../pipeline/compile-intake';
+import type { CompiledIntakeOptions } from '../pipeline/types';
+import { DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_REUSE_WINDOW_MS } from '../pipeline/compile-intake';
 import { canonicalJson } from '../pipeline/hash';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Hold } from '../store/intake-store';
@@ -179,11 +180,14 @@ export class Intake {
       this.d.notify(record.id);
       return { request: record, outcome: 'created' };
     }
-    return this.acceptKeyed(record, gated, keyPolicy, callbackUrl, options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS);
+    return this.acceptKeyed(record, gated, keyPolicy, callbackUrl, options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS, options?.businessKey);
   }
 
   /** The insert that unique keys may refuse; each refusal is resolved by the policy and tried again. */
-  private async acceptKeyed(record: RequestRecord, gated: boolean, keyPolicy: string | undefined, callbackUrl: string | null, windowMs: number): Promise<Accepted> {
+  private async acceptKeyed(
+    record: RequestRecord, gated: boolean, keyPolicy: string | undefined, callbackUrl: string | null, windowMs: number,
+    keyOptions: CompiledIntakeOptions['businessKey'],
+  ): Promise<Accepted> {
     const { pipelineId, businessKey, idempotencyKey } = record;
     const store = this.d.store.intake;
     // A newcomer queues behind requests already waiting for its key, to keep them in order.
@@ -214,9 +218,18 @@ export class Intake {
         const holder = await store.findKeyHolder(pipelineId, businessKey!);
         if (!holder) continue; // it ended in the meantime: try to take the key again
         if (holder.ended) {
-          // Its process died before giving the key back: give it back now, then try again.
-          await this.keys.onFinished(holder.id);
-          continue;
+          // The key's request ended and kept it (`reuse`), or its process died before giving it back.
+          const verdict = reuseOf(keyOptions?.reuse ?? 'allow', holder, keyOptions?.reuseWindowMs ?? DEFAULT_REUSE_WINDOW_MS, Date.now());
+          if (verdict === 'free') {
+            await this.keys.releaseEnded(holder.id);
+            continue;
+          }
+          const earlier = await this.d.store.getRequest(holder.id);
+          if (!earlier) continue;
+          if (verdict === 'existing') return { request: earlier, outcome: 'existing' };
+          throw new ClientError(409, ErrorCodes.DUPLICATE_REQUEST, `business key "${businessKey}" was used by request ${holder.id}, which ended ${holder.status}; this pipeline does not reuse it (reuse: ${keyOptions?.reuse})`, {
+            existingId: holder.id, businessKey, status: holder.status,
+          });
         }
         const activeId = holder.id;
         if (keyPolicy === 'reject') {

@@ -50,7 +50,11 @@ const schemas: Record<string, Schema> = {
     params: { description: 'The rendered params, secrets masked.' }, output: {}, error: {},
     assigned: { ...nullable({ type: 'object' }), description: 'The process variables this run\'s `assign` set.' }, causedBy: nullable(str),
     startedAt: time, finishedAt: nullable(time), durationMs: nullable(int),
+    endedBy: { ...nullable({ type: 'string', enum: ['event', 'poll', 'action', 'timeout'] }), description: 'How a wait or action step ended.' },
+    polls: { ...int, description: 'A polling wait: how many polls this run made (see its poll history).' },
+    lastPollAt: nullable(time),
   }),
+  Poll: obj({ n: int, startedAt: time, finishedAt: time, durationMs: int, output: {}, error: {} }),
   PipelineSummary: obj({ id: str, version: int, hash: str, description: nullable(str), start: str, steps: int, intake: {} }),
   Pipeline: obj({
     id: str, version: int, hash: str, description: nullable(str),
@@ -230,6 +234,19 @@ const paths: Record<string, Record<string, unknown>> = {
       responses: { 200: json(page('StepRun'), 'Every attempt'), 404: error('Unknown request'), ...COMMON },
     },
   },
+  '/api/requests/{id}/steps/{runId}/polls': {
+    get: {
+      summary: 'The poll history of a polling wait (one step run however often it polls), oldest first',
+      tags: ['requests'],
+      ...secured('read'),
+      parameters: [
+        REQUEST_ID, pathParam('runId', 'The step run id'),
+        { name: 'after', in: 'query', schema: int, description: 'Polls after this number (the previous page\'s nextCursor).' },
+        { name: 'limit', in: 'query', schema: int, description: 'At most this many polls (1-1000). Default 1000.' },
+      ],
+      responses: { 200: json(page('Poll'), 'The polls'), 400: error('Bad after or limit'), 404: error('Unknown request or run'), ...COMMON },
+    },
+  },
   '/api/requests/{id}/audit': {
     get: {
       summary: 'Who did what to a request: actions, resumes, stops (refused ones too)',
@@ -262,9 +279,9 @@ const paths: Record<string, Record<string, unknown>> = {
       tags: ['operations'],
       ...secured('operate'),
       parameters: [REQUEST_ID],
-      requestBody: OPTIONAL_JSON(obj({ params: { type: 'object' } }, [])),
+      requestBody: OPTIONAL_JSON(obj({ params: { type: 'object' }, maxSteps: { ...int, description: 'A larger step budget (needed after CONVEYOR_ERR_MAX_STEPS).' } }, [])),
       responses: {
-        200: json(ref('Request'), 'Resumed'), 404: error('Unknown request'), 409: error('Not in error_stop'),
+        200: json(ref('Request'), 'Resumed'), 400: error('Bad body'), 404: error('Unknown request'), 409: error('Not in error_stop, or the budget is not larger'),
         422: error('A param the failed step does not list in `resumable` (CONVEYOR_ERR_PARAM_NOT_RESUMABLE)'), ...COMMON,
       },
     },

@@ -19,6 +19,10 @@ import { endSpan, startRemoteSpan, traceparentOf } from '../tracing/spans';
 const MAX_WOKEN = 10_000;
 /** How many of them are woken at once. */
 const WAKE_CHUNK = 200;
+/** The largest step budget an operator may give on resume. */
+const MAX_STEP_BUDGET = 10_000_000;
+/** The most polls one page of a poll history holds. */
+const POLL_PAGE = 1000;
 
 /** An optional JSON object body: an empty body is `{}`. */
 async function optionalObject(ctx: Context): Promise<Record<string, unknown>> {
@@ -109,12 +113,16 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     const found = await load(engine, String(ctx.params.id));
     const body = await optionalObject(ctx);
     const principal = ctx.state.principal as Principal;
-    let outcome: { type: 'resume'; params?: Record<string, unknown> } | { type: 'stop'; reason?: string };
+    let outcome: { type: 'resume'; params?: Record<string, unknown>; maxSteps?: number } | { type: 'stop'; reason?: string };
     if (type === 'resume') {
       if (body.params !== undefined && (typeof body.params !== 'object' || body.params === null || Array.isArray(body.params))) {
         throw new ClientError(400, ErrorCodes.BAD_BODY, '"params" must be an object: the step\'s params to replace');
       }
-      outcome = { type, params: body.params as Record<string, unknown> | undefined };
+      const maxSteps = body.maxSteps;
+      if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || (maxSteps as number) < 1 || (maxSteps as number) > MAX_STEP_BUDGET)) {
+        throw new ClientError(400, ErrorCodes.BAD_BODY, `"maxSteps" must be an integer from 1 to ${MAX_STEP_BUDGET}: the request's new step budget`);
+      }
+      outcome = { type, params: body.params as Record<string, unknown> | undefined, maxSteps: maxSteps as number | undefined };
       await checkResumable(engine, found.request, outcome.params, principal);
     } else {
       outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
@@ -125,8 +133,10 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
       details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),
     });
     if (result !== 'committed') {
+      const budget = found.request.error?.code === ErrorCodes.MAX_STEPS;
       const why = type === 'resume'
-        ? found.request.status === 'error_stop' ? 'its error is not a step failure that can be retried' : `only a request in error_stop can be resumed (it is ${found.request.status})`
+        ? found.request.status !== 'error_stop' ? `only a request in error_stop can be resumed (it is ${found.request.status})`
+          : budget ? `it used its ${found.request.stepCount} step runs: resume it with a larger "maxSteps"` : 'its error is not a step failure that can be retried'
         : `it has already ended (${found.request.status})`;
       throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
     }
@@ -135,6 +145,23 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
   };
   api.post('/requests/:id/resume', requireRole('operate'), operate('resume'));
   api.post('/requests/:id/stop', requireRole('operate'), operate('stop'));
+
+  // A polling wait is one step run; its polls are listed here, oldest first.
+  api.get('/requests/:id/steps/:runId/polls', requireRole('read'), async (ctx) => {
+    const found = await load(engine, ctx.params.id!);
+    const run = found.runs.find((r) => r.id === ctx.params.runId);
+    if (!run) throw new ClientError(404, ErrorCodes.UNKNOWN_STEP_RUN, `request ${found.request.id} has no step run "${String(ctx.params.runId).slice(0, 64)}"`);
+    const after = Number(ctx.query.after ?? 0);
+    const limit = Number(ctx.query.limit ?? POLL_PAGE);
+    if (!Number.isInteger(after) || after < 0) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'after must be a poll number (0 or more)');
+    if (!Number.isInteger(limit) || limit < 1 || limit > POLL_PAGE) throw new ClientError(400, ErrorCodes.BAD_PARAM, `limit must be an integer from 1 to ${POLL_PAGE}`);
+    const polls = await engine.store.listPolls(run.id, limit, after);
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    ctx.body = {
+      items: polls.map((p) => ({ n: p.n, startedAt: iso(p.startedAt), finishedAt: iso(p.finishedAt), durationMs: p.durationMs, output: p.output, error: p.error })),
+      nextCursor: polls.length === limit ? String(polls[polls.length - 1]!.n) : null,
+    };
+  });
 
   api.get('/requests/:id/audit', requireRole('read'), async (ctx) => {
     const found = await load(engine, ctx.params.id!);

@@ -44,6 +44,9 @@ export function stepView(r: StepRunRecord) {
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
     durationMs: r.durationMs,
+    endedBy: r.endedBy ?? null,
+    polls: r.polls ?? 0,
+    lastPollAt: iso(r.lastPollAt ?? null),
   };
 }
 

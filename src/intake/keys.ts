@@ -8,8 +8,8 @@ import { getPath } from '../conditions/path';
 import { ClientError, ErrorCodes } from '../errors';
 import type { Logger } from '../log/logger';
 import type { PipelineCatalog } from '../pipeline/catalog';
-import type { CompiledPipeline } from '../pipeline/types';
-import type { IntakeStore } from '../store/intake-store';
+import type { BusinessKeyReuse, CompiledPipeline } from '../pipeline/types';
+import type { IntakeStore, KeyHolder } from '../store/intake-store';
 import { isGated } from './releaser';
 
 /** The longest business key (the column is 255 characters). */
@@ -42,6 +42,22 @@ export function businessKeyOf(pipeline: CompiledPipeline, payload: Record<string
   return key;
 }
 
+/** What a submit meets when its business key is kept by a request that ended. */
+export type ReuseVerdict = 'free' | 'reject' | 'existing';
+
+/**
+ * `businessKey.reuse` (Temporal's workflow id reuse policy), pure: once the window after the
+ * earlier request's end has passed, or under `allow`, the key is free again; otherwise
+ * `reject-duplicate` refuses, `return-existing` answers with the earlier request, and
+ * `allow-after-failure` frees the key only when the earlier request ended `stopped`.
+ */
+export function reuseOf(policy: BusinessKeyReuse, holder: Pick<KeyHolder, 'status' | 'finishedAt'>, windowMs: number, now: number): ReuseVerdict {
+  if (policy === 'allow' || holder.finishedAt === null || holder.finishedAt < now - windowMs) return 'free';
+  if (policy === 'return-existing') return 'existing';
+  if (policy === 'allow-after-failure' && holder.status === 'stopped') return 'free';
+  return 'reject';
+}
+
 export interface KeyKeeperDeps {
   store: IntakeStore;
   catalog: PipelineCatalog;
@@ -54,8 +70,18 @@ export interface KeyKeeperDeps {
 export class KeyKeeper {
   constructor(private readonly d: KeyKeeperDeps) {}
 
-  /** A request ended here: give its key back and start the next in line. */
+  /**
+   * A request ended here: give its key back and start the next in line. Under a `reuse`
+   * policy other than `allow` a key nobody queues for stays with the ended request, for
+   * submits within `reuseWindow` to meet ({@link reuseOf}).
+   */
   async onFinished(requestId: string): Promise<void> {
+    const freed = await this.d.store.releaseKey(requestId, (pipelineId) => (this.d.catalog.latest(pipelineId)?.pipeline.intakeOptions?.businessKey?.reuse ?? 'allow') !== 'allow');
+    if (freed) await this.promote(freed.pipelineId, freed.key);
+  }
+
+  /** Gives back the key an ended request kept (its window passed, or its policy lets it go). */
+  async releaseEnded(requestId: string): Promise<void> {
     const freed = await this.d.store.releaseKey(requestId);
     if (freed) await this.promote(freed.pipelineId, freed.key);
   }

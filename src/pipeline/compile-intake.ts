@@ -7,12 +7,15 @@ import { describeValue } from '../conditions/compile';
 import { parsePath } from '../conditions/path';
 import { checkCron } from '../intake/cron';
 import { checkDuration, checkKeys, checkTimezone, isRecord, join, report, type IssueSink } from './compile-values';
-import type { BusinessKeyPolicy, CompiledIntakeOptions, CompiledTrigger } from './types';
+import type { BusinessKeyPolicy, BusinessKeyReuse, CompiledIntakeOptions, CompiledTrigger } from './types';
 
 /** @default 24 h: how long an `Idempotency-Key` names the same request. */
 export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 86_400_000;
 export const BUSINESS_KEY_POLICIES: readonly BusinessKeyPolicy[] = ['reject', 'queue', 'return-existing'];
-const BUSINESS_KEY_KEYS: ReadonlySet<string> = new Set(['path', 'onConflict']);
+export const BUSINESS_KEY_REUSE: readonly BusinessKeyReuse[] = ['allow', 'reject-duplicate', 'return-existing', 'allow-after-failure'];
+/** @default 24 h: how long `businessKey.reuse` applies after a request ended. */
+export const DEFAULT_REUSE_WINDOW_MS = 86_400_000;
+const BUSINESS_KEY_KEYS: ReadonlySet<string> = new Set(['path', 'onConflict', 'reuse', 'reuseWindow']);
 const TRIGGER_KEYS: ReadonlySet<string> = new Set(['id', 'cron', 'timezone', 'payload', 'catchUp']);
 const CATCH_UP = ['latest', 'all', 'none'] as const;
 const TRIGGER_ID = /^[a-z0-9][a-z0-9-_]{0,62}$/;
@@ -30,7 +33,7 @@ export function isCallbackUrl(value: string): boolean {
   }
 }
 
-/** `intake.idempotencyWindow`, `intake.businessKey`, `intake.callbackUrl`, `intake.maxActive`. */
+/** `intake.idempotencyWindow`, `intake.businessKey` (with `reuse`, `reuseWindow`), `intake.callbackUrl`, `intake.maxActive`. */
 export function compileIntakeOptions(sink: IssueSink, value: unknown): CompiledIntakeOptions {
   const options: CompiledIntakeOptions = { idempotencyWindowMs: DEFAULT_IDEMPOTENCY_WINDOW_MS };
   if (!isRecord(value)) return options; // compileIntake reports a non-object
@@ -44,7 +47,12 @@ export function compileIntakeOptions(sink: IssueSink, value: unknown): CompiledI
       if (!BUSINESS_KEY_POLICIES.includes(policy)) {
         report(sink, 'intake.businessKey.onConflict', `must be one of ${BUSINESS_KEY_POLICIES.map((p) => `"${p}"`).join(', ')} (got ${describeValue(bk.onConflict)})`);
       }
-      const compiled: NonNullable<CompiledIntakeOptions['businessKey']> = { onConflict: policy };
+      const reuse = (bk.reuse ?? 'allow') as BusinessKeyReuse;
+      if (!BUSINESS_KEY_REUSE.includes(reuse)) {
+        report(sink, 'intake.businessKey.reuse', `must be one of ${BUSINESS_KEY_REUSE.map((p) => `"${p}"`).join(', ')} (got ${describeValue(bk.reuse)})`);
+      }
+      const reuseWindowMs = checkDuration(sink, bk.reuseWindow, 'intake.businessKey.reuseWindow', true) ?? DEFAULT_REUSE_WINDOW_MS;
+      const compiled: NonNullable<CompiledIntakeOptions['businessKey']> = { onConflict: policy, reuse, reuseWindowMs };
       if (bk.path !== undefined) {
         if (typeof bk.path !== 'string' || !/^payload(\.[^.\s]+)+$/.test(bk.path)) {
           report(sink, 'intake.businessKey.path', `must be a path into the payload such as "payload.sku" (got ${describeValue(bk.path)})`);

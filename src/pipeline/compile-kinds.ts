@@ -6,7 +6,7 @@ import { describeValue } from '../conditions/compile';
 import { checkObject, checkTargets, compileConditions, type StepScope } from './compile-shared';
 import { checkDuration, checkKeys, checkString, isRecord, report } from './compile-values';
 import type {
-  CompiledAction, CompiledActionStep, CompiledCondition, CompiledDelayStep, CompiledLoopStep, CompiledWaitStep,
+  CompiledAction, CompiledActionStep, CompiledCondition, CompiledDelayStep, CompiledLoopStep, CompiledPoll, CompiledWaitStep,
 } from './types';
 
 /** The keys each kind adds to the common route keys. */
@@ -62,21 +62,40 @@ export function compileWaitStep(scope: StepScope, raw: Record<string, unknown>, 
       event = { name: String(name), key: String(key) };
     }
   }
-  if (raw.poll !== undefined) {
-    if (!isRecord(raw.poll)) report(scope, `${at}.poll`, `must be { subsystem, every } (got ${describeValue(raw.poll)})`);
-    else {
-      checkKeys(scope, raw.poll, new Set(['subsystem', 'every', 'params', 'doneField']), `${at}.poll`);
-      const sub = raw.poll.subsystem;
-      if (typeof sub !== 'string' || !scope.modules.has(sub)) report(scope, `${at}.poll.subsystem`, typeof sub === 'string' ? `unknown module "${sub}"` : 'is required');
-      const everyMs = checkDuration(scope, raw.poll.every, `${at}.poll.every`, true);
-      if (raw.poll.every === undefined) report(scope, `${at}.poll.every`, 'is required');
-      const doneField = raw.poll.doneField ?? 'done';
-      if (typeof doneField !== 'string' || doneField === '') report(scope, `${at}.poll.doneField`, 'must be a field name');
-      poll = { subsystem: String(sub), everyMs: everyMs ?? 60_000, params: checkObject(scope, raw.poll.params, `${at}.poll.params`, false), doneField: String(doneField) };
-    }
-  }
+  if (raw.poll !== undefined) poll = compilePoll(scope, raw.poll, `${at}.poll`);
   if (!event && !poll && raw.event === undefined && raw.poll === undefined) report(scope, at, 'a wait step needs an "event", a "poll", or both');
   return { ...routes, kind: 'wait', event, poll, ...compileTimeout(scope, raw, at, targets) };
+}
+
+const POLL_KEYS: ReadonlySet<string> = new Set(['subsystem', 'every', 'backoff', 'maxEvery', 'maxPolls', 'params', 'doneField']);
+/** The longest interval a backoff grows to when `maxEvery` is not given. */
+const DEFAULT_MAX_EVERY_MS = 600_000;
+
+function compilePoll(scope: StepScope, raw: unknown, at: string): CompiledPoll | undefined {
+  if (!isRecord(raw)) {
+    report(scope, at, `must be { subsystem, every } (got ${describeValue(raw)})`);
+    return undefined;
+  }
+  checkKeys(scope, raw, POLL_KEYS, at);
+  const sub = raw.subsystem;
+  if (typeof sub !== 'string' || !scope.modules.has(sub)) report(scope, `${at}.subsystem`, typeof sub === 'string' ? `unknown module "${sub}"` : 'is required');
+  const everyMs = checkDuration(scope, raw.every, `${at}.every`, true);
+  if (raw.every === undefined) report(scope, `${at}.every`, 'is required');
+  const backoff = raw.backoff ?? 1;
+  if (typeof backoff !== 'number' || !Number.isFinite(backoff) || backoff < 1 || backoff > 100) report(scope, `${at}.backoff`, `must be a factor from 1 to 100 (got ${describeValue(raw.backoff)})`);
+  const maxEvery = checkDuration(scope, raw.maxEvery, `${at}.maxEvery`, true);
+  if (maxEvery !== undefined && everyMs !== undefined && maxEvery < everyMs) report(scope, `${at}.maxEvery`, 'must be at least "every"');
+  if (raw.maxPolls !== undefined && (!Number.isInteger(raw.maxPolls) || (raw.maxPolls as number) < 1)) report(scope, `${at}.maxPolls`, `must be a positive integer (got ${describeValue(raw.maxPolls)})`);
+  const doneField = raw.doneField ?? 'done';
+  if (typeof doneField !== 'string' || doneField === '') report(scope, `${at}.doneField`, 'must be a field name');
+  const every = everyMs ?? 60_000;
+  const factor = typeof backoff === 'number' && backoff >= 1 ? backoff : 1;
+  const poll: CompiledPoll = {
+    subsystem: String(sub), everyMs: every, backoff: factor, maxEveryMs: maxEvery ?? (factor === 1 ? every : Math.max(every, DEFAULT_MAX_EVERY_MS)),
+    params: checkObject(scope, raw.params, `${at}.params`, false), doneField: String(doneField),
+  };
+  if (typeof raw.maxPolls === 'number') poll.maxPolls = raw.maxPolls;
+  return poll;
 }
 
 function compileAction(scope: StepScope, code: string, raw: unknown, at: string, targets: Set<string>): CompiledAction | undefined {

@@ -141,12 +141,31 @@ export interface WaitStepDef<S extends string = string> extends StepRoutes<S> {
   kind: 'wait';
   /** Wake on this event. `key` is a template over the context: `'{{ payload.itemId }}'`. */
   event?: { name: string; key: string };
-  /** Call `subsystem` every `every` until `output[doneField]` is true. */
-  poll?: { subsystem: string; every: Duration; params?: Record<string, unknown>; /** @default 'done' */ doneField?: string };
-  /** Give up after this long. */
+  /**
+   * Call `subsystem` every `every` until `output[doneField]` is true. All polls are one step
+   * run (they do not count toward `maxSteps`); each poll is kept in the run's poll history.
+   */
+  poll?: PollDef;
+  /** Give up after this long: this, not the number of polls, decides when waiting is over. */
   timeout?: Duration;
   /** Route taken on timeout; without one, a timeout sends the request to `error_stop`. */
   onTimeout?: NoInfer<S>[];
+}
+
+/** How a `wait` step polls: every `every`, slowing by `backoff` up to `maxEvery`. */
+export interface PollDef {
+  subsystem: string;
+  /** The first interval. */
+  every: Duration;
+  /** Each further interval is multiplied by this (≥ 1). @default 1 (a fixed interval) */
+  backoff?: number;
+  /** The longest interval. @default `every` when `backoff` is 1, else '10m' */
+  maxEvery?: Duration;
+  /** Give up (as on timeout) after this many polls that were not done. @default no limit */
+  maxPolls?: number;
+  params?: Record<string, unknown>;
+  /** @default 'done' */
+  doneField?: string;
 }
 
 /** One user action offered by an action step (seed 003's `actions`, seed 000's confirmation). */
@@ -214,6 +233,15 @@ export type IntakeReleaseDef =
 /** What a submit does when its business key is held by an active request. */
 export type BusinessKeyPolicy = 'reject' | 'queue' | 'return-existing';
 
+/**
+ * What a submit does when its business key was used by a request that has ended, within
+ * `reuseWindow` (Temporal's workflow id reuse policy): `allow` starts a new request;
+ * `reject-duplicate` answers 409 with the earlier request's id; `return-existing` answers 200
+ * with the earlier request; `allow-after-failure` starts a new request only if the earlier
+ * one ended `stopped` (by a `stop` step, or an operator who stopped it in `error_stop`).
+ */
+export type BusinessKeyReuse = 'allow' | 'reject-duplicate' | 'return-existing' | 'allow-after-failure';
+
 /** Intake options that combine with any release policy (docs/intake.md). */
 export interface IntakeOptionsDef {
   /** How long an `Idempotency-Key` keeps naming the same request. @default '24h' */
@@ -222,7 +250,14 @@ export interface IntakeOptionsDef {
    * One active request per business key. The key is the `X-Business-Key` header, else the
    * value at `path` (`'payload.sku'`). `onConflict` says what a second submit gets.
    */
-  businessKey?: { path?: string; onConflict: BusinessKeyPolicy };
+  businessKey?: {
+    path?: string;
+    onConflict: BusinessKeyPolicy;
+    /** What the key may do once its request ended. @default 'allow' */
+    reuse?: BusinessKeyReuse;
+    /** How long `reuse` applies after the earlier request ended. @default '24h' */
+    reuseWindow?: Duration;
+  };
   /** Receives a signed POST when each request ends, unless the request names its own. */
   callbackUrl?: string;
   /**
@@ -328,9 +363,19 @@ export interface CompiledStopStep extends CompiledRoutes {
 export interface CompiledWaitStep extends CompiledRoutes {
   kind: 'wait';
   event?: { name: string; key: string };
-  poll?: { subsystem: string; everyMs: number; params: Record<string, unknown>; doneField: string };
+  poll?: CompiledPoll;
   timeoutMs?: number;
   onTimeout: string[];
+}
+
+export interface CompiledPoll {
+  subsystem: string;
+  everyMs: number;
+  backoff: number;
+  maxEveryMs: number;
+  maxPolls?: number;
+  params: Record<string, unknown>;
+  doneField: string;
 }
 
 export interface CompiledAction {
@@ -380,7 +425,7 @@ export type CompiledIntake =
 /** The intake options besides the release policy, with defaults applied. */
 export interface CompiledIntakeOptions {
   idempotencyWindowMs: number;
-  businessKey?: { path?: string[]; onConflict: BusinessKeyPolicy };
+  businessKey?: { path?: string[]; onConflict: BusinessKeyPolicy; reuse: BusinessKeyReuse; reuseWindowMs: number };
   callbackUrl?: string;
   maxActive?: number;
 }

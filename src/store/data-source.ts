@@ -16,6 +16,7 @@ import { Waits1763800000004 } from './migrations/1763800000004-waits';
 import { Intake1763800000020 } from './migrations/1763800000020-intake';
 import { SqliteOpenRunIndexes1763800000090 } from './migrations/1763800000090-sqlite-open-run-indexes';
 import { Vars1763800000110 } from './migrations/1763800000110-vars';
+import { LongWaits1763800000130 } from './migrations/1763800000130-long-waits';
 import { TraceContext1763800000160 } from './migrations/1763800000160-trace-context';
 import { AuditEventEntity } from './entities/audit-event.entity';
 import { AdminAlertEntity } from './entities/admin-alert.entity';
@@ -23,7 +24,10 @@ import { AdminAlerts1763800000140 } from './migrations/1763800000140-admin-alert
 import { OverviewIndex1763800000141 } from './migrations/1763800000141-overview-index';
 
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity, AuditEventEntity, AdminAlertEntity];
-export const MIGRATIONS = [Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020, SqliteOpenRunIndexes1763800000090, Vars1763800000110, AdminAlerts1763800000140, OverviewIndex1763800000141, TraceContext1763800000160];
+export const MIGRATIONS = [
+  Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020,
+  SqliteOpenRunIndexes1763800000090, Vars1763800000110, LongWaits1763800000130, AdminAlerts1763800000140, OverviewIndex1763800000141, TraceContext1763800000160,
+];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';

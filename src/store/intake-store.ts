@@ -23,6 +23,15 @@ export interface IntakeInsert {
   callbackUrl: string | null;
 }
 
+/** The request that holds a business key. */
+export interface KeyHolder {
+  id: string;
+  /** Completed or stopped: it keeps the key only for its pipeline's `reuse` policy. */
+  ended: boolean;
+  status: string;
+  finishedAt: number | null;
+}
+
 /** Requests released by one call; `nextAt` is when releasing more may be possible. */
 export interface Release {
   ids: string[];
@@ -245,11 +254,16 @@ export class IntakeStore {
 
   // ---- business keys -------------------------------------------------------------------------
 
-  /** The request holding `key` in this pipeline (buffered, running, waiting or error_stop). */
-  async findKeyHolder(pipelineId: string, key: string): Promise<{ id: string; ended: boolean } | undefined> {
-    const rows = await this.select<{ id: string; status: string }>('SELECT id, status FROM requests WHERE pipeline_id = ? AND active_key = ?', [pipelineId, key]);
+  /**
+   * The request holding `key` in this pipeline: an active one (buffered, running, waiting or
+   * error_stop), or one that ended and keeps the key for its pipeline's `reuse` policy.
+   */
+  async findKeyHolder(pipelineId: string, key: string): Promise<KeyHolder | undefined> {
+    const rows = await this.select<{ id: string; status: string; finished_at: unknown }>('SELECT id, status, finished_at FROM requests WHERE pipeline_id = ? AND active_key = ?', [pipelineId, key]);
     const r = rows[0];
-    return r ? { id: String(r.id), ended: r.status === 'completed' || r.status === 'stopped' } : undefined;
+    if (!r) return undefined;
+    const ended = r.status === 'completed' || r.status === 'stopped';
+    return { id: String(r.id), ended, status: String(r.status), finishedAt: r.finished_at === null || r.finished_at === undefined ? null : num(r.finished_at) };
   }
 
   /** Whether requests wait in the queue of `key` (a newcomer then queues behind them). */
@@ -258,11 +272,16 @@ export class IntakeStore {
     return rows.length > 0;
   }
 
-  /** Gives the business key back if the request has ended (completed or stopped). */
-  async releaseKey(requestId: string): Promise<{ pipelineId: string; key: string } | undefined> {
+  /**
+   * Gives the business key back if the request has ended (completed or stopped). With
+   * `keep`, a key nobody queues for stays with its ended request (`businessKey.reuse`), so
+   * the unique index goes on answering for it.
+   */
+  async releaseKey(requestId: string, keep?: (pipelineId: string) => boolean): Promise<{ pipelineId: string; key: string } | undefined> {
     const rows = await this.select<{ pipeline_id: string; active_key: string | null; status: string }>('SELECT pipeline_id, active_key, status FROM requests WHERE id = ?', [requestId]);
     const r = rows[0];
     if (!r || r.active_key === null || (r.status !== 'completed' && r.status !== 'stopped')) return undefined;
+    if (keep?.(String(r.pipeline_id)) && !(await this.hasKeyWaiters(String(r.pipeline_id), String(r.active_key)))) return undefined;
     const n = await this.update(`UPDATE requests SET active_key = NULL WHERE id = ? AND active_key = ? AND status IN ${KEY_FREE}`, [requestId, r.active_key]);
     return n === 1 ? { pipelineId: String(r.pipeline_id), key: String(r.active_key) } : undefined;
   }
@@ -376,6 +395,29 @@ export class IntakeStore {
     const ids = yield* this.takeHeld(pipelineId, take, now);
     if (ids.length < take || take === active) return { ids, nextAt: Number.POSITIVE_INFINITY };
     return { ids, nextAt: take < room ? now : Math.min(rateFullUntil, now + (rate?.perMs ?? 0)) };
+  }
+
+  /**
+   * `rate: { max, per }` at dispatch: claims the moment this request dispatches its first
+   * step, so that no span of `perMs` holds more than `max` first dispatches of the pipeline,
+   * across every process (serialised on the pipeline's gate mark). A request that claimed
+   * before (a start decided again) keeps its moment. Refused: when a moment frees up.
+   */
+  claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }> {
+    return this.atomic(() => this.firstDispatchScript(pipelineId, requestId, rate, now));
+  }
+
+  private *firstDispatchScript(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Script<{ at: number } | { retryAt: number }> {
+    yield* this.lockMark(`gate:${pipelineId}`);
+    const [mine] = yield* all<{ at: unknown }>('SELECT first_dispatch_at AS at FROM requests WHERE id = ?', [requestId]);
+    if (mine && mine.at !== null && mine.at !== undefined) return { at: num(mine.at) };
+    const [w] = yield* all<{ n: unknown; oldest: unknown }>(
+      'SELECT COUNT(*) AS n, MIN(first_dispatch_at) AS oldest FROM requests WHERE pipeline_id = ? AND first_dispatch_at > ?',
+      [pipelineId, now - rate.perMs],
+    );
+    if (num(w?.n ?? 0) >= rate.max) return { retryAt: num(w?.oldest ?? now) + rate.perMs };
+    yield* run('UPDATE requests SET first_dispatch_at = ? WHERE id = ? AND first_dispatch_at IS NULL', [now, requestId]);
+    return { at: now };
   }
 
   /**

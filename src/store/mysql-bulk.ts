@@ -84,11 +84,13 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
     // these runs.
     for (const { rows, params } of derivedChunks(finishing, (c) => {
       const f = c.finishRun!;
-      return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs];
+      return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs, f.endedBy ?? null];
     })) {
       const n = await tx.run(
-        `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'assigned', 'finished_at', 'duration_ms'], rows)}) v ON s.id = v.id ` +
-        `SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.finished_at = v.finished_at, s.duration_ms = v.duration_ms WHERE s.status IN (${OPEN})`,
+        `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'assigned', 'finished_at', 'duration_ms', 'ended_by'], rows)}) v ON s.id = v.id ` +
+        // The times come from decide(), which makes them truthful (end ≥ start, duration = end − start).
+        'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.duration_ms, ' +
+        `s.finished_at = v.finished_at, s.ended_by = v.ended_by WHERE s.status IN (${OPEN})`,
         params,
       );
       if (n !== rows) throw new InvariantError(`expected ${rows} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`);
@@ -96,7 +98,8 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
     const cancels = ok.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
     for (const { rows, params } of derivedChunks(cancels, (row) => row)) {
       await tx.run(
-        `UPDATE step_runs s JOIN (${unionSelect(['id', 'finished_at'], rows)}) v ON s.id = v.id SET s.status = 'cancelled', s.finished_at = v.finished_at WHERE s.status IN (${OPEN})`,
+        `UPDATE step_runs s JOIN (${unionSelect(['id', 'finished_at'], rows)}) v ON s.id = v.id SET s.status = 'cancelled', ` +
+        `s.finished_at = v.finished_at, s.duration_ms = GREATEST(0, v.finished_at - s.started_at) WHERE s.status IN (${OPEN})`,
         params,
       );
     }

@@ -3,13 +3,13 @@
  * records read back, and the statement that closes a run. Shared by the store's per-commit
  * path (`store.ts`) and the MySQL bulk path (`mysql-bulk.ts`).
  */
-import { OPEN_RUN_STATUSES, type AdminAlertRow, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
+import { OPEN_RUN_STATUSES, type AdminAlertRow, type PollRecord, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
-  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at, trace_context';
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at, trace_context, max_steps';
 export const RUN_COLUMNS =
-  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms';
+  'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms, polls, last_poll_at, ended_by';
 export const ALERT_COLUMNS = 'id, request_id, pipeline_id, channel, status, attempts, due_at, created_at';
 export const OPEN = OPEN_RUN_STATUSES.map((s) => `'${s}'`).join(',');
 /** Rows per multi-row INSERT (SQLite allows 32,766 variables). */
@@ -29,7 +29,7 @@ export function requestParams(r: RequestRecord): unknown[] {
   return [
     r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
     JSON.stringify(r.payload), varsParam(r.vars), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
-    r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null,
+    r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null, r.maxSteps ?? null,
   ];
 }
 
@@ -38,6 +38,7 @@ export function runParams(r: StepRunRecord): unknown[] {
     r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, r.status, r.kind, r.module, r.transport,
     json(r.params), json(r.output), json(r.error), r.causedBy, r.availableAt, r.leaseUntil ?? null,
     r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), json(r.assigned), r.startedAt, r.finishedAt, r.durationMs,
+    r.polls ?? null, r.lastPollAt ?? null, r.endedBy ?? null,
   ];
 }
 
@@ -73,6 +74,8 @@ export function toRequest(row: Record<string, unknown>): RequestRecord {
     finishedAt: numOrNull(row.finished_at),
     // NULL is a request without vars (`{}`); the key is left out, as in a new record.
     ...(row.vars === null || row.vars === undefined ? {} : { vars: parse(row.vars) as Record<string, unknown> }),
+    // Only an operator's resume sets a budget of its own; most records never carry the key.
+    ...(row.max_steps === null || row.max_steps === undefined ? {} : { maxSteps: num(row.max_steps) }),
   };
   // Only traced requests carry the key, so untraced records look as they always did.
   if (row.trace_context) r.traceContext = String(row.trace_context);
@@ -105,6 +108,9 @@ export function toRun(row: Record<string, unknown>): StepRunRecord {
     startedAt: num(row.started_at),
     finishedAt: numOrNull(row.finished_at),
     durationMs: numOrNull(row.duration_ms),
+    polls: num(row.polls ?? 0),
+    lastPollAt: numOrNull(row.last_poll_at),
+    endedBy: (row.ended_by as StepRunRecord['endedBy']) ?? null,
   };
 }
 
@@ -125,4 +131,44 @@ export function insertStmts(table: string, columns: string, rows: unknown[][], c
   return out;
 }
 
-export const FINISH_RUN_SQL = `UPDATE step_runs SET status = ?, output = ?, error = ?, assigned = ?, finished_at = ?, duration_ms = ? WHERE id = ? AND status IN (${OPEN})`;
+/**
+ * Closes an open run. The row's times are made truthful here, at the one door every close
+ * goes through: it never ends before it started, and its duration is end minus start.
+ */
+export const FINISH_RUN_SQL =
+  'UPDATE step_runs SET status = ?, output = ?, error = ?, assigned = ?, finished_at = CASE WHEN started_at > ? THEN started_at ELSE ? END, ' +
+  'duration_ms = CASE WHEN started_at > ? THEN 0 ELSE ? - started_at END, ended_by = ?, polls = COALESCE(?, polls), last_poll_at = COALESCE(?, last_poll_at) ' +
+  `WHERE id = ? AND status IN (${OPEN})`;
+
+/** The parameters of {@link FINISH_RUN_SQL}. */
+export function finishRunParams(f: NonNullable<RequestCommit['finishRun']>): unknown[] {
+  const at = f.finishedAt;
+  return [f.status, json(f.output), json(f.error), json(f.assigned), at, at, at, at, f.endedBy ?? null, f.polls ?? null, f.lastPollAt ?? null, f.id];
+}
+
+/**
+ * Closes open runs as `cancelled` at `now`. A run not due yet (a retry, the next poll) has
+ * not started: it ends at its own start, so no row ever ends before it starts.
+ */
+export function cancelRunsStmt(ids: string[], now: number): Stmt {
+  return {
+    sql: 'UPDATE step_runs SET status = \'cancelled\', finished_at = CASE WHEN started_at > ? THEN started_at ELSE ? END, ' +
+      `duration_ms = CASE WHEN started_at > ? THEN 0 ELSE ? - started_at END WHERE id IN (${ids.map(() => '?').join(',')}) AND status IN (${OPEN})`,
+    params: [now, now, now, now, ...ids],
+  };
+}
+
+/** A polling wait that polls again: the run goes back to `pending` until the next poll. */
+export function repollStmt(r: NonNullable<RequestCommit['repollRun']>): Stmt & { expectAffected: number } {
+  return {
+    sql: "UPDATE step_runs SET status = 'pending', available_at = ?, lease_until = NULL, output = ?, polls = ?, last_poll_at = ? WHERE id = ? AND status = 'dispatched' AND COALESCE(polls, 0) = ?",
+    params: [r.availableAt, json(r.output), r.polls, r.lastPollAt, r.id, r.polls - 1],
+    expectAffected: 1,
+  };
+}
+
+export const POLL_COLUMNS = 'run_id, n, request_id, started_at, finished_at, duration_ms, output, error';
+
+export function pollParams(p: PollRecord): unknown[] {
+  return [p.runId, p.n, p.requestId, p.startedAt, p.finishedAt, p.durationMs, json(p.output), json(p.error)];
+}

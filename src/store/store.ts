@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import {
+  type PollRecord,
   type RequestCommit,
   type RequestRecord,
   type RequestStatus,
@@ -11,7 +12,10 @@ import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
-import { alertStmts, FINISH_RUN_SQL, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam } from './rows';
+import {
+  alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, POLL_COLUMNS, pollParams,
+  repollStmt, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam,
+} from './rows';
 import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 
 /** The narrow persistence interface the engine depends on. */
@@ -52,6 +56,10 @@ export interface Store {
   claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]>;
   /** Returns the stored value, or stores `value` if there is none yet (first writer wins). */
   ensureSetting(name: string, value: string): Promise<string>;
+  /** A `rate` policy at dispatch: the moment this request may dispatch its first step, or when to ask again. */
+  claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }>;
+  /** A polling wait's poll history, oldest first. */
+  listPolls(runId: string, limit: number, afterN?: number): Promise<PollRecord[]>;
   /** Requests still `buffered` although due before `before` (their start event was lost). */
   listStaleBuffered(before: number, limit: number): Promise<string[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
@@ -105,20 +113,11 @@ const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'v
 function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
   const r = c.request;
   const then: GuardedUnit['then'] = [];
-  if (c.finishRun) {
-    const f = c.finishRun;
-    then.push({
-      sql: FINISH_RUN_SQL,
-      params: [f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs, f.id],
-      expectAffected: 1,
-    });
-  }
-  if (c.cancelRuns.length > 0) {
-    then.push({
-      sql: `UPDATE step_runs SET status = 'cancelled', finished_at = ? WHERE id IN (${c.cancelRuns.map(() => '?').join(',')}) AND status IN (${OPEN})`,
-      params: [r.updatedAt, ...c.cancelRuns],
-    });
-  }
+  if (c.finishRun) then.push({ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 });
+  if (c.repollRun) then.push(repollStmt(c.repollRun));
+  if (c.poll) then.push(...insertStmts('step_polls', POLL_COLUMNS, [pollParams(c.poll)], 1));
+  if (c.request.maxSteps !== undefined) then.push({ sql: 'UPDATE requests SET max_steps = ? WHERE id = ?', params: [c.request.maxSteps, c.requestId] });
+  if (c.cancelRuns.length > 0) then.push(cancelRunsStmt(c.cancelRuns, r.updatedAt));
   const error = json(r.error);
   const joins = json(r.joins);
   // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
@@ -199,7 +198,8 @@ export class SqlStore implements Store {
   write(batch: WriteBatch): Promise<boolean[]> {
     const dialect = this.x.dialect;
     // Below a few commits the per-commit path takes fewer round trips than the bulk one.
-    if (dialect === 'mysql' && this.x.inTransaction && batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length) {
+    if (dialect === 'mysql' && this.x.inTransaction && batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length
+      && batch.commits.every((c) => !c.poll && !c.repollRun && c.request.maxSteps === undefined)) {
       return writeBulk(batch, this.x.inTransaction.bind(this.x));
     }
     // Sorting by request id (stable, so one request's commits keep their order) makes
@@ -293,7 +293,7 @@ export class SqlStore implements Store {
     if (ids.length === 0) return ids;
     if (beforeDelete) await beforeDelete(ids);
     const inList = `(${ids.map(() => '?').join(',')})`;
-    const stmts = ['DELETE FROM step_runs WHERE request_id IN ', 'DELETE FROM audit_events WHERE request_id IN ', 'DELETE FROM requests WHERE id IN '];
+    const stmts = ['DELETE FROM step_polls WHERE request_id IN ', 'DELETE FROM step_runs WHERE request_id IN ', 'DELETE FROM audit_events WHERE request_id IN ', 'DELETE FROM requests WHERE id IN '];
     // Completed and stopped are final, so nothing can change these rows meanwhile.
     await this.x.transaction([], () => stmts.map((sql) => ({ sql: sql + inList, params: ids })));
     return ids;
@@ -371,6 +371,18 @@ export class SqlStore implements Store {
       if (again[0]) return String(again[0].value);
       throw new Error(`could not store setting ${name}`);
     }
+  }
+
+  claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }> {
+    return this.intake.claimFirstDispatch(pipelineId, requestId, rate, now);
+  }
+
+  async listPolls(runId: string, limit: number, afterN = 0): Promise<PollRecord[]> {
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${POLL_COLUMNS} FROM step_polls WHERE run_id = ? AND n > ? ORDER BY n LIMIT ?`, [runId, afterN, limit]);
+    return rows.map((r) => ({
+      runId: String(r.run_id), n: num(r.n), requestId: String(r.request_id), startedAt: num(r.started_at), finishedAt: num(r.finished_at),
+      durationMs: num(r.duration_ms), output: parse(r.output), error: parse(r.error),
+    }));
   }
 
   async listStaleBuffered(before: number, limit: number): Promise<string[]> {

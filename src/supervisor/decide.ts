@@ -5,80 +5,18 @@
  */
 import { evaluateCondition, findRoute } from '../conditions';
 import type { StepError } from '../errors';
-import type { RequestCommit, RequestError, RequestRecord, RequestStatus, StepRunRecord, Transport } from '../model';
+import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
 import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import { applyAssign } from './assign';
 import { unresumableParams } from './resumable';
+import { endedByOf, isPollResult, nextPollAt, WAIT_TIMEOUT } from './poll';
 
+import { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
+
+export { WAIT_TIMEOUT } from './poll';
+export { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
 export { applyDecision } from './state';
 
-/** An open run as the supervisor tracks it. */
-export interface OpenRun {
-  id: string;
-  stepId: string;
-  attempt: number;
-  seq: number;
-  status: 'pending' | 'dispatched' | 'waiting';
-  availableAt: number | null;
-  /** For a retry: the first attempt's run. For a repeated poll: the previous poll. */
-  causedBy: string | null;
-  deadlineAt?: number | null;
-  waitEvent?: string | null;
-  waitKey?: string | null;
-  override?: Record<string, unknown> | null;
-  /** When the run was inserted (its attempt span starts then, or at `availableAt` if later). */
-  startedAt?: number;
-}
-
-/** Stable across every attempt of one activation of a step, so a module can drop duplicates. */
-export function idempotencyKeyOf(run: { id: string; attempt: number; causedBy: string | null }): string {
-  return run.attempt > 1 && run.causedBy ? run.causedBy : run.id;
-}
-
-/** What the supervisor knows of one request between events. */
-export interface RequestState {
-  request: RequestRecord;
-  /** `{ payload, request, vars, <stepId>: latest output }` */
-  context: Record<string, unknown>;
-  open: Map<string, OpenRun>;
-  lastSeq: number;
-}
-
-/** Step errors that mean "the wait ran out", which the step's `onTimeout` route handles. */
-export const WAIT_TIMEOUT = 'CONVEYOR_ERR_WAIT_TIMEOUT';
-
-export type Outcome =
-  | { type: 'start' }
-  | { type: 'completed'; runId: string; output: unknown; finishedAt: number; durationMs: number; via?: 'event' | 'action'; trace?: string }
-  | { type: 'failed'; runId: string; error: StepError; finishedAt: number; durationMs: number; trace?: string }
-  /** An operator retries the step that failed, optionally with edited params. */
-  | { type: 'resume'; params?: Record<string, unknown> }
-  /** An operator stops the request. */
-  | { type: 'stop'; reason?: string };
-
-/** The effects a decision needs, passed in so the core stays pure. */
-export interface DecisionEnv {
-  now: number;
-  newId(): string;
-  /** 0 ≤ x < 1, for backoff jitter. */
-  random(): number;
-  retryPolicy(step: CompiledStep): RetryPolicy;
-  transportOf(step: CompiledStep): Transport;
-}
-
-export interface Decision {
-  commit: RequestCommit;
-  /** New runs to send as soon as the commit is durable. */
-  dispatch: StepRunRecord[];
-  /** New runs to send at their `availableAt` (backoff, delay, next poll). */
-  schedule: StepRunRecord[];
-  /** The output to merge into the context under its step id (the closed run's, then any skipped steps'). */
-  outputs: Array<{ stepId: string; value: unknown }>;
-  /** Set when the request ends with this decision. */
-  finished?: RequestStatus;
-  /** Human-readable facts for the log: `retry scheduled`, `join waiting`, ... */
-  notes: Array<{ message: string; fields: Record<string, unknown> }>;
-}
 
 /** Step kinds that hold a request without work in flight: the request is `waiting` on them. */
 const HOLDING_KINDS: ReadonlySet<string> = new Set(['wait', 'action', 'delay']);
@@ -112,16 +50,25 @@ export function decide(pipeline: CompiledPipeline, state: RequestState, outcome:
     case 'failed': {
       const run = state.open.get(outcome.runId);
       if (!run || !isLive(status)) return null;
+      const step = pipeline.steps[run.stepId];
+      let result: Extract<Outcome, { finishedAt: number }> = outcome;
+      if (isPollResult(step, outcome)) {
+        // A poll's answer counts once: only for the poll in flight (not a duplicate delivery).
+        if (run.status !== 'dispatched') return null;
+        const polled = b.onPoll(step, run, outcome);
+        if (polled === 'again') return b.finish();
+        result = polled;
+      }
       // A step's `assign` is rendered once its output is known; if it cannot be, the step fails.
-      const assignError = outcome.type === 'completed' ? b.assign(run, outcome.output) : undefined;
-      b.closeRun(run, outcome, assignError);
-      if (outcome.type === 'failed') b.onFailed(run, outcome.error);
+      const assignError = result.type === 'completed' ? b.assign(run, result.output) : undefined;
+      b.closeRun(run, result, endedByOf(step, result), assignError);
+      if (result.type === 'failed') b.onFailed(run, result.error);
       else if (assignError) b.onFailed(run, assignError);
-      else b.onCompleted(run, outcome.output, outcome.via);
+      else b.onCompleted(run, result.output);
       return b.finish();
     }
     case 'resume':
-      if (status !== 'error_stop' || !b.resume(outcome.params)) return null;
+      if (status !== 'error_stop' || !b.resume(outcome.params, outcome.maxSteps)) return null;
       return b.finish();
     case 'stop':
       if (status === 'completed' || status === 'stopped') return null;
@@ -141,6 +88,10 @@ class DecisionBuilder {
   private stepCount: number;
   private seq: number;
   private finishRun: RequestCommit['finishRun'];
+  private repollRun: RequestCommit['repollRun'];
+  private poll: PollRecord | undefined;
+  private maxSteps: number;
+  private budgetRaised = false;
   private closedRunId: string | null = null;
   private readonly newRuns: StepRunRecord[] = [];
   private readonly outputs: Decision['outputs'] = [];
@@ -160,6 +111,7 @@ class DecisionBuilder {
     this.error = r.error;
     this.joins = structuredClone(r.joins);
     this.stepCount = r.stepCount;
+    this.maxSteps = r.maxSteps ?? pipeline.maxSteps;
     this.seq = state.lastSeq;
     this.context = { ...state.context };
     this.vars = r.vars ?? {};
@@ -177,18 +129,54 @@ class DecisionBuilder {
     return undefined;
   }
 
-  /** Closes the run; a run whose `assign` failed keeps its output and fails with that error. */
-  closeRun(run: OpenRun, o: Extract<Outcome, { finishedAt: number }>, assignError?: StepError): void {
+  /**
+   * Closes a run. Its row spans the whole step, from `startedAt` to now (a wait of days, a
+   * delay), so `durationMs` is their difference; a clock behind the start cannot reverse it.
+   * A run whose `assign` failed keeps its output and fails with that error.
+   */
+  closeRun(run: OpenRun, o: Extract<Outcome, { finishedAt: number }>, endedBy: EndedBy | null, assignError?: StepError): void {
     this.closedRunId = run.id;
+    const finishedAt = Math.max(o.finishedAt, run.startedAt);
     this.finishRun = {
       id: run.id,
       status: o.type === 'completed' && !assignError ? 'completed' : 'failed',
       output: o.type === 'completed' ? o.output : undefined,
       error: o.type === 'failed' ? o.error : assignError,
-      finishedAt: o.finishedAt,
-      durationMs: o.durationMs,
+      finishedAt,
+      durationMs: finishedAt - run.startedAt,
+      endedBy,
     };
     if (this.assigned) this.finishRun.assigned = this.assigned;
+    if (this.poll) Object.assign(this.finishRun, { polls: this.poll.n, lastPollAt: this.poll.finishedAt });
+  }
+
+  /**
+   * A poll answered. Not done (or failed retryably): the same run polls again at the next
+   * interval, and `'again'` says so. Otherwise the result that closes the run: the final poll,
+   * its non-retryable failure, or a timeout once `maxPolls` polls were not done.
+   */
+  onPoll(step: Extract<CompiledStep, { kind: 'wait' }>, run: OpenRun, o: Extract<Outcome, { finishedAt: number }>): 'again' | Extract<Outcome, { finishedAt: number }> {
+    const poll = step.poll!;
+    const n = (run.polls ?? 0) + 1;
+    const startedAt = Math.max(run.startedAt, o.finishedAt - o.durationMs);
+    const finishedAt = Math.max(startedAt, o.finishedAt);
+    this.poll = {
+      runId: run.id, requestId: this.state.request.id, n, startedAt, finishedAt, durationMs: finishedAt - startedAt,
+      output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null,
+    };
+    const done = o.type === 'completed' && (o.output as Record<string, unknown> | null)?.[poll.doneField] === true;
+    if (done || (o.type === 'failed' && !o.error.retryable)) return o;
+    if (poll.maxPolls !== undefined && n >= poll.maxPolls) {
+      return {
+        type: 'failed', runId: run.id, finishedAt: o.finishedAt, durationMs: o.durationMs,
+        error: { code: WAIT_TIMEOUT, message: `step "${run.stepId}" polled ${n} times (maxPolls) without "${poll.doneField}"`, retryable: false },
+      };
+    }
+    this.repollRun = {
+      id: run.id, availableAt: nextPollAt(poll, n, this.env.now, run.deadlineAt), polls: n,
+      output: o.type === 'completed' ? o.output : { error: o.error }, lastPollAt: finishedAt,
+    };
+    return 'again';
   }
 
   private setOutput(stepId: string, value: unknown): void {
@@ -196,7 +184,7 @@ class DecisionBuilder {
     this.outputs.push({ stepId, value });
   }
 
-  onCompleted(run: OpenRun, output: unknown, via?: 'event' | 'action'): void {
+  onCompleted(run: Pick<OpenRun, 'id' | 'stepId' | 'attempt'>, output: unknown): void {
     const step = this.pipeline.steps[run.stepId];
     this.setOutput(run.stepId, output);
     if (!step) return this.fail(run, { code: 'CONVEYOR_ERR_UNKNOWN_STEP', message: `step "${run.stepId}" is not in pipeline version ${this.state.request.version}` });
@@ -209,13 +197,6 @@ class DecisionBuilder {
         const iteration = Number((output as { iteration?: unknown } | null)?.iteration ?? 0);
         return this.routeTo(iteration <= step.max ? [step.target] : step.onExhausted, step.id, run.id);
       }
-      case 'wait':
-        if (step.poll && via !== 'event' && (output as Record<string, unknown> | null)?.[step.poll.doneField] !== true) {
-          // Not done yet: poll again after the interval, keeping the wait's deadline and key.
-          this.addRun(step, 1, run.id, this.env.now + step.poll.everyMs, run);
-          return;
-        }
-        break;
       case 'action': {
         const code = (output as { action?: unknown } | null)?.action;
         const chosen = typeof code === 'string' ? step.actions[code] : undefined;
@@ -251,17 +232,29 @@ class DecisionBuilder {
     this.fail(run, error);
   }
 
-  /** Retries the step that failed; refuses errors that are not a step's (joins, limits). */
-  resume(params?: Record<string, unknown>): boolean {
+  /**
+   * Retries the step that failed; refuses a join that can never start. A request halted by
+   * its step budget continues only with a larger `maxSteps`: from the route of the run it
+   * stopped at when that run completed, else by retrying it.
+   */
+  resume(params?: Record<string, unknown>, maxSteps?: number): boolean {
     const e = this.state.request.error;
     const step = e ? this.pipeline.steps[e.stepId] : undefined;
-    if (!e || !step || e.code === 'CONVEYOR_ERR_JOIN_INCOMPLETE' || e.code === 'CONVEYOR_ERR_MAX_STEPS') return false;
+    if (!e || !step || e.code === 'CONVEYOR_ERR_JOIN_INCOMPLETE') return false;
+    const budget = e.code === 'CONVEYOR_ERR_MAX_STEPS';
+    if (maxSteps !== undefined) {
+      if (maxSteps <= this.stepCount) return false;
+      this.maxSteps = maxSteps;
+      this.budgetRaised = true;
+    } else if (budget) return false;
     // Only the params the step lists as fixable may be replaced (seed 000 §8: fix, never ignore).
     if (unresumableParams(step, params).length > 0) return false;
     this.status = 'running';
     this.error = null;
-    this.addRun(step, 1, e.runId || null, null, undefined, params);
-    this.notes.push({ message: 'request resumed', fields: { stepId: step.id, editedParams: params !== undefined } });
+    const closed = (e.details as { closed?: unknown } | undefined)?.closed;
+    if (budget && closed === 'completed' && e.runId && !params) this.onCompleted({ id: e.runId, stepId: e.stepId, attempt: e.attempt }, this.context[e.stepId]);
+    else this.addRun(step, 1, e.runId || null, null, undefined, params);
+    this.notes.push({ message: 'request resumed', fields: { stepId: step.id, editedParams: params !== undefined, maxSteps: this.maxSteps } });
     return true;
   }
 
@@ -270,7 +263,7 @@ class DecisionBuilder {
     this.stopAll = true;
   }
 
-  private fail(run: OpenRun, error: Omit<StepError, 'retryable'> & { retryable?: boolean }): void {
+  private fail(run: Pick<OpenRun, 'id' | 'stepId' | 'attempt'>, error: Omit<StepError, 'retryable'> & { retryable?: boolean }): void {
     this.status = 'error_stop';
     this.error = { stepId: run.stepId, runId: run.id, attempt: run.attempt, code: error.code, message: error.message, details: error.details };
     this.stopAll = true;
@@ -303,7 +296,7 @@ class DecisionBuilder {
   /** Starts a step. An action step whose `when` does not hold completes at once and routes on. */
   private enter(step: CompiledStep, causedBy: string | null): void {
     if (step.kind === 'action' && step.when.length > 0 && !anyHolds(step.when, this.context)) {
-      if (this.stepCount + this.newRuns.length >= this.pipeline.maxSteps) {
+      if (this.stepCount + this.newRuns.length >= this.maxSteps) {
         this.addRun(step, 1, causedBy, null);
         return;
       }
@@ -358,16 +351,19 @@ class DecisionBuilder {
   finish(): Decision {
     const now = this.env.now;
     let newRuns = this.newRuns;
-    if (!this.stopAll && this.stepCount + newRuns.length > this.pipeline.maxSteps) {
+    if (!this.stopAll && this.stepCount + newRuns.length > this.maxSteps) {
       const run = this.closedRunId ? this.state.open.get(this.closedRunId) : undefined;
       this.status = 'error_stop';
       this.error = {
         stepId: run?.stepId ?? this.pipeline.start, runId: run?.id ?? '', attempt: run?.attempt ?? 0,
-        code: 'CONVEYOR_ERR_MAX_STEPS', message: `request reached the pipeline's limit of ${this.pipeline.maxSteps} step runs`,
+        code: 'CONVEYOR_ERR_MAX_STEPS', message: `request reached its limit of ${this.maxSteps} step runs; an operator may resume it with a larger maxSteps`,
+        details: { maxSteps: this.maxSteps, closed: this.finishRun?.status ?? null },
       };
       this.stopAll = true;
     }
     if (this.stopAll) newRuns = [];
+    // A run that polls again stays open; on a stop it is cancelled with the others.
+    if (this.stopAll) this.repollRun = undefined;
     const stillOpen = [...this.state.open.keys()].filter((id) => id !== this.closedRunId);
     const cancelRuns = this.stopAll ? stillOpen : [];
     const openAfter = this.stopAll ? [] : [...stillOpen.map((id) => this.state.open.get(id)!.stepId), ...newRuns.filter((r) => r.status !== 'completed').map((r) => r.stepId)];
@@ -398,11 +394,14 @@ class DecisionBuilder {
           error: this.error,
           joins: this.joins,
           stepCount: this.stepCount,
+          ...(this.budgetRaised ? { maxSteps: this.maxSteps } : {}),
           finishedAt: ended ? now : null,
           updatedAt: now,
           ...(this.assigned ? { vars: this.vars } : {}),
         },
         finishRun: this.finishRun,
+        repollRun: this.repollRun,
+        poll: this.poll,
         cancelRuns,
         insertRuns: newRuns,
       },

@@ -1,6 +1,6 @@
 /** Rebuilding a request's state from its stored records: pure. */
 import { OPEN_RUN_STATUSES, type RequestRecord, type StepRunRecord } from '../model';
-import type { Decision, OpenRun, RequestState } from './decide';
+import type { Decision, OpenRun, RequestState } from './decision';
 
 const OPEN = new Set<string>(OPEN_RUN_STATUSES);
 
@@ -23,9 +23,8 @@ export function buildState(request: RequestRecord, runs: StepRunRecord[]): Reque
     else if (OPEN.has(run.status)) {
       open.set(run.id, {
         id: run.id, stepId: run.stepId, attempt: run.attempt, seq: run.seq,
-        status: run.status as OpenRun['status'], availableAt: run.availableAt, causedBy: run.causedBy,
+        status: run.status as OpenRun['status'], availableAt: run.availableAt, causedBy: run.causedBy, startedAt: run.startedAt, polls: run.polls ?? 0,
         deadlineAt: run.deadlineAt ?? null, waitEvent: run.waitEvent ?? null, waitKey: run.waitKey ?? null, override: run.override ?? null,
-        startedAt: run.startedAt,
       });
     }
   }
@@ -49,15 +48,18 @@ export function applyDecision(state: RequestState, d: Decision): void {
     state.request.vars = c.request.vars;
     state.context.vars = c.request.vars;
   }
+  if (c.request.maxSteps !== undefined) state.request.maxSteps = c.request.maxSteps;
   if (c.finishRun) state.open.delete(c.finishRun.id);
+  const repolled = c.repollRun ? state.open.get(c.repollRun.id) : undefined;
+  if (repolled && c.repollRun) Object.assign(repolled, { status: 'pending', availableAt: c.repollRun.availableAt, polls: c.repollRun.polls });
   for (const id of c.cancelRuns) state.open.delete(id);
   for (const r of c.insertRuns) {
     state.lastSeq = Math.max(state.lastSeq, r.seq);
     if (r.status === 'completed') continue;
     state.open.set(r.id, {
       id: r.id, stepId: r.stepId, attempt: r.attempt, seq: r.seq, status: r.status as OpenRun['status'],
-      availableAt: r.availableAt, causedBy: r.causedBy, deadlineAt: r.deadlineAt ?? null,
-      waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null, startedAt: r.startedAt,
+      availableAt: r.availableAt, causedBy: r.causedBy, startedAt: r.startedAt, polls: r.polls ?? 0, deadlineAt: r.deadlineAt ?? null,
+      waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null,
     });
   }
   for (const o of d.outputs) state.context[o.stepId] = o.value;

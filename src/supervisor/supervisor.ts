@@ -15,8 +15,8 @@ import { ACTIVE_STATUSES } from '../model';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Store } from '../store/store';
-import { renderValue, maskedSecrets } from '../templates/render';
 import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
+import { maskedSecrets, renderValue } from '../templates/render';
 import { buildState } from './state';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
@@ -249,7 +249,11 @@ export class Supervisor {
         return 'ignored';
       }
       const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
-      const decision = decide(pipeline, state, outcome, this.env(pipeline));
+      const at = outcome.type === 'start' ? await this.firstDispatchAt(pipeline, state) : Date.now();
+      if (at === undefined) return 'ignored';
+      const env = this.env(pipeline);
+      env.now = at;
+      const decision = decide(pipeline, state, outcome, env);
       if (!decision) {
         // A cached view may predate the run (another engine inserted it): only the store can
         // tell a duplicate from a result this process has not seen the run of.
@@ -318,6 +322,27 @@ export class Supervisor {
     }
   }
 
+  /**
+   * When a start may dispatch its first step. Under a `rate` policy that moment is claimed in
+   * the store, so the limit holds at dispatch across processes; when the window is full the
+   * start is tried again as a moment frees up (undefined: not now).
+   */
+  private async firstDispatchAt(pipeline: CompiledPipeline, state: RequestState): Promise<number | undefined> {
+    const now = Date.now();
+    const rate = pipeline.intake;
+    if (rate.kind !== 'rate' || state.request.status !== 'buffered') return now;
+    const slot = await this.d.store.claimFirstDispatch(pipeline.id, state.request.id, { max: rate.max, perMs: rate.perMs }, now);
+    if ('at' in slot) return slot.at;
+    const id = state.request.id;
+    const key = `start:${id}`;
+    clearTimeout(this.timers.get(key));
+    this.timers.set(key, setTimeout(() => {
+      this.timers.delete(key);
+      void this.startRequest(id);
+    }, Math.min(Math.max(0, slot.retryAt - now), MAX_TIMER_MS)));
+    return undefined;
+  }
+
   /** The effects of a committed decision: logs, dispatches, timers, the finish event. */
   private perform(pipeline: CompiledPipeline, state: RequestState, d: Decision, closed: OpenRun | undefined): void {
     const { logger, bus } = this.d;
@@ -333,6 +358,9 @@ export class Supervisor {
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
     if (!this.o.deferDispatch) for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
+    // A wait that polls again is the same run, pending until its next poll.
+    const repoll = d.commit.repollRun;
+    if (repoll && !this.o.deferDispatch) this.arm(requestId, repoll.id, repoll.availableAt);
     if (state.request.status === 'waiting') this.states.delete(requestId);
     if (d.finished) {
       this.states.delete(requestId);

@@ -168,8 +168,11 @@ describe('long-running workflows: actions, waits, delays, loops, resume and stop
     const res = await t.api<{ id: string }>('POST', '/api/pipelines/polling/requests', { body: { item: 'p-1' } });
     const v = await until(res.body.id, (x) => x.status === 'completed');
     expect(v.context.after).to.deep.equal({ buyer: 'polled-buyer' });
-    const polls = (await t.engine.store.listStepRuns(res.body.id)).filter((r) => r.stepId === 'wait-sale');
-    expect(polls.map((r) => r.status)).to.deep.equal(['completed', 'completed', 'completed']);
+    // Three polls, one step run: the polls are counted on it and listed in its poll history.
+    const runs = (await t.engine.store.listStepRuns(res.body.id)).filter((r) => r.stepId === 'wait-sale');
+    expect(runs.map((r) => [r.status, r.polls, r.endedBy])).to.deep.equal([['completed', 3, 'poll']]);
+    const history = await t.api<{ items: Array<{ n: number; output: { done: boolean } }> }>('GET', `/api/requests/${res.body.id}/steps/${runs[0]!.id}/polls`);
+    expect(history.body.items.map((p) => [p.n, p.output.done])).to.deep.equal([[1, false], [2, false], [3, true]]);
   });
 
   it('wakes a polling wait by the webhook too', async () => {
@@ -180,5 +183,35 @@ describe('long-running workflows: actions, waits, delays, loops, resume and stop
     expect(ev.body.woken).to.equal(1);
     const v = await until(res.body.id, (x) => x.status === 'completed');
     expect(v.context.after).to.deep.equal({ buyer: 'hooked' });
+    // The woken wait's row: it ended by the event (a field of its own), after it started.
+    const steps = await t.api<{ items: Array<{ stepId: string; transport: string; endedBy: string; startedAt: string; finishedAt: string; durationMs: number }> }>('GET', `/api/requests/${res.body.id}/steps`);
+    const wait = steps.body.items.find((s) => s.stepId === 'wait-sale')!;
+    expect(wait.endedBy).to.equal('event');
+    expect(Date.parse(wait.finishedAt) - Date.parse(wait.startedAt)).to.equal(wait.durationMs).and.to.be.at.least(0);
+  });
+
+  it('resumes a request halted by maxSteps only with a larger budget, and it then finishes', async () => {
+    const res = await t.api<{ id: string }>('POST', '/api/pipelines/budget/requests', { body: {} });
+    const halted = await until(res.body.id, (x) => x.status === 'error_stop');
+    expect(halted.error).to.include({ code: 'CONVEYOR_ERR_MAX_STEPS', stepId: 'again' });
+    const refused = await t.api<{ error: { code: string; message: string } }>('POST', `/api/requests/${res.body.id}/resume`, { body: {} });
+    expect(refused.status).to.equal(409);
+    expect(refused.body.error.message).to.match(/resume it with a larger "maxSteps"/);
+    const resumed = await t.api<View>('POST', `/api/requests/${res.body.id}/resume`, { body: { maxSteps: 20 } });
+    expect(resumed.status, JSON.stringify(resumed.body)).to.equal(200);
+    const done = await until(res.body.id, (x) => x.status === 'completed');
+    expect(done.context.again).to.deep.equal({ iteration: 4, max: 3 });
+    // work ×4 and again ×4: no step ran twice for the halt.
+    const runs = await t.engine.store.listStepRuns(res.body.id);
+    expect(runs.map((r) => r.stepId)).to.deep.equal(['work', 'again', 'work', 'again', 'work', 'again', 'work', 'again']);
+  });
+
+  it('logs a delay step with the time it waited', async () => {
+    const id = await submit({ item: 'delay-1', price: 10, ok: true });
+    await until(id, (x) => x.currentSteps.some((s) => s.stepId === 'wait-sale'));
+    const rows = (await t.engine.store.listStepRuns(id)).filter((r) => r.stepId === 'cooldown');
+    expect(rows).to.have.length(1);
+    expect(rows[0]!.status).to.equal('completed');
+    expect(rows[0]!.durationMs).to.equal(rows[0]!.finishedAt! - rows[0]!.startedAt).and.to.be.at.least(150);
   });
 });

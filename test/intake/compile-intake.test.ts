@@ -26,11 +26,13 @@ describe('intake config: compile and validate', () => {
     expect(pipeline!.intake).to.deep.equal({ kind: 'rate', max: 10, perMs: 60_000 });
     expect(pipeline!.intakeOptions).to.deep.equal({
       idempotencyWindowMs: 7 * 86_400_000,
-      businessKey: { path: ['payload', 'item', 'sku'], onConflict: 'queue' },
+      businessKey: { path: ['payload', 'item', 'sku'], onConflict: 'queue', reuse: 'allow', reuseWindowMs: 86_400_000 },
       callbackUrl: 'https://shop.example/hooks/conveyor',
       maxActive: 50,
     });
     expect(compile(tiny()).pipeline!.intakeOptions).to.deep.equal({ idempotencyWindowMs: 86_400_000 });
+    const reused = compile(tiny({ intake: { businessKey: { path: 'payload.id', onConflict: 'reject', reuse: 'allow-after-failure', reuseWindow: '7d' } } }));
+    expect(reused.pipeline!.intakeOptions!.businessKey).to.deep.equal({ path: ['payload', 'id'], onConflict: 'reject', reuse: 'allow-after-failure', reuseWindowMs: 7 * 86_400_000 });
   });
 
   it('compiles a schedule with its time zone, and cron triggers with their defaults', () => {
@@ -56,6 +58,10 @@ describe('intake config: compile and validate', () => {
     ['a bad business key policy and path', tiny({ intake: { businessKey: { path: 'sku', onConflict: 'wait' } } }), [
       'pipelines/x: intake.businessKey.onConflict: must be one of "reject", "queue", "return-existing" (got "wait")',
       'pipelines/x: intake.businessKey.path: must be a path into the payload such as "payload.sku" (got "sku")',
+    ]],
+    ['a bad reuse policy and window', tiny({ intake: { businessKey: { onConflict: 'reject', reuse: 'never', reuseWindow: 'soon' } } }), [
+      'pipelines/x: intake.businessKey.reuse: must be one of "allow", "reject-duplicate", "return-existing", "allow-after-failure" (got "never")',
+      'pipelines/x: intake.businessKey.reuseWindow: must be a positive duration such as "500ms", "10s", "5m", "1h", "1d" or a number of ms (got "soon")',
     ]],
     ['a business key that is not an object', tiny({ intake: { businessKey: 'payload.sku' } }),
       ['pipelines/x: intake.businessKey: must be an object with onConflict and an optional path (got "payload.sku")']],

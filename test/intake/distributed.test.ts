@@ -85,6 +85,13 @@ describe('intake: limits shared by two engine processes (MariaDB + Redis)', func
     expect(maxInAnySpan(released, 1000)).to.be.at.most(5);
     expect(Math.max(...released) - Math.min(...released), '30 at 5 a second span at least 5 s').to.be.at.least(5000);
     expect(released).to.deep.equal([...released].sort((a, b) => a - b));
+    // And at dispatch: the first step runs' recorded start, whichever engine dispatched them.
+    const [firsts] = await c.query("SELECT s.started_at FROM step_runs s JOIN requests q ON q.id = s.request_id WHERE q.pipeline_id = 'in-rate' AND s.seq = 1");
+    const dispatched = (firsts as Array<{ started_at: number }>).map((r) => Number(r.started_at));
+    expect(dispatched).to.have.length(30);
+    expect(maxInAnySpan(dispatched, 1000), 'first dispatches in any 1 s span').to.be.at.most(5);
+    const releasers = procs.slice(1).filter((p) => p.output.some((l) => l.includes('requests released') && l.includes('in-rate')));
+    expect(releasers.map((p) => p.name), 'both engines released some').to.have.length(2);
   });
 
   it('business key, queue: 20 concurrent submits with one key run one at a time across both engines', async () => {

@@ -6,10 +6,13 @@
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
+import { startNotifyStandin, type NotifyState } from '../../scripts/notify-standin';
+import type { Standin } from '../../scripts/standin-kit';
 import { startSearchStandin, type SearchStandin } from '../../scripts/search-standin';
 import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
+import { freshPipeline } from '../workflow/support';
 import { until } from './helpers';
 
 interface RequestBody {
@@ -23,17 +26,25 @@ describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search an
   let shop: ShopStandin;
   let search: SearchStandin;
   let erp: ErpStandin;
+  let notify: Standin<NotifyState>;
   let t: TestEngine;
 
   before(async () => {
     shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
     search = await startSearchStandin({ port: 0 });
-    erp = await startErpStandin({ port: 0, processingMs: 50 });
-    t = await startTestEngine({ env: { SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url } });
+    // Each ERP status lasts two reads, so the poller sees every one of them on any machine.
+    erp = await startErpStandin({ port: 0, statusReads: 2 });
+    notify = await startNotifyStandin({ port: 0 });
+    // ERP_POLL_EVERY is read as the pipeline file loads: load it afresh with this test's value.
+    freshPipeline('order-to-erp');
+    t = await startTestEngine({
+      env: { SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '20ms', ERP_POLL_MAX_EVERY: '100ms' },
+    });
   });
   after(async () => {
     await t?.close();
-    await Promise.all([shop?.close(), search?.close(), erp?.close()]);
+    freshPipeline('order-to-erp');
+    await Promise.all([shop?.close(), search?.close(), erp?.close(), notify?.close()]);
     cleanupTmpDirs();
   });
 
@@ -117,6 +128,34 @@ describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search an
       expect(again.body.id).to.equal(first.body.id);
       await until('the order to reach the shop', async () => (shop.orders.get('ORD-TWICE') ? true : undefined), 20_000);
       expect([...erp.orders.values()].filter((o) => o.orderId === 'ORD-TWICE')).to.have.length(1);
+    });
+
+    it('tells the customer each status the ERP reports: by e-mail when the order has an address, else by SMS', async () => {
+      const byMail = await run('order-to-erp', { ...order('ORD-MAIL'), customer: { email: 'anna@example.com', phone: '+7 900 000-00-01' } });
+      const bySms = await run('order-to-erp', { ...order('ORD-SMS', 500), customer: { phone: '+7 900 000-00-02' } });
+      expect([byMail.status, bySms.status]).to.deep.equal(['completed', 'completed']);
+      const sent = notify.state.delivered;
+      const mails = sent.filter((m) => m.to.includes('anna@example.com'));
+      expect(mails.map((m) => [m.channel, m.title])).to.deep.equal([
+        ['email', 'Order ORD-MAIL: accepted'], ['email', 'Order ORD-MAIL: processing'], ['email', 'Order ORD-MAIL: completed'],
+      ]);
+      const sms = sent.filter((m) => m.to.includes('+7 900 000-00-02'));
+      expect(sms.map((m) => [m.channel, m.body])).to.deep.equal([
+        ['sms', 'Order ORD-SMS: accepted'], ['sms', 'Order ORD-SMS: processing'], ['sms', 'Order ORD-SMS: rejected (not enough stock)'],
+      ]);
+      expect(shop.orders.get('ORD-SMS')).to.include({ status: 'rejected' });
+    });
+
+    it('answers a re-sent finished order with the finished request, and calls no module (reuse: return-existing)', async () => {
+      const first = await run('order-to-erp', { ...order('ORD-AGAIN'), customer: { email: 'bob@example.com' } });
+      expect(first.status).to.equal('completed');
+      const before = { rows: (await t.countRows()).stepRuns, erp: erp.orders.size, mails: notify.state.delivered.length, shop: shop.orders.get('ORD-AGAIN') };
+      const again = await t.api<{ id: string; status: string }>('POST', '/api/pipelines/order-to-erp/requests', { body: { ...order('ORD-AGAIN'), customer: { email: 'bob@example.com' } } });
+      expect(again.status).to.equal(200);
+      expect(again.headers['x-conveyor-existing-request']).to.equal('true');
+      expect(again.body).to.include({ id: first.id, status: 'completed' });
+      expect({ rows: (await t.countRows()).stepRuns, erp: erp.orders.size, mails: notify.state.delivered.length, shop: shop.orders.get('ORD-AGAIN') }).to.deep.equal(before);
+      expect([...erp.orders.values()].filter((o) => o.orderId === 'ORD-AGAIN')).to.have.length(1);
     });
 
     it('stops an invalid order before the ERP sees it', async () => {

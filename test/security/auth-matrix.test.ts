@@ -17,6 +17,7 @@ const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; bod
   { method: 'GET', path: `/api/requests/${ID}`, allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: `/api/requests/${ID}/steps`, allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: `/api/requests/${ID}/audit`, allowed: ['read', 'operate', 'admin'] },
+  { method: 'GET', path: `/api/requests/${ID}/steps/${ID}/polls`, allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/requests', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/steps', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/pipelines', allowed: ['read', 'operate', 'admin'] },
@@ -91,7 +92,7 @@ describe('auth: every /api route × every role', () => {
       }
     }
     // Compare shapes: every `:param` (and every concrete id, name or code in the table) is one slot.
-    const shape = (route: string): string => route.replace(ID, ':p').replace(/\/(hello|sale|approve)(?=\/|$)/g, '/:p').replace(/:\w+/g, ':p');
+    const shape = (route: string): string => route.replaceAll(ID, ':p').replace(/\/(hello|sale|approve)(?=\/|$)/g, '/:p').replace(/:\w+/g, ':p');
     const covered = new Set([...MATRIX.map((r) => shape(`${r.method} ${r.path}`)), ...[...PUBLIC].map(shape)]);
     expect([...registered].filter((r) => !covered.has(shape(r)))).to.deep.equal([]);
     expect(registered.size).to.be.greaterThan(8);

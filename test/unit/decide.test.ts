@@ -18,7 +18,7 @@ import { buildState } from '../../src/supervisor/state';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Def = Record<string, any>;
 
-const MODULES: ReadonlySet<string> = new Set(['m', 'check', 'flaky']);
+const MODULES: ReadonlySet<string> = new Set(['m', 'check', 'flaky', 'status']);
 const NOW = 1000;
 /** The policy for module steps that set no `retry`: one attempt. */
 const NO_RETRY: RetryPolicy = { attempts: 1, backoffMs: 1000, factor: 2, maxDelayMs: 300_000, jitter: 0.2 };
@@ -117,6 +117,13 @@ class Sim {
     return open[0]!;
   }
 
+  /** A pending run comes due and is claimed (pending → dispatched), as the shell's timer does. */
+  claim(stepId: string): void {
+    const run = this.openRunOf(stepId);
+    run.status = 'dispatched';
+    this.cache.open.get(run.id)!.status = 'dispatched';
+  }
+
   runsOf(stepId: string): StepRunRecord[] {
     return this.runs.filter((r) => r.stepId === stepId);
   }
@@ -137,6 +144,12 @@ class Sim {
       const run = this.runs.find((r) => r.id === f.id);
       expect(run?.status, `finishRun targets an open run`).to.be.oneOf(['pending', 'dispatched', 'waiting']);
       Object.assign(run!, { status: f.status, output: f.output ?? null, error: f.error ?? null, assigned: f.assigned ?? null, finishedAt: f.finishedAt, durationMs: f.durationMs });
+    }
+    if (c.repollRun) {
+      const p = c.repollRun;
+      const run = this.runs.find((r) => r.id === p.id);
+      expect(run?.status, 'a repoll targets the poll in flight').to.equal('dispatched');
+      Object.assign(run!, { status: 'pending', availableAt: p.availableAt, polls: p.polls, output: p.output, lastPollAt: p.lastPollAt });
     }
     for (const id of c.cancelRuns) {
       const run = this.runs.find((r) => r.id === id)!;
@@ -458,6 +471,71 @@ describe('supervisor decide()', () => {
       expect(d.commit.request.stepCount).to.equal(3);
       expect(d.commit.request.error).to.include({ code: ErrorCodes.MAX_STEPS, stepId: 'a', runId: last.id, attempt: 1 });
       expect(d.commit.finishRun).to.include({ id: last.id, status: 'completed' });
+    });
+
+    it('a request halted by maxSteps resumes only with a larger budget, and routes on from the run it stopped at', () => {
+      const pipeline = compile({ id: 'loop', start: 'a', maxSteps: 3, steps: { a: { subsystem: 'm', next: ['b'] }, b: { subsystem: 'm', next: ['a'] } } });
+      const sim = new Sim(pipeline);
+      sim.start();
+      sim.complete('a');
+      sim.complete('b');
+      sim.complete('a');
+      expect(sim.request.status).to.equal('error_stop');
+      expect(sim.request.error).to.deep.include({ code: ErrorCodes.MAX_STEPS, details: { maxSteps: 3, closed: 'completed' } });
+      expect(sim.step({ type: 'resume' }), 'no larger budget: nothing to do').to.equal(null);
+      expect(sim.step({ type: 'resume', maxSteps: 3 }), 'the same budget').to.equal(null);
+      const d = sim.step({ type: 'resume', maxSteps: 5 })!;
+      expect(d.commit.request).to.include({ status: 'running', maxSteps: 5, stepCount: 4 });
+      expect(d.commit.request.error).to.equal(null);
+      // The halted run of "a" had completed: its route is taken now ("b"), "a" is not run again.
+      expect(stepsOf(d.commit.insertRuns)).to.deep.equal(['b']);
+      expect(sim.runsOf('a')).to.have.length(2);
+      sim.complete('b');
+      const again = sim.complete('a');
+      expect(again.commit.request).to.include({ status: 'error_stop', stepCount: 5 });
+      expect(again.commit.request.error).to.include({ code: ErrorCodes.MAX_STEPS });
+    });
+
+    it('a polling wait is one run: polls do not count toward maxSteps, back off, and end at maxPolls as a timeout', () => {
+      const pipeline = compile({
+        id: 'poller', start: 'w', maxSteps: 2,
+        steps: { w: { kind: 'wait', poll: { subsystem: 'status', every: '1s', backoff: 2, maxEvery: '3s', maxPolls: 4 }, timeout: '1h', next: ['after'] }, after: { subsystem: 'm', prev: ['w'] } },
+      });
+      const sim = new Sim(pipeline);
+      sim.start();
+      const run = sim.openRunOf('w');
+      const due: number[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const d = sim.complete('w', { done: false, i });
+        expect(d.commit.insertRuns, 'no new run for a poll').to.deep.equal([]);
+        expect(d.commit.poll).to.include({ runId: run.id, n: i });
+        due.push(d.commit.repollRun!.availableAt - NOW);
+        expect(sim.step({ type: 'completed', runId: run.id, output: { done: true }, finishedAt: NOW, durationMs: 1 }), 'a result for a poll not in flight').to.equal(null);
+        sim.claim('w'); // the timer claims it
+      }
+      expect(due).to.deep.equal([1000, 2000, 3000]);
+      expect(sim.request.stepCount).to.equal(1);
+      const last = sim.complete('w', { done: false });
+      expect(last.commit.finishRun).to.include({ id: run.id, status: 'failed', endedBy: 'timeout', polls: 4 });
+      expect(last.commit.request.error).to.include({ code: 'CONVEYOR_ERR_WAIT_TIMEOUT', stepId: 'w' });
+    });
+
+    it('a poll that is done, or an event, closes the one run with how it ended', () => {
+      const pipeline = compile({
+        id: 'poller2', start: 'w',
+        steps: { w: { kind: 'wait', event: { name: 'e', key: '{{ payload.k }}' }, poll: { subsystem: 'status', every: '1s' }, next: ['after'] }, after: { subsystem: 'm', prev: ['w'] } },
+      });
+      const polled = new Sim(pipeline);
+      polled.start();
+      polled.complete('w', { done: false });
+      polled.claim('w');
+      expect(polled.complete('w', { done: true }).commit.finishRun).to.include({ status: 'completed', endedBy: 'poll', polls: 2 });
+      const woken = new Sim(pipeline);
+      woken.start();
+      woken.complete('w', { done: false });
+      const wake = woken.step({ type: 'completed', runId: woken.openRunOf('w').id, output: { event: 'e' }, finishedAt: NOW + 5000, durationMs: 0, via: 'event' })!;
+      expect(wake.commit.finishRun).to.include({ status: 'completed', endedBy: 'event', finishedAt: NOW + 5000, durationMs: 5000 });
+      expect(wake.commit.poll, 'an event is not a poll').to.equal(undefined);
     });
 
     it('a duplicate result for a run that is no longer open → null', () => {

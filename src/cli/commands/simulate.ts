@@ -150,6 +150,8 @@ class Simulation {
           continue;
         }
         const entry = this.record(run, r);
+        // A poll is sent as the engine sends it: the pending run is claimed first.
+        if (r.via === 'poll') run.status = 'dispatched';
         const closed = this.decide(r.outcome)?.commit.finishRun;
         // The step's `assign`, and its failure when that could not be applied.
         if (closed?.assigned) entry.assigned = closed.assigned;

@@ -89,6 +89,17 @@ export class StepRunEntity {
   @Column({ name: 'finished_at', type: 'bigint', nullable: true })
   finishedAt!: number | null;
 
-  @Column({ name: 'duration_ms', type: 'int', nullable: true })
+  @Column({ name: 'duration_ms', type: 'bigint', nullable: true })
   durationMs!: number | null;
+
+  /** A polling wait: how many polls it made (each is a row of `step_polls`). */
+  @Column({ name: 'polls', type: 'int', nullable: true })
+  polls!: number | null;
+
+  @Column({ name: 'last_poll_at', type: 'bigint', nullable: true })
+  lastPollAt!: number | null;
+
+  /** How a wait or action step ended: event | poll | action | timeout. */
+  @Column({ name: 'ended_by', type: 'varchar', length: 16, nullable: true })
+  endedBy!: string | null;
 }

@@ -1,0 +1,44 @@
+/**
+ * Long polling, pure: a polling wait is one step run however often it polls. Each poll that
+ * is not done sends the run back to `pending` until the next interval (growing by `backoff`
+ * up to `maxEvery`), and goes to the run's poll history. Polls never count toward `maxSteps`:
+ * the wait's `timeout` (or `maxPolls`) decides when waiting is over.
+ */
+import type { StepError } from '../errors';
+import type { EndedBy } from '../model';
+import type { CompiledPoll, CompiledStep } from '../pipeline/types';
+
+/** Step errors that mean "the wait ran out", which the step's `onTimeout` route handles. */
+export const WAIT_TIMEOUT = 'CONVEYOR_ERR_WAIT_TIMEOUT';
+
+/** The interval after poll number `n` (1 for the first poll). */
+export function pollIntervalMs(poll: CompiledPoll, n: number): number {
+  return Math.min(poll.maxEveryMs, Math.round(poll.everyMs * poll.backoff ** Math.max(0, n - 1)));
+}
+
+/** When the next poll is due: the interval after poll `n`, but never after the wait's deadline. */
+export function nextPollAt(poll: CompiledPoll, n: number, now: number, deadlineAt: number | null | undefined): number {
+  const at = now + pollIntervalMs(poll, n);
+  return deadlineAt === null || deadlineAt === undefined ? at : Math.min(at, deadlineAt);
+}
+
+/** The shape of a result as far as ending a holding step goes. */
+interface ResultLike {
+  type: 'completed' | 'failed';
+  via?: 'event' | 'action';
+  error?: StepError;
+}
+
+/** Whether a result is a poll's answer (not an event, an action, or the wait's timeout). */
+export function isPollResult(step: CompiledStep | undefined, o: ResultLike): step is Extract<CompiledStep, { kind: 'wait' }> {
+  if (step?.kind !== 'wait' || !step.poll || o.via === 'event') return false;
+  return o.type === 'completed' || o.error?.code !== WAIT_TIMEOUT;
+}
+
+/** How a wait or action step ended, for its step log row; null for other kinds. */
+export function endedByOf(step: CompiledStep | undefined, o: ResultLike): EndedBy | null {
+  if (step?.kind !== 'wait' && step?.kind !== 'action') return null;
+  if (o.type === 'failed' && o.error?.code === WAIT_TIMEOUT) return 'timeout';
+  if (o.via === 'event' || o.via === 'action') return o.via;
+  return step.kind === 'wait' && step.poll ? 'poll' : null;
+}
