@@ -88,8 +88,8 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
     })) {
       const n = await tx.run(
         `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'assigned', 'finished_at', 'duration_ms', 'ended_by'], rows)}) v ON s.id = v.id ` +
-        // The times come from decide(), which makes them truthful (end ≥ start, duration = end − start).
-        'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.duration_ms, ' +
+        // decide() never ends a run before its start; the duration is derived from the row's own start.
+        'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.finished_at - s.started_at, ' +
         `s.finished_at = v.finished_at, s.ended_by = v.ended_by WHERE s.status IN (${OPEN})`,
         params,
       );
