@@ -3,6 +3,8 @@
  * `--png` as a picture. The picture is drawn by mermaid (the npm package, the same library
  * the dashboard uses) in headless Chromium driven by playwright-core; Chromium is the
  * system's (`apt-get install chromium`, or `CHROMIUM_PATH`), never a downloaded one.
+ * playwright-core is a dev dependency, loaded only when a picture is asked for: a production
+ * install (`npm ci --omit=dev`) prints the Mermaid text and says what to install to draw.
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadProject } from '../../engine';
@@ -24,11 +26,21 @@ export function mermaidBundlePath(): string {
   return require.resolve('mermaid/dist/mermaid.min.js');
 }
 
+/** playwright-core, or a clear error when it is not installed (it is a dev dependency). */
+async function loadPlaywright(): Promise<typeof import('playwright-core')> {
+  try {
+    return await import('playwright-core');
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'MODULE_NOT_FOUND' && (e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new CommandError('drawing a picture needs playwright-core, a dev dependency: npm install --save-exact playwright-core@1.65.1 (or npm ci without --omit=dev); without it, use the Mermaid text');
+  }
+}
+
 /** Renders Mermaid text to SVG markup, or to a PNG of that SVG. */
 export async function renderMermaid(text: string, format: 'svg' | 'png', env: NodeJS.ProcessEnv = process.env): Promise<string | Buffer> {
   const executablePath = chromiumPath(env);
   if (!executablePath) throw new CommandError('drawing a picture needs Chromium: apt-get install chromium (or set CHROMIUM_PATH); without it, use the Mermaid text');
-  const { chromium } = await import('playwright-core');
+  const { chromium } = await loadPlaywright();
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage({ deviceScaleFactor: format === 'png' ? 2 : 1 });
