@@ -8,39 +8,16 @@
  * - every `conveyor simulate`, `validate` and `graph` command of the docs runs, as a real
  *   process, with the inputs shipped in `examples/`, and ends as the docs say.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT } from '../support/engine';
 import { removeTmpDir, tmpDir } from '../support/tmp';
 import { anchors, codeBlocks, docFiles, isExternal, links, shellCommands, type CodeBlock } from './markdown';
+import { conveyor } from './run';
 
 const read = (rel: string): string => fs.readFileSync(path.join(REPO_ROOT, rel), 'utf8');
 const files = docFiles(REPO_ROOT);
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `conveyor <args>` as the docs' `npx conveyor` would, from the repository's root. */
-export function conveyor(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'conveyor.js'), ...args], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'error', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** The block that shows a command's output: the unlabelled block right after it. */
 function shownOutput(blocks: CodeBlock[], i: number, md: string): string | undefined {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { OPS_COMMANDS, OPS_USAGE } from '../../src/cli/commands/index';
 import { chromiumPath } from '../../src/cli/commands/graph';
-import type { Io } from '../../src/cli/commands/args';
+import { clientKey, clientUrl, type Io } from '../../src/cli/commands/args';
 import { REPO_ROOT, type TestEngine } from '../support/engine';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { FIXTURES, startOpsEngine } from './support';
@@ -111,6 +111,79 @@ describe('conveyor operations commands', function () {
     const bad = await run(env, 'requests', '--status', 'finished');
     expect(bad.code).to.equal(1);
     expect(bad.err).to.include('CONVEYOR_ERR_BAD_PARAM');
+  });
+
+  it('submit --wait exits 0 when the request completes and 1 when it ends in error_stop', async () => {
+    const completed = await run(env, 'submit', 'orders', '--data', '{"sku":"w-ok"}', '--wait', '10');
+    expect(completed.code, completed.err).to.equal(0);
+    expect(completed.out).to.match(/ {2}completed$/);
+    const failed = await run(env, 'submit', 'orders', '--data', '{"sku":"w-gone","fail":true}', '--wait', '10');
+    expect(failed.code).to.equal(1);
+    expect(failed.out).to.match(/ {2}error_stop {2}CONVEYOR_ERR_NON_RETRYABLE: sku w-gone is not sold any more$/);
+    const json = await run(env, 'submit', 'orders', '--data', '{"sku":"w-gone-2","fail":true}', '--wait', '10', '--json');
+    expect(json.code).to.equal(1);
+    expect((JSON.parse(json.out) as { status: string }).status).to.equal('error_stop');
+    // Without --wait, an accepted request is a success whatever comes next.
+    const accepted = await run(env, 'submit', 'orders', '--data', '{"sku":"w-gone-3","fail":true}');
+    expect(accepted.code, accepted.err).to.equal(0);
+    // Still waiting (for an approval) when the wait runs out: not completed, exit 1, said so.
+    const waiting = await run(env, 'submit', 'refund', '--data', '{}', '--wait', '1');
+    expect(waiting.code).to.equal(1);
+    expect(waiting.err, waiting.err).to.match(/is still (buffered|running|waiting) after 1 s$/);
+  });
+
+  it('every client command takes CONVEYOR_API_KEY or its alias CONVEYOR_KEY, and calls http://HOST:PORT by default', async () => {
+    const port = new URL(t.url).port;
+    const done = (JSON.parse((await run(env, 'submit', 'greet', '--data', '{}', '--wait', '10', '--json')).out) as { id: string }).id;
+    const file = path.join(tmpDir('cli-import'), 'two.ndjson');
+    writeFileSync(file, '{"n":1}\n{"n":2}\n');
+    for (const keyVar of ['CONVEYOR_API_KEY', 'CONVEYOR_KEY']) {
+      // No CONVEYOR_URL: the default is http://HOST:PORT, as the engine listens.
+      const e: NodeJS.ProcessEnv = { HOST: '127.0.0.1', PORT: port, [keyVar]: t.keys.admin };
+      const ok = [
+        ['requests', '--limit', '1'],
+        ['steps', done],
+        ['submit', 'greet', '--data', '{}'],
+        ['import', file, '--pipeline', 'greet', '--no-resume', '--key-prefix', `cli-${keyVar}`, '--progress', 'none'],
+      ];
+      for (const argv of ok) {
+        const r = await run(e, ...argv);
+        expect(r.code, `${keyVar} ${argv.join(' ')}: ${r.err}`).to.equal(0);
+      }
+      // A resume or stop of a completed request reaches the API and is refused there (409, not 401).
+      for (const verb of ['resume', 'stop']) {
+        const r = await run(e, verb, done);
+        expect(r.code, `${keyVar} ${verb}`).to.equal(1);
+        expect(r.err, `${keyVar} ${verb}`).to.include('answered 409 CONVEYOR_ERR_NOT_APPLICABLE');
+      }
+    }
+    const imported = await run({ HOST: '127.0.0.1', PORT: port, CONVEYOR_KEY: t.keys.admin }, 'import', file, '--pipeline', 'greet', '--no-resume', '--key-prefix', 'cli-out', '--progress', 'none');
+    expect(imported.out).to.match(/2 accepted, 0 replayed, 0 existing, 0 rejected/);
+    // No key at all: each says which variables it reads.
+    for (const argv of [['requests'], ['import', file, '--pipeline', 'greet']]) {
+      const r = await run({ HOST: '127.0.0.1', PORT: port }, ...argv);
+      expect(r.code, argv[0]).to.equal(1);
+      expect(r.err, argv[0]).to.include('CONVEYOR_API_KEY').and.include('CONVEYOR_KEY');
+    }
+  });
+
+  it('resolves the URL and the key in one order: flag, CONVEYOR_URL / CONVEYOR_API_KEY, then HOST:PORT / CONVEYOR_KEY', () => {
+    const table: Array<[NodeJS.ProcessEnv, Record<string, string>, string]> = [
+      [{}, {}, 'http://127.0.0.1:3000'],
+      [{ HOST: '127.0.0.2', PORT: '4000' }, {}, 'http://127.0.0.2:4000'],
+      [{ PORT: '4000' }, {}, 'http://127.0.0.1:4000'],
+      [{ CONVEYOR_URL: 'http://127.0.0.3:5000/', PORT: '4000' }, {}, 'http://127.0.0.3:5000'],
+      [{ CONVEYOR_URL: 'http://127.0.0.3:5000' }, { url: 'http://127.0.0.4:6000' }, 'http://127.0.0.4:6000'],
+    ];
+    for (const [e, flags, want] of table) expect(clientUrl(e, flags), JSON.stringify([e, flags])).to.equal(want);
+    const keys: Array<[NodeJS.ProcessEnv, Record<string, string>, string | undefined]> = [
+      [{}, {}, undefined],
+      [{ CONVEYOR_KEY: 'alias' }, {}, 'alias'],
+      [{ CONVEYOR_API_KEY: 'main', CONVEYOR_KEY: 'alias' }, {}, 'main'],
+      [{ CONVEYOR_API_KEY: '', CONVEYOR_KEY: 'alias' }, {}, 'alias'],
+      [{ CONVEYOR_API_KEY: 'main' }, { key: 'flag' }, 'flag'],
+    ];
+    for (const [e, flags, want] of keys) expect(clientKey(e, flags), JSON.stringify([e, flags])).to.equal(want);
   });
 
   it('prints the step log of a request, one line per attempt', async () => {

@@ -1,10 +1,34 @@
 /**
- * Shared plumbing of the operations commands: argument parsing, output (`--json`), exit
- * codes, and a small client for the HTTP API (`CONVEYOR_URL`, `CONVEYOR_KEY`).
+ * Shared plumbing of the commands: argument parsing, output (`--json`), exit codes, and a
+ * small client for the HTTP API (`CONVEYOR_URL`, `CONVEYOR_API_KEY`).
  */
 
-/** 0 ok; 1 the operation failed (refused, unreachable, not found); 2 the command line is wrong. */
+/**
+ * The same in every command: 0 done (a request: completed); 1 failed (refused, unreachable,
+ * not found, invalid; a request: error_stop, stopped, or not ended); 2 the command line is wrong.
+ */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const;
+
+/** The exit code a request's status means: 0 only when it completed. */
+export const requestExit = (status: string): number => (status === 'completed' ? EXIT.OK : EXIT.FAILED);
+
+/** The API the client commands call: `--url`, else `CONVEYOR_URL`, else `http://HOST:PORT`. */
+export function clientUrl(env: NodeJS.ProcessEnv, flags: Record<string, string> = {}): string {
+  const url = flags.url ?? env.CONVEYOR_URL ?? `http://${env.HOST || '127.0.0.1'}:${env.PORT || 3000}`;
+  return url.replace(/\/+$/, '');
+}
+
+/** The API key the client commands send: `--key`, else `CONVEYOR_API_KEY`, else its alias `CONVEYOR_KEY`. */
+export function clientKey(env: NodeJS.ProcessEnv, flags: Record<string, string> = {}): string | undefined {
+  return flags.key || env.CONVEYOR_API_KEY || env.CONVEYOR_KEY || undefined;
+}
+
+/** The option lines every client command shares, for its usage text. */
+export const CLIENT_OPTIONS = `  --url <url>                 the API (default CONVEYOR_URL, else http://HOST:PORT, i.e. http://127.0.0.1:3000)
+  --key <key>                 the API key (default CONVEYOR_API_KEY, or its alias CONVEYOR_KEY)`;
+
+/** The valued options every client command shares. */
+export const CLIENT_FLAGS = ['url', 'key'] as const;
 
 /** Where a command writes; tests pass their own. */
 export interface Io {
@@ -70,12 +94,12 @@ export class ApiClient {
   private readonly key: string | undefined;
 
   constructor(env: NodeJS.ProcessEnv, flags: Record<string, string> = {}) {
-    this.base = (flags.url ?? env.CONVEYOR_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
-    this.key = flags.key ?? env.CONVEYOR_KEY ?? env.CONVEYOR_API_KEY;
+    this.base = clientUrl(env, flags);
+    this.key = clientKey(env, flags);
   }
 
   async call<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
-    if (!this.key) throw new CommandError('no API key: set CONVEYOR_KEY (or pass --key)');
+    if (!this.key) throw new CommandError('no API key: set CONVEYOR_API_KEY (or CONVEYOR_KEY, or pass --key)');
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
@@ -112,7 +136,7 @@ export function describeFailure(method: string, path: string, res: ApiAnswer): s
   const what = e ? `${e.code ?? ''}: ${e.message ?? ''}` : typeof res.body === 'string' ? res.body.slice(0, 300) : JSON.stringify(res.body);
   let hint = '';
   if (res.status === 404 && e?.code === 'CONVEYOR_ERR_NOT_FOUND') hint = ' (this server does not have that route: is it an older version?)';
-  if (res.status === 401) hint = ' (check CONVEYOR_KEY)';
+  if (res.status === 401) hint = ' (check CONVEYOR_API_KEY or --key)';
   return `${method} ${path} answered ${res.status} ${what}${hint}`;
 }
 

@@ -14,20 +14,21 @@
  *
  * CSV files need a header row; a column named `a.b` becomes `{ a: { b } }` and empty cells are
  * left out. Values stay strings unless `--cast` (numbers and booleans). Exit code: 0 when
- * every line was stored, 2 when some were rejected, 1 on failure.
+ * every line was stored, 1 when some were rejected or a batch kept failing, 2 on bad usage.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import axios from 'axios';
 import { SingleBar } from 'cli-progress';
 import { parse as parseCsv } from 'csv-parse';
+import { CLIENT_FLAGS, CLIENT_OPTIONS, clientKey, clientUrl, CommandError, EXIT, parseArgs, runCommand, UsageError, type Io } from './args';
 
 export interface ImportOptions {
   file: string;
   pipeline: string;
-  /** @default process.env.CONVEYOR_URL ?? http://HOST:PORT */
+  /** The API (`clientUrl`: CONVEYOR_URL, else http://HOST:PORT). */
   url: string;
-  /** API key with the `submit` role (CONVEYOR_API_KEY). */
+  /** API key with the `submit` role (`clientKey`: CONVEYOR_API_KEY or CONVEYOR_KEY). */
   key: string;
   idColumn?: string;
   keyPrefix?: string;
@@ -309,34 +310,62 @@ export async function runImport(o: ImportOptions, log: (line: string) => void = 
   return s;
 }
 
-/** The command-line entry: parses flags, runs, prints the summary, sets the exit code. */
-export async function importCommand(positional: string[], flags: Record<string, string>, out: (line: string) => void): Promise<number> {
-  const file = positional[0];
-  if (!file || !flags.pipeline) {
-    out('usage: conveyor import <file.ndjson|file.csv> --pipeline <id> [--url URL] [--key KEY] [--id-column NAME] [--key-prefix P] [--batch N] [--concurrency N] [--no-resume] [--cast] [--test]');
-    return 1;
-  }
-  if (!fs.existsSync(file)) {
-    out(`conveyor: no such file: ${file}`);
-    return 1;
-  }
-  const key = flags.key ?? process.env.CONVEYOR_API_KEY;
-  if (!key) {
-    out('conveyor: an API key with the submit role is needed: --key KEY or CONVEYOR_API_KEY');
-    return 1;
-  }
-  const url = flags.url ?? process.env.CONVEYOR_URL ?? `http://${process.env.HOST ?? '127.0.0.1'}:${process.env.PORT ?? 3000}`;
-  const positive = (v: string | undefined, d: number): number => (v && Number.isInteger(Number(v)) && Number(v) > 0 ? Number(v) : d);
-  const s = await runImport({
-    file, pipeline: flags.pipeline, url, key, idColumn: flags['id-column'], keyPrefix: flags['key-prefix'],
-    batch: positive(flags.batch, 1000), concurrency: positive(flags.concurrency, 2), resume: flags['no-resume'] === undefined,
-    test: flags.test !== undefined, cast: flags.cast !== undefined, progress: flags.progress as ImportOptions['progress'],
+export const IMPORT_USAGE = `Usage: conveyor import <file.ndjson|file.csv> --pipeline <id> [options]
+
+Streams a file of payloads into a pipeline through the bulk route, in batches, with a
+progress bar. Resumable: a new run continues after the last stored line, without duplicates.
+CSV needs a header row; a column a.b becomes { a: { b } }; empty cells are left out.
+
+Options:
+  --pipeline <id>             the pipeline (required)
+  --id-column <name>          idempotency key per line from this field, instead of the line number
+  --key-prefix <prefix>       the idempotency keys' prefix (default import:<file name>)
+  --batch <n>                 lines per call (default 1000)
+  --concurrency <n>           calls in flight (default 2)
+  --no-resume                 start over, ignoring <file>.import-state.json
+  --cast                      CSV: numbers and booleans instead of strings
+  --test                      submit test requests
+  --progress <mode>           bar, lines or none (default a bar on a terminal, else a line every 5 s)
+${CLIENT_OPTIONS}
+
+Rejected lines go to <file>.rejected.ndjson with their reason.
+Exit code: 0 every line stored; 1 some lines rejected, or a batch kept failing; 2 bad usage.`;
+
+const PROGRESS = ['bar', 'lines', 'none'];
+
+/** The command-line entry: parses the options, runs, prints the summary, gives the exit code. */
+export function importCommand(args: string[], io: Io): Promise<number> {
+  return runCommand(io, IMPORT_USAGE, async () => {
+    const a = parseArgs(args, ['pipeline', 'id-column', 'key-prefix', 'batch', 'concurrency', 'progress', ...CLIENT_FLAGS], ['no-resume', 'cast', 'test', 'help']);
+    if (a.switches.has('help')) return void io.out(IMPORT_USAGE);
+    const [file, ...extra] = a.positional;
+    if (!file || extra.length > 0) throw new UsageError('name exactly one file');
+    if (!a.flags.pipeline) throw new UsageError('--pipeline is required');
+    const positive = (name: string, d: number): number => {
+      const v = a.flags[name];
+      if (v === undefined) return d;
+      if (!Number.isInteger(Number(v)) || Number(v) <= 0) throw new UsageError(`--${name} must be a positive whole number`);
+      return Number(v);
+    };
+    const progress = a.flags.progress;
+    if (progress !== undefined && !PROGRESS.includes(progress)) throw new UsageError('--progress is bar, lines or none');
+    const batch = positive('batch', 1000);
+    const concurrency = positive('concurrency', 2);
+    if (!fs.existsSync(file)) throw new CommandError(`no such file: ${file}`);
+    const key = clientKey(io.env, a.flags);
+    if (!key) throw new CommandError('an API key with the submit role is needed: --key, or CONVEYOR_API_KEY (or CONVEYOR_KEY)');
+    const s = await runImport({
+      file, pipeline: a.flags.pipeline, url: clientUrl(io.env, a.flags), key, idColumn: a.flags['id-column'], keyPrefix: a.flags['key-prefix'],
+      batch, concurrency, resume: !a.switches.has('no-resume'), test: a.switches.has('test'), cast: a.switches.has('cast'),
+      progress: progress as ImportOptions['progress'],
+    }, io.err);
+    io.out(
+      `imported ${path.basename(file)} into ${a.flags.pipeline}: ${s.lines - s.skipped} lines in ${s.seconds.toFixed(1)} s (${s.rate} lines/s): ` +
+        `${s.accepted} accepted, ${s.replayed} replayed, ${s.existing} existing, ${s.rejected} rejected` +
+        `${s.skipped > 0 ? `, ${s.skipped} skipped (resumed after line ${s.resumedAfter})` : ''}; peak RSS ${s.peakRssMb} MB`,
+    );
+    if (s.rejected === 0) return EXIT.OK;
+    io.err(`conveyor: ${s.rejected} line(s) rejected; the lines and their reasons: ${file}.rejected.ndjson`);
+    return EXIT.FAILED;
   });
-  out(
-    `imported ${path.basename(file)} into ${flags.pipeline}: ${s.lines - s.skipped} lines in ${s.seconds.toFixed(1)} s (${s.rate} lines/s): ` +
-      `${s.accepted} accepted, ${s.replayed} replayed, ${s.existing} existing, ${s.rejected} rejected` +
-      `${s.skipped > 0 ? `, ${s.skipped} skipped (resumed after line ${s.resumedAfter})` : ''}; peak RSS ${s.peakRssMb} MB`,
-  );
-  if (s.rejected > 0) out(`rejected lines and their reasons: ${file}.rejected.ndjson`);
-  return s.rejected > 0 ? 2 : 0;
 }

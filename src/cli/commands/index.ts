@@ -1,45 +1,73 @@
 /**
- * The operations commands of `conveyor`, by name. `src/cli/main.ts` hands these over before
- * its own switch, so each parses its own options and answers its own `--help`.
+ * Every command of `conveyor`, by name: its one-line summary, its usage (what `--help`
+ * prints) and its handler. `src/cli/main.ts` only dispatches here; each command parses its
+ * own options, refuses unknown ones (exit 2) and answers `--help` (exit 0).
  */
 import { processIo, type Io } from './args';
 import { graphCommand, GRAPH_USAGE } from './graph';
+import { importCommand, IMPORT_USAGE } from './import';
 import { keysCommand, KEYS_USAGE } from './keys';
 import { migrateCommand, MIGRATE_USAGE } from './migrate';
+import { pruneCommand, PRUNE_USAGE } from './prune';
 import { operateCommand, requestsCommand, REQUESTS_USAGE, RESUME_USAGE, stepsCommand, STEPS_USAGE, STOP_USAGE, submitCommand, SUBMIT_USAGE } from './requests';
+import { API_USAGE, ENGINE_USAGE, engineCommand, MODULE_SERVER_USAGE, moduleServerCommand, START_USAGE, validateCommand, VALIDATE_USAGE, WORKER_USAGE, workerCommand } from './serve';
+import { simulateCommand, SIMULATE_USAGE } from './simulate';
 
-export type OpsCommand = (args: string[], io?: Io) => Promise<number>;
+export type CommandHandler = (args: string[], io?: Io) => Promise<number>;
 
-/** Command name → handler; each resolves to the exit code. */
-export const OPS_COMMANDS: Record<string, OpsCommand> = {
-  submit: (args, io = processIo) => submitCommand(args, io),
-  requests: (args, io = processIo) => requestsCommand(args, io),
-  steps: (args, io = processIo) => stepsCommand(args, io),
-  resume: (args, io = processIo) => operateCommand('resume', args, io),
-  stop: (args, io = processIo) => operateCommand('stop', args, io),
-  keys: (args, io = processIo) => keysCommand(args, io),
-  migrate: (args, io = processIo) => migrateCommand(args, io),
-  graph: (args, io = processIo) => graphCommand(args, io),
+export interface Command {
+  summary: string;
+  usage: string;
+  run: CommandHandler;
+}
+
+const command = (summary: string, usage: string, run: (args: string[], io: Io) => Promise<number>): Command => ({ summary, usage, run: (args, io = processIo) => run(args, io) });
+
+/** Every command, in the order `conveyor help` lists them. */
+export const COMMANDS: Record<string, Command> = {
+  start: command('the engine, API, dashboard and queue workers in one process (npm start)', START_USAGE, (a, io) => engineCommand('start', a, io)),
+  api: command('the HTTP API and dashboard only (distributed mode: needs REDIS_URL)', API_USAGE, (a, io) => engineCommand('api', a, io)),
+  engine: command('supervisor, dispatcher and in-process modules only (distributed mode)', ENGINE_USAGE, (a, io) => engineCommand('engine', a, io)),
+  worker: command('runs those modules\' queue jobs (needs REDIS_URL)', WORKER_USAGE, workerCommand),
+  'module-server': command('serves modules over the HTTP module protocol', MODULE_SERVER_USAGE, moduleServerCommand),
+  validate: command('checks every pipeline and module; exits 1 on any problem', VALIDATE_USAGE, validateCommand),
+  graph: command('prints a pipeline\'s graph as Mermaid text; draws SVG/PNG with Chromium', GRAPH_USAGE, graphCommand),
+  simulate: command('dry-runs a pipeline in memory with mocked module outputs', SIMULATE_USAGE, simulateCommand),
+  import: command('streams an NDJSON or CSV file into a pipeline (bulk intake), resumable', IMPORT_USAGE, importCommand),
+  submit: command('submits a request; --wait waits for its end', SUBMIT_USAGE, submitCommand),
+  requests: command('lists requests, newest first', REQUESTS_USAGE, requestsCommand),
+  steps: command('prints a request\'s step log; --follow tails it until the end', STEPS_USAGE, stepsCommand),
+  resume: command('retries the failed step of a request in error_stop', RESUME_USAGE, (a, io) => operateCommand('resume', a, io)),
+  stop: command('stops a request', STOP_USAGE, (a, io) => operateCommand('stop', a, io)),
+  keys: command('manages stored API keys (on DATABASE_URL)', KEYS_USAGE, keysCommand),
+  migrate: command('applies pending schema migrations to DATABASE_URL', MIGRATE_USAGE, migrateCommand),
+  prune: command('deletes requests that ended before then, with their step logs', PRUNE_USAGE, pruneCommand),
 };
 
-/** The usage text of each, for tests and docs. */
-export const OPS_USAGE: Record<string, string> = {
-  submit: SUBMIT_USAGE, requests: REQUESTS_USAGE, steps: STEPS_USAGE, resume: RESUME_USAGE, stop: STOP_USAGE,
-  keys: KEYS_USAGE, migrate: MIGRATE_USAGE, graph: GRAPH_USAGE,
-};
+/** The commands that end by themselves (the others serve until stopped), for tests. */
+const SERVING = new Set(['start', 'api', 'engine', 'worker', 'module-server']);
+export const OPS_COMMANDS: Record<string, CommandHandler> = Object.fromEntries(Object.entries(COMMANDS).filter(([n]) => !SERVING.has(n)).map(([n, c]) => [n, c.run]));
+export const OPS_USAGE: Record<string, string> = Object.fromEntries(Object.entries(COMMANDS).filter(([n]) => !SERVING.has(n)).map(([n, c]) => [n, c.usage]));
 
-/** The lines `conveyor help` shows for these commands. */
-export const OPS_HELP = `  graph <pipeline> [--svg f] [--png f]
-                                 prints the pipeline's graph as Mermaid text; draws SVG/PNG with Chromium
-  submit <pipeline> --data <json|file|-> [--wait s]
-                                 submits a request (CONVEYOR_URL, CONVEYOR_KEY)
-  requests [--pipeline p] [--status s] [--limit n]
-                                 lists requests, newest first
-  steps <request-id> [--follow]  prints a request's step log; --follow tails it until the end
-  resume <request-id> [--params json]
-                                 retries the failed step of a request in error_stop
-  stop <request-id> [--reason r] stops a request
-  keys create --name n --roles a+b | keys list | keys revoke <id>
-                                 manages stored API keys (on DATABASE_URL)
-  migrate                        applies pending schema migrations to DATABASE_URL
-  Every command takes --help; client commands and keys/migrate take --json.`;
+/** The synopsis of a command: the first line of its usage, without `Usage: conveyor `. */
+export const synopsis = (name: string): string => COMMANDS[name]!.usage.split('\n', 1)[0]!.replace(/^Usage: conveyor /, '');
+
+/** What `conveyor help` prints. */
+export function mainHelp(): string {
+  const lines = ['Usage: conveyor <command> [options]', '', 'Commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    const syn = synopsis(name);
+    if (syn.length <= 30) lines.push(`  ${syn.padEnd(31)}${c.summary}`);
+    else lines.push(`  ${syn}`, `  ${''.padEnd(31)}${c.summary}`);
+  }
+  lines.push(
+    '  help                           this text',
+    '',
+    'Every command takes --help, which lists its options.',
+    'Client commands (import, submit, requests, steps, resume, stop) call --url, else CONVEYOR_URL,',
+    'else http://HOST:PORT (http://127.0.0.1:3000), with --key, else CONVEYOR_API_KEY (alias CONVEYOR_KEY).',
+    'Exit codes: 0 done (a request completed), 1 failed (a request ended in error_stop or stopped), 2 bad usage.',
+    'Reference: docs/reference.md#commands',
+  );
+  return lines.join('\n');
+}

@@ -19,7 +19,10 @@ Roles: ${ROLES.join(', ')} (admin may do anything; operate implies read), or any
 pipeline's actions name in "allow".
 
 Options:
+  --name <name>               create: the key's name (required)
+  --roles <role+role>         create: its roles, joined with + (required)
   --json                      machine-readable output
+
 The database is DATABASE_URL (default ${DEFAULT_DATABASE_URL}).`;
 
 const ROLE = /^[a-z][a-z0-9_-]{0,49}$/;

@@ -7,7 +7,10 @@ export const MIGRATE_USAGE = `Usage: conveyor migrate [--json]
 
 Applies every pending schema migration to DATABASE_URL (default ${DEFAULT_DATABASE_URL}),
 each in its own transaction. The engine also does this when it starts; run it by hand to
-migrate before a deploy. Safe to run again: it does nothing when the schema is current.`;
+migrate before a deploy. Safe to run again: it does nothing when the schema is current.
+
+Options:
+  --json                      print { dialect, applied, total } as JSON`;
 
 export function migrateCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, MIGRATE_USAGE, async () => {

@@ -1,11 +1,13 @@
 /**
  * Client commands over the HTTP API: `submit`, `requests`, `steps [--follow]`, `resume`,
- * `stop`. They talk to `CONVEYOR_URL` (default http://127.0.0.1:3000) with `CONVEYOR_KEY`.
+ * `stop`. They talk to `--url`, else `CONVEYOR_URL`, else `http://HOST:PORT`, with `--key`, else
+ * `CONVEYOR_API_KEY` (or its alias `CONVEYOR_KEY`).
  */
 import { readFileSync } from 'node:fs';
-import { ApiClient, CommandError, EXIT, parseArgs, runCommand, table, UsageError, type Io } from './args';
+import { ApiClient, CLIENT_FLAGS, CLIENT_OPTIONS, CommandError, EXIT, parseArgs, requestExit, runCommand, table, UsageError, type Io } from './args';
 
-const CONNECTION = `Connection: CONVEYOR_URL (default http://127.0.0.1:3000) or --url; CONVEYOR_KEY or --key.`;
+
+const FINAL = new Set(['completed', 'stopped', 'error_stop']);
 
 interface RequestSummary {
   id: string;
@@ -59,12 +61,14 @@ Options:
   --idempotency-key <key>     Idempotency-Key: submitting the same key again answers the first request
   --test                      test mode
   --json                      print the API's answer as JSON
-${CONNECTION}
-Exit code: 0 accepted, 1 refused or failed (with the API's error), 2 bad usage.`;
+${CLIENT_OPTIONS}
+
+Exit code: 0 accepted (with --wait: completed); 1 refused (with the API's error), or with
+--wait ended in error_stop or stopped, or not ended in time; 2 bad usage.`;
 
 export function submitCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, SUBMIT_USAGE, async () => {
-    const a = parseArgs(args, ['data', 'wait', 'business-key', 'idempotency-key', 'url', 'key'], ['test', 'json', 'help']);
+    const a = parseArgs(args, ['data', 'wait', 'business-key', 'idempotency-key', ...CLIENT_FLAGS], ['test', 'json', 'help']);
     if (a.switches.has('help')) return void io.out(SUBMIT_USAGE);
     const [pipeline, ...extra] = a.positional;
     if (!pipeline || extra.length > 0) throw new UsageError('name exactly one pipeline');
@@ -77,9 +81,12 @@ export function submitCommand(args: string[], io: Io): Promise<number> {
     if (a.flags['idempotency-key']) headers['idempotency-key'] = a.flags['idempotency-key'];
     const path = `/api/pipelines/${encodeURIComponent(pipeline)}/requests${query.size ? `?${query}` : ''}`;
     const res = await new ApiClient(io.env, a.flags).expectOk<{ id: string; status: string; error?: { code: string; message: string } | null }>('POST', path, data, headers);
-    if (a.switches.has('json')) return void io.out(JSON.stringify(res.body, null, 2));
     const r = res.body;
-    io.out(`${r.id}  ${r.status}${r.error ? `  ${r.error.code}: ${r.error.message}` : ''}`);
+    if (a.switches.has('json')) io.out(JSON.stringify(r, null, 2));
+    else io.out(`${r.id}  ${r.status}${r.error ? `  ${r.error.code}: ${r.error.message}` : ''}`);
+    if (!a.flags.wait) return EXIT.OK;
+    if (!FINAL.has(r.status)) io.err(`conveyor: request ${r.id} is still ${r.status} after ${a.flags.wait} s`);
+    return requestExit(r.status);
   });
 }
 
@@ -97,11 +104,11 @@ Options:
   --limit <n>                 page size, 1-500 (default 50)
   --cursor <cursor>           the next page (printed after a full page)
   --json                      print { items, nextCursor } as JSON
-${CONNECTION}`;
+${CLIENT_OPTIONS}`;
 
 export function requestsCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, REQUESTS_USAGE, async () => {
-    const a = parseArgs(args, ['pipeline', 'status', 'business-key', 'since', 'until', 'limit', 'cursor', 'url', 'key'], ['test', 'no-test', 'json', 'help']);
+    const a = parseArgs(args, ['pipeline', 'status', 'business-key', 'since', 'until', 'limit', 'cursor', ...CLIENT_FLAGS], ['test', 'no-test', 'json', 'help']);
     if (a.switches.has('help')) return void io.out(REQUESTS_USAGE);
     if (a.positional.length > 0) throw new UsageError(`unexpected argument "${a.positional[0]}"`);
     const query = new URLSearchParams();
@@ -130,10 +137,9 @@ Options:
   --follow                    keep printing new attempts and status changes until the request ends
   --interval <ms>             how often --follow polls (default 1000)
   --json                      one JSON object per attempt (NDJSON; with --follow, as they change)
-${CONNECTION}
-Exit code with --follow: 0 when the request completed, 1 when it ended otherwise (error_stop, stopped).`;
+${CLIENT_OPTIONS}
 
-const FINAL = new Set(['completed', 'stopped', 'error_stop']);
+Exit code with --follow: 0 when the request completed, 1 when it ended otherwise (error_stop, stopped).`;
 
 function stepLine(s: StepItem): string {
   const duration = s.durationMs === null ? '' : `${s.durationMs} ms`;
@@ -143,7 +149,7 @@ function stepLine(s: StepItem): string {
 
 export function stepsCommand(args: string[], io: Io, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<number> {
   return runCommand(io, STEPS_USAGE, async () => {
-    const a = parseArgs(args, ['interval', 'url', 'key'], ['follow', 'json', 'help']);
+    const a = parseArgs(args, ['interval', ...CLIENT_FLAGS], ['follow', 'json', 'help']);
     if (a.switches.has('help')) return void io.out(STEPS_USAGE);
     const [id, ...extra] = a.positional;
     if (!id || extra.length > 0) throw new UsageError('name exactly one request id');
@@ -170,7 +176,7 @@ export function stepsCommand(args: string[], io: Io, sleep = (ms: number) => new
       if (!a.switches.has('follow')) return EXIT.OK;
       if (FINAL.has(request.body.status)) {
         if (!json) io.out(`request ${id} ${request.body.status}`);
-        return request.body.status === 'completed' ? EXIT.OK : EXIT.FAILED;
+        return requestExit(request.body.status);
       }
       await sleep(interval);
     }
@@ -180,10 +186,12 @@ export function stepsCommand(args: string[], io: Io, sleep = (ms: number) => new
 const operateUsage = (verb: 'resume' | 'stop'): string => `Usage: conveyor ${verb} <request-id> [options]
 
 ${verb === 'resume'
-    ? 'Resumes a request in error_stop: its failed step is tried again (POST /api/requests/:id/resume).\n\nOptions:\n  --params <json|file>        replace the failed step\'s params for this try'
+    ? 'Resumes a request in error_stop: its failed step is tried again (POST /api/requests/:id/resume).\n\nOptions:\n  --params <json|file>        replace params the step lists in resumable, for this try'
     : 'Stops a request that has not ended (POST /api/requests/:id/stop).\n\nOptions:\n  --reason <text>             why (kept in the audit trail)'}
   --json                      print the request after it as JSON
-${CONNECTION} Needs the "operate" role.`;
+${CLIENT_OPTIONS}
+
+Needs a key with the "operate" role.`;
 
 export const RESUME_USAGE = operateUsage('resume');
 export const STOP_USAGE = operateUsage('stop');
@@ -191,7 +199,7 @@ export const STOP_USAGE = operateUsage('stop');
 export function operateCommand(verb: 'resume' | 'stop', args: string[], io: Io): Promise<number> {
   const usage = operateUsage(verb);
   return runCommand(io, usage, async () => {
-    const a = parseArgs(args, verb === 'resume' ? ['params', 'url', 'key'] : ['reason', 'url', 'key'], ['json', 'help']);
+    const a = parseArgs(args, [verb === 'resume' ? 'params' : 'reason', ...CLIENT_FLAGS], ['json', 'help']);
     if (a.switches.has('help')) return void io.out(usage);
     const [id, ...extra] = a.positional;
     if (!id || extra.length > 0) throw new UsageError('name exactly one request id');

@@ -36,17 +36,21 @@ Dry-runs a pipeline in memory with mocked module outputs and prints the route it
 No module is called, no database is opened, nothing goes over the network.
 
 Options:
-  --input file.json              the request's payload
-  --mock step=out.json           a module step's output; repeat for later visits (the last repeats).
-                                 step may be a module name: the mock of every step of that module.
-                                 {"$error": {"message": "…", "retryable": false}} makes the step fail.
-                                 For a polling wait step, each mock is one poll's output.
-  --action step=code[:data.json] a user action on an action step (data: the action's fields)
-  --event step=data.json         the event a wait step receives (its "data")
-  --timeout step                 a wait or action step runs out of time
-  --mode semi|auto               request.mode      --test        request.test (ctx.test)
-  --user name                    who takes the actions (_CURRENT_USER_)  @default simulate
-  --json                         machine-readable output`;
+  --input file.json                the request's payload
+  --mock step=out.json             a module step's output; repeat for later visits (the last repeats).
+                                   step may be a module name: the mock of every step of that module.
+                                   {"$error": {"message": "…", "retryable": false}} makes the step fail.
+                                   For a polling wait step, each mock is one poll's output.
+  --action step=code[:data.json]   a user action on an action step (data: the action's fields)
+  --event step=data.json           the event a wait step receives (its "data")
+  --timeout step                   a wait or action step runs out of time
+  --mode <word>                    request.mode, e.g. semi or auto
+  --test                           request.test (ctx.test)
+  --user <name>                    who takes the actions (_CURRENT_USER_), default simulate
+  --json                           machine-readable output
+
+Exit code: 0 the simulation ran (whatever status the request reached); 1 it could not (an
+unknown pipeline, a step without the mock it needs); 2 bad usage.`;
 
 /** One step run of the simulated route. */
 export interface SimulatedRun {
