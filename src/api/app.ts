@@ -3,7 +3,7 @@ import Koa, { type Context } from 'koa';
 import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId } from '../ids';
-import { pipelineGraph } from '../pipeline/graph';
+import { pipelineGraphWithMermaid } from '../pipeline/graph';
 import { checkOutput } from '../transports/run-module';
 import { authMiddleware, requireRole, type KeyRing } from './auth';
 import { verifyCallback } from './callback-token';
@@ -176,7 +176,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
       description: entry.pipeline.description ?? null,
       versions: versions.map((v) => ({ version: v.version, hash: v.hash, createdAt: new Date(v.createdAt).toISOString() })),
       definition: entry.pipeline.definition,
-      graph: pipelineGraph(entry.pipeline),
+      graph: pipelineGraphWithMermaid(entry.pipeline),
     };
   });
 

@@ -62,9 +62,24 @@ const schemas: Record<string, Schema> = {
     definition: { description: 'The pipeline as written (JSON).' },
     graph: obj({
       start: str,
-      nodes: { type: 'array', items: obj({ id: str, kind: str, subsystem: str, description: str }, ['id', 'kind']) },
-      edges: { type: 'array', items: obj({ from: str, to: str, via: str, label: str }, ['from', 'to', 'via']) },
-    }),
+      nodes: {
+        type: 'array',
+        items: obj({
+          id: str, kind: str, subsystem: str, description: str,
+          join: { type: 'string', enum: ['all'], description: 'a join: waits until every step in its prev has arrived' },
+          mark: { type: 'string', description: 'what the step does, in a few words: its module, "wait: event sale", "action: approve, reject", "join: all"' },
+        }, ['id', 'kind', 'mark']),
+      },
+      edges: {
+        type: 'array',
+        items: obj({
+          from: str, to: str,
+          via: { type: 'string', description: 'why the edge is taken: next, condition[i].success[j]…, action:<code>, onError, onTimeout, loop, onExhausted' },
+          label: { type: 'string', description: 'the condition as text, "otherwise" for next beside conditions, "action <code>", "error", "timeout"' },
+        }, ['from', 'to', 'via']),
+      },
+      mermaid: { type: 'string', description: 'the graph as a Mermaid flowchart, as conveyor graph prints it' },
+    }, ['start', 'nodes', 'edges', 'mermaid']),
   }),
   AuditEntry: obj({ id: str, requestId: str, actor: str, action: str, outcome: str, details: {}, createdAt: time }),
   EventResult: obj({ event: str, key: str, woken: int, requests: { type: 'array', items: str } }),

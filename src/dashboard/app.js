@@ -199,26 +199,27 @@ async function requestsView(seq) {
   await refresh();
 }
 
-/** Mermaid text of a pipeline graph, with the request's path highlighted when `runs` are given. */
+/**
+ * Mermaid text of a pipeline graph (the server's `graph.mermaid`, as `conveyor graph` prints
+ * it), with the request's path highlighted when `runs` are given. Its links are the start link
+ * and then `graph.edges` in order, so link i + 1 is edge i.
+ */
 function graphText(graph, runs) {
   const id = (s) => `n_${s.replace(/[^A-Za-z0-9_]/g, '_')}`;
-  const esc = (s) => String(s).replace(/["<>#]/g, (c) => ({ '"': '#quot;', '<': '#lt;', '>': '#gt;', '#': '#35;' })[c]);
-  const lines = ['flowchart TD', '  start((start))'];
-  const byRun = new Map((runs || []).map((r) => [r.id, r]));
+  if (!runs) return graph.mermaid;
+  const lines = [graph.mermaid];
+  const byRun = new Map(runs.map((r) => [r.id, r]));
   const last = new Map();
-  for (const r of runs || []) last.set(r.stepId, r);
-  for (const n of graph.nodes) lines.push(`  ${id(n.id)}["${esc(n.id)}<br/><small>${esc(n.subsystem || n.kind)}</small>"]`);
-  const edges = [[null, graph.start, 'start']].concat(graph.edges.map((e) => [e.from, e.to, e.via, e.label]));
+  for (const r of runs) last.set(r.stepId, r);
   const taken = new Set();
-  for (const r of runs || []) {
+  for (const r of runs) {
     const cause = r.causedBy && byRun.get(r.causedBy);
     taken.add(`${cause ? cause.stepId : ''}>${r.stepId}`);
   }
+  const edges = [[null, graph.start]].concat(graph.edges.map((e) => [e.from, e.to]));
   const styled = [];
-  edges.forEach(([from, to, via, label], i) => {
-    const arrow = via === 'onError' ? '-.->' : '-->';
-    lines.push(`  ${from ? id(from) : 'start'} ${arrow}${label ? `|"${esc(label)}"|` : ''} ${id(to)}`);
-    if (runs && taken.has(`${from || ''}>${to}`)) styled.push(i);
+  edges.forEach(([from, to], i) => {
+    if (taken.has(`${from || ''}>${to}`)) styled.push(i);
   });
   lines.push('  classDef done fill:#dcfce7,stroke:#15803d,stroke-width:2px', '  classDef failed fill:#fee2e2,stroke:#b91c1c,stroke-width:2px', '  classDef open fill:#fef3c7,stroke:#b45309,stroke-width:2px');
   for (const [stepId, r] of last) {

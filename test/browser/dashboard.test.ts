@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../../src/cli/commands/graph';
 import { REPO_ROOT, type TestEngine } from '../support/engine';
 import { startOpsEngine, submitMix, type Mix } from '../ops/support';
@@ -24,6 +24,12 @@ describe('dashboard in Chromium', function () {
   let stoppedId: string;
   const pageErrors: string[] = [];
 
+  /** The texts on a drawn graph's edges, sorted. SVG has no innerText: mermaid puts each word in a tspan. */
+  const edgeLabels = async (svg: Locator): Promise<string[]> =>
+    (await svg.locator('.edgeLabel').evaluateAll((els) => els.map((e) => {
+      const words = Array.from(e.querySelectorAll('tspan')).filter((t) => !t.querySelector('tspan')).map((t) => t.textContent ?? '');
+      return words.length > 0 ? words.join(' ') : e.textContent ?? '';
+    }))).map((l) => l.replace(/\s+/g, ' ').trim()).filter(Boolean).sort();
   const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
   const status = async (id: string): Promise<string> => (await t.api<{ status: string }>('GET', `/api/requests/${id}`)).body.status;
 
@@ -123,7 +129,25 @@ describe('dashboard in Chromium', function () {
     expect(await svg.locator('.node.done').count()).to.equal(2);
     expect(await svg.innerHTML()).to.include('ship-standard');
     expect(await svg.locator('.node.done', { hasText: 'ship-express' }).count()).to.equal(0);
+    // Edges say why: the condition to the express branch, "otherwise" to the standard one.
+    expect(await edgeLabels(svg)).to.deep.equal(['check-order.express eq true', 'otherwise']);
+    // The path taken: start → check-order → ship-standard, 2 links drawn thick.
+    expect(await svg.innerHTML()).to.match(/stroke:#15803d;stroke-width:3px/);
     await shot('02-request-timeline-graph');
+    expect(pageErrors, pageErrors.join('\n')).to.deep.equal([]);
+  });
+
+  it('marks an action step and labels its routes on a pipeline\'s page', async () => {
+    await page.goto(`${t.url}/#/pipeline/refund`);
+    await page.locator('#graph[data-rendered=true] svg').waitFor({ timeout: 20_000 });
+    const svg = page.locator('#graph svg');
+    const review = svg.locator('.node', { hasText: 'review' });
+    expect(await review.innerHTML()).to.include('action: approve, reject');
+    // An action step is drawn as a trapezoid (a polygon), not as the rectangle of a module step.
+    expect(await review.locator('polygon').count()).to.equal(1);
+    expect(await svg.locator('.node', { hasText: 'pay' }).first().locator('rect').count()).to.be.at.least(1);
+    expect(await edgeLabels(svg)).to.deep.equal(['action approve', 'action reject']);
+    await shot('02b-pipeline-graph');
     expect(pageErrors, pageErrors.join('\n')).to.deep.equal([]);
   });
 

@@ -6,7 +6,8 @@
  *   `conveyor validate`, together with the repository's own; a block naming a file the
  *   repository has must be that file;
  * - every `conveyor simulate`, `validate` and `graph` command of the docs runs, as a real
- *   process, with the inputs shipped in `examples/`, and ends as the docs say.
+ *   process, with the inputs shipped in `examples/`, and ends as the docs say (a graph's
+ *   output is the one shown).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,7 +24,10 @@ const files = docFiles(REPO_ROOT);
 function shownOutput(blocks: CodeBlock[], i: number, md: string): string | undefined {
   const next = blocks[i + 1];
   if (!next || next.lang !== '') return undefined;
-  const between = md.split('\n').slice(blocks[i]!.line + blocks[i]!.code.split('\n').length - 1, next.line - 1).join('').trim();
+  // 0-based: the opening fence is line - 1, the code follows, then the closing fence; between
+  // starts on the line after that fence and ends before the next opening fence.
+  const afterClose = blocks[i]!.line + blocks[i]!.code.split('\n').length;
+  const between = md.split('\n').slice(afterClose, next.line - 1).join('').trim();
   return between === '' ? next.code : undefined;
 }
 
@@ -126,6 +130,7 @@ describe('docs: README.md and docs/ (links, snippets, examples)', function () {
 
     it('every conveyor simulate, validate and graph command of the docs runs and ends as shown', async () => {
       const ran: string[] = [];
+      const compared: string[] = [];
       for (const doc of files) {
         const md = read(doc);
         const blocks = codeBlocks(md);
@@ -140,12 +145,22 @@ describe('docs: README.md and docs/ (links, snippets, examples)', function () {
             expect(r.code, `${where}\n${r.stderr}`).to.equal(0);
             if (words[2] === 'simulate' && words.includes('--json')) expect(JSON.parse(r.stdout).status, where).to.be.a('string');
             const status = shown && commands.length === 1 ? /^status: (\w+)$/m.exec(shown)?.[1] : undefined;
-            if (status) expect(r.stdout, where).to.match(new RegExp(`^status: ${status}$`, 'm'));
+            if (status) {
+              expect(r.stdout, where).to.match(new RegExp(`^status: ${status}$`, 'm'));
+              compared.push(where);
+            }
+            if (words[2] === 'graph' && shown && commands.length === 1) {
+              expect(r.stdout.trim(), where).to.equal(shown.trim());
+              compared.push(where);
+            }
             ran.push(where);
           }
         }
       }
       expect(ran.filter((c) => c.includes(' simulate ')).length, ran.join('\n')).to.be.at.least(3);
+      // The shown outputs were found and compared: simulate statuses and a graph.
+      expect(compared.filter((c) => c.includes(' simulate ')).length, compared.join('\n')).to.be.at.least(2);
+      expect(compared.filter((c) => c.includes(' graph ')).length, compared.join('\n')).to.be.at.least(1);
     });
 
     it('the tutorial: a missing field renders "" and the VIP route ends in vip-note', async () => {

@@ -62,8 +62,10 @@ export async function renderMermaid(text: string, format: 'svg' | 'png', env: No
 
 export const GRAPH_USAGE = `Usage: conveyor graph <pipeline> [--svg <file>] [--png <file>] [--json]
 
-Prints the pipeline's graph as a Mermaid flowchart (conditions label the edges; dashed
-edges are onError routes). Reads the pipelines and modules directories; no database.
+Prints the pipeline's graph as a Mermaid flowchart. Every edge says why it is taken (its
+condition, "otherwise" for next, "action <code>", and dashed "error" and "timeout" routes);
+every node says what it does (its module, wait, action, delay, loop, stop, join: all).
+Reads the pipelines and modules directories; no database.
 
 Options:
   --svg <file>                also draw it as SVG into <file>
