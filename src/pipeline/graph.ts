@@ -119,8 +119,12 @@ export function pipelineGraph(p: CompiledPipeline): PipelineGraph {
 /** A step id as a Mermaid node id: prefixed, so that no step id is a Mermaid keyword (`end`). */
 export const mermaidId = (s: string): string => `n_${s.replace(/[^A-Za-z0-9_]/g, '_')}`;
 
-/** Text inside a quoted Mermaid label: entity codes for what Mermaid would read as syntax or markup. */
-const esc = (s: string): string => s.replace(/["<>#]/g, (c) => ({ '"': '#quot;', '<': '#lt;', '>': '#gt;', '#': '#35;' })[c]!);
+/**
+ * Text inside a quoted Mermaid label. A `"` would end the label, and mermaid 11 shows its
+ * entity (`#quot;`) as `&quot;` in SVG text: it is drawn as `'`. `<` and `>` are entity
+ * codes, so that a value never reads as markup; those mermaid draws as the characters.
+ */
+const esc = (s: string): string => s.replace(/["<>]/g, (c) => ({ '"': "'", '<': '#lt;', '>': '#gt;' })[c]!);
 
 /** The node shape of each kind: people (action) and waits stand out from the work. */
 const SHAPES: Record<GraphNode['kind'], [string, string]> = {

@@ -109,13 +109,13 @@ describe('pipeline graph', () => {
     expect(lines).to.include('  class n_both join');
     // Links: the start link, then one per edge in order (the dashboard styles them by index).
     expect(lines.filter((l) => / (-->|-\.->)/.test(l))).to.have.length(g.edges.length + 1);
-    // A quote in a value would end the label: it is written as an entity, as are < > #.
+    // A quote in a value would end the label: it is drawn as '; < and > are entity codes.
     const odd = graphMermaid({
       start: 'a',
       nodes: [{ id: 'a', kind: 'module', subsystem: 'm', mark: 'm' }, { id: 'end', kind: 'stop', mark: 'stop: completed' }],
       edges: [{ from: 'a', to: 'end', via: 'condition[0]', label: 'a eq "x<#>"' }],
     });
-    expect(odd.split('\n')).to.include('  n_a -->|"a eq #quot;x#lt;#35;#gt;#quot;"| n_end');
+    expect(odd.split('\n')).to.include('  n_a -->|"a eq \'x#lt;##gt;\'"| n_end');
     // A step may be called `end`, a Mermaid keyword: every node id is prefixed.
     expect(mermaidId('end')).to.equal('n_end');
   });
