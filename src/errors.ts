@@ -14,6 +14,21 @@ export const ErrorCodes = {
   BAD_PARAM: 'CONVEYOR_ERR_BAD_PARAM',
   UNAUTHORIZED: 'CONVEYOR_ERR_UNAUTHORIZED',
   FORBIDDEN: 'CONVEYOR_ERR_FORBIDDEN',
+  /** A bearer token that is not a well-formed JWT, or lacks `sub`. */
+  TOKEN_INVALID: 'CONVEYOR_ERR_TOKEN_INVALID',
+  /** A JWT whose signature does not verify (or whose key is unknown). */
+  TOKEN_SIGNATURE: 'CONVEYOR_ERR_TOKEN_SIGNATURE',
+  /** A JWT signed with an algorithm Conveyor does not accept (`none` among them). */
+  TOKEN_ALGORITHM: 'CONVEYOR_ERR_TOKEN_ALGORITHM',
+  TOKEN_EXPIRED: 'CONVEYOR_ERR_TOKEN_EXPIRED',
+  /** A JWT not yet valid (`nbf`/`iat` in the future) or with another bad time claim. */
+  TOKEN_NOT_YET_VALID: 'CONVEYOR_ERR_TOKEN_NOT_YET_VALID',
+  TOKEN_ISSUER: 'CONVEYOR_ERR_TOKEN_ISSUER',
+  TOKEN_AUDIENCE: 'CONVEYOR_ERR_TOKEN_AUDIENCE',
+  /** A JWT arrived but this server has no `CONVEYOR_JWT_SECRET` / `CONVEYOR_JWT_JWKS_URL`. */
+  TOKENS_DISABLED: 'CONVEYOR_ERR_TOKENS_DISABLED',
+  /** `X-Conveyor-Actor*` headers from a caller without the `delegate` role, or delegating roles it does not hold. */
+  DELEGATION_FORBIDDEN: 'CONVEYOR_ERR_DELEGATION_FORBIDDEN',
   NOT_FOUND: 'CONVEYOR_ERR_NOT_FOUND',
   UNKNOWN_PIPELINE: 'CONVEYOR_ERR_UNKNOWN_PIPELINE',
   UNKNOWN_REQUEST: 'CONVEYOR_ERR_UNKNOWN_REQUEST',

@@ -161,6 +161,11 @@ export interface RequestCommit {
   insertRuns: StepRunRecord[];
   /** Admin alerts owed because this commit puts the request in `error_stop`, one per channel. */
   alerts?: AdminAlertRow[];
+  /**
+   * The request's participants after this commit, when they changed (or it is the first):
+   * its rows are replaced by these. `createdAt` is the request's, the search's sort key.
+   */
+  participants?: { createdAt: number; rows: ParticipantRow[] };
 }
 
 /** A new admin alert row, written with the commit that stops the request on an error. */
@@ -171,4 +176,10 @@ export interface AdminAlertRow {
   /** `webhook` or `module:<name>` */
   channel: string;
   createdAt: number;
+}
+
+/** One participant of a request in one role (a pipeline's `participants`). */
+export interface ParticipantRow {
+  role: string;
+  actorId: string;
 }

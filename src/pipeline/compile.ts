@@ -14,6 +14,7 @@ import {
   checkDuration, checkKeys, checkString, compileIntake, compileRetry, isRecord, report, type IssueSink,
 } from './compile-values';
 import { compileIntakeOptions, compileTriggers } from './compile-intake';
+import { compileParticipants, compileRedact } from './compile-people';
 import { hashDefinition } from './hash';
 import type { CompiledPipeline, CompiledStep, PipelineDef } from './types';
 
@@ -37,7 +38,7 @@ export const PIPELINE_ID = /^[a-z0-9][a-z0-9-_]*$/;
 /** @default 1000: how many step runs one request may make, so that any loop ends. */
 export const DEFAULT_MAX_STEPS = 1000;
 
-const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'schedule', 'defaults', 'maxSteps']);
+const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'schedule', 'defaults', 'maxSteps', 'participants', 'redact']);
 const DEFAULTS_KEYS: ReadonlySet<string> = new Set(['timeout', 'retry']);
 
 function checkId(sink: IssueSink, id: unknown): void {
@@ -141,6 +142,8 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
   const triggers = compileTriggers(sink, def.schedule);
   const defaults = compileDefaults(sink, def.defaults);
   const maxSteps = checkMaxSteps(sink, def.maxSteps);
+  const participants = compileParticipants(sink, def.participants, stepIds);
+  const redact = compileRedact(sink, def.redact, stepIds);
 
   checkPrev(sink, graph);
   if (startKnown) checkReachable(sink, graph, def.start as string);
@@ -157,6 +160,8 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
     triggers,
     maxSteps: maxSteps as number,
     defaults,
+    participants,
+    redact,
     hash: hashDefinition(def),
     definition: def as unknown as PipelineDef,
     source: opts.source,

@@ -301,6 +301,23 @@ export interface PipelineDef<S extends string = string> {
   defaults?: { timeout?: Duration; retry?: RetryPolicyDef };
   /** Upper bound on how many step runs one request may make (guards loops). @default 1000 */
   maxSteps?: number;
+  /**
+   * Per-request roles: role → a dotted path into the request context (`payload.customer.id`,
+   * `vars.executor`, a step's output) whose value is an actor id, an object with an `id`, or
+   * an array of them. Evaluated at each call; a role named here is never taken from a key's
+   * or token's roles.
+   */
+  participants?: Record<string, string>;
+  /** Values masked as `[REDACTED]` in every view the named roles get. */
+  redact?: RedactDef<S>[];
+}
+
+/** One redaction rule: the value at `path` is hidden from `from` while any `when` entry holds (always, without `when`). */
+export interface RedactDef<S extends string = string> {
+  path: string;
+  /** Participant or global roles. */
+  from: string[];
+  when?: ConditionDef<S>[];
 }
 
 // ---- compiled form -------------------------------------------------------------------------
@@ -438,6 +455,12 @@ export interface CompiledTrigger {
   catchUp: 'latest' | 'all' | 'none';
 }
 
+export interface CompiledRedact {
+  path: string[];
+  from: string[];
+  when: CompiledCondition[];
+}
+
 /** A validated pipeline, ready to run. `hash` identifies the exact definition a request is pinned to. */
 export interface CompiledPipeline {
   id: string;
@@ -451,6 +474,10 @@ export interface CompiledPipeline {
   triggers?: CompiledTrigger[];
   maxSteps: number;
   defaults: { timeoutMs?: number; retry?: RetryPolicy };
+  /** Participant role → path segments (`participants`). Absent or empty: none declared. */
+  participants?: Record<string, string[]>;
+  /** `redact`, compiled. Absent or empty: nothing is masked. */
+  redact?: CompiledRedact[];
   /** sha256 of the canonical JSON of the definition. */
   hash: string;
   /** The definition as written, for storage and display. */

@@ -1,6 +1,7 @@
 /** The MySQL group-commit write: a whole batch in a handful of bulk statements. */
 import { InvariantError, type SqlExecutor } from './sql-executor';
 import { alertStmts, FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam } from './rows';
+import { participantStmts } from './participants';
 import type { WriteBatch } from './store';
 
 /** Rows per bulk statement, and roughly the most parameter bytes in one (under MySQL's 16 MB packet). */
@@ -104,7 +105,7 @@ export function writeBulk(batch: WriteBatch, inTransaction: NonNullable<SqlExecu
       );
     }
     const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
-    for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs), ...alertStmts(ok)]) {
+    for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs), ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS)]) {
       await tx.run(st.sql, st.params);
     }
     return held;

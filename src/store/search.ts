@@ -33,6 +33,12 @@ export interface RequestSearch extends SearchWindow {
   status?: string;
   businessKey?: string;
   test?: boolean;
+  /**
+   * Only requests where one of these ids has a row in `request_participants`: an actor id,
+   * and `role:<r>` for requests offering an action to role `r` now. Driven by
+   * `ix_participants_actor`, newest first, with the same cursor.
+   */
+  actors?: string[];
 }
 
 export interface StepSearch extends SearchWindow {
@@ -118,6 +124,44 @@ async function page(x: SqlExecutor, table: string, columns: string, time: string
 }
 
 /**
+ * Requests of some actors: the participant rows are read in index order (`actor_id,
+ * created_at, request_id`), each request once (its row with the smallest actor and role), and
+ * joined to `requests` by primary key for the other filters.
+ */
+async function participantPage(x: SqlExecutor, columns: string, filters: Filter[], actors: string[], w: SearchWindow): Promise<RowPage> {
+  const marks = actors.map(() => '?').join(',');
+  const parts = [`p.actor_id IN (${marks})`,
+    `NOT EXISTS (SELECT 1 FROM request_participants q WHERE q.request_id = p.request_id AND q.actor_id IN (${marks}) AND (q.actor_id < p.actor_id OR (q.actor_id = p.actor_id AND q.role < p.role)))`];
+  const params: unknown[] = [...actors, ...actors];
+  for (const [column, value] of filters) {
+    if (value === undefined) continue;
+    parts.push(`r.${column} = ?`);
+    params.push(value);
+  }
+  if (w.since !== undefined) {
+    parts.push('p.created_at >= ?');
+    params.push(w.since);
+  }
+  if (w.until !== undefined) {
+    parts.push('p.created_at < ?');
+    params.push(w.until);
+  }
+  if (w.after) {
+    parts.push('p.created_at <= ?', '(p.created_at < ? OR p.request_id < ?)');
+    params.push(w.after.t, w.after.t, w.after.id);
+  }
+  const cols = columns.split(',').map((c) => `r.${c.trim()}`).join(', ');
+  const rows = await x.all<Record<string, unknown>>(
+    `SELECT ${cols} FROM request_participants p JOIN requests r ON r.id = p.request_id WHERE ${parts.join(' AND ')} ORDER BY p.created_at DESC, p.request_id DESC LIMIT ?`,
+    [...params, w.limit + 1],
+  );
+  if (rows.length <= w.limit) return { rows, next: undefined };
+  rows.length = w.limit;
+  const last = rows[rows.length - 1]!;
+  return { rows, next: { t: Number(last.created_at), id: String(last.id) } };
+}
+
+/**
  * Requests matching every given filter, newest first. `columns` must include `id` and
  * `created_at`.
  */
@@ -128,6 +172,7 @@ export function searchRequestRows(x: SqlExecutor, columns: string, q: RequestSea
     ['business_key', q.businessKey],
     ['test', q.test === undefined ? undefined : q.test ? 1 : 0],
   ];
+  if (q.actors) return q.actors.length === 0 ? Promise.resolve({ rows: [], next: undefined }) : participantPage(x, columns, filters, q.actors, q);
   return page(x, 'requests', columns, 'created_at', filters, q);
 }
 

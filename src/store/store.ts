@@ -12,6 +12,7 @@ import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
+import { participantStmts } from './participants';
 import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, POLL_COLUMNS, pollParams,
   repollStmt, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam,
@@ -77,6 +78,8 @@ export interface AuditRecord {
   id: string;
   requestId: string;
   actor: string;
+  /** The key or token issuer the actor's call came through (`key:crm`, `jwt:<iss>`). */
+  via?: string | null;
   action: string;
   outcome: string;
   details: unknown;
@@ -219,8 +222,9 @@ export class SqlStore implements Store {
       const requests = insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams), chunk);
       const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
       const alerts = alertStmts(commits.filter((c, k) => held[k] && c.alerts), chunk);
+      const people = participantStmts(commits.filter((_, k) => held[k]), chunk);
       const out = requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
-      return alerts.length === 0 ? out : [...out, ...alerts];
+      return alerts.length === 0 && people.length === 0 ? out : [...out, ...alerts, ...people];
     };
     return this.x.transaction(units, tail).then((held) => {
       if (!order) return held.map((h) => h ?? false);
@@ -293,7 +297,7 @@ export class SqlStore implements Store {
     if (ids.length === 0) return ids;
     if (beforeDelete) await beforeDelete(ids);
     const inList = `(${ids.map(() => '?').join(',')})`;
-    const stmts = ['DELETE FROM step_polls WHERE request_id IN ', 'DELETE FROM step_runs WHERE request_id IN ', 'DELETE FROM audit_events WHERE request_id IN ', 'DELETE FROM requests WHERE id IN '];
+    const stmts = ['DELETE FROM step_polls WHERE request_id IN ', 'DELETE FROM step_runs WHERE request_id IN ', 'DELETE FROM audit_events WHERE request_id IN ', 'DELETE FROM request_participants WHERE request_id IN ', 'DELETE FROM requests WHERE id IN '];
     // Completed and stopped are final, so nothing can change these rows meanwhile.
     await this.x.transaction([], () => stmts.map((sql) => ({ sql: sql + inList, params: ids })));
     return ids;
@@ -325,15 +329,15 @@ export class SqlStore implements Store {
   }
 
   async insertAudit(e: AuditRecord): Promise<void> {
-    await this.x.run('INSERT INTO audit_events (id, request_id, actor, action, outcome, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-      e.id, e.requestId, e.actor.slice(0, 100), e.action.slice(0, 100), e.outcome, json(e.details), e.createdAt,
+    await this.x.run('INSERT INTO audit_events (id, request_id, actor, via, action, outcome, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+      e.id, e.requestId, e.actor.slice(0, 100), e.via?.slice(0, 200) ?? null, e.action.slice(0, 100), e.outcome, json(e.details), e.createdAt,
     ]);
   }
 
   async listAudit(requestId: string): Promise<AuditRecord[]> {
-    const rows = await this.x.all<Record<string, unknown>>('SELECT id, request_id, actor, action, outcome, details, created_at FROM audit_events WHERE request_id = ? ORDER BY created_at, id', [requestId]);
+    const rows = await this.x.all<Record<string, unknown>>('SELECT id, request_id, actor, via, action, outcome, details, created_at FROM audit_events WHERE request_id = ? ORDER BY created_at, id', [requestId]);
     return rows.map((r) => ({
-      id: String(r.id), requestId: String(r.request_id), actor: String(r.actor), action: String(r.action),
+      id: String(r.id), requestId: String(r.request_id), actor: String(r.actor), via: r.via === null || r.via === undefined ? null : String(r.via), action: String(r.action),
       outcome: String(r.outcome), details: parse(r.details), createdAt: num(r.created_at),
     }));
   }

@@ -20,6 +20,10 @@ export class AuditEventEntity {
   @Column({ name: 'outcome', type: 'varchar', length: 32 })
   outcome!: string;
 
+  /** The key or token issuer the actor's call came through (`key:crm`, `jwt:<iss>`). */
+  @Column({ name: 'via', type: 'varchar', length: 200, nullable: true })
+  via!: string | null;
+
   @Column({ name: 'details', type: 'text', nullable: true })
   details!: string | null;
 

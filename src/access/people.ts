@@ -1,0 +1,141 @@
+/**
+ * Who an actor is to one request (issue 12 §2), and what it may see of it. Pure: no I/O.
+ *
+ * A pipeline's `participants` map per-request roles to paths in the request context. They are
+ * relations, evaluated on the context at the moment of the call, so reassigning the executor
+ * moves the right at once. A role named there is never taken from a key's or token's roles:
+ * the effective roles of an actor on a request are its global roles without those names, plus
+ * the participant roles it holds on this request.
+ */
+import { getPath } from '../conditions';
+import type { ParticipantRow } from '../model';
+import type { CompiledAction, CompiledPipeline } from '../pipeline/types';
+import { anyHolds } from '../supervisor/decide';
+
+export type { ParticipantRow };
+
+/** What is shown in place of a redacted value. */
+export const REDACTED = '[REDACTED]';
+/** The longest actor id stored. */
+const MAX_ID = 100;
+
+/** Actor ids at a participant path: an id, an object with an `id`, or an array of those. */
+export function idsAt(value: unknown): string[] {
+  const out: string[] = [];
+  const add = (v: unknown): void => {
+    if (typeof v === 'string' && v !== '' && v.length <= MAX_ID) out.push(v);
+    else if (typeof v === 'number' && Number.isFinite(v)) out.push(String(v));
+    else if (v && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'id')) add((v as { id: unknown }).id);
+  };
+  if (Array.isArray(value)) value.forEach(add);
+  else add(value);
+  return out;
+}
+
+/** The request's participants now, sorted and without repeats. */
+export function participantsOf(pipeline: CompiledPipeline, context: Record<string, unknown>): ParticipantRow[] {
+  const rows = new Map<string, ParticipantRow>();
+  for (const [role, path] of Object.entries(pipeline.participants ?? {})) {
+    for (const actorId of idsAt(getPath(context, path))) rows.set(`${role}\u0000${actorId}`, { role, actorId });
+  }
+  return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+}
+
+export function sameParticipants(a: readonly ParticipantRow[], b: readonly ParticipantRow[]): boolean {
+  return a.length === b.length && a.every((r, i) => r.role === b[i]!.role && r.actorId === b[i]!.actorId);
+}
+
+/** The participant role names a pipeline declares. */
+export const participantRoleNames = (pipeline: CompiledPipeline): Set<string> => new Set(Object.keys(pipeline.participants ?? {}));
+
+/**
+ * The roles `actor` has on this request: its global roles, minus any the pipeline declares as
+ * participant roles, plus the participant roles it holds here now.
+ */
+export function effectiveRoles(pipeline: CompiledPipeline, context: Record<string, unknown>, actor: string, globalRoles: ReadonlySet<string>): Set<string> {
+  const declared = participantRoleNames(pipeline);
+  const roles = new Set([...globalRoles].filter((r) => !declared.has(r)));
+  for (const [role, path] of Object.entries(pipeline.participants ?? {})) {
+    if (idsAt(getPath(context, path)).includes(actor)) roles.add(role);
+  }
+  return roles;
+}
+
+/** Whether any participant role of this request is the actor's. */
+export function isParticipant(pipeline: CompiledPipeline, context: Record<string, unknown>, actor: string): boolean {
+  return Object.values(pipeline.participants ?? {}).some((path) => idsAt(getPath(context, path)).includes(actor));
+}
+
+/**
+ * May these roles take this action? `admin` may take any action that a global role may take,
+ * but never one reserved to participants: those belong to the people of this request.
+ */
+export function allowsAction(action: CompiledAction, roles: ReadonlySet<string>, participantRoles: ReadonlySet<string>): boolean {
+  if (action.allow.some((r) => roles.has(r))) return true;
+  return roles.has('admin') && action.allow.some((r) => !participantRoles.has(r));
+}
+
+/** The values the actor may not see here: each active rule's value (leaf strings and numbers). */
+export function redactedValues(pipeline: CompiledPipeline, context: Record<string, unknown>, roles: ReadonlySet<string>): { paths: string[][]; values: Set<string | number> } {
+  const paths: string[][] = [];
+  const values = new Set<string | number>();
+  for (const rule of pipeline.redact ?? []) {
+    if (!rule.from.some((r) => roles.has(r))) continue;
+    if (rule.when.length > 0 && !anyHolds(rule.when, context)) continue;
+    paths.push(rule.path);
+    collectLeaves(getPath(context, rule.path), values);
+  }
+  return { paths, values };
+}
+
+function collectLeaves(v: unknown, into: Set<string | number>): void {
+  // Very short values ("1", "ok") would mask unrelated text; they are masked by path only.
+  if (typeof v === 'string' && v.length >= 4) into.add(v);
+  else if (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) >= 1000) into.add(v);
+  else if (Array.isArray(v)) v.forEach((x) => collectLeaves(x, into));
+  else if (v && typeof v === 'object') Object.values(v).forEach((x) => collectLeaves(x, into));
+}
+
+/** A copy of `context` with each path replaced by {@link REDACTED}. */
+export function maskPaths(context: Record<string, unknown>, paths: readonly string[][]): Record<string, unknown> {
+  let out = context;
+  for (const path of paths) {
+    if (getPath(out, path) === undefined) continue;
+    out = setCopy(out, path, 0) as Record<string, unknown>;
+  }
+  return out;
+}
+
+function setCopy(node: unknown, path: readonly string[], i: number): unknown {
+  if (i === path.length) return REDACTED;
+  const key = path[i]!;
+  if (Array.isArray(node)) {
+    const copy = node.slice();
+    copy[Number(key)] = setCopy(node[Number(key)], path, i + 1);
+    return copy;
+  }
+  const obj = node as Record<string, unknown>;
+  return { ...obj, [key]: setCopy(obj[key], path, i + 1) };
+}
+
+/**
+ * A copy of `value` in which every occurrence of a redacted value is masked: whole leaves
+ * equal to it, and inside longer strings (a rendered e-mail that quotes the phone).
+ */
+export function maskValues<T>(value: T, values: ReadonlySet<string | number>): T {
+  if (values.size === 0) return value;
+  const strings = [...values].filter((v): v is string => typeof v === 'string').sort((a, b) => b.length - a.length);
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') {
+      if (values.has(v)) return REDACTED;
+      let s = v;
+      for (const secret of strings) if (s.includes(secret)) s = s.split(secret).join(REDACTED);
+      return s;
+    }
+    if (typeof v === 'number') return values.has(v) ? REDACTED : v;
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  return walk(value) as T;
+}

@@ -1,0 +1,38 @@
+/**
+ * The participants table (`request_participants`): written with the commits that change it,
+ * and read to scope searches to one actor. Statements only; the store runs them.
+ */
+import type { RequestCommit } from '../model';
+import { insertStmts } from './rows';
+import type { Stmt } from './sql-executor';
+
+const COLUMNS = 'request_id, actor_id, role, created_at';
+
+/** For the held commits that carry participants: delete the request's rows, insert the new ones. */
+export function participantStmts(commits: readonly RequestCommit[], chunk: number): Stmt[] {
+  const changed = commits.filter((c) => c.participants);
+  if (changed.length === 0) return [];
+  const ids = changed.map((c) => c.requestId);
+  const out: Stmt[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const part = ids.slice(i, i + 500);
+    out.push({ sql: `DELETE FROM request_participants WHERE request_id IN (${part.map(() => '?').join(',')})`, params: part });
+  }
+  // One request may be committed twice in a batch: its last set wins.
+  const last = new Map<string, RequestCommit>();
+  for (const c of changed) last.set(c.requestId, c);
+  const rows = [...last.values()].flatMap((c) => c.participants!.rows.map((r) => [c.requestId, r.actorId, r.role, c.participants!.createdAt]));
+  return [...out, ...insertStmts('request_participants', COLUMNS, rows, chunk)];
+}
+
+/**
+ * The SQL condition "this actor may see the request" for `requests` rows: one of `actors` (the
+ * actor id, and `role:<r>` for each global role it holds) has a participant row. Rows named
+ * `role:<r>` are written for requests waiting at an action that role may take now.
+ */
+export function participantFilter(actors: readonly string[]): { sql: string; params: unknown[] } {
+  return {
+    sql: `EXISTS (SELECT 1 FROM request_participants p WHERE p.request_id = requests.id AND p.actor_id IN (${actors.map(() => '?').join(',')}))`,
+    params: [...actors],
+  };
+}
