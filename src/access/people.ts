@@ -139,3 +139,31 @@ export function maskValues<T>(value: T, values: ReadonlySet<string | number>): T
   };
   return walk(value) as T;
 }
+
+/** The actor id under which rows for a global role are stored: `role:listing-admin`. */
+export const roleActor = (role: string): string => `role:${role}`;
+
+/**
+ * The rows `request_participants` holds for a request: its participants, and a row
+ * `role:<r>` (role `offered`) for each global role that may take an action at one of the
+ * open action steps now. The search scopes an actor without `read` to these rows.
+ */
+export function accessRows(pipeline: CompiledPipeline, context: Record<string, unknown>, openSteps: Iterable<string>): ParticipantRow[] {
+  const rows = participantsOf(pipeline, context);
+  const declared = participantRoleNames(pipeline);
+  const offered = new Set<string>();
+  for (const stepId of openSteps) {
+    const step = pipeline.steps[stepId];
+    if (step?.kind !== 'action') continue;
+    for (const a of Object.values(step.actions)) {
+      if (a.visible.length > 0 && !anyHolds(a.visible, context)) continue;
+      for (const r of a.allow) if (!declared.has(r)) offered.add(r);
+    }
+  }
+  for (const r of [...offered].sort()) rows.push({ role: 'offered', actorId: roleActor(r) });
+  return rows;
+}
+
+/** Whether a pipeline ever has access rows (participants or action steps). */
+export const hasAccessRows = (pipeline: CompiledPipeline): boolean =>
+  Object.keys(pipeline.participants ?? {}).length > 0 || Object.values(pipeline.steps).some((s) => s.kind === 'action');

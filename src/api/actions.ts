@@ -2,14 +2,15 @@
  * User actions on waiting requests (seed 003's role actions, seed 000's admin confirmation):
  * which actions a caller may take now, and taking one. Every attempt is audited, refused or not.
  */
+import { allowsAction, effectiveRoles, isParticipant, maskPaths, maskValues, participantRoleNames, redactedValues } from '../access/people';
 import type { Engine } from '../engine';
-import { ClientError, ErrorCodes } from '../errors';
+import { ClientError, ErrorCodes, type ErrorCode } from '../errors';
 import { newId } from '../ids';
 import type { RequestRecord, StepRunRecord } from '../model';
 import type { CompiledAction, CompiledActionStep, CompiledPipeline } from '../pipeline/types';
 import { anyHolds } from '../supervisor/decide';
-import type { Principal } from './auth';
-import { requestView } from './views';
+import { holds, type Principal } from './auth';
+import { requestView, stepView } from './views';
 
 export interface OfferedAction {
   stepId: string;
@@ -19,9 +20,38 @@ export interface OfferedAction {
   fields: Array<{ name: string; required: boolean; label: string | null }>;
 }
 
-/** May this caller take this action? `admin` may take any. */
-export function mayTake(principal: Principal, action: CompiledAction): boolean {
-  return principal.roles.has('admin') || action.allow.some((r) => principal.roles.has(r));
+/** What one actor is to one request now: its roles there, and whether it may see it. */
+export interface RequestAccess {
+  pipeline: CompiledPipeline;
+  /** Global roles (without participant role names) plus the participant roles held here. */
+  roles: Set<string>;
+  /** The participant role names the pipeline declares. */
+  participantRoles: Set<string>;
+  offered: OfferedAction[];
+  /** Global `read`, a participant here, or offered an action now. */
+  canRead: boolean;
+}
+
+/** Works out what `principal` is to this request now (participants evaluated on its context). */
+export async function accessTo(engine: Engine, found: { request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> }, principal: Principal): Promise<RequestAccess> {
+  const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
+  const roles = effectiveRoles(pipeline, found.context, principal.actor, principal.roles);
+  const participantRoles = participantRoleNames(pipeline);
+  const offered = offeredActions(pipeline, found.runs, found.context, roles, participantRoles);
+  const canRead = holds(principal, 'read') || isParticipant(pipeline, found.context, principal.actor) || offered.length > 0;
+  return { pipeline, roles, participantRoles, offered, canRead };
+}
+
+/** The same 404 for a request that does not exist and for one the actor may not see. */
+export const unknownRequest = (id: string): ClientError => new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
+
+/** The views of this request for `access`: values redacted from its roles are masked. */
+export function redactorFor(access: RequestAccess, context: Record<string, unknown>) {
+  const { paths, values } = redactedValues(access.pipeline, context, access.roles);
+  return {
+    context: (): Record<string, unknown> => maskValues(maskPaths(context, paths), values),
+    value: <T>(v: T): T => maskValues(v, values),
+  };
 }
 
 function openActionRuns(pipeline: CompiledPipeline, runs: StepRunRecord[]): Array<{ run: StepRunRecord; step: CompiledActionStep }> {
@@ -33,12 +63,12 @@ function openActionRuns(pipeline: CompiledPipeline, runs: StepRunRecord[]): Arra
   return out;
 }
 
-/** The actions `principal` may take on this request now (role and `visible` checked). */
-export function offeredActions(pipeline: CompiledPipeline, runs: StepRunRecord[], context: Record<string, unknown>, principal: Principal): OfferedAction[] {
+/** The actions these roles may take on this request now (role and `visible` checked). */
+export function offeredActions(pipeline: CompiledPipeline, runs: StepRunRecord[], context: Record<string, unknown>, roles: ReadonlySet<string>, participantRoles: ReadonlySet<string>): OfferedAction[] {
   const offered: OfferedAction[] = [];
   for (const { run, step } of openActionRuns(pipeline, runs)) {
     for (const a of Object.values(step.actions)) {
-      if (!mayTake(principal, a) || (a.visible.length > 0 && !anyHolds(a.visible, context))) continue;
+      if (!allowsAction(a, roles, participantRoles) || (a.visible.length > 0 && !anyHolds(a.visible, context))) continue;
       offered.push({
         stepId: step.id, runId: run.id, code: a.code, label: a.label ?? null,
         fields: Object.entries(a.fields).filter(([, f]) => f.value === undefined).map(([name, f]) => ({ name, required: f.required, label: f.label ?? null })),
@@ -74,21 +104,35 @@ export interface TakeActionInput {
   principal: Principal;
 }
 
-/** Takes an action; throws 403/409/422 (audited) when it may not be taken. */
+const REFUSED_CODE: Record<number, ErrorCode> = { 403: ErrorCodes.FORBIDDEN, 404: ErrorCodes.UNKNOWN_REQUEST, 409: ErrorCodes.ACTION_NOT_OFFERED, 422: ErrorCodes.BAD_BODY };
+
+/**
+ * Takes an action; throws 403/404/409/422 (audited) when it may not be taken. An actor that
+ * may not even see the request gets 404, as for a request that does not exist.
+ */
 export async function takeAction(engine: Engine, input: TakeActionInput): Promise<void> {
   const { request, principal, code } = input;
-  const audit = (outcome: string, details: unknown): Promise<void> =>
-    engine.store.insertAudit({ id: newId(), requestId: request.id, actor: principal.name, action: `action:${code}`, outcome, details, createdAt: Date.now() });
-  const pipeline = await engine.catalog.get(request.pipelineId, request.version);
-  const candidates = openActionRuns(pipeline, input.runs).filter(({ step }) => step.actions[code] && (!input.stepId || step.id === input.stepId));
+  const audit = (outcome: string, details: unknown): Promise<void> => engine.store.insertAudit({
+    id: newId(), requestId: request.id, actor: principal.actor, via: principal.via, action: `action:${code}`, outcome, details, createdAt: Date.now(),
+  });
+  const access = await accessTo(engine, input, principal);
+  const candidates = openActionRuns(access.pipeline, input.runs).filter(({ step }) => step.actions[code] && (!input.stepId || step.id === input.stepId));
   const refuse = async (status: number, outcome: string, message: string, details?: unknown): Promise<never> => {
     await audit(outcome, { message, ...(details ? { details } : {}) });
-    engine.logger.warn('action refused', { requestId: request.id, code, actor: principal.name, outcome });
-    throw new ClientError(status, status === 403 ? ErrorCodes.FORBIDDEN : status === 409 ? ErrorCodes.ACTION_NOT_OFFERED : ErrorCodes.BAD_BODY, message, details);
+    engine.logger.warn('action refused', { requestId: request.id, code, actor: principal.actor, via: principal.via, outcome });
+    if (status === 404) throw unknownRequest(request.id);
+    throw new ClientError(status, REFUSED_CODE[status]!, message, details);
   };
+  if (!access.canRead) return refuse(404, 'forbidden', `actor "${principal.actor}" may not see request ${request.id}`);
   if (candidates.length === 0) return refuse(409, 'not_offered', `action "${code}" is not offered by request ${request.id} now (status ${request.status})`);
-  const allowed = candidates.filter(({ step }) => mayTake(principal, step.actions[code]!));
-  if (allowed.length === 0) return refuse(403, 'forbidden', `action "${code}" needs one of the roles ${JSON.stringify(candidates[0]!.step.actions[code]!.allow)}`);
+  const allowed = candidates.filter(({ step }) => allowsAction(step.actions[code]!, access.roles, access.participantRoles));
+  if (allowed.length === 0) {
+    const allow = candidates[0]!.step.actions[code]!.allow;
+    const mine = allow.filter((r) => access.participantRoles.has(r));
+    return refuse(403, 'forbidden', mine.length > 0
+      ? `action "${code}" may be taken only by this request's ${mine.join(' or ')}${allow.length > mine.length ? ` or the roles ${JSON.stringify(allow.filter((r) => !mine.includes(r)))}` : ''}`
+      : `action "${code}" needs one of the roles ${JSON.stringify(allow)}`);
+  }
   const visible = allowed.filter(({ step }) => {
     const a = step.actions[code]!;
     return a.visible.length === 0 || anyHolds(a.visible, input.context);
@@ -98,22 +142,37 @@ export async function takeAction(engine: Engine, input: TakeActionInput): Promis
   const action = step.actions[code]!;
   let fields: Record<string, unknown>;
   try {
-    fields = collectFields(action, input.data, principal.name);
+    fields = collectFields(action, input.data, principal.actor);
   } catch (err) {
     return refuse(422, 'invalid', (err as Error).message, (err as ClientError).details);
   }
   const now = Date.now();
-  const output = { action: code, label: action.label ?? null, by: principal.name, data: fields, at: new Date(now).toISOString() };
+  const output = { action: code, label: action.label ?? null, by: principal.actor, ...(principal.actorName ? { byName: principal.actorName } : {}), data: fields, at: new Date(now).toISOString() };
   const result = await engine.supervisor.handleResult({
     requestId: request.id, runId: run.id, stepId: step.id, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt, output, via: 'action',
   });
   if (result !== 'committed') return refuse(409, 'conflict', `action "${code}" could not be applied: the request moved on meanwhile`);
   await audit('accepted', { stepId: step.id, runId: run.id, data: fields });
-  engine.logger.info('action taken', { requestId: request.id, stepId: step.id, code, actor: principal.name });
+  engine.logger.info('action taken', { requestId: request.id, stepId: step.id, code, actor: principal.actor, via: principal.via });
 }
 
-/** A request as `GET /api/requests/:id` shows it: with the actions the caller may take now. */
-export async function fullRequestView(engine: Engine, found: Awaited<ReturnType<Engine['getRequest']>> & object, principal: Principal) {
-  const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
-  return { ...requestView(found.request, found.runs, found.context), actions: offeredActions(pipeline, found.runs, found.context, principal) };
+type Found = Awaited<ReturnType<Engine['getRequest']>> & object;
+
+/**
+ * A request as `GET /api/requests/:id` shows it: with the actions the caller may take now,
+ * and the values redacted from it masked. 404 when the caller may not see it.
+ */
+export async function fullRequestView(engine: Engine, found: Found, principal: Principal, opts: { submitter?: boolean } = {}) {
+  const access = await accessTo(engine, found, principal);
+  if (!access.canRead && !opts.submitter) throw unknownRequest(found.request.id);
+  const mask = redactorFor(access, found.context);
+  return { ...mask.value(requestView(found.request, found.runs, mask.context())), actions: access.offered };
+}
+
+/** The step log of a request as the caller may see it (404 when it may not see the request). */
+export async function stepsView(engine: Engine, found: Found, principal: Principal) {
+  const access = await accessTo(engine, found, principal);
+  if (!access.canRead) throw unknownRequest(found.request.id);
+  const mask = redactorFor(access, found.context);
+  return found.runs.map((r) => mask.value(stepView(r)));
 }

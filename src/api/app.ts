@@ -11,12 +11,12 @@ import { readJson } from './body';
 import { errorMiddleware } from './errors';
 import { submitRateLimit } from './rate-limit';
 import { mountOpsRoutes } from './routes-ops';
-import { fullRequestView } from './actions';
+import { fullRequestView, stepsView } from './actions';
 import type { Principal } from './auth';
 import { mountWorkflowRoutes } from './routes-workflow';
 import { callbackUrlOf, mountIntakeRoutes } from './routes-intake';
 import { mountOverviewRoutes } from './routes-overview';
-import { acceptedView, stepView } from './views';
+import { acceptedView } from './views';
 
 /** The longest `?wait=` honoured, in seconds. */
 export const MAX_WAIT_S = 60;
@@ -132,7 +132,8 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;
-      ctx.body = await fullRequestView(engine, found, ctx.state.principal as Principal);
+      // The submitter sees what it submitted, even without `read` (redactions still apply).
+      ctx.body = await fullRequestView(engine, found, ctx.state.principal as Principal, { submitter: true });
       return;
     }
     // 200 when nothing new was created: an idempotent replay, or the business key's active request.
@@ -143,16 +144,18 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     ctx.body = acceptedView(record);
   });
 
-  api.get('/requests/:id', requireRole('read'), async (ctx) => {
+  // Reads of one request are scoped, not role-guarded: a caller without `read` sees the
+  // requests it takes part in (or is offered an action on), and gets 404 for the others.
+  api.get('/requests/:id', async (ctx) => {
     ctx.body = await fullRequestView(engine, await loadRequest(engine, ctx.params.id!), ctx.state.principal as Principal);
   });
   mountWorkflowRoutes(api, engine);
   mountIntakeRoutes(api, engine);
   mountOverviewRoutes(api, engine);
 
-  api.get('/requests/:id/steps', requireRole('read'), async (ctx) => {
+  api.get('/requests/:id/steps', async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);
-    ctx.body = { items: found.runs.map(stepView), nextCursor: null };
+    ctx.body = { items: await stepsView(engine, found, ctx.state.principal as Principal), nextCursor: null };
   });
 
   api.get('/pipelines', requireRole('read'), (ctx) => {

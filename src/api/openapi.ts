@@ -81,7 +81,14 @@ const schemas: Record<string, Schema> = {
       mermaid: { type: 'string', description: 'the graph as a Mermaid flowchart, as conveyor graph prints it' },
     }, ['start', 'nodes', 'edges', 'mermaid']),
   }),
-  AuditEntry: obj({ id: str, requestId: str, actor: str, action: str, outcome: str, details: {}, createdAt: time }),
+  AuditEntry: obj({
+    id: str, requestId: str, actor: { type: 'string', description: 'The actor id (a key name, a token `sub`, or a delegated actor).' },
+    via: nullable({ type: 'string', description: 'What the call came through: `key:<name>` or `jwt:<issuer>`.' }), action: str, outcome: str, details: {}, createdAt: time,
+  }, ['id', 'requestId', 'actor', 'via', 'action', 'outcome', 'details', 'createdAt']),
+  ActionItem: obj({
+    requestId: str, pipeline: str, stepId: str, code: str, label: nullable(str),
+    fields: { type: 'array', items: obj({ name: str, required: bool, label: nullable(str) }) },
+  }),
   EventResult: obj({ event: str, key: str, woken: int, requests: { type: 'array', items: str } }),
   BulkLine: {
     oneOf: [
@@ -103,7 +110,7 @@ const query = (name: string, schema: Schema, description: string) => ({ name, in
 const header = (name: string, description: string) => ({ name, in: 'header', required: false, schema: str, description });
 const TRACEPARENT = header('traceparent', 'W3C trace context: the request joins the caller’s trace (when tracing is on; docs/observability.md).');
 const secured = (role: string) => ({ security: [{ bearer: [] }], 'x-conveyor-role': role });
-const COMMON = { 401: error('No key, or an unknown or revoked key'), 403: error('The key lacks the role') };
+const COMMON = { 401: error('No key or token, or an unknown, revoked, expired or badly signed one'), 403: error('The key lacks the role, or sent X-Conveyor-Actor without "delegate"') };
 const REQUEST_ID = pathParam('id', 'The request id (a UUID).');
 const OPTIONAL_JSON = (schema: Schema) => ({ required: false, content: { 'application/json': { schema } } });
 
@@ -218,10 +225,11 @@ const paths: Record<string, Record<string, unknown>> = {
   },
   '/api/requests': {
     get: {
-      summary: 'Search requests, newest first',
+      summary: 'Search requests, newest first (without `read`: only the caller\'s own requests)',
       tags: ['requests'],
-      ...secured('read'),
+      ...secured('read (or participant)'),
       parameters: [
+        query('participant', str, 'Only requests where this actor id is a participant (without `read`: the caller\'s own id).'),
         query('pipeline', str, 'Pipeline id.'),
         query('status', REQUEST_STATUS, 'Request status.'),
         query('businessKey', str, 'Business key.'),
@@ -235,7 +243,7 @@ const paths: Record<string, Record<string, unknown>> = {
     get: {
       summary: 'A request: status, pinned version, context, current steps, error, and the actions the caller may take',
       tags: ['requests'],
-      ...secured('read'),
+      ...secured('read (or participant)'),
       parameters: [REQUEST_ID],
       responses: { 200: json(ref('Request'), 'The request'), 404: error('Unknown request'), ...COMMON },
     },
@@ -244,7 +252,7 @@ const paths: Record<string, Record<string, unknown>> = {
     get: {
       summary: 'The step log of one request: one item per attempt, in the order the steps started',
       tags: ['requests'],
-      ...secured('read'),
+      ...secured('read (or participant)'),
       parameters: [REQUEST_ID],
       responses: { 200: json(page('StepRun'), 'Every attempt'), 404: error('Unknown request'), ...COMMON },
     },
@@ -266,9 +274,18 @@ const paths: Record<string, Record<string, unknown>> = {
     get: {
       summary: 'Who did what to a request: actions, resumes, stops (refused ones too)',
       tags: ['requests'],
-      ...secured('read'),
+      ...secured('read (or participant)'),
       parameters: [REQUEST_ID],
       responses: { 200: json(page('AuditEntry'), 'The audit trail'), 404: error('Unknown request'), ...COMMON },
+    },
+  },
+  '/api/actions': {
+    get: {
+      summary: 'The actions the caller may take now, across waiting requests (participant and role checked)',
+      tags: ['operations'],
+      security: [{ bearer: [] }],
+      parameters: [query('pipeline', str, 'Pipeline id.'), query('limit', int, 'Requests per page (1-500).'), query('cursor', str, 'The previous page\'s `nextCursor`.')],
+      responses: { 200: json(page('ActionItem'), 'A page'), 400: error('A bad parameter'), ...COMMON },
     },
   },
   '/api/requests/{id}/actions/{code}': {
@@ -281,7 +298,7 @@ const paths: Record<string, Record<string, unknown>> = {
       responses: {
         200: json(ref('Request'), 'Taken; the request after it'),
         400: error('Bad body'),
-        404: error('Unknown request'),
+        404: error('Unknown request, or one the caller may not see'),
         409: error('The action is not offered now'),
         422: error('Missing or unknown fields'),
         ...COMMON,
@@ -361,7 +378,7 @@ export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
       description: 'Request pipeline engine. Every `/api` route needs `Authorization: Bearer <key>`; roles: submit, read, operate (implies read), admin (anything).',
     },
     servers: [{ url: '/' }],
-    components: { schemas: { ...schemas, ...dashboard.schemas }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key' } } },
+    components: { schemas: { ...schemas, ...dashboard.schemas }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key, or a JWT (HS256 with CONVEYOR_JWT_SECRET; RS256/ES256 from CONVEYOR_JWT_JWKS_URL)' } } },
     paths: { ...paths, ...dashboard.paths },
   };
 }

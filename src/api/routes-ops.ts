@@ -7,7 +7,8 @@ import { mountDashboardRoutes } from '../dashboard/serve';
 import type { Engine } from '../engine';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
 import { checkReadiness, metricsFor } from '../metrics/metrics';
-import { authMiddleware, requireRole, type KeyRing } from './auth';
+import { authMiddleware, requireRole, type KeyRing, type Principal } from './auth';
+import { mountPeopleRoutes, requestScope } from './routes-people';
 import { buildOpenApi } from './openapi';
 import { encodeCursor, QueryReader } from './search-params';
 import { stepView } from './views';
@@ -40,14 +41,16 @@ export function requestSummaryView(r: RequestRecord) {
   };
 }
 
-export const REQUEST_SEARCH_PARAMS = ['pipeline', 'status', 'businessKey', 'test', 'since', 'until', 'limit', 'cursor'] as const;
+export const REQUEST_SEARCH_PARAMS = ['pipeline', 'status', 'businessKey', 'test', 'participant', 'since', 'until', 'limit', 'cursor'] as const;
 export const STEP_SEARCH_PARAMS = ['pipeline', 'step', 'status', 'since', 'until', 'limit', 'cursor'] as const;
 
 /** Registers `GET /api/requests` and `GET /api/steps` on the `/api` router. */
 export function mountSearchRoutes({ api, engine }: OpsMount): void {
-  api.get('/requests', requireRole('read'), async (ctx) => {
+  // Scoped rather than role-guarded: without `read`, only the caller's own requests.
+  api.get('/requests', async (ctx) => {
     const q = new QueryReader(ctx.query, REQUEST_SEARCH_PARAMS);
     const found = await engine.store.searchRequests({
+      actors: requestScope(engine, ctx.state.principal as Principal, q.text('participant', 100)),
       pipeline: q.text('pipeline', 100),
       status: q.oneOf('status', REQUEST_STATUSES),
       businessKey: q.text('businessKey', 255),
@@ -106,6 +109,7 @@ export function mountOpenApiRoute({ router }: OpsMount): void {
 /** Everything operations adds to the app. */
 export function mountOpsRoutes(m: OpsMount): void {
   mountSearchRoutes(m);
+  mountPeopleRoutes(m);
   mountHealthRoutes(m);
   mountOpenApiRoute(m);
   mountDashboardRoutes(m.router);

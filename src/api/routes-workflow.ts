@@ -11,7 +11,7 @@ import type { RequestRecord } from '../model';
 import { unresumableParams } from '../supervisor/resumable';
 import type { Principal } from './auth';
 import { requireRole } from './auth';
-import { fullRequestView, takeAction } from './actions';
+import { accessTo, fullRequestView, redactorFor, takeAction, unknownRequest } from './actions';
 import { readJson } from './body';
 import { endSpan, startRemoteSpan, traceparentOf } from '../tracing/spans';
 
@@ -129,7 +129,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     }
     const result = await engine.supervisor.operate(found.request.id, outcome);
     await engine.store.insertAudit({
-      id: newId(), requestId: found.request.id, actor: principal.name, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
+      id: newId(), requestId: found.request.id, actor: principal.actor, via: principal.via, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
       details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),
     });
     if (result !== 'committed') {
@@ -140,7 +140,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
         : `it has already ended (${found.request.status})`;
       throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
     }
-    engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.name });
+    engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.actor, via: principal.via });
     ctx.body = await fullRequestView(engine, await load(engine, found.request.id), principal);
   };
   api.post('/requests/:id/resume', requireRole('operate'), operate('resume'));
@@ -163,9 +163,13 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     };
   });
 
-  api.get('/requests/:id/audit', requireRole('read'), async (ctx) => {
+  // Scoped like the request itself: its participants read its audit too (redactions apply).
+  api.get('/requests/:id/audit', async (ctx) => {
     const found = await load(engine, ctx.params.id!);
+    const access = await accessTo(engine, found, ctx.state.principal as Principal);
+    if (!access.canRead) throw unknownRequest(found.request.id);
     const items = await engine.store.listAudit(found.request.id);
-    ctx.body = { items: items.map((a) => ({ ...a, createdAt: new Date(a.createdAt).toISOString() })), nextCursor: null };
+    const mask = redactorFor(access, found.context);
+    ctx.body = { items: items.map((a) => mask.value({ ...a, via: a.via ?? null, createdAt: new Date(a.createdAt).toISOString() })), nextCursor: null };
   });
 }

@@ -11,6 +11,7 @@ import type { Dispatcher } from '../dispatcher/dispatcher';
 import { newId } from '../ids';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
+import { noteAccessRows } from '../access/commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
@@ -268,6 +269,7 @@ export class Supervisor {
       for (const o of decision.outputs) context[o.stepId] = o.value;
       if (decision.commit.request.vars) context.vars = decision.commit.request.vars;
       this.prepareRuns(pipeline, decision, context);
+      noteAccessRows(pipeline, state, decision, context, outcome.type === 'start');
       let ok: boolean;
       try {
         ok = await this.d.committer.commit(decision.commit);
@@ -500,3 +502,4 @@ export class Supervisor {
     }
   }
 }
+

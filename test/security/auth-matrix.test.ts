@@ -14,11 +14,14 @@ const ID = '01a20185-0000-7000-8000-000000000000';
 const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; body?: unknown; stream?: true }> = [
   { method: 'POST', path: '/api/pipelines/hello/requests', allowed: ['submit', 'admin'], body: { name: 'x' } },
   { method: 'POST', path: '/api/pipelines/hello/requests/bulk', allowed: ['submit', 'admin'] },
-  { method: 'GET', path: `/api/requests/${ID}`, allowed: ['read', 'operate', 'admin'] },
-  { method: 'GET', path: `/api/requests/${ID}/steps`, allowed: ['read', 'operate', 'admin'] },
-  { method: 'GET', path: `/api/requests/${ID}/audit`, allowed: ['read', 'operate', 'admin'] },
+  // Reads of requests are scoped by actor (issue 12 §2), not refused by role: a key without
+  // `read` gets 404 for a request it does not take part in (test/people/scoping.test.ts).
+  { method: 'GET', path: `/api/requests/${ID}`, allowed: 'any' },
+  { method: 'GET', path: `/api/requests/${ID}/steps`, allowed: 'any' },
+  { method: 'GET', path: `/api/requests/${ID}/audit`, allowed: 'any' },
   { method: 'GET', path: `/api/requests/${ID}/steps/${ID}/polls`, allowed: ['read', 'operate', 'admin'] },
-  { method: 'GET', path: '/api/requests', allowed: ['read', 'operate', 'admin'] },
+  { method: 'GET', path: '/api/requests', allowed: 'any' },
+  { method: 'GET', path: '/api/actions', allowed: 'any' },
   { method: 'GET', path: '/api/steps', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/pipelines', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/pipelines/hello', allowed: ['read', 'operate', 'admin'] },
