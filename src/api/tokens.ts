@@ -19,6 +19,8 @@ export interface JwtConfig {
   audience?: string;
   /** The claim that holds the actor's roles. @default 'roles' */
   rolesClaim: string;
+  /** The least time between two fetches of the JWKS (an unknown `kid` fetches again after it). @default 30000 */
+  jwksCooldownMs: number;
 }
 
 /** Who a verified token names. */
@@ -42,7 +44,15 @@ export function jwtConfigFromEnv(env: NodeJS.ProcessEnv = process.env): JwtConfi
     issuer: env.CONVEYOR_JWT_ISSUER || undefined,
     audience: env.CONVEYOR_JWT_AUDIENCE || undefined,
     rolesClaim: env.CONVEYOR_JWT_ROLES_CLAIM || 'roles',
+    jwksCooldownMs: cooldown(env.CONVEYOR_JWT_JWKS_COOLDOWN_MS),
   };
+}
+
+function cooldown(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 30_000;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error('CONVEYOR_JWT_JWKS_COOLDOWN_MS must be a whole number of milliseconds');
+  return n;
 }
 
 /** A compact JWS: three base64url parts, the first a JSON header (`eyJ`). */
@@ -93,8 +103,8 @@ export class TokenVerifier {
       this.algorithms = ['HS256'];
       this.check = (token, options) => jwtVerify(token, secret, options);
     } else {
-      // Cached; an unknown `kid` fetches the set again (at most every 30 s).
-      const keys = createRemoteJWKSet(new URL(config.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+      // Cached; an unknown `kid` fetches the set again (at most once per cooldown).
+      const keys = createRemoteJWKSet(new URL(config.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: config.jwksCooldownMs, cacheMaxAge: 10 * 60_000 });
       this.algorithms = ['RS256', 'ES256'];
       this.check = (token, options) => jwtVerify(token, keys, options);
     }

@@ -24,7 +24,7 @@ const FIELD_KEYS: ReadonlySet<string> = new Set(['required', 'value', 'label']);
 const ROLE = /^[a-z][a-z0-9_-]*$/;
 
 /** `visible`/`when` lists are condition entries that need no route: they only hold or not. */
-function compileGuards(scope: StepScope, value: unknown, at: string): CompiledCondition[] {
+export function compileGuards(scope: StepScope, value: unknown, at: string): CompiledCondition[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) {
     report(scope, at, `must be a list of condition entries (got ${describeValue(value)})`);

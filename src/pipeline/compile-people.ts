@@ -2,7 +2,8 @@
  * Compiles a pipeline's people options: `participants` (per-request roles) and `redact`
  * (values masked from some roles). Issues name the exact path.
  */
-import { compileCondition, describeValue, isDottedPath, parsePath } from '../conditions';
+import { describeValue, isDottedPath, parsePath } from '../conditions';
+import { compileGuards } from './compile-kinds';
 import { isRecord, report, type IssueSink } from './compile-values';
 import type { CompiledRedact } from './types';
 
@@ -57,10 +58,8 @@ export function compileRedact(sink: IssueSink, def: unknown, stepIds: ReadonlySe
     if (!Array.isArray(from) || from.length === 0 || !from.every((r) => typeof r === 'string' && ROLE.test(r))) {
       return report(sink, `${at}.from`, `must be a non-empty list of role names (got ${describeValue(from)})`);
     }
-    const when = rule.when === undefined ? [] : rule.when;
-    if (!Array.isArray(when)) return report(sink, `${at}.when`, `must be a list of condition entries (got ${describeValue(when)})`);
-    const whenCompiled = when.map((c, k) => compileCondition(c, `${at}.when.${k}`, sink.source, sink.issues));
-    out.push({ path: parsePath(rule.path), from: from as string[], when: whenCompiled });
+    const when = compileGuards({ ...sink, stepIds, modules: new Set() }, rule.when, `${at}.when`);
+    out.push({ path: parsePath(rule.path), from: from as string[], when });
   });
   return out;
 }

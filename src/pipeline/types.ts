@@ -171,7 +171,7 @@ export interface PollDef {
 /** One user action offered by an action step (seed 003's `actions`, seed 000's confirmation). */
 export interface ActionDef<S extends string = string> {
   label?: string;
-  /** Roles that may take it. `admin` may always. */
+  /** Roles that may take it: global roles (`admin` may take those too) or participant roles (only this request's participants). */
   allow: string[];
   /** Offered only when one of these entries holds (entries nest with `success` for "and"). */
   visible?: ConditionDef<S>[];
