@@ -160,11 +160,12 @@ type Found = Awaited<ReturnType<Engine['getRequest']>> & object;
 
 /**
  * A request as `GET /api/requests/:id` shows it: with the actions the caller may take now,
- * and the values redacted from it masked. 404 when the caller may not see it.
+ * and the values redacted from it masked. 404 when the caller may not see it, unless it is
+ * `involved`: it just submitted the request or acted on it, and sees the outcome.
  */
-export async function fullRequestView(engine: Engine, found: Found, principal: Principal, opts: { submitter?: boolean } = {}) {
+export async function fullRequestView(engine: Engine, found: Found, principal: Principal, opts: { involved?: boolean } = {}) {
   const access = await accessTo(engine, found, principal);
-  if (!access.canRead && !opts.submitter) throw unknownRequest(found.request.id);
+  if (!access.canRead && !opts.involved) throw unknownRequest(found.request.id);
   const mask = redactorFor(access, found.context);
   return { ...mask.value(requestView(found.request, found.runs, mask.context())), actions: access.offered };
 }

@@ -133,7 +133,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;
       // The submitter sees what it submitted, even without `read` (redactions still apply).
-      ctx.body = await fullRequestView(engine, found, ctx.state.principal as Principal, { submitter: true });
+      ctx.body = await fullRequestView(engine, found, ctx.state.principal as Principal, { involved: true });
       return;
     }
     // 200 when nothing new was created: an idempotent replay, or the business key's active request.

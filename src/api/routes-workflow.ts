@@ -106,7 +106,8 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
       ...found, code: ctx.params.code!, stepId: typeof body.step === 'string' ? body.step : undefined,
       data: (body.data ?? {}) as Record<string, unknown>, principal: ctx.state.principal as Principal,
     });
-    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), ctx.state.principal as Principal);
+    // The one who just acted sees the outcome, even if the request has moved out of its reach.
+    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), ctx.state.principal as Principal, { involved: true });
   });
 
   const operate = (type: 'resume' | 'stop') => async (ctx: Context): Promise<void> => {
