@@ -4,8 +4,9 @@
  * problem is an error, so the run goes to ERROR_STOP (§5.1 "Ошибка → ERROR_STOP").
  *
  * Params: `mode` (the request's `?mode=`; empty means `semi`, the careful one), `itemId`,
- * `categoryId`, `requestedBy`, `limits` (the item's own limits from the internal database:
- * they may make the configured ones stricter, never looser; a looser key is an error).
+ * `categoryId`, `requestedBy` (the submitting actor: the pipeline passes `request.actor`), `limits`
+ * (the item's own limits from the internal database: they may make the configured ones
+ * stricter, never looser; a looser key is an error).
  * Output: `{ mode, itemId, categoryId, limits: { min, max, maxStepPct, nearLimitPct, nearLow,
  * nearHigh }, config }`. The pipeline compares prices with `nearLow` / `nearHigh`.
  */

@@ -34,7 +34,8 @@
  * `LISTING_MAX_LOOPS` (auto-mode iterations after the first, default 10).
  *
  * Submit: `POST /api/pipelines/marketplace-listing/requests?mode=semi|auto` with
- * `{ itemId, categoryId, currentPrice, item: { title, game, features }, limits?, requestedBy? }`.
+ * `{ itemId, categoryId, currentPrice, item: { title, game, features }, limits? }`. INIT's admin check is
+ * on the submitting actor (`request.actor`: a key name, a token's `sub`, a delegated actor).
  */
 import { definePipeline, type Duration } from '../src';
 
@@ -59,7 +60,7 @@ export default definePipeline({
       subsystem: 'listing-init',
       params: {
         mode: '{{ request.mode }}', itemId: '{{ payload.itemId }}', categoryId: '{{ payload.categoryId }}',
-        requestedBy: '{{ payload.requestedBy }}', limits: '{{ payload.limits }}',
+        requestedBy: '{{ request.actor }}', limits: '{{ payload.limits }}',
       },
       prev: ['LOOP'],
       next: ['DATA_COLLECTION'],

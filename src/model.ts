@@ -41,6 +41,8 @@ export interface RequestRecord {
   createdAt: number;
   updatedAt: number;
   finishedAt: number | null;
+  /** The actor id that submitted it (absent on requests made by triggers or before issue 12). */
+  submittedBy?: string | null;
   /**
    * Whether the request has an end-of-request callback URL, when known. Read, never written:
    * the supervisor asks for it (`getRequest(id, { callback: true })`) so that a request without

@@ -128,7 +128,10 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     }
     const mode = parseMode(ctx.query.mode);
     const callbackUrl = callbackUrlOf(ctx, engine.outbound);
-    const { request: record, outcome } = await engine.intake.accept({ pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl, traceparent: ctx.get('traceparent') || null });
+    const actor = (ctx.state.principal as Principal).actor;
+    const { request: record, outcome } = await engine.intake.accept({
+      pipelineId, payload: body as Record<string, unknown>, idempotencyKey, businessKey, test, mode, callbackUrl, traceparent: ctx.get('traceparent') || null, actor,
+    });
     if (wait > 0 && (await engine.waitForEnd(record.id, wait * 1000))) {
       const found = await loadRequest(engine, record.id);
       ctx.status = 200;

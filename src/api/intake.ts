@@ -40,6 +40,8 @@ export interface SubmitInput {
   callbackUrl?: string | null;
   /** The caller's W3C `traceparent`: the request joins its trace (when tracing is on). */
   traceparent?: string | null;
+  /** The actor submitting it: `{{ request.actor }}` in templates and conditions. */
+  actor?: string | null;
 }
 
 /**
@@ -172,6 +174,7 @@ export class Intake {
       createdAt: now,
       updatedAt: now,
       finishedAt: null,
+      submittedBy: input.actor ?? null,
     };
     const trace = beginRequestTrace(input.traceparent, { requestId: record.id, pipeline: pipeline.id });
     if (trace) record.traceContext = trace;

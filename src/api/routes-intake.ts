@@ -19,7 +19,7 @@ import type { Engine } from '../engine';
 import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import { isCallbackUrl } from '../pipeline/compile-intake';
 import { checkOutboundUrl, type OutboundPolicy } from '../transports/outbound';
-import { requireRole } from './auth';
+import { requireRole, type Principal } from './auth';
 import { BODY_LIMIT, parseJsonText } from './body';
 import type { SubmitInput } from './intake';
 
@@ -56,6 +56,8 @@ interface BulkBase {
   businessKey: string | null;
   /** The caller's W3C `traceparent`: every line joins its trace, as a single submit does. */
   traceparent: string | null;
+  /** The submitting actor (`request.actor`). */
+  actor: string;
 }
 
 type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
@@ -106,6 +108,7 @@ function toSubmit(value: unknown, base: BulkBase & { line: number; outbound: Out
   if (!isObject(value)) throw new ClientError(400, ErrorCodes.BAD_BODY, base.envelope ? 'each line must be an object {"payload": {...}}' : 'each line must be a JSON object (a payload)');
   const input: SubmitInput = {
     pipelineId: base.pipelineId, payload: value, test: base.test, idempotencyKey: base.keyPrefix ? `${base.keyPrefix}:${base.line}` : null, businessKey: base.businessKey, traceparent: base.traceparent,
+    actor: base.actor,
   };
   if (!base.envelope) return input;
   const { payload, idempotencyKey, businessKey, callbackUrl, ...rest } = value;
@@ -144,7 +147,9 @@ export function mountIntakeRoutes(api: Router, engine: Engine): void {
     if (keyPrefix !== null && !HEADER_VALUE.test(keyPrefix)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'Idempotency-Key must be 1-255 printable ASCII characters');
     const businessKey = ctx.get('x-business-key') || null;
     if (businessKey !== null && !HEADER_VALUE.test(businessKey)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'X-Business-Key must be 1-255 printable ASCII characters');
-    const base: BulkBase = { pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix, businessKey, traceparent: ctx.get('traceparent') || null };
+    const base: BulkBase = {
+      pipelineId, test: flag('test'), envelope: flag('envelope'), keyPrefix, businessKey, traceparent: ctx.get('traceparent') || null, actor: (ctx.state.principal as Principal).actor,
+    };
 
     const out = new PassThrough();
     ctx.status = 200;

@@ -79,7 +79,7 @@ interface BetterSqliteDb {
 
 const INSERT_COLUMNS = [
   'id', 'pipeline_id', 'version', 'status', 'business_key', 'idempotency_key', 'mode', 'test', 'payload', 'error', 'joins',
-  'step_count', 'rev', 'release_at', 'created_at', 'updated_at', 'finished_at', 'hold', 'active_key', 'callback_url', 'callback_due', 'trace_context',
+  'step_count', 'rev', 'release_at', 'created_at', 'updated_at', 'finished_at', 'hold', 'active_key', 'callback_url', 'callback_due', 'trace_context', 'submitted_by',
 ];
 const INSERT_CHUNK = 300;
 /** Released requests this recent that have not started count as active (`maxActive`). */
@@ -96,7 +96,7 @@ function insertParams(r: IntakeInsert): unknown[] {
   return [
     x.id, x.pipelineId, x.version, x.status, x.businessKey, x.idempotencyKey, x.mode, x.test ? 1 : 0, JSON.stringify(x.payload),
     x.error === null ? null : JSON.stringify(x.error), JSON.stringify(x.joins), x.stepCount, x.rev, x.releaseAt, x.createdAt,
-    x.updatedAt, x.finishedAt, r.hold, r.activeKey, r.callbackUrl, r.callbackUrl ? x.createdAt : null, x.traceContext ?? null,
+    x.updatedAt, x.finishedAt, r.hold, r.activeKey, r.callbackUrl, r.callbackUrl ? x.createdAt : null, x.traceContext ?? null, x.submittedBy ?? null,
   ];
 }
 

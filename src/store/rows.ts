@@ -7,7 +7,7 @@ import { OPEN_RUN_STATUSES, type AdminAlertRow, type PollRecord, type RequestCom
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
-  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at, trace_context, max_steps';
+  'id, pipeline_id, version, status, business_key, idempotency_key, mode, test, payload, vars, error, joins, step_count, rev, release_at, created_at, updated_at, finished_at, trace_context, max_steps, submitted_by';
 export const RUN_COLUMNS =
   'id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, output, error, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, assigned, started_at, finished_at, duration_ms, polls, last_poll_at, ended_by';
 export const ALERT_COLUMNS = 'id, request_id, pipeline_id, channel, status, attempts, due_at, created_at';
@@ -29,7 +29,7 @@ export function requestParams(r: RequestRecord): unknown[] {
   return [
     r.id, r.pipelineId, r.version, r.status, r.businessKey, r.idempotencyKey, r.mode, r.test ? 1 : 0,
     JSON.stringify(r.payload), varsParam(r.vars), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
-    r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null, r.maxSteps ?? null,
+    r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null, r.maxSteps ?? null, r.submittedBy ?? null,
   ];
 }
 
@@ -76,6 +76,7 @@ export function toRequest(row: Record<string, unknown>): RequestRecord {
     ...(row.vars === null || row.vars === undefined ? {} : { vars: parse(row.vars) as Record<string, unknown> }),
     // Only an operator's resume sets a budget of its own; most records never carry the key.
     ...(row.max_steps === null || row.max_steps === undefined ? {} : { maxSteps: num(row.max_steps) }),
+    submittedBy: row.submitted_by === null || row.submitted_by === undefined ? null : String(row.submitted_by),
   };
   // Only traced requests carry the key, so untraced records look as they always did.
   if (row.trace_context) r.traceContext = String(row.trace_context);

@@ -6,7 +6,7 @@ const OPEN = new Set<string>(OPEN_RUN_STATUSES);
 
 /** The `request` key of the context. */
 export function requestInfo(r: RequestRecord): Record<string, unknown> {
-  return { id: r.id, pipeline: r.pipelineId, version: r.version, businessKey: r.businessKey, mode: r.mode, test: r.test };
+  return { id: r.id, pipeline: r.pipelineId, version: r.version, businessKey: r.businessKey, mode: r.mode, test: r.test, actor: r.submittedBy ?? null };
 }
 
 /**

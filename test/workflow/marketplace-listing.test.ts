@@ -19,6 +19,8 @@ const ADMIN = 'listing-admin-key-0001'; // env#4
 const HOOK = 'marketplace-hook-key-01'; // env#5: the marketplace's webhook submits events
 const VIEWER = 'listing-viewer-key-001'; // env#6
 const OPERATOR = 'listing-operator-key-1'; // env#7: operate only
+const ANNA_KEY = 'listing-anna-key-0001';
+const BORIS_KEY = 'listing-boris-key-001';
 const LLM_KEY = 'sk-llm-test-secret-0001';
 
 /** The states of one pass, in the spec's order (§3), up to the sale. */
@@ -51,7 +53,7 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
         CONVEYOR_ADMIN_BACKOFF_MS: '50',
       },
       engine: { supervisor: { sweepIntervalMs: 100 } },
-      extraKeys: `${ADMIN}:listing-admin+read,${HOOK}:submit,${VIEWER}:read,${OPERATOR}:operate`,
+      extraKeys: `${ADMIN}:listing-admin+read,${HOOK}:submit,${VIEWER}:read,${OPERATOR}:operate,anna=${ANNA_KEY}:submit,boris=${BORIS_KEY}:submit`,
     });
     c = requestClient(t);
     market.setWebhook(`${t.url}/api/events/marketplace.sale`, HOOK);
@@ -69,8 +71,8 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
     item: { title: 'AWP | Asiimov', game: 'CS2', features: ['Field-Tested', 'StatTrak'] },
     ...over,
   });
-  const submit = async (payload: Record<string, unknown>, query = ''): Promise<string> => {
-    const res = await t.api<{ id: string }>('POST', `/api/pipelines/marketplace-listing/requests${query}`, { body: payload });
+  const submit = async (payload: Record<string, unknown>, query = '', key?: string): Promise<string> => {
+    const res = await t.api<{ id: string }>('POST', `/api/pipelines/marketplace-listing/requests${query}`, { body: payload, key });
     expect(res.status, res.text).to.equal(202);
     return res.body.id;
   };
@@ -377,17 +379,20 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
     }
   });
 
-  it('INIT checks who started the run and the category against LISTING_CONFIG (§5.1)', async () => {
+  it('INIT checks who started the run (the actor, never a name in the payload) and the category against LISTING_CONFIG (§5.1)', async () => {
     const dir = tmpDir('listing-config');
     const file = path.join(dir, 'listing.json');
     writeFileSync(file, JSON.stringify({ limits: { min: 200, max: 5000 }, categories: ['skins'], admins: ['anna'] }));
     process.env.LISTING_CONFIG = file;
     try {
-      const stranger = await submit(item({ requestedBy: 'boris' }), '?mode=semi');
+      const stranger = await submit(item(), '?mode=semi', BORIS_KEY);
       expect((await c.until(stranger, (v) => v.status === 'error_stop')).error!.message).to.equal('"boris" is not an administrator of this workflow');
-      const elsewhere = await submit(item({ requestedBy: 'anna', categoryId: 'accounts' }), '?mode=semi');
+      // Typing an administrator's name into the payload changes nothing: the actor is boris.
+      const pretender = await submit(item({ requestedBy: 'anna' }), '?mode=semi', BORIS_KEY);
+      expect((await c.until(pretender, (v) => v.status === 'error_stop')).error!.message).to.equal('"boris" is not an administrator of this workflow');
+      const elsewhere = await submit(item({ categoryId: 'accounts' }), '?mode=semi', ANNA_KEY);
       expect((await c.until(elsewhere, (v) => v.status === 'error_stop')).error!.message).to.equal('category "accounts" is not enabled (enabled: skins)');
-      const fine = await submit(item({ requestedBy: 'anna', limits: { maxStepPct: 15 } }), '?mode=semi');
+      const fine = await submit(item({ limits: { maxStepPct: 15 } }), '?mode=semi', ANNA_KEY);
       const v = await c.waitingAt(fine, 'ADMIN_CONFIRMATION');
       expect(v.context.INIT).to.deep.include({ mode: 'semi', config: file, limits: { min: 200, max: 5000, maxStepPct: 15, nearLimitPct: 10, nearLow: 220, nearHigh: 4500 } });
       await c.act(fine, 'reject', ADMIN);

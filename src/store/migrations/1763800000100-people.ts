@@ -10,6 +10,7 @@ import { Table, TableColumn, TableIndex, type MigrationInterface, type QueryRunn
  *   with the same `(created_at, id)` cursor as the request search.
  * - `audit_events.via`: the key (`key:crm`) or token issuer (`jwt:https://id.example`) the
  *   actor's call came through.
+ * - `requests.submitted_by`: the actor that submitted the request (`{{ request.actor }}`).
  */
 export class People1763800000100 implements MigrationInterface {
   name = 'People1763800000100';
@@ -28,9 +29,11 @@ export class People1763800000100 implements MigrationInterface {
       }),
     );
     await queryRunner.addColumn('audit_events', new TableColumn({ name: 'via', type: 'varchar', length: '200', isNullable: true }));
+    await queryRunner.addColumn('requests', new TableColumn({ name: 'submitted_by', type: 'varchar', length: '100', isNullable: true }));
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.dropColumn('requests', 'submitted_by');
     await queryRunner.dropColumn('audit_events', 'via');
     await queryRunner.dropTable('request_participants');
   }
