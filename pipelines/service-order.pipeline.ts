@@ -27,6 +27,15 @@
  * moderator), the moderator's variant is `<code>_moderator`, since a code names one action.
  * No action of the seed allows `courier`.
  *
+ * Its people are relations to the order (`participants`), never roles of a key or token: the
+ * `customer` is `customerUser.id`, the `moderator`s are the order's `moderators`, the
+ * `candidate`s are the provider's `executors` (who may take the order in state3), and the
+ * `executor` is the one who took it or was assigned (`vars.executor`). So another customer
+ * cannot cancel this order, and an executor who did not take it cannot confirm it. The
+ * customer's phone and e-mail are hidden in every view from candidates, and, on an order sent
+ * with `hidden_customer_contact: true`, from the executor too until taking the order reveals
+ * them (the seed's `hidden_customer_contact: false`, kept at `vars.hidden_customer_contact`).
+ *
  * Beyond the seed's example, and needed by its own rules: the money `pay` holds is captured
  * (`confirmPay`) when the order is done and released (`voidPay`) when it is cancelled or
  * rejected; an unpaid order needs neither. A declined card returns to `state1`. `stateDone`
@@ -56,6 +65,9 @@ const ORDER_FIELDS = [
   'executorUser', 'moderatorUser', 'status', 'deadline', 'fieldsData', 'fieldDeliveryAddress', 'fieldDateTimeDelivery',
   'executors', 'couriers', 'moderators',
 ] as const;
+
+/** The customer's contact: hidden from executors as `hidden_customer_contact` says (see `redact`). */
+const CONTACT = ['payload.customerUser.phone_number', 'payload.customerUser.email'];
 
 /** The seed's chat field: the message a user writes. */
 const MESSAGE = 'field1416182395';
@@ -153,6 +165,16 @@ export default definePipeline({
   start: 'order',
   // Chats keep an order in its state as long as people talk: room for long conversations.
   maxSteps: 5000,
+  participants: { customer: 'payload.customerUser.id', executor: 'vars.executor', candidate: 'payload.executors', moderator: 'payload.moderators' },
+  redact: [
+    ...CONTACT.map((path) => ({ path, from: ['candidate'], except: ['executor'] })),
+    // An order submitted with `hidden_customer_contact: true` hides it from its executor too,
+    // until an executor takes the order ("Взять в работу" sets it false).
+    ...CONTACT.map((path) => ({
+      path, from: ['executor'],
+      when: [{ field: 'payload.hidden_customer_contact', operation: 'eq', value: true, success: [{ field: 'vars.hidden_customer_contact', operation: '!|eq', value: false }] }] satisfies ConditionDef[],
+    })),
+  ],
   steps: {
     // ---- state0 «Создание заказа» --------------------------------------------------------
     order: {
@@ -232,7 +254,7 @@ export default definePipeline({
       actions: {
         action1: {
           label: 'Взять в работу',
-          allow: ['executor'],
+          allow: ['candidate'],
           fields: { executor_user_id: { value: '_CURRENT_USER_' }, hidden_customer_contact: { value: false } },
           result: ['state3-action1-setData'],
         },
@@ -245,7 +267,7 @@ export default definePipeline({
     'state3-action1-setData': {
       kind: 'setData',
       data: { executor_user_id: '{{ state3.data.executor_user_id }}', hidden_customer_contact: '{{ state3.data.hidden_customer_contact }}' },
-      assign: assignExecutor('state3-action1-setData'),
+      assign: { ...assignExecutor('state3-action1-setData'), hidden_customer_contact: '{{ state3.data.hidden_customer_contact }}' },
       ...TO_STATE4,
       next: ['state4-push'],
     },

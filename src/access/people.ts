@@ -80,7 +80,7 @@ export function redactedValues(pipeline: CompiledPipeline, context: Record<strin
   const paths: string[][] = [];
   const values = new Set<string | number>();
   for (const rule of pipeline.redact ?? []) {
-    if (!rule.from.some((r) => roles.has(r))) continue;
+    if (!rule.from.some((r) => roles.has(r)) || rule.except.some((r) => roles.has(r))) continue;
     if (rule.when.length > 0 && !anyHolds(rule.when, context)) continue;
     paths.push(rule.path);
     collectLeaves(getPath(context, rule.path), values);

@@ -10,7 +10,7 @@ import type { CompiledRedact } from './types';
 const ROLE = /^[a-z][a-z0-9_-]{0,49}$/;
 /** Roles with a fixed global meaning: a pipeline cannot make them per-request. */
 const RESERVED = new Set(['submit', 'read', 'operate', 'admin', 'delegate']);
-const REDACT_KEYS = new Set(['path', 'from', 'when']);
+const REDACT_KEYS = new Set(['path', 'from', 'except', 'when']);
 
 /** Where a path may start: the payload, process variables, the request, or a step's output. */
 function checkRoot(sink: IssueSink, at: string, path: string, stepIds: ReadonlySet<string>): void {
@@ -44,7 +44,7 @@ export function compileParticipants(sink: IssueSink, def: unknown, stepIds: Read
 export function compileRedact(sink: IssueSink, def: unknown, stepIds: ReadonlySet<string>): CompiledRedact[] {
   if (def === undefined) return [];
   if (!Array.isArray(def)) {
-    report(sink, 'redact', `must be a list of { path, from, when? } (got ${describeValue(def)})`);
+    report(sink, 'redact', `must be a list of { path, from, except?, when? } (got ${describeValue(def)})`);
     return [];
   }
   const out: CompiledRedact[] = [];
@@ -58,8 +58,12 @@ export function compileRedact(sink: IssueSink, def: unknown, stepIds: ReadonlySe
     if (!Array.isArray(from) || from.length === 0 || !from.every((r) => typeof r === 'string' && ROLE.test(r))) {
       return report(sink, `${at}.from`, `must be a non-empty list of role names (got ${describeValue(from)})`);
     }
+    const except = rule.except ?? [];
+    if (!Array.isArray(except) || !except.every((r) => typeof r === 'string' && ROLE.test(r))) {
+      return report(sink, `${at}.except`, `must be a list of role names (got ${describeValue(except)})`);
+    }
     const when = compileGuards({ ...sink, stepIds, modules: new Set() }, rule.when, `${at}.when`);
-    out.push({ path: parsePath(rule.path), from: from as string[], when });
+    out.push({ path: parsePath(rule.path), from: from as string[], except: except as string[], when });
   });
   return out;
 }

@@ -317,6 +317,8 @@ export interface RedactDef<S extends string = string> {
   path: string;
   /** Participant or global roles. */
   from: string[];
+  /** Roles that see the value even when they also hold a `from` role (the assigned executor among the candidates). */
+  except?: string[];
   when?: ConditionDef<S>[];
 }
 
@@ -458,6 +460,7 @@ export interface CompiledTrigger {
 export interface CompiledRedact {
   path: string[];
   from: string[];
+  except: string[];
   when: CompiledCondition[];
 }
 

@@ -20,6 +20,8 @@ const EXEC_PETR = 'executor-key-petr1';
 const EXEC_IVAN = 'executor-key-ivan1';
 const MODERATOR = 'moderator-key-0001';
 const COURIER = 'courier-key-000001';
+/** The customer whose card is declined: a named key, so its actor id is "declined-customer". */
+const DECLINED = 'declined-customer-key-1';
 const NOTIFY_KEY = 'notify-api-key-0001';
 const PLATFORM_KEY = 'platform-api-key-0001';
 const USERS = { customer: 'env#4', petr: 'env#5', ivan: 'env#6', moderator: 'env#7', courier: 'env#8' };
@@ -85,7 +87,7 @@ describe('seed 003: the service order process end to end', function () {
         CONVEYOR_ADMIN_EMAIL: 'ops@example.com',
       },
       engine: { supervisor: { sweepIntervalMs: 100 } },
-      extraKeys: [CUSTOMER, EXEC_PETR, EXEC_IVAN, MODERATOR, COURIER].map((k, i) => `${k}:${['customer', 'executor', 'executor', 'moderator', 'courier'][i]}+read`).join(','),
+      extraKeys: [CUSTOMER, EXEC_PETR, EXEC_IVAN, MODERATOR, COURIER].map((k, i) => `${k}:${['customer', 'executor', 'executor', 'moderator', 'courier'][i]}+read`).join(',') + `,declined-customer=${DECLINED}:submit`,
     });
     c = requestClient(t);
   });
@@ -238,7 +240,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(s3.vars, 'dropped: vars.executor cleared').to.deep.equal({ ...NEW_PAID, executor: null });
     expect(sent(code).filter((m) => m.title === `Новый заказ #${code}`).at(-1)!.to).to.deep.equal([USERS.petr, USERS.ivan]);
     await take(id, 'action1', EXEC_IVAN);
-    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ ...NEW_PAID, executor: USERS.ivan });
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ ...NEW_PAID, executor: USERS.ivan, hidden_customer_contact: false });
     await take(id, 'action1_chat', CUSTOMER, { field1416182395: 'Жду' });
     await c.until(id, (v) => v.status === 'waiting' && Boolean(v.context['state4-action1_chat-push']));
     expect(sent(code).at(-1)!.to).to.deep.equal([USERS.ivan, USERS.moderator]); // the current executor only
@@ -248,7 +250,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(await offered(id, MODERATOR)).to.deep.equal(['action2_moderator', 'cancel']);
     expect(await offered(id, EXEC_IVAN)).to.deep.equal(['action2', 'action2_chat']);
     await take(id, 'action2_moderator', MODERATOR, { executor_user_id: USERS.petr }); // «Заменить исполнителя»
-    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ status: { id: 'ACCEPTED', title: 'В работе' }, payed: true, executor: USERS.petr });
+    expect((await c.waitingAt(id, 'state4')).vars).to.deep.equal({ status: { id: 'ACCEPTED', title: 'В работе' }, payed: true, executor: USERS.petr, hidden_customer_contact: false });
     expect(sent(code).filter((m) => m.body.startsWith('Вас назначили исполнителем')).at(-1)!.to).to.deep.equal([USERS.petr]);
     await take(id, 'action1', EXEC_PETR);
     await c.waitingAt(id, 'state5');
@@ -338,7 +340,9 @@ describe('seed 003: the service order process end to end', function () {
     pay.state.declineAccounts.push('declined-customer');
     const id = await submit(order({ customerId: 'declined-customer' }));
     await c.waitingAt(id, 'state1');
-    await take(id, 'pay', CUSTOMER);
+    // Only this order's customer may pay it: the customer is a relation to the order.
+    expect((await c.act(id, 'pay', CUSTOMER)).status).to.equal(403);
+    await take(id, 'pay', DECLINED);
     const v = await c.until(id, (x) => x.status === 'waiting' && Boolean(x.context['state1-pay']));
     expect(v.currentSteps.map((s) => s.stepId)).to.deep.equal(['state1']);
     expect(v.context['state1-pay']).to.include({ status: 'Declined', reason: 'Insufficient funds' });
