@@ -66,7 +66,7 @@ async function call(method, path, body) {
   } catch {
     parsed = text;
   }
-  if (res.status === 401 && path !== '/api/pipelines') {
+  if (res.status === 401 && !path.startsWith('/api/actions?limit=1')) {
     logout('Your key was refused; sign in again.');
     throw new ApiError(401, parsed);
   }
@@ -106,10 +106,11 @@ async function login(event) {
   const key = document.getElementById('login-key').value.trim();
   sessionStorage.setItem(KEY, key);
   try {
-    await api('GET', '/api/pipelines');
+    // Any actor may list its own tasks: a key with `read`, or a customer's token without it.
+    await api('GET', '/api/actions?limit=1');
   } catch (e) {
     sessionStorage.removeItem(KEY);
-    document.getElementById('login-error').textContent = e.status === 401 ? 'Unknown or revoked key.' : e.status === 403 ? 'This key cannot read (it needs the read role).' : e.message;
+    document.getElementById('login-error').textContent = e.status === 401 ? (e.code && e.code.startsWith('CONVEYOR_ERR_TOKEN') ? `Token refused: ${e.message}.` : 'Unknown or revoked key.') : e.message;
     return;
   }
   document.getElementById('login-key').value = '';
@@ -380,6 +381,7 @@ async function route() {
   try {
     if (parts[0] === 'overview') await overviewView(seq);
     else if (parts[0] === 'request' && parts[1]) await requestView(seq, parts[1]);
+    else if (parts[0] === 'tasks') await window.tasksView(seq);
     else if (parts[0] === 'queue') await statusListView(seq, 'waiting', 'Actions queue: requests waiting', 'No request is waiting.');
     else if (parts[0] === 'errors') await statusListView(seq, 'error_stop', 'Errors: requests in error_stop', 'No request is in error_stop.');
     else if (parts[0] === 'pipelines') await pipelinesView();
