@@ -143,13 +143,17 @@ export function maskValues<T>(value: T, values: ReadonlySet<string | number>): T
 /** The actor id under which rows for a global role are stored: `role:listing-admin`. */
 export const roleActor = (role: string): string => `role:${role}`;
 
+/** The role of the rows that say "an action is offered to this actor (or `role:<r>`) now". */
+export const OFFERED = 'offered';
+
 /**
- * The rows `request_participants` holds for a request: its participants, and a row
- * `role:<r>` (role `offered`) for each global role that may take an action at one of the
- * open action steps now. The search scopes an actor without `read` to these rows.
+ * The rows `request_participants` holds for a request, sorted: its participants; and, with
+ * role `offered`, each actor (participant role) or `role:<r>` (global role) that may take an
+ * action at one of the open action steps now. The search scopes an actor without `read` to
+ * these rows, and `GET /api/actions` reads the `offered` ones.
  */
 export function accessRows(pipeline: CompiledPipeline, context: Record<string, unknown>, openSteps: Iterable<string>): ParticipantRow[] {
-  const rows = participantsOf(pipeline, context);
+  const people = participantsOf(pipeline, context);
   const declared = participantRoleNames(pipeline);
   const offered = new Set<string>();
   for (const stepId of openSteps) {
@@ -157,11 +161,14 @@ export function accessRows(pipeline: CompiledPipeline, context: Record<string, u
     if (step?.kind !== 'action') continue;
     for (const a of Object.values(step.actions)) {
       if (a.visible.length > 0 && !anyHolds(a.visible, context)) continue;
-      for (const r of a.allow) if (!declared.has(r)) offered.add(r);
+      for (const r of a.allow) {
+        if (!declared.has(r)) offered.add(roleActor(r));
+        else for (const p of people) if (p.role === r) offered.add(p.actorId);
+      }
     }
   }
-  for (const r of [...offered].sort()) rows.push({ role: 'offered', actorId: roleActor(r) });
-  return rows;
+  const rows = [...people, ...[...offered].map((actorId) => ({ role: OFFERED, actorId }))];
+  return rows.sort((a, b) => (a.role < b.role ? -1 : a.role > b.role ? 1 : a.actorId < b.actorId ? -1 : a.actorId > b.actorId ? 1 : 0));
 }
 
 /** Whether a pipeline ever has access rows (participants or action steps). */

@@ -56,9 +56,10 @@ export function mountPeopleRoutes({ api, engine }: OpsMount): void {
   api.get('/actions', async (ctx) => {
     const principal = ctx.state.principal as Principal;
     const q = new QueryReader(ctx.query, ['pipeline', 'limit', 'cursor']);
-    // Pages go over waiting requests; `limit` counts requests, each with its actions.
+    // Pages go over the requests that offer the caller an action (the `offered` rows written
+    // with each commit); `limit` counts requests, each with its actions, checked again now.
     const page = await engine.store.searchRequests({
-      actors: actorsOf(engine, principal), status: 'waiting', pipeline: q.text('pipeline', 100), limit: q.limit(), after: q.cursor(),
+      actors: actorsOf(engine, principal), offered: true, pipeline: q.text('pipeline', 100), limit: q.limit(), after: q.cursor(),
     });
     const items: ActionItem[] = [];
     for (const r of page.items) {

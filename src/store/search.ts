@@ -39,6 +39,8 @@ export interface RequestSearch extends SearchWindow {
    * `ix_participants_actor`, newest first, with the same cursor.
    */
   actors?: string[];
+  /** With `actors`: only requests where one of them is offered an action now. */
+  offered?: boolean;
 }
 
 export interface StepSearch extends SearchWindow {
@@ -124,41 +126,56 @@ async function page(x: SqlExecutor, table: string, columns: string, time: string
 }
 
 /**
- * Requests of some actors: the participant rows are read in index order (`actor_id,
- * created_at, request_id`), each request once (its row with the smallest actor and role), and
- * joined to `requests` by primary key for the other filters.
+ * Requests of some actors, newest first. Each actor is one arm that reads its rows of
+ * `request_participants` in index order (`ix_participants_actor`, or `ix_participants_role`
+ * for `offered` rows), each request once (its row with the smallest role), joined to
+ * `requests` by primary key for the other filters, and stops after `limit + 1`. The arms are
+ * merged, a request found by two actors kept once, and its rows read by id: so a page costs
+ * about `limit` index entries per actor, however many requests the actors have.
  */
-async function participantPage(x: SqlExecutor, columns: string, filters: Filter[], actors: string[], w: SearchWindow): Promise<RowPage> {
-  const marks = actors.map(() => '?').join(',');
-  const parts = [`p.actor_id IN (${marks})`,
-    `NOT EXISTS (SELECT 1 FROM request_participants q WHERE q.request_id = p.request_id AND q.actor_id IN (${marks}) AND (q.actor_id < p.actor_id OR (q.actor_id = p.actor_id AND q.role < p.role)))`];
-  const params: unknown[] = [...actors, ...actors];
-  for (const [column, value] of filters) {
-    if (value === undefined) continue;
-    parts.push(`r.${column} = ?`);
-    params.push(value);
-  }
-  if (w.since !== undefined) {
-    parts.push('p.created_at >= ?');
-    params.push(w.since);
-  }
-  if (w.until !== undefined) {
-    parts.push('p.created_at < ?');
-    params.push(w.until);
-  }
-  if (w.after) {
-    parts.push('p.created_at <= ?', '(p.created_at < ? OR p.request_id < ?)');
-    params.push(w.after.t, w.after.t, w.after.id);
-  }
-  const cols = columns.split(',').map((c) => `r.${c.trim()}`).join(', ');
-  const rows = await x.all<Record<string, unknown>>(
-    `SELECT ${cols} FROM request_participants p JOIN requests r ON r.id = p.request_id WHERE ${parts.join(' AND ')} ORDER BY p.created_at DESC, p.request_id DESC LIMIT ?`,
-    [...params, w.limit + 1],
+async function participantPage(x: SqlExecutor, columns: string, filters: Filter[], q: RequestSearch): Promise<RowPage> {
+  const arm = (): { sql: string; params: unknown[] } => {
+    const parts = q.offered
+      ? ['p.actor_id = ?', "p.role = 'offered'"]
+      : ['p.actor_id = ?', 'NOT EXISTS (SELECT 1 FROM request_participants d WHERE d.request_id = p.request_id AND d.actor_id = p.actor_id AND d.role < p.role)'];
+    const params: unknown[] = [];
+    for (const [column, value] of filters) {
+      if (value === undefined) continue;
+      parts.push(`r.${column} = ?`);
+      params.push(value);
+    }
+    if (q.since !== undefined) {
+      parts.push('p.created_at >= ?');
+      params.push(q.since);
+    }
+    if (q.until !== undefined) {
+      parts.push('p.created_at < ?');
+      params.push(q.until);
+    }
+    if (q.after) {
+      parts.push('p.created_at <= ?', '(p.created_at < ? OR p.request_id < ?)');
+      params.push(q.after.t, q.after.t, q.after.id);
+    }
+    return {
+      sql: `SELECT * FROM (SELECT p.request_id AS rid, p.created_at AS t FROM request_participants p JOIN requests r ON r.id = p.request_id WHERE ${parts.join(' AND ')} ORDER BY p.created_at DESC, p.request_id DESC LIMIT ?) a`,
+      params,
+    };
+  };
+  const arms = q.actors!.map((actor) => {
+    const a = arm();
+    return { sql: a.sql, params: [actor, ...a.params, q.limit + 1] };
+  });
+  const ids = await x.all<{ rid: string; t: unknown }>(
+    `SELECT DISTINCT rid, t FROM (${arms.map((a) => a.sql).join(' UNION ALL ')}) u ORDER BY t DESC, rid DESC LIMIT ?`,
+    [...arms.flatMap((a) => a.params), q.limit + 1],
   );
-  if (rows.length <= w.limit) return { rows, next: undefined };
-  rows.length = w.limit;
-  const last = rows[rows.length - 1]!;
-  return { rows, next: { t: Number(last.created_at), id: String(last.id) } };
+  const next = ids.length > q.limit ? ids[q.limit - 1] : undefined;
+  const wanted = ids.slice(0, q.limit).map((r) => String(r.rid));
+  if (wanted.length === 0) return { rows: [], next: undefined };
+  const found = await x.all<Record<string, unknown>>(`SELECT ${columns} FROM requests WHERE id IN (${wanted.map(() => '?').join(',')})`, wanted);
+  const byId = new Map(found.map((r) => [String(r.id), r]));
+  const rows = wanted.map((id) => byId.get(id)).filter((r): r is Record<string, unknown> => r !== undefined);
+  return { rows, next: next ? { t: Number(next.t), id: String(next.rid) } : undefined };
 }
 
 /**
@@ -172,7 +189,7 @@ export function searchRequestRows(x: SqlExecutor, columns: string, q: RequestSea
     ['business_key', q.businessKey],
     ['test', q.test === undefined ? undefined : q.test ? 1 : 0],
   ];
-  if (q.actors) return q.actors.length === 0 ? Promise.resolve({ rows: [], next: undefined }) : participantPage(x, columns, filters, q.actors, q);
+  if (q.actors) return q.actors.length === 0 ? Promise.resolve({ rows: [], next: undefined }) : participantPage(x, columns, filters, q);
   return page(x, 'requests', columns, 'created_at', filters, q);
 }
 

@@ -52,7 +52,8 @@ describe('people: participants on MariaDB', function () {
     for (const [i, id] of ids.entries()) {
       await c.waitingAt(id, 'work');
       const who = i % 3 === 0 ? 'bob' : 'alice';
-      const expected = [`agent:agent-${id.slice(-4)}`, `customer:${who}`, 'offered:role:triage', ...(i === 1 ? ['watcher:bob'] : [])].sort();
+      const agent = `agent-${id.slice(-4)}`;
+      const expected = [`agent:${agent}`, `customer:${who}`, `offered:${agent}`, `offered:${who}`, 'offered:role:triage', ...(i === 1 ? ['watcher:bob', 'offered:bob'] : [])].sort();
       expect(await rows(id), `request ${i}`).to.deep.equal(expected);
     }
     const commits = t.engine.committer.stats;

@@ -66,7 +66,8 @@ describe('people: participants, scoped reads, GET /api/actions and redaction', f
     const hidden = await t.api<ErrorBody>('GET', `/api/requests/${a}`, { key: KEY.bob });
     const unknown = await t.api<ErrorBody>('GET', '/api/requests/01a20185-0000-7000-8000-000000000000', { key: KEY.bob });
     expect(hidden.body.error.code).to.equal(unknown.body.error.code);
-    expect(await rows(a)).to.deep.equal(['customer:alice', 'offered:role:triage']);
+    // Who takes part, and who may act now (alice may cancel; role triage may assign).
+    expect(await rows(a)).to.deep.equal(['customer:alice', 'offered:alice', 'offered:role:triage']);
   });
 
   it('the search lists only the caller\'s requests, filtered in the query, with cursor paging intact', async () => {
@@ -119,7 +120,7 @@ describe('people: participants, scoped reads, GET /api/actions and redaction', f
     const assign = await c.act(a, 'assign', KEY.triage, { agent: 'agent1' });
     expect(assign.status, assign.text).to.equal(200);
     await c.waitingAt(a, 'work');
-    expect(await rows(a)).to.deep.equal(['agent:agent1', 'customer:alice', 'offered:role:triage']);
+    expect(await rows(a)).to.deep.equal(['agent:agent1', 'customer:alice', 'offered:agent1', 'offered:alice', 'offered:role:triage']);
 
     // agent2 (read, not the agent) may not resolve; agent1 may.
     const wrong = await c.act(a, 'resolve', KEY.agent2);
@@ -128,7 +129,7 @@ describe('people: participants, scoped reads, GET /api/actions and redaction', f
     // Reassigning moves the right at once: agent1 loses it (and the ticket) and agent2 gains it.
     expect((await c.act(a, 'reassign', KEY.triage, { agent: 'agent2' })).status).to.equal(200);
     await c.until(a, (v) => v.status === 'waiting' && (v.context.assign as { agent: string }).agent === 'agent2');
-    expect(await rows(a)).to.deep.equal(['agent:agent2', 'customer:alice', 'offered:role:triage']);
+    expect(await rows(a)).to.deep.equal(['agent:agent2', 'customer:alice', 'offered:agent2', 'offered:alice', 'offered:role:triage']);
     expect((await c.act(a, 'resolve', KEY.agent1)).status).to.equal(404);
     const done = await c.act(a, 'resolve', KEY.agent2);
     expect(done.status, done.text).to.equal(200);

@@ -3,6 +3,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 /** One participant of one request in one role (issue 12 §2): written with the step that changed it. */
 @Entity('request_participants')
 @Index('ix_participants_actor', ['actorId', 'createdAt', 'requestId'])
+@Index('ix_participants_role', ['role', 'actorId', 'createdAt', 'requestId'])
 export class ParticipantEntity {
   @PrimaryColumn({ name: 'request_id', type: 'varchar', length: 36 })
   requestId!: string;

@@ -7,7 +7,8 @@ import { Table, TableColumn, TableIndex, type MigrationInterface, type QueryRunn
  * - `request_participants`: one row per (request, actor, participant role), replaced in the
  *   same transaction as the step that changed them. `created_at` is the request's, so that
  *   `ix_participants_actor` serves "the requests of this actor, newest first" in index order
- *   with the same `(created_at, id)` cursor as the request search.
+ *   with the same `(created_at, id)` cursor as the request search. Rows with role `offered`
+ *   say who may take an action now; `ix_participants_role` serves `GET /api/actions`.
  * - `audit_events.via`: the key (`key:crm`) or token issuer (`jwt:https://id.example`) the
  *   actor's call came through.
  * - `requests.submitted_by`: the actor that submitted the request (`{{ request.actor }}`).
@@ -25,7 +26,10 @@ export class People1763800000100 implements MigrationInterface {
           { name: 'role', type: 'varchar', length: '50', isPrimary: true },
           { name: 'created_at', type: 'bigint' },
         ],
-        indices: [new TableIndex({ name: 'ix_participants_actor', columnNames: ['actor_id', 'created_at', 'request_id'] })],
+        indices: [
+          new TableIndex({ name: 'ix_participants_actor', columnNames: ['actor_id', 'created_at', 'request_id'] }),
+          new TableIndex({ name: 'ix_participants_role', columnNames: ['role', 'actor_id', 'created_at', 'request_id'] }),
+        ],
       }),
     );
     await queryRunner.addColumn('audit_events', new TableColumn({ name: 'via', type: 'varchar', length: '200', isNullable: true }));
