@@ -162,6 +162,9 @@ export function delegated(principal: Principal, header: (name: string) => string
   return { ...principal, roles: new Set(roles), actor, actorName: name ? name.slice(0, 200) : null };
 }
 
+/** A person rather than a system: a token's actor, or one a delegate key acts for. */
+export const isPerson = (principal: Principal): boolean => !principal.via.startsWith('key:') || principal.actor !== principal.name;
+
 /** Roles that imply others: admin can do anything; operate can read. */
 export function holds(principal: Principal, role: string): boolean {
   if (principal.roles.has('admin') || principal.roles.has(role)) return true;

@@ -10,7 +10,8 @@ import { isId, newId } from '../ids';
 import type { RequestRecord } from '../model';
 import { unresumableParams } from '../supervisor/resumable';
 import type { Principal } from './auth';
-import { requireRole } from './auth';
+import { holds, isPerson, requireRole } from './auth';
+import { actorsOf } from './routes-people';
 import { accessTo, fullRequestView, redactorFor, takeAction, unknownRequest } from './actions';
 import { readJson } from './body';
 import { endSpan, startRemoteSpan, traceparentOf } from '../tracing/spans';
@@ -73,7 +74,14 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     // The event joins its caller's trace; the wait steps it answers link to its span.
     const span = startRemoteSpan(`conveyor.event ${name}`, ctx.get('traceparent') || undefined, { 'conveyor.event': name });
     const trace = traceparentOf(span);
-    const waiting = await engine.store.findWaitingForEvent(name, key, MAX_WOKEN);
+    const principal = ctx.state.principal as Principal;
+    let waiting = await engine.store.findWaitingForEvent(name, key, MAX_WOKEN);
+    // A person (a token's or a delegated actor) without `read` wakes only the requests it may
+    // see; a key acting for itself (a system's webhook) keeps its global `submit`.
+    if (isPerson(principal) && !holds(principal, 'read')) {
+      const mine = await engine.store.requestsOfActors(waiting.map((w) => w.requestId), actorsOf(engine, principal));
+      waiting = waiting.filter((w) => mine.has(w.requestId));
+    }
     const woken: string[] = [];
     // Many requests may wait on one key: wake them a chunk at a time, so their commits share
     // group-commit transactions instead of taking one round trip each.

@@ -320,6 +320,20 @@ export class SqlStore implements Store {
     return claimed;
   }
 
+  /** Which of these requests have a participant row for one of `actors` (src/store/participants.ts). */
+  async requestsOfActors(ids: string[], actors: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < ids.length && actors.length > 0; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = await this.x.all<{ request_id: string }>(
+        `SELECT DISTINCT request_id FROM request_participants WHERE request_id IN (${part.map(() => '?').join(',')}) AND actor_id IN (${actors.map(() => '?').join(',')})`,
+        [...part, ...actors],
+      );
+      for (const r of rows) out.add(String(r.request_id));
+    }
+    return out;
+  }
+
   async findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
     const rows = await this.x.all<{ id: string; request_id: string }>(
       `SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND status IN (${OPEN}) ORDER BY seq LIMIT ?`,

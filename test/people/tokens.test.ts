@@ -136,6 +136,41 @@ describe('people: JWT actors (HS256) through the API', function () {
     expect(await t.countRows()).to.deep.equal(before);
   });
 
+  it('a person without read wakes only its own requests with an event; a system key keeps its global submit', async () => {
+    const anna = await hs256({ sub: 'user-anna', roles: ['submit'] });
+    const eve = await hs256({ sub: 'user-eve', roles: ['submit'] });
+    const parcel = `parcel-${Date.now()}`;
+    const sub = await t.api<{ id: string }>('POST', '/api/pipelines/parcel/requests', { key: anna, body: { owner: 'user-anna', parcel } });
+    expect(sub.status, sub.text).to.equal(202);
+    const until = Date.now() + 10_000;
+    while ((await t.api<{ status: string }>('GET', `/api/requests/${sub.body.id}`)).body.status !== 'waiting') {
+      if (Date.now() > until) throw new Error('the parcel never waited');
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    // eve (another person, no read) learns nothing and wakes nothing.
+    const byEve = await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', { key: eve, body: { key: parcel } });
+    expect(byEve.status, byEve.text).to.equal(200);
+    expect(byEve.body.woken).to.equal(0);
+    // So does eve through the CRM's delegate key.
+    const viaCrm = await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', {
+      key: 'crm-key-00000001', headers: { 'x-conveyor-actor': 'user-eve', 'x-conveyor-actor-roles': 'submit' }, body: { key: parcel },
+    });
+    expect(viaCrm.body.woken).to.equal(0);
+    expect((await t.api<{ status: string }>('GET', `/api/requests/${sub.body.id}`)).body.status).to.equal('waiting');
+    // The owner wakes it.
+    const byAnna = await t.api<{ woken: number; requests: string[] }>('POST', '/api/events/parcel.arrived', { key: anna, body: { key: parcel } });
+    expect(byAnna.body).to.deep.include({ woken: 1, requests: [sub.body.id] });
+    // A system key (the plain key acting for itself) is not a person: its submit is global.
+    const other = `parcel-b-${Date.now()}`;
+    const sub2 = await t.api<{ id: string }>('POST', '/api/pipelines/parcel/requests', { key: anna, body: { owner: 'user-anna', parcel: other } });
+    for (;;) {
+      const woke = await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', { key: 'plain-key-0000001', body: { key: other } });
+      if (woke.body.woken === 1) break;
+      if (Date.now() > until + 10_000) throw new Error(`request ${sub2.body.id} was never woken`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  });
+
   it('named keys in CONVEYOR_API_KEYS: the name is the actor id', async () => {
     const sub = await t.api<{ id: string }>('POST', '/api/pipelines/ticket/requests', { key: 'plain-key-0000001', body: ticket('plain') });
     const cancel = await t.api('POST', `/api/requests/${sub.body.id}/actions/cancel`, { key: 'plain-key-0000001', body: {} });
