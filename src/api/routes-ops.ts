@@ -8,10 +8,9 @@ import type { Engine } from '../engine';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
 import { checkReadiness, metricsFor } from '../metrics/metrics';
 import { authMiddleware, requireRole, type KeyRing, type Principal } from './auth';
-import { mountPeopleRoutes, requestScope } from './routes-people';
+import { mountPeopleRoutes, requestScope, stepSearchViews } from './routes-people';
 import { buildOpenApi } from './openapi';
 import { encodeCursor, QueryReader } from './search-params';
-import { stepView } from './views';
 
 /** The routers `createApp` builds: the open one, and `/api` behind `authMiddleware`. */
 export interface OpsMount {
@@ -74,7 +73,7 @@ export function mountSearchRoutes({ api, engine }: OpsMount): void {
       limit: q.limit(),
       after: q.cursor(),
     });
-    ctx.body = { items: found.items.map(stepView), nextCursor: found.next ? encodeCursor(found.next) : null };
+    ctx.body = { items: await stepSearchViews(engine, ctx.state.principal as Principal, found.items), nextCursor: found.next ? encodeCursor(found.next) : null };
   });
 }
 

@@ -5,7 +5,9 @@
 import { roleActor } from '../access/people';
 import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
-import { accessTo, type OfferedAction } from './actions';
+import type { StepRunRecord } from '../model';
+import { accessTo, redactorFor, type OfferedAction } from './actions';
+import { stepView } from './views';
 import { holds, type Principal } from './auth';
 import { encodeCursor, QueryReader } from './search-params';
 import type { OpsMount } from './routes-ops';
@@ -50,6 +52,25 @@ export interface ActionItem {
   code: string;
   label: string | null;
   fields: OfferedAction['fields'];
+}
+
+/**
+ * Step runs from many requests (`GET /api/steps`) as this caller may see them: where a
+ * pipeline redacts values from one of the caller's global roles, each run is masked with its
+ * request's redactions; otherwise the views are as they are.
+ */
+export async function stepSearchViews(engine: Engine, principal: Principal, runs: StepRunRecord[]): Promise<Array<ReturnType<typeof stepView>>> {
+  const concerned = engine.catalog.list().some(({ pipeline }) => (pipeline.redact ?? []).some((r) => r.from.some((role) => principal.roles.has(role))));
+  if (!concerned) return runs.map(stepView);
+  const masks = new Map<string, (<T>(v: T) => T) | null>();
+  for (const id of new Set(runs.map((r) => r.requestId))) {
+    const found = await engine.getRequest(id);
+    masks.set(id, found ? redactorFor(await accessTo(engine, found, principal), found.context).value : null);
+  }
+  return runs.map((r) => {
+    const mask = masks.get(r.requestId);
+    return mask ? mask(stepView(r)) : stepView(r);
+  });
 }
 
 export function mountPeopleRoutes({ api, engine }: OpsMount): void {

@@ -13,6 +13,7 @@ const FIXTURES = path.join(__dirname, 'fixtures');
 const KEY = {
   alice: 'alice-key-0000001', bob: 'bob-key-00000001', triage: 'triage-key-000001',
   agent1: 'agent1-key-000001', agent2: 'agent2-key-000001', wendy: 'wendy-key-0000001', reader: 'reader-key-000001',
+  support: 'support-key-00001',
 };
 const PHONE = '+7 900 111-22-33';
 
@@ -31,7 +32,7 @@ describe('people: participants, scoped reads, GET /api/actions and redaction', f
       extraKeys: [
         `alice=${KEY.alice}:submit`, `bob=${KEY.bob}:submit`, `triage=${KEY.triage}:triage`,
         // "agent" is a participant role of `ticket`: as a key's role it grants nothing there.
-        `agent1=${KEY.agent1}:agent`, `agent2=${KEY.agent2}:agent+read`, `wendy=${KEY.wendy}:submit`, `reader=${KEY.reader}:read`,
+        `agent1=${KEY.agent1}:agent`, `agent2=${KEY.agent2}:agent+read`, `wendy=${KEY.wendy}:submit`, `reader=${KEY.reader}:read`, `support=${KEY.support}:read+triage`,
       ].join(','),
     });
     c = requestClient(t);
@@ -192,6 +193,11 @@ describe('people: participants, scoped reads, GET /api/actions and redaction', f
     expect(JSON.stringify(await view(hidden, KEY.reader))).to.include(PHONE);
     expect(JSON.stringify(await view(shown, KEY.agent1))).to.include(PHONE);
     expect(await steps(shown, KEY.agent1)).to.include(PHONE);
+    // The step search (global `read`) masks for a global role named in `from` too.
+    const search = async (key: string): Promise<string> => (await t.api('GET', '/api/steps?pipeline=ticket&step=assign&limit=500', { key })).text;
+    expect(await search(KEY.support)).to.include('Call Ann on [REDACTED]').and.to.include(`Call Ann on ${PHONE}`);
+    expect((await search(KEY.support)).split(`Call Ann on ${PHONE}`).length - 1, 'only the ticket without hidePhone shows it').to.equal(1);
+    expect(await search(KEY.reader)).to.not.include('[REDACTED]');
     // Masking is a view: the stored request keeps the value.
     expect(((await t.engine.getRequest(hidden))!.request.payload as { customer: { phone: string } }).customer.phone).to.equal(PHONE);
   });
