@@ -4,7 +4,7 @@
  */
 import type { RequestCommit } from '../model';
 import { insertStmts } from './rows';
-import type { Stmt } from './sql-executor';
+import type { SqlExecutor, Stmt } from './sql-executor';
 
 const COLUMNS = 'request_id, actor_id, role, created_at';
 
@@ -25,14 +25,16 @@ export function participantStmts(commits: readonly RequestCommit[], chunk: numbe
   return [...out, ...insertStmts('request_participants', COLUMNS, rows, chunk)];
 }
 
-/**
- * The SQL condition "this actor may see the request" for `requests` rows: one of `actors` (the
- * actor id, and `role:<r>` for each global role it holds) has a participant row. Rows named
- * `role:<r>` are written for requests waiting at an action that role may take now.
- */
-export function participantFilter(actors: readonly string[]): { sql: string; params: unknown[] } {
-  return {
-    sql: `EXISTS (SELECT 1 FROM request_participants p WHERE p.request_id = requests.id AND p.actor_id IN (${actors.map(() => '?').join(',')}))`,
-    params: [...actors],
-  };
+/** Which of these requests have a participant row for one of `actors`. */
+export async function requestsOfActors(x: SqlExecutor, ids: string[], actors: string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i < ids.length && actors.length > 0; i += 500) {
+    const part = ids.slice(i, i + 500);
+    const rows = await x.all<{ request_id: string }>(
+      `SELECT DISTINCT request_id FROM request_participants WHERE request_id IN (${part.map(() => '?').join(',')}) AND actor_id IN (${actors.map(() => '?').join(',')})`,
+      [...part, ...actors],
+    );
+    for (const r of rows) out.add(String(r.request_id));
+  }
+  return out;
 }

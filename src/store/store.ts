@@ -12,7 +12,7 @@ import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
-import { participantStmts } from './participants';
+import { participantStmts, requestsOfActors } from './participants';
 import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, POLL_COLUMNS, pollParams,
   repollStmt, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam,
@@ -321,17 +321,8 @@ export class SqlStore implements Store {
   }
 
   /** Which of these requests have a participant row for one of `actors` (src/store/participants.ts). */
-  async requestsOfActors(ids: string[], actors: string[]): Promise<Set<string>> {
-    const out = new Set<string>();
-    for (let i = 0; i < ids.length && actors.length > 0; i += 500) {
-      const part = ids.slice(i, i + 500);
-      const rows = await this.x.all<{ request_id: string }>(
-        `SELECT DISTINCT request_id FROM request_participants WHERE request_id IN (${part.map(() => '?').join(',')}) AND actor_id IN (${actors.map(() => '?').join(',')})`,
-        [...part, ...actors],
-      );
-      for (const r of rows) out.add(String(r.request_id));
-    }
-    return out;
+  requestsOfActors(ids: string[], actors: string[]): Promise<Set<string>> {
+    return requestsOfActors(this.x, ids, actors);
   }
 
   async findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
