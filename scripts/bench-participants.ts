@@ -6,6 +6,7 @@
  *   npx tsx scripts/bench-participants.ts                                 # SQLite, 1M requests
  *   npx tsx scripts/bench-participants.ts --db mysql://root@127.0.0.1:3306/conveyor_bench_people
  *   npx tsx scripts/bench-participants.ts --requests 200000 --runs 50
+ *   npx tsx scripts/bench-participants.ts --no-seed                       # time an existing seed again
  *
  * The database is emptied first (a SQLite file is deleted; a MySQL database is dropped and
  * created again), migrated, then filled with multi-row INSERTs. Every request has a customer
@@ -25,17 +26,19 @@ interface Options {
   db: string;
   requests: number;
   runs: number;
+  seed: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { db: process.env.DATABASE_URL ?? 'sqlite:./data/bench-participants.db', requests: 1_000_000, runs: 30 };
+  const o: Options = { db: process.env.DATABASE_URL ?? 'sqlite:./data/bench-participants.db', requests: 1_000_000, runs: 30, seed: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--db') o.db = argv[++i] ?? o.db;
     else if (a === '--requests') o.requests = Number(argv[++i]);
     else if (a === '--runs') o.runs = Number(argv[++i]);
+    else if (a === '--no-seed') o.seed = false;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: tsx scripts/bench-participants.ts [--db URL] [--requests N] [--runs N]\n');
+      process.stdout.write('usage: tsx scripts/bench-participants.ts [--db URL] [--requests N] [--runs N] [--no-seed]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -141,9 +144,11 @@ async function time(store: SqlStore, label: string, q: RequestSearch, runs: numb
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  await reset(o);
-  await (await SqlStore.open(o.db)).close();
-  await seed(o);
+  if (o.seed) {
+    await reset(o);
+    await (await SqlStore.open(o.db)).close();
+    await seed(o);
+  }
   const store = await SqlStore.open(o.db);
   try {
     const deep = await store.searchRequests({ actors: ['exec-7'], limit: 50 });
@@ -155,6 +160,8 @@ async function main(): Promise<void> {
     await time(store, 'participant=mod-3 and status=waiting (1 in 50)', { actors: ['mod-3'], status: 'waiting', limit: 50 }, o.runs);
     await time(store, 'scoped, no read: actor cust-42 or role:triage (20,000 offered)', { actors: ['cust-42', 'role:triage'], limit: 50 }, o.runs);
     await time(store, 'participant=nobody (no rows)', { actors: ['nobody'], limit: 50 }, o.runs);
+    await time(store, 'GET /api/actions of cust-42 with role triage (offered rows)', { actors: ['cust-42', 'role:triage'], offered: true, limit: 50 }, o.runs);
+    await time(store, 'GET /api/actions of mod-3 (offered rows: none)', { actors: ['mod-3'], offered: true, limit: 50 }, o.runs);
   } finally {
     await store.close();
   }
