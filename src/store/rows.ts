@@ -76,7 +76,8 @@ export function toRequest(row: Record<string, unknown>): RequestRecord {
     ...(row.vars === null || row.vars === undefined ? {} : { vars: parse(row.vars) as Record<string, unknown> }),
     // Only an operator's resume sets a budget of its own; most records never carry the key.
     ...(row.max_steps === null || row.max_steps === undefined ? {} : { maxSteps: num(row.max_steps) }),
-    submittedBy: row.submitted_by === null || row.submitted_by === undefined ? null : String(row.submitted_by),
+    // Left out when unknown (a trigger's request, or one from before issue 12), as in a new record.
+    ...(row.submitted_by === null || row.submitted_by === undefined ? {} : { submittedBy: String(row.submitted_by) }),
   };
   // Only traced requests carry the key, so untraced records look as they always did.
   if (row.trace_context) r.traceContext = String(row.trace_context);
