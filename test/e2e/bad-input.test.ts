@@ -120,7 +120,8 @@ const CASES: BadCase[] = [
   { name: 'a malformed Authorization header (Basic)', as: null, call: { body: { name: 'x' }, headers: { authorization: 'Basic dXNlcjpwYXNz' } }, status: 401, code: ErrorCodes.UNAUTHORIZED, says: 'Bearer' },
   { name: 'a malformed Authorization header (Bearer without a key)', as: null, call: { body: { name: 'x' }, headers: { authorization: 'Bearer ' } }, status: 401, code: ErrorCodes.UNAUTHORIZED },
   { name: 'a read-only key submitting', as: 'read', call: { body: { name: 'x' } }, status: 403, code: ErrorCodes.FORBIDDEN, says: 'submit' },
-  { name: 'a submit-only key reading a request', as: 'submit', method: 'GET', path: `/api/requests/${A_REQUEST_ID}`, status: 403, code: ErrorCodes.FORBIDDEN, says: 'read' },
+  // Without `read`, a request the key takes no part in is not found (issue 12: ids do not leak).
+  { name: 'a submit-only key reading a request (unknown, or one it takes no part in: the same answer)', as: 'submit', method: 'GET', path: `/api/requests/${A_REQUEST_ID}`, status: 404, code: ErrorCodes.UNKNOWN_REQUEST, says: 'unknown request' },
   { name: 'a submit-only key listing pipelines', as: 'submit', method: 'GET', path: '/api/pipelines', status: 403, code: ErrorCodes.FORBIDDEN, says: 'read' },
   // Query and headers.
   { name: '?wait=abc', path: `${SUBMIT}?wait=abc`, call: { body: { name: 'x' } }, status: 400, code: ErrorCodes.BAD_PARAM, says: 'wait' },

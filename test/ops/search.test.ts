@@ -199,9 +199,12 @@ function searchSuite(dialect: 'sqlite' | 'mysql'): void {
       expect(await t.countRows()).to.deep.equal(before);
     });
 
-    it('needs the read role', async () => {
+    it('lists everything with the read role, only the caller\'s own requests without it (none here); the step search needs read', async () => {
       expect((await requests({}, t.keys.read)).status).to.equal(200);
-      expect((await requests({}, t.keys.submit)).status).to.equal(403);
+      const own = await requests({}, t.keys.submit);
+      expect(own.status).to.equal(200);
+      expect(own.body.items).to.deep.equal([]);
+      expect((await t.api('GET', '/api/steps', { key: t.keys.submit })).status).to.equal(403);
       expect((await t.api('GET', '/api/steps', { key: null })).status).to.equal(401);
     });
   });
