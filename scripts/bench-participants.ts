@@ -157,7 +157,8 @@ async function main(): Promise<void> {
     await time(store, 'participant=exec-7 (about 500), first page of 50', { actors: ['exec-7'], limit: 50 }, o.runs);
     await time(store, 'participant=exec-7, second page (cursor)', { actors: ['exec-7'], limit: 50, after: page2 }, o.runs);
     await time(store, 'participant=mod-3 (about 50,000), first page of 50', { actors: ['mod-3'], limit: 50 }, o.runs);
-    await time(store, 'participant=mod-3 and status=waiting (1 in 50)', { actors: ['mod-3'], status: 'waiting', limit: 50 }, o.runs);
+    // A filter the index does not cover, that none of a heavy participant's rows pass: the worst case (few runs).
+    await time(store, 'participant=mod-3 and status=waiting (none of its 50,000)', { actors: ['mod-3'], status: 'waiting', limit: 50 }, Math.min(o.runs, 3));
     await time(store, 'scoped, no read: actor cust-42 or role:triage (20,000 offered)', { actors: ['cust-42', 'role:triage'], limit: 50 }, o.runs);
     await time(store, 'participant=nobody (no rows)', { actors: ['nobody'], limit: 50 }, o.runs);
     await time(store, 'GET /api/actions of cust-42 with role triage (offered rows)', { actors: ['cust-42', 'role:triage'], offered: true, limit: 50 }, o.runs);
