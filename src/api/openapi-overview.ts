@@ -28,8 +28,8 @@ export function overviewOpenApi(h: OpenApiHelpers): { schemas: Record<string, Sc
       slowSteps: { type: 'array', items: h.obj({ pipeline: str, stepId: str, count: int, p50Ms: int, p95Ms: int, maxMs: int }) },
     }),
     Me: h.obj({
-      name: str, roles: { type: 'array', items: str },
-      may: h.obj({ submit: { type: 'boolean' }, read: { type: 'boolean' }, operate: { type: 'boolean' }, admin: { type: 'boolean' } }),
+      name: str, actor: str, actorName: { anyOf: [str, { type: 'null' }] }, via: str, roles: { type: 'array', items: str },
+      may: h.obj({ submit: { type: 'boolean' }, read: { type: 'boolean' }, operate: { type: 'boolean' }, admin: { type: 'boolean' }, delegate: { type: 'boolean' } }),
     }),
   };
   const paths = {

@@ -16,7 +16,7 @@ import { overviewView } from './overview-view';
 /** What a principal's roles allow (admin implies all; operate implies read). */
 export function allowedOf(p: Principal): Record<(typeof ROLES)[number], boolean> {
   const has = (r: string): boolean => p.roles.has('admin') || p.roles.has(r);
-  return { submit: has('submit'), read: has('read') || has('operate'), operate: has('operate'), admin: has('admin') };
+  return { submit: has('submit'), read: has('read') || has('operate'), operate: has('operate'), admin: has('admin'), delegate: has('delegate') };
 }
 
 /** Mounts `/me`, `/overview` and `/live` (streams end when the engine stops accepting work). */
@@ -24,7 +24,7 @@ export function mountOverviewRoutes(api: Router, engine: Engine): void {
   const hub = new LiveHub(engine);
   api.get('/me', (ctx) => {
     const p = ctx.state.principal as Principal;
-    ctx.body = { name: p.name, roles: [...p.roles].sort(), may: allowedOf(p) };
+    ctx.body = { name: p.name, actor: p.actor, actorName: p.actorName, via: p.via, roles: [...p.roles].sort(), may: allowedOf(p) };
   });
   api.get('/overview', requireRole('read'), async (ctx) => {
     ctx.body = overviewView(engine, await engine.store.overview(Date.now()));

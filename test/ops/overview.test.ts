@@ -116,8 +116,10 @@ for (const target of ['sqlite', 'mariadb'] as const) {
     });
 
     it('tells the caller its roles, for the buttons the dashboard may show', async () => {
-      expect((await t.api('GET', '/api/me', { key: t.keys.read })).body).to.deep.equal({ name: 'env#3', roles: ['read'], may: { submit: false, read: true, operate: false, admin: false } });
-      expect((await t.api<{ may: object }>('GET', '/api/me', { key: t.keys.admin })).body.may).to.deep.equal({ submit: true, read: true, operate: true, admin: true });
+      expect((await t.api('GET', '/api/me', { key: t.keys.read })).body).to.deep.equal({
+        name: 'env#3', actor: 'env#3', actorName: null, via: 'key:env#3', roles: ['read'], may: { submit: false, read: true, operate: false, admin: false, delegate: false },
+      });
+      expect((await t.api<{ may: object }>('GET', '/api/me', { key: t.keys.admin })).body.may).to.deep.equal({ submit: true, read: true, operate: true, admin: true, delegate: true });
     });
   });
 }
