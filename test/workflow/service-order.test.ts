@@ -186,7 +186,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(lastPush(code)).to.deep.include({ title: 'Чистый город', body: `Заказ #${code} выполнен, пожалуйста, оцените`, to: [USERS.customer] });
     // The customer's SMS shows the order as it is now: done and paid (vars), not as submitted.
     expect(sms(code).map((m) => [m.to, m.body])).to.deep.equal([[['+7 900 000-00-01'], `Заказ #${code}: Выполнен. Оплачен: да.`]]);
-    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.ivan });
+    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.ivan, hidden_customer_contact: false });
     await take(id, 'rate', CUSTOMER);
     await c.waitingAt(id, 'stateDone');
     await take(id, 'rate', EXEC_IVAN);
@@ -413,7 +413,7 @@ describe('seed 003: the service order process end to end', function () {
     const done = await c.waitingAt(id, 'stateDone');
     expect(done.context['stateDone-confirmPayExecutorWithoutPayment']).to.deep.equal({ operation: 'confirmPayExecutorWithoutPayment', executor: USERS.petr, amount: 1500 });
     expect(done.context['stateDone-confirmPay']).to.equal(undefined);
-    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.petr, executor_payed: true });
+    expect(done.vars).to.deep.equal({ status: { id: 'DONE', title: 'Выполнен' }, payed: true, executor: USERS.petr, hidden_customer_contact: false, executor_payed: true });
     expect(sms(code).map((m) => m.body)).to.deep.equal([`Заказ #${code}: Выполнен. Оплачен: да.`]);
     // The payment provider never heard of this order.
     expect(pay.state.transactions.length).to.equal(transactions);
