@@ -120,9 +120,11 @@ async function login(event) {
 function show() {
   document.getElementById('login').hidden = true;
   document.getElementById('app').hidden = false;
-  if (window.ConveyorLive) window.ConveyorLive.start(() => sessionStorage.getItem(KEY) || '');
   void window.ConveyorRoles.load().finally(() => {
-    if (!window.location.hash) window.location.hash = '#/overview';
+    // The live stream needs `read`; a person without it polls its own tasks instead.
+    if (window.ConveyorLive && window.ConveyorRoles.may('read')) window.ConveyorLive.start(() => sessionStorage.getItem(KEY) || '');
+    // A person without `read` (a customer's token) starts on the work offered to them.
+    if (!window.location.hash) window.location.hash = window.ConveyorRoles.may('read') ? '#/overview' : '#/tasks';
     else void route();
   });
 }

@@ -1,4 +1,4 @@
-/* global window, h, api, setView, flash, stamp, schedule, renderSeq */
+/* global window, setTimeout, clearTimeout, h, api, setView, flash, stamp, renderSeq, pollTimer: writable, POLL_MS */
 /**
  * "My tasks" (#/tasks): the actions the signed-in actor may take now, across requests, from
  * `GET /api/actions`. A customer, an executor or a moderator signed in with a token (or a
@@ -43,7 +43,9 @@ window.tasksView = async function tasksView(seq) {
       h('div', { className: 'actions' }, items.map((i) => taskCard(i, refresh))))) : [h('p', { className: 'muted', id: 'no-tasks' }, 'Nothing to do: no action is offered to you now.')]));
     list.dataset.loaded = String(page.items.length);
     stamp();
-    schedule(() => void refresh().catch(() => {}));
+    // Polled, not woken by the live stream: that stream needs `read`, and tasks are per actor.
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(() => void refresh().catch(() => {}), POLL_MS);
   };
   await refresh();
 };

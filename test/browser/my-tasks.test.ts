@@ -79,10 +79,9 @@ describe('dashboard "My tasks" in Chromium: a customer, an executor and a modera
     await page.goto(`${t.url}/`);
     await page.fill('#login-key', tokens[who]!);
     await page.click('#login-form button[type=submit]');
-    await page.locator('#app').waitFor();
-    await page.goto(`${t.url}/#/tasks`);
-    await page.reload();
+    // Without `read`, the dashboard opens on "My tasks".
     await page.locator('#task-list[data-loaded]').waitFor();
+    expect(new URL(page.url()).hash).to.equal('#/tasks');
     return page;
   }
   const codesOn = (page: Page): Promise<string[]> => page.locator(`#task-list [data-id="${orderId}"] .task`).evaluateAll((els) => els.map((e) => e.getAttribute('data-code')!));
@@ -110,7 +109,10 @@ describe('dashboard "My tasks" in Chromium: a customer, an executor and a modera
       expect(await codesOn(b)).to.deep.equal(['action1']);
       await a.click(`#task-list [data-id="${orderId}"] .task[data-code=action1] button`);
       await requestClient(t).waitingAt(orderId, 'state4');
-      await a.waitForFunction((id) => [...document.querySelectorAll(`#task-list [data-id="${id}"] .task`)].map((e) => e.getAttribute('data-code')).join() === 'action1,action2,action2_chat', orderId, { timeout: 15_000 });
+      await a.waitForFunction((id) => [...document.querySelectorAll(`#task-list [data-id="${id}"] .task`)].map((e) => e.getAttribute('data-code')).join() === 'action1,action2,action2_chat', orderId, { timeout: 30_000 })
+        .catch(async (err: unknown) => {
+          throw new Error(`exec-a's tasks: ${JSON.stringify(await codesOn(a))}; flash: ${await a.locator('#flash').innerText()}; ${String(err)}`);
+        });
       await a.screenshot({ path: path.join(ARTIFACTS, 'tasks-02-executor.png'), fullPage: true });
       await b.reload();
       await b.locator('#task-list[data-loaded]').waitFor();
