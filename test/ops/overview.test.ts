@@ -92,7 +92,8 @@ for (const target of ['sqlite', 'mariadb'] as const) {
       const runs = await t.engine.store.query<{ id: string }>("SELECT id FROM step_runs WHERE step_id = 'ship-standard' AND duration_ms IS NOT NULL ORDER BY id", []);
       expect(runs.length).to.equal(mix.standard.length + mix.flaky.length + mix.test.length);
       const durations = [900, 100, 500, 300, 700];
-      for (const [i, r] of runs.entries()) await t.engine.store.query('UPDATE step_runs SET duration_ms = ? WHERE id = ?', [durations[i], r.id]);
+      // The start moves back with the duration, so each row stays truthful (durationMs = finishedAt - startedAt).
+      for (const [i, r] of runs.entries()) await t.engine.store.query('UPDATE step_runs SET duration_ms = ?, started_at = finished_at - ? WHERE id = ?', [durations[i], durations[i], r.id]);
       const { body } = await t.api<OverviewView>('GET', '/api/overview', { key: t.keys.read });
       expect(body.slowSteps[0]).to.deep.equal({ pipeline: 'orders', stepId: 'ship-standard', count: 5, p50Ms: 500, p95Ms: 900, maxMs: 900 });
       for (const s of body.slowSteps) expect(s.p50Ms).to.be.at.most(s.p95Ms).and.at.most(s.maxMs);
