@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Ensures a MariaDB and a Redis for the tests, then writes their URLs to .tmp/services.env
-# (read by test/support/services.ts) and prints them.
+# Ensures a MariaDB, a Redis, a RabbitMQ and a NATS server with JetStream for the tests, then
+# writes their URLs to .tmp/services.env (read by test/support/services.ts) and prints them.
 #
 #   bash scripts/services.sh                  # reuse or start the services
 #   bash scripts/services.sh --with-chromium  # also install Debian's chromium (browser tests)
 #   bash scripts/services.sh --stop           # stop the instances this script started
 #
-# Idempotent. Servers already answering on 127.0.0.1:3306 (root, no password) and
-# 127.0.0.1:6379 are used as they are. Otherwise, on a bare Debian machine (root, no
-# systemd), the packages are installed where missing and this script starts its own
-# instances, without systemd, on their own ports (MariaDB 3307, Redis 6380), with their data
+# Idempotent. Servers already answering on 127.0.0.1:3306 (root, no password),
+# 127.0.0.1:6379, 127.0.0.1:5672 (AMQP, guest/guest) and 127.0.0.1:4222 (NATS with JetStream)
+# are used as they are. Otherwise, on a bare Debian machine (root, no systemd), the packages
+# (mariadb-server, redis-server, rabbitmq-server, nats-server) are installed where missing and
+# this script starts its own instances, without systemd, on their own ports (MariaDB 3307,
+# Redis 6380, RabbitMQ 5673, NATS 4223), with their data
 # under $CONVEYOR_SERVICES_DIR (default: $TMPDIR/conveyor-services, shared by every clone so
 # a second run finds the instances of the first).
 #
@@ -17,6 +19,8 @@
 #   CONVEYOR_SERVICES_DIR   state dir for the instances this script starts
 #   CONVEYOR_MYSQL_PORT     port of its own MariaDB (default 3307)
 #   CONVEYOR_REDIS_PORT     port of its own Redis (default 6380)
+#   CONVEYOR_AMQP_PORT      port of its own RabbitMQ (default 5673; distribution port +20000)
+#   CONVEYOR_NATS_PORT      port of its own NATS server (default 4223)
 #   CONVEYOR_SERVICES_OWN=1 skip the system servers on 3306/6379, always use its own
 #   CONVEYOR_SERVICES_WAIT  seconds to wait for a server to answer (default 60)
 set -euo pipefail
@@ -26,6 +30,8 @@ ENV_FILE="$ROOT/.tmp/services.env"
 STATE_DIR=${CONVEYOR_SERVICES_DIR:-${TMPDIR:-/tmp}/conveyor-services}
 OWN_MYSQL_PORT=${CONVEYOR_MYSQL_PORT:-3307}
 OWN_REDIS_PORT=${CONVEYOR_REDIS_PORT:-6380}
+OWN_AMQP_PORT=${CONVEYOR_AMQP_PORT:-5673}
+OWN_NATS_PORT=${CONVEYOR_NATS_PORT:-4223}
 WAIT_SECONDS=${CONVEYOR_SERVICES_WAIT:-60}
 HOST=127.0.0.1
 DB=test
@@ -217,6 +223,95 @@ ensure_redis() {
   fi
 }
 
+# --- RabbitMQ -----------------------------------------------------------------------------
+
+AMQP_STATE="$STATE_DIR/rabbitmq"
+
+# Sends the AMQP 0-9-1 protocol header and expects a frame back (Connection.Start is a method
+# frame, type 1): needs no client, and fails on anything that is not an AMQP server.
+amqp_ping() {
+  local port=$1 reply=''
+  exec {fd}<>"/dev/tcp/$HOST/$port" || return 1
+  printf 'AMQP\x00\x00\x09\x01' >&"$fd"
+  reply=$(timeout 3 head -c 1 <&"$fd" | od -An -tx1 | tr -d ' \n') || true
+  exec {fd}>&-
+  [[ $reply == 01 ]]
+}
+
+start_own_rabbitmq() {
+  [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || have rabbitmq-server || apt_install rabbitmq-server
+  local server=/usr/lib/rabbitmq/bin/rabbitmq-server
+  [[ -x $server ]] || server=$(command -v rabbitmq-server)
+  mkdir -p "$AMQP_STATE/mnesia" "$AMQP_STATE/log"
+  # Debian's wrapper switches to the rabbitmq user; the state dir must be theirs then.
+  if id rabbitmq >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then chown -R rabbitmq: "$AMQP_STATE"; fi
+  printf 'listeners.tcp.local = %s:%s\nloopback_users.guest = true\n' "$HOST" "$OWN_AMQP_PORT" >"$AMQP_STATE/rabbitmq.conf"
+  log "starting RabbitMQ on $HOST:$OWN_AMQP_PORT"
+  # -detached: the node outlives this script, as the other services do; no systemd needed.
+  env RABBITMQ_NODENAME="conveyor-$OWN_AMQP_PORT@localhost" RABBITMQ_NODE_IP_ADDRESS="$HOST" \
+    RABBITMQ_NODE_PORT="$OWN_AMQP_PORT" RABBITMQ_DIST_PORT=$((OWN_AMQP_PORT + 20000)) \
+    RABBITMQ_CONFIG_FILE="$AMQP_STATE/rabbitmq.conf" RABBITMQ_MNESIA_BASE="$AMQP_STATE/mnesia" \
+    RABBITMQ_LOG_BASE="$AMQP_STATE/log" RABBITMQ_PID_FILE="$AMQP_STATE/rabbitmq.pid" \
+    ERL_EPMD_ADDRESS="$HOST" setsid nohup "$server" >"$AMQP_STATE/start.log" 2>&1 </dev/null &
+  if ! WAIT_SECONDS=$((WAIT_SECONDS * 2)) wait_for amqp_ping "$OWN_AMQP_PORT"; then
+    tail -n 20 "$AMQP_STATE/start.log" >&2 2>/dev/null || true
+    die "RabbitMQ did not answer on $HOST:$OWN_AMQP_PORT; logs: $AMQP_STATE/log"
+  fi
+}
+
+ensure_rabbitmq() {
+  if [[ ${CONVEYOR_SERVICES_OWN:-0} != 1 ]] && amqp_ping 5672 2>/dev/null; then
+    AMQP_PORT=5672
+    log "using the RabbitMQ already on $HOST:5672"
+  elif amqp_ping "$OWN_AMQP_PORT" 2>/dev/null; then
+    AMQP_PORT=$OWN_AMQP_PORT
+    log "using the RabbitMQ already on $HOST:$OWN_AMQP_PORT"
+  else
+    start_own_rabbitmq
+    AMQP_PORT=$OWN_AMQP_PORT
+  fi
+}
+
+# --- NATS (JetStream) ---------------------------------------------------------------------
+
+NATS_STATE="$STATE_DIR/nats"
+
+# A NATS server greets with an INFO line; JetStream must be on ("jetstream":true).
+nats_ping() {
+  local port=$1 reply=''
+  exec {fd}<>"/dev/tcp/$HOST/$port" || return 1
+  IFS= read -r -t 3 reply <&"$fd" || true
+  exec {fd}>&-
+  [[ $reply == INFO* && $reply == *'"jetstream":true'* ]]
+}
+
+start_own_nats() {
+  have nats-server || [[ -x /usr/sbin/nats-server ]] || apt_install nats-server
+  local server
+  server=$(command -v nats-server || echo /usr/sbin/nats-server)
+  mkdir -p "$NATS_STATE/data"
+  log "starting NATS (JetStream) on $HOST:$OWN_NATS_PORT"
+  setsid nohup "$server" -a "$HOST" -p "$OWN_NATS_PORT" -js -sd "$NATS_STATE/data" \
+    -P "$NATS_STATE/nats.pid" -l "$NATS_STATE/nats.log" >/dev/null 2>&1 </dev/null &
+  if ! wait_for nats_ping "$OWN_NATS_PORT"; then
+    tail -n 20 "$NATS_STATE/nats.log" >&2 2>/dev/null || true
+    die "NATS did not answer on $HOST:$OWN_NATS_PORT with JetStream; log: $NATS_STATE/nats.log"
+  fi
+}
+
+ensure_nats() {
+  if [[ ${CONVEYOR_SERVICES_OWN:-0} != 1 ]] && nats_ping 4222 2>/dev/null; then
+    NATS_PORT=4222
+    log "using the NATS server (JetStream) already on $HOST:4222"
+  elif nats_ping "$OWN_NATS_PORT" 2>/dev/null; then
+    NATS_PORT=$OWN_NATS_PORT
+    log "using the NATS server (JetStream) already on $HOST:$OWN_NATS_PORT"
+  else
+    start_own_nats
+    NATS_PORT=$OWN_NATS_PORT
+  fi
+}
+
 # --- stop ---------------------------------------------------------------------------------
 
 stop_pidfile() {
@@ -236,6 +331,8 @@ stop_pidfile() {
 if [[ $STOP -eq 1 ]]; then
   stop_pidfile MariaDB "$MYSQL_PID"
   stop_pidfile Redis "$REDIS_STATE/redis.pid"
+  stop_pidfile RabbitMQ "$AMQP_STATE/rabbitmq.pid"
+  stop_pidfile NATS "$NATS_STATE/nats.pid"
   exit 0
 fi
 
@@ -243,6 +340,8 @@ fi
 
 ensure_mysql
 ensure_redis
+ensure_rabbitmq
+ensure_nats
 
 CHROMIUM_LINE=''
 if [[ $WITH_CHROMIUM -eq 1 ]]; then
@@ -256,6 +355,8 @@ mkdir -p "$(dirname "$ENV_FILE")"
 {
   echo "TEST_MYSQL_URL=mysql://root@$HOST:$MYSQL_PORT/$DB"
   echo "TEST_REDIS_URL=redis://$HOST:$REDIS_PORT"
+  echo "TEST_AMQP_URL=amqp://guest:guest@$HOST:$AMQP_PORT"
+  echo "TEST_NATS_URL=nats://$HOST:$NATS_PORT"
   [[ -z $CHROMIUM_LINE ]] || echo "$CHROMIUM_LINE"
 } >"$ENV_FILE.new"
 mv "$ENV_FILE.new" "$ENV_FILE"

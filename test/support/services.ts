@@ -1,17 +1,22 @@
 /**
- * Where the test MariaDB and Redis live.
+ * Where the test MariaDB, Redis, RabbitMQ and NATS (JetStream) live.
  *
- * Lookup order for each URL: the environment (`TEST_MYSQL_URL`, `TEST_REDIS_URL`), then
+ * Lookup order for each URL: the environment (`TEST_MYSQL_URL`, `TEST_REDIS_URL`,
+ * `TEST_AMQP_URL`, `TEST_NATS_URL`), then
  * `.tmp/services.env` as written by `scripts/services.sh`, then the local defaults. An
  * empty value (`TEST_MYSQL_URL=`) means "not available on this machine".
  *
- * Tests that need a service call {@link requireMysql} / {@link requireRedis} in a `before`
+ * Tests that need a service call {@link requireMysql} / {@link requireRedis} /
+ * {@link requireAmqp} / {@link requireNats} in a `before`
  * hook: these fail loudly instead of skipping, so a missing service is never mistaken for a
  * passing suite.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { connect as amqpConnect } from 'amqplib';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { createConnection } from 'mysql2/promise';
 
 /** Default MariaDB URL when neither the environment nor `.tmp/services.env` names one. */
@@ -19,13 +24,18 @@ export const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/test';
 /** Default Redis URL when neither the environment nor `.tmp/services.env` names one. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/** Default RabbitMQ URL when neither the environment nor `.tmp/services.env` names one. */
+export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
+/** Default NATS URL when neither the environment nor `.tmp/services.env` names one. */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+
 /** The file `scripts/services.sh` writes its connection settings to. */
 export const SERVICES_ENV_FILE = path.resolve(__dirname, '..', '..', '.tmp', 'services.env');
 
 const CONNECT_TIMEOUT_MS = 3000;
 const HINT = 'Start the test services with `bash scripts/services.sh` (it writes .tmp/services.env).';
 
-type ServiceKey = 'TEST_MYSQL_URL' | 'TEST_REDIS_URL';
+type ServiceKey = 'TEST_MYSQL_URL' | 'TEST_REDIS_URL' | 'TEST_AMQP_URL' | 'TEST_NATS_URL';
 
 /** The MariaDB/MySQL URL for tests, or `undefined` when explicitly disabled. */
 export function mysqlUrl(): string | undefined {
@@ -37,8 +47,20 @@ export function redisUrl(): string | undefined {
   return resolveUrl('TEST_REDIS_URL', DEFAULT_REDIS_URL);
 }
 
+/** The RabbitMQ URL for tests, or `undefined` when explicitly disabled. */
+export function amqpUrl(): string | undefined {
+  return resolveUrl('TEST_AMQP_URL', DEFAULT_AMQP_URL);
+}
+
+/** The NATS URL for tests, or `undefined` when explicitly disabled. */
+export function natsUrl(): string | undefined {
+  return resolveUrl('TEST_NATS_URL', DEFAULT_NATS_URL);
+}
+
 let mysqlCheck: Promise<string> | undefined;
 let redisCheck: Promise<string> | undefined;
+let amqpCheck: Promise<string> | undefined;
+let natsCheck: Promise<string> | undefined;
 
 /**
  * Resolves to the MariaDB URL once a connection and a `SELECT 1` have succeeded; rejects with
@@ -57,6 +79,38 @@ export function requireMysql(): Promise<string> {
 export function requireRedis(): Promise<string> {
   redisCheck ??= checkRedis();
   return redisCheck;
+}
+
+/** Resolves to the RabbitMQ URL once a connection opened (guest/guest); rejects with a hint otherwise. */
+export function requireAmqp(): Promise<string> {
+  amqpCheck ??= checkService('RabbitMQ', amqpUrl(), async (url) => {
+    const connection = await amqpConnect(url, { timeout: CONNECT_TIMEOUT_MS });
+    await connection.close();
+  });
+  return amqpCheck;
+}
+
+/** Resolves to the NATS URL once the server answered with JetStream enabled; rejects with a hint otherwise. */
+export function requireNats(): Promise<string> {
+  natsCheck ??= checkService('NATS (JetStream)', natsUrl(), async (url) => {
+    const nc = await natsConnect({ servers: url, timeout: CONNECT_TIMEOUT_MS, reconnect: false });
+    try {
+      await (await jetstreamManager(nc)).getAccountInfo();
+    } finally {
+      await nc.close();
+    }
+  });
+  return natsCheck;
+}
+
+async function checkService(service: string, url: string | undefined, probe: (url: string) => Promise<void>): Promise<string> {
+  if (url === undefined) throw unavailable(service, url);
+  try {
+    await probe(url);
+  } catch (error) {
+    throw unavailable(service, url, error);
+  }
+  return url;
 }
 
 function resolveUrl(key: ServiceKey, fallback: string): string | undefined {
@@ -88,31 +142,19 @@ function unavailable(service: string, url: string | undefined, cause?: unknown):
   return new Error(`${service} is required by this test, but ${problem}${reason}. ${HINT}`, { cause });
 }
 
-async function checkMysql(): Promise<string> {
-  const url = mysqlUrl();
-  if (url === undefined) throw unavailable('MariaDB', url);
-  try {
+function checkMysql(): Promise<string> {
+  return checkService('MariaDB', mysqlUrl(), async (url) => {
     const connection = await createConnection({ uri: url, connectTimeout: CONNECT_TIMEOUT_MS });
     try {
       await connection.query('SELECT 1');
     } finally {
       await connection.end();
     }
-  } catch (error) {
-    throw unavailable('MariaDB', url, error);
-  }
-  return url;
+  });
 }
 
-async function checkRedis(): Promise<string> {
-  const url = redisUrl();
-  if (url === undefined) throw unavailable('Redis', url);
-  try {
-    await pingRedis(new URL(url));
-  } catch (error) {
-    throw unavailable('Redis', url, error);
-  }
-  return url;
+function checkRedis(): Promise<string> {
+  return checkService('Redis', redisUrl(), (url) => pingRedis(new URL(url)));
 }
 
 /** Sends an inline `PING` and expects `+PONG`; no Redis client needed. */
