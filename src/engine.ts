@@ -24,6 +24,8 @@ import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { EventTransport, ModuleHost } from './transports/event';
 import { randomBytes } from 'node:crypto';
+import { BrokerPool } from './brokers/pool';
+import { SourceRunner, type SourceRunnerOptions } from './sources/runner';
 import type { BusEvents } from './bus/bus';
 import { HttpTransport, type CallbackConfig } from './transports/http';
 import { checkOutboundUrl, parseOutboundAllow, type OutboundPolicy } from './transports/outbound';
@@ -53,6 +55,8 @@ export interface EngineOptions {
   intake?: IntakeOptions;
   /** Where outbound HTTP may go: host patterns and CIDRs, comma-separated. @default process.env.CONVEYOR_OUTBOUND_ALLOW */
   outboundAllow?: string;
+  /** Broker source timings (tests shorten them). */
+  sources?: SourceRunnerOptions;
 }
 
 /** Which parts this process runs. */
@@ -122,6 +126,10 @@ export class Engine {
   readonly supervisor: Supervisor;
   readonly committer: GroupCommitter;
   readonly hub: QueueHub | undefined;
+  /** Broker connections (publish steps and sources), one per URL, closed at stop. */
+  readonly brokers: BrokerPool;
+  /** The pipelines' broker sources, run by engine processes. */
+  readonly sources: SourceRunner;
   private readonly moduleHost: ModuleHost;
   /** Seed 000 §7: alerts the administrator (webhook and/or module) when a request stops on an error. */
   private readonly adminNotifier: AdminNotifier;
@@ -146,7 +154,8 @@ export class Engine {
     this.http = new HttpTransport(this.bus, callbacks, outbound);
     this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
-    const dispatcher = new Dispatcher(this.bus, registry, transports, logger);
+    this.brokers = new BrokerPool(logger);
+    const dispatcher = new Dispatcher(this.bus, registry, transports, logger, this.brokers);
     this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl, outbound });
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
@@ -160,6 +169,7 @@ export class Engine {
       })
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { ...opts.intake, callbacks: { outbound, ...opts.intake?.callbacks } });
+    this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
   }
 
@@ -217,6 +227,7 @@ export class Engine {
       this.retention.start();
     }
     await this.intake.start();
+    this.sources.start();
     if (this.hub) {
       // Any engine takes any start and any result; commits are guarded, so they never race.
       void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.startRequest((job.data as { requestId: string }).requestId));
@@ -247,6 +258,8 @@ export class Engine {
     while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
     const handedBack = this.supervisor.inFlightIds();
     this.retention?.stop();
+    // Messages already taken are stored and acknowledged before intake stops.
+    await this.sources.stop();
     await this.intake.stop();
     await this.supervisor.stop();
     await this.adminNotifier.stop();
@@ -257,6 +270,7 @@ export class Engine {
     this.moduleHost.stop();
     await this.worker?.stop();
     await this.hub?.close();
+    await this.brokers.close();
     await this.committer.drain();
     await this.http.close();
     this.bus.removeAll();

@@ -59,6 +59,8 @@ export const ErrorCodes = {
   INVALID_MODULE: 'CONVEYOR_ERR_INVALID_MODULE',
   // step execution
   MODULE_FAILED: 'CONVEYOR_ERR_MODULE_FAILED',
+  /** A publish step's message was not confirmed by the broker (unreachable, refused, unroutable, no ack in time). */
+  PUBLISH_FAILED: 'CONVEYOR_ERR_PUBLISH_FAILED',
   NON_RETRYABLE: 'CONVEYOR_ERR_NON_RETRYABLE',
   TIMEOUT: 'CONVEYOR_ERR_TIMEOUT',
   HTTP_STATUS: 'CONVEYOR_ERR_HTTP_STATUS',

@@ -22,6 +22,16 @@ const REQUEST_STATUS: Schema = { type: 'string', enum: ['buffered', 'running', '
 const RUN_STATUS: Schema = { type: 'string', enum: ['pending', 'dispatched', 'waiting', 'completed', 'failed', 'cancelled'] };
 
 const schemas: Record<string, Schema> = {
+  Source: obj(
+    {
+      pipeline: str, name: str, kind: { type: 'string', enum: ['amqp', 'nats'] }, url: { type: 'string', description: 'Password masked.' },
+      queue: str, stream: str, subject: str, durable: str, prefetch: int, maxBuffered: int,
+      state: { type: 'string', enum: ['connecting', 'consuming', 'paused', 'reconnecting', 'stopped', 'not-running-here'], description: '`paused`: the backlog is over maxBuffered.' },
+      stored: int, duplicates: int, rejected: int, inFlight: int, backlog: nullable(int), lastError: nullable(str),
+    },
+    ['pipeline', 'name', 'kind', 'url', 'prefetch', 'maxBuffered', 'state', 'stored', 'duplicates', 'rejected', 'inFlight', 'backlog', 'lastError'],
+  ),
+  IntakeReject: obj({ id: str, pipeline: str, source: str, messageId: nullable(str), code: str, reason: str, at: time }),
   Error: obj({ error: obj({ code: str, message: str, details: {} }, ['code', 'message']) }),
   RequestError: obj({ stepId: str, runId: str, attempt: int, code: str, message: str, details: {} }, ['stepId', 'code', 'message']),
   Accepted: obj({ id: str, status: REQUEST_STATUS, links: obj({ self: str, steps: str }) }),
@@ -353,6 +363,22 @@ const paths: Record<string, Record<string, unknown>> = {
       tags: ['pipelines'],
       ...secured('read'),
       responses: { 200: json(page('PipelineSummary'), 'Every pipeline'), ...COMMON },
+    },
+  },
+  '/api/sources': {
+    get: {
+      summary: "Broker sources (state in this process, counts since it started) and the latest messages they dead-lettered",
+      tags: ['pipelines'],
+      ...secured('read'),
+      parameters: [
+        query('pipeline', str, 'Only this pipeline'),
+        query('limit', { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT }, 'How many rejects'),
+      ],
+      responses: {
+        200: json(obj({ sources: { type: 'array', items: ref('Source') }, rejects: { type: 'array', items: ref('IntakeReject') } }), 'Sources and rejects'),
+        400: error('A bad query parameter'),
+        ...COMMON,
+      },
     },
   },
   '/api/pipelines/{id}': {

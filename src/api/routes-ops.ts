@@ -11,6 +11,7 @@ import { authMiddleware, requireRole, type KeyRing, type Principal } from './aut
 import { mountPeopleRoutes, requestScope, stepSearchViews } from './routes-people';
 import { buildOpenApi } from './openapi';
 import { encodeCursor, QueryReader } from './search-params';
+import { mountSourceRoutes } from './routes-sources';
 
 /** The routers `createApp` builds: the open one, and `/api` behind `authMiddleware`. */
 export interface OpsMount {
@@ -111,5 +112,6 @@ export function mountOpsRoutes(m: OpsMount): void {
   mountPeopleRoutes(m);
   mountHealthRoutes(m);
   mountOpenApiRoute(m);
+  mountSourceRoutes(m.api, m.engine);
   mountDashboardRoutes(m.router);
 }

@@ -8,6 +8,8 @@ import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { envSecrets, hasTemplates, maskedSecrets, nullMarkers, renderValue } from '../templates/render';
 import { stepTraceparent } from '../tracing/spans';
 import type { StepTransport } from '../transports/types';
+import type { BrokerPool } from '../brokers/pool';
+import { DEFAULT_PUBLISH_TIMEOUT_MS, publishTarget, renderPublish, runPublish } from '../brokers/publish-step';
 
 /** The default per-attempt time limit when neither step, module nor pipeline sets one. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -43,6 +45,8 @@ export class Dispatcher {
     private readonly registry: ModuleRegistry,
     private readonly transports: Partial<Record<Exclude<Transport, 'engine'>, StepTransport>>,
     private readonly logger: Logger,
+    /** Broker connections for `publish` steps. */
+    private readonly brokers?: BrokerPool,
   ) {}
 
   private moduleCall(step: CompiledStep): StepModuleCall | undefined {
@@ -71,6 +75,7 @@ export class Dispatcher {
 
   /** The per-attempt time limit of a step: the step's, else its module's, else the pipeline's, else 30 s. */
   timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
+    if (step.kind === 'publish') return step.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
     const call = this.moduleCall(step);
     if (!call) return DEFAULT_TIMEOUT_MS;
     return (step.kind === 'module' ? step.timeoutMs : undefined) ?? this.registry.get(call.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -78,6 +83,13 @@ export class Dispatcher {
 
   /** The params a run is logged with: rendered, but with every secret masked. */
   loggedParams(job: Pick<DispatchJob, 'step' | 'context' | 'override'>): unknown {
+    if (job.step.kind === 'publish') {
+      try {
+        return { ...publishTarget(job.step), ...renderPublish(job.step, job.context, maskedSecrets) };
+      } catch (err) {
+        return { template: job.step.body, error: (err as Error).message };
+      }
+    }
     const call = this.moduleCall(job.step);
     if (!call) return null;
     try {
@@ -110,6 +122,14 @@ export class Dispatcher {
           return this.done(job, started, { status: step.status, reason: step.reason ?? null });
         case 'delay':
           return this.done(job, started, { delayedMs: step.durationMs });
+        case 'publish': {
+          const message = { ...renderPublish(step, job.context, envSecrets), messageId: job.idempotencyKey, timeoutMs: this.timeoutOf(job.pipeline, step) };
+          void runPublish(this.brokers, step, message).then(
+            (output) => this.bus.emit('StepCompleted', { ...this.base(job, started), output }),
+            (err: unknown) => this.failed(job, started, err),
+          );
+          return;
+        }
         case 'loop': {
           const previous = Number((job.context[step.id] as { iteration?: unknown } | undefined)?.iteration ?? 0);
           return this.done(job, started, { iteration: previous + 1, max: step.max });
@@ -141,9 +161,13 @@ export class Dispatcher {
       if (job.request.traceContext) call.traceparent = stepTraceparent(job.request.traceContext, job.runId);
       transport.send(call, mod);
     } catch (err) {
-      const error = toStepError(err);
-      this.logger.warn('step dispatch failed', { requestId: job.request.id, stepId: step.id, code: error.code, message: error.message });
-      setImmediate(() => this.bus.emit('StepFailed', { ...this.base(job, started), error }));
+      this.failed(job, started, err);
     }
+  }
+
+  private failed(job: DispatchJob, started: number, err: unknown): void {
+    const error = toStepError(err);
+    this.logger.warn('step dispatch failed', { requestId: job.request.id, stepId: job.step.id, code: error.code, message: error.message });
+    setImmediate(() => this.bus.emit('StepFailed', { ...this.base(job, started), error }));
   }
 }

@@ -56,6 +56,7 @@ export class PipelineCatalog implements PipelineSource {
   }
 
   retryPolicy(pipeline: CompiledPipeline, step: CompiledStep): RetryPolicy {
+    if (step.kind === 'publish') return step.retry ?? pipeline.defaults.retry ?? DEFAULT_RETRY;
     if (step.kind !== 'module') return { ...DEFAULT_RETRY, attempts: 1 };
     return step.retry ?? this.registry.get(step.subsystem)?.retry ?? pipeline.defaults.retry ?? DEFAULT_RETRY;
   }

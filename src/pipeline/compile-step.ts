@@ -6,6 +6,7 @@
 import { describeValue } from '../conditions/compile';
 import { compileAssign } from './compile-assign';
 import type { StepEdges } from './compile-graph';
+import { compilePublishStep, PUBLISH_KEYS } from './compile-brokers';
 import { compileActionStep, compileDelayStep, compileLoopStep, compileWaitStep, KIND_KEYS } from './compile-kinds';
 import { checkObject, checkTargets, collectResults, compileConditions, type StepScope } from './compile-shared';
 import { checkDuration, checkKeys, checkString, compileRetry, isRecord, report } from './compile-values';
@@ -22,7 +23,7 @@ export const STEP_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 /** Context keys that are not steps (see DESIGN "Words"); `secrets` is the template namespace. */
 export const RESERVED_STEP_IDS: ReadonlySet<string> = new Set(['payload', 'request', 'vars', 'secrets']);
 
-const STEP_KINDS = ['module', 'setData', 'stop', 'wait', 'action', 'delay', 'loop'] as const;
+const STEP_KINDS = ['module', 'setData', 'stop', 'wait', 'action', 'delay', 'loop', 'publish'] as const;
 type StepKind = (typeof STEP_KINDS)[number];
 
 const ROUTE_KEYS = ['kind', 'description', 'assign', 'next', 'prev', 'join', 'condition'];
@@ -34,6 +35,7 @@ const KEYS: Record<StepKind, ReadonlySet<string>> = {
   action: new Set([...ROUTE_KEYS, ...KIND_KEYS.action]),
   delay: new Set([...ROUTE_KEYS, ...KIND_KEYS.delay]),
   loop: new Set(['kind', 'description', 'assign', 'prev', ...KIND_KEYS.loop]),
+  publish: new Set([...ROUTE_KEYS, ...PUBLISH_KEYS]),
 };
 /** Keys that a stop step cannot have, with a clearer message than "unknown key". */
 const NOT_ON_STOP: ReadonlySet<string> = new Set(['next', 'condition', 'join', 'onError']);
@@ -167,6 +169,8 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
     step = compileActionStep(scope, raw, at, routes, targets);
   } else if (kind === 'delay') {
     step = compileDelayStep(scope, raw, at, routes);
+  } else if (kind === 'publish') {
+    step = compilePublishStep(scope, raw, at, routes, targets);
   }
   return { step: step && withoutUndefined(step), edges: { ...edges, targets } };
 }

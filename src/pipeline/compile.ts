@@ -13,6 +13,7 @@ import { compileStep, type StepScope } from './compile-step';
 import {
   checkDuration, checkKeys, checkString, compileIntake, compileRetry, isRecord, report, type IssueSink,
 } from './compile-values';
+import { compileSources } from './compile-brokers';
 import { compileIntakeOptions, compileTriggers } from './compile-intake';
 import { compileParticipants, compileRedact } from './compile-people';
 import { hashDefinition } from './hash';
@@ -38,7 +39,7 @@ export const PIPELINE_ID = /^[a-z0-9][a-z0-9-_]*$/;
 /** @default 1000: how many step runs one request may make, so that any loop ends. */
 export const DEFAULT_MAX_STEPS = 1000;
 
-const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'schedule', 'defaults', 'maxSteps', 'participants', 'redact']);
+const TOP_KEYS: ReadonlySet<string> = new Set(['id', 'description', 'start', 'steps', 'intake', 'schedule', 'sources', 'defaults', 'maxSteps', 'participants', 'redact']);
 const DEFAULTS_KEYS: ReadonlySet<string> = new Set(['timeout', 'retry']);
 
 function checkId(sink: IssueSink, id: unknown): void {
@@ -140,6 +141,7 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
   const intake = compileIntake(sink, def.intake);
   const intakeOptions = compileIntakeOptions(sink, def.intake);
   const triggers = compileTriggers(sink, def.schedule);
+  const sources = compileSources(sink, def.sources);
   const defaults = compileDefaults(sink, def.defaults);
   const maxSteps = checkMaxSteps(sink, def.maxSteps);
   const participants = compileParticipants(sink, def.participants, stepIds);
@@ -167,5 +169,6 @@ export function compilePipeline(def: unknown, opts: CompileOptions): CompileResu
     source: opts.source,
   };
   if (description !== undefined) pipeline.description = description;
+  if (sources.length > 0) pipeline.sources = sources;
   return { pipeline, issues: [] };
 }

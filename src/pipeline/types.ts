@@ -214,7 +214,28 @@ export interface LoopStepDef<S extends string = string> {
   onExhausted?: NoInfer<S>[];
 }
 
+/**
+ * Publishes one JSON message to a broker and completes once the broker confirmed it (an AMQP
+ * confirm channel; a JetStream publish ack). The message id is the step's idempotency key.
+ */
+export interface PublishStepDef<S extends string = string> extends StepRoutes<S> {
+  kind: 'publish';
+  /** `url` defaults to `${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}`. */
+  amqp?: { url?: string; exchange: string; routingKey?: string };
+  /** `url` defaults to `${NATS_URL:-nats://127.0.0.1:4222}`. */
+  nats?: { url?: string; subject: string };
+  /** The message: a JSON value whose strings may be `{{ path }}` templates (rendered like `params`). */
+  body: unknown;
+  /** Message headers; values may be templates. */
+  headers?: Record<string, string>;
+  /** How long to wait for the broker's confirmation. @default '30s' */
+  timeout?: Duration;
+  retry?: RetryPolicyDef;
+  onError?: NoInfer<S>[];
+}
+
 export type StepDef<S extends string = string> =
+  | PublishStepDef<S>
   | ModuleStepDef<S>
   | SetDataStepDef<S>
   | StopStepDef<S>
@@ -287,6 +308,38 @@ export interface ScheduleTriggerDef {
   catchUp?: 'latest' | 'all' | 'none';
 }
 
+/** Fields every broker source shares. */
+interface SourceBaseDef {
+  /** Names the source in `GET /api/sources` and in rejects. @default `<kind>-<index>` */
+  name?: string;
+  /** Broker URL; `${VAR}` and `${VAR:-default}` are taken from the environment. */
+  url?: string;
+  /** Messages held unacknowledged at once. @default 100 */
+  prefetch?: number;
+  /** Stop consuming while more of the pipeline's requests than this wait to start or run. @default 10000 */
+  maxBuffered?: number;
+  /** Larger messages are rejected (dead-lettered). @default 1048576 */
+  maxMessageBytes?: number;
+}
+
+/** Consumes a RabbitMQ queue (created durable, with a `<queue>.dead` dead-letter queue, when missing). */
+export interface AmqpSourceDef extends SourceBaseDef {
+  kind: 'amqp';
+  queue: string;
+}
+
+/** Consumes a JetStream stream through a durable pull consumer. */
+export interface NatsSourceDef extends SourceBaseDef {
+  kind: 'nats';
+  stream: string;
+  subject: string;
+  durable: string;
+  /** Redelivery delay of a message not acknowledged (a crashed engine). @default '30s' */
+  ackWait?: Duration;
+}
+
+export type SourceDef = AmqpSourceDef | NatsSourceDef;
+
 /** A pipeline as written in `pipelines/<id>.pipeline.ts` or `.pipeline.json`. */
 export interface PipelineDef<S extends string = string> {
   id: string;
@@ -297,6 +350,8 @@ export interface PipelineDef<S extends string = string> {
   intake?: IntakeDef;
   /** Cron triggers that create requests by themselves. */
   schedule?: ScheduleTriggerDef[];
+  /** Broker queues and streams whose messages become requests (README "Sources"). */
+  sources?: SourceDef[];
   /** Defaults for every module step of this pipeline. */
   defaults?: { timeout?: Duration; retry?: RetryPolicyDef };
   /** Upper bound on how many step runs one request may make (guards loops). @default 1000 */
@@ -426,7 +481,20 @@ export interface CompiledLoopStep extends CompiledRoutes {
   onExhausted: string[];
 }
 
+export interface CompiledPublishStep extends CompiledRoutes {
+  kind: 'publish';
+  /** Exactly one of `amqp` and `nats`. URLs are kept as written (`${VAR}` expanded at publish). */
+  amqp?: { url: string; exchange: string; routingKey: string };
+  nats?: { url: string; subject: string };
+  body: unknown;
+  headers: Record<string, string>;
+  timeoutMs?: number;
+  retry?: RetryPolicy;
+  onError: string[];
+}
+
 export type CompiledStep =
+  | CompiledPublishStep
   | CompiledModuleStep
   | CompiledSetDataStep
   | CompiledStopStep
@@ -464,6 +532,10 @@ export interface CompiledRedact {
   when: CompiledCondition[];
 }
 
+export type CompiledSource =
+  | { kind: 'amqp'; name: string; url: string; queue: string; prefetch: number; maxBuffered: number; maxMessageBytes: number }
+  | { kind: 'nats'; name: string; url: string; stream: string; subject: string; durable: string; ackWaitMs: number; prefetch: number; maxBuffered: number; maxMessageBytes: number };
+
 /** A validated pipeline, ready to run. `hash` identifies the exact definition a request is pinned to. */
 export interface CompiledPipeline {
   id: string;
@@ -475,6 +547,8 @@ export interface CompiledPipeline {
   intakeOptions?: CompiledIntakeOptions;
   /** Cron triggers (`schedule`). */
   triggers?: CompiledTrigger[];
+  /** Broker sources (`sources`). */
+  sources?: CompiledSource[];
   maxSteps: number;
   defaults: { timeoutMs?: number; retry?: RetryPolicy };
   /** Participant role → path segments (`participants`). Absent or empty: none declared. */

@@ -19,6 +19,7 @@ import { Vars1763800000110 } from './migrations/1763800000110-vars';
 import { LongWaits1763800000130 } from './migrations/1763800000130-long-waits';
 import { TraceContext1763800000160 } from './migrations/1763800000160-trace-context';
 import { AuditEventEntity } from './entities/audit-event.entity';
+import { IntakeRejects1763800000120 } from './migrations/1763800000120-intake-rejects';
 import { AdminAlertEntity } from './entities/admin-alert.entity';
 import { AdminAlerts1763800000140 } from './migrations/1763800000140-admin-alerts';
 import { OverviewIndex1763800000141 } from './migrations/1763800000141-overview-index';
@@ -28,7 +29,8 @@ import { People1763800000100 } from './migrations/1763800000100-people';
 export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity, AuditEventEntity, AdminAlertEntity, ParticipantEntity];
 export const MIGRATIONS = [
   Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020,
-  SqliteOpenRunIndexes1763800000090, People1763800000100, Vars1763800000110, LongWaits1763800000130, AdminAlerts1763800000140, OverviewIndex1763800000141, TraceContext1763800000160,
+  SqliteOpenRunIndexes1763800000090, People1763800000100, Vars1763800000110, IntakeRejects1763800000120, LongWaits1763800000130, AdminAlerts1763800000140,
+  OverviewIndex1763800000141, TraceContext1763800000160,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

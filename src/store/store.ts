@@ -10,6 +10,7 @@ import { openDataSource, type StoreOptions } from './data-source';
 import { IntakeStore } from './intake-store';
 import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
+import { SourceStore } from './source-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { writeBulk } from './mysql-bulk';
 import { participantStmts, requestsOfActors } from './participants';
@@ -162,6 +163,12 @@ export class SqlStore implements Store {
   /** The intake's queries (buffer release, keys, callbacks): `intake-store.ts`. */
   get intake(): IntakeStore {
     return (this.intakeStore ??= new IntakeStore(this.ds));
+  }
+
+  private sourceStore: SourceStore | undefined;
+  /** Broker sources' rejects and backlog: `source-store.ts`. */
+  get sources(): SourceStore {
+    return (this.sourceStore ??= new SourceStore(this.ds));
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {

@@ -24,6 +24,7 @@ const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; bod
   { method: 'GET', path: '/api/actions', allowed: 'any' },
   { method: 'GET', path: '/api/steps', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/pipelines', allowed: ['read', 'operate', 'admin'] },
+  { method: 'GET', path: '/api/sources', allowed: ['read', 'operate', 'admin'] },
   { method: 'GET', path: '/api/pipelines/hello', allowed: ['read', 'operate', 'admin'] },
   { method: 'POST', path: `/api/requests/${ID}/resume`, allowed: ['operate', 'admin'], body: {} },
   { method: 'POST', path: `/api/requests/${ID}/stop`, allowed: ['operate', 'admin'], body: {} },

@@ -222,6 +222,12 @@ class Simulation {
         return this.resolveWait(run, step);
       case 'action':
         return this.resolveAction(run, step);
+      case 'publish': {
+        // Nothing is sent: the broker's confirmation is simulated unless a mock says otherwise.
+        const list = this.mocks[step.id];
+        const mock = list && list.length > 0 ? (list.length > 1 ? list.shift() : list[0]) : { simulated: true, messageId: run.id };
+        return { via: 'mock', outcome: this.fromMock(run, mock) };
+      }
     }
   }
 

@@ -1,0 +1,255 @@
+/**
+ * Runs a pipeline's broker `sources` in an engine process (README "Sources"). Each message
+ * goes through the same intake as an HTTP submit (policies, business key, idempotency; the
+ * message id is the idempotency key) and is acknowledged only once its request is durably
+ * stored: a crash in between redelivers it, and idempotency stores it once.
+ *
+ * - A bad message (not JSON, not an object, too large, refused by intake) is recorded in
+ *   `intake_rejects` and dead-lettered; it never blocks the queue.
+ * - A store failure sends the message back to the broker after a delay; a lost connection is
+ *   reopened with backoff. Nothing here throws into the process.
+ * - Backpressure: while the pipeline's backlog (requests buffered or running) is over
+ *   `maxBuffered`, the source stops consuming, so the queue stays at the broker.
+ * - Messages with the same business key are handed to intake one after another, in delivery
+ *   order, so the key's `queue` policy sees them in the order the broker gave them.
+ */
+import type { Accepted, Intake } from '../api/intake';
+import type { BrokerPool } from '../brokers/pool';
+import { redactUrl } from '../brokers/url';
+import { ConveyorError, ErrorCodes } from '../errors';
+import { newId } from '../ids';
+import { businessKeyOf } from '../intake/keys';
+import type { Logger } from '../log/logger';
+import type { PipelineCatalog } from '../pipeline/catalog';
+import type { CompiledSource } from '../pipeline/types';
+import type { SourceStore } from '../store/source-store';
+import { adapterFor, type Delivery, type SourceAdapter } from './adapters';
+import { decodeMessage } from './message';
+
+export type SourceState = 'connecting' | 'consuming' | 'paused' | 'reconnecting' | 'stopped';
+
+/** What `GET /api/sources` shows of one running source. */
+export interface SourceStatus {
+  pipeline: string;
+  name: string;
+  kind: 'amqp' | 'nats';
+  url: string;
+  queue?: string;
+  stream?: string;
+  subject?: string;
+  durable?: string;
+  prefetch: number;
+  maxBuffered: number;
+  state: SourceState;
+  /** Requests created, duplicates (replayed or existing), messages rejected, since this process started. */
+  stored: number;
+  duplicates: number;
+  rejected: number;
+  inFlight: number;
+  backlog: number | null;
+  lastError: string | null;
+}
+
+export interface SourceRunnerDeps {
+  catalog: PipelineCatalog;
+  intake: Pick<Intake, 'accept'>;
+  store: SourceStore;
+  pool: BrokerPool;
+  logger: Logger;
+}
+
+export interface SourceRunnerOptions {
+  /** How often the backlog is counted. @default 500 */
+  checkMs?: number;
+  /** Delay before a message whose request could not be stored comes back. @default 1000 */
+  retryMs?: number;
+}
+
+const MAX_RECONNECT_MS = 15_000;
+/** Consuming resumes once the backlog is back under this share of `maxBuffered`. */
+const RESUME_AT = 0.8;
+
+class RunningSource {
+  readonly status: SourceStatus;
+  private adapter: SourceAdapter;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private reconnectMs = 500;
+  private sinceCheck = 0;
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly pipelineId: string,
+    private readonly source: CompiledSource,
+    private readonly d: SourceRunnerDeps,
+    private readonly o: Required<SourceRunnerOptions>,
+  ) {
+    this.adapter = adapterFor(source, d.pool);
+    const { kind, name, prefetch, maxBuffered } = source;
+    const where = source.kind === 'amqp' ? { queue: source.queue } : { stream: source.stream, subject: source.subject, durable: source.durable };
+    this.status = {
+      pipeline: pipelineId, name, kind, url: '', ...where, prefetch, maxBuffered, state: 'connecting',
+      stored: 0, duplicates: 0, rejected: 0, inFlight: 0, backlog: null, lastError: null,
+    };
+    try {
+      this.status.url = redactUrl(this.d.pool.expand(source.url));
+    } catch (err) {
+      this.status.url = source.url;
+      this.status.lastError = (err as Error).message;
+    }
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    await this.adapter.pause().catch(() => undefined);
+    // Messages already taken finish: stored, then acknowledged.
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.adapter.close().catch(() => undefined);
+    this.status.state = 'stopped';
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.adapter.open((err) => this.lost(err));
+      this.reconnectMs = 500;
+      this.status.lastError = null;
+      await this.check(true);
+    } catch (err) {
+      this.lost(err as Error);
+    }
+  }
+
+  private lost(err: Error): void {
+    if (this.stopping) return;
+    clearTimeout(this.timer);
+    this.status.state = 'reconnecting';
+    this.status.lastError = err.message;
+    this.d.logger.warn('source disconnected; reconnecting', { pipeline: this.pipelineId, source: this.source.name, error: err.message, inMs: this.reconnectMs });
+    void this.adapter.close().catch(() => undefined);
+    this.adapter = adapterFor(this.source, this.d.pool);
+    this.timer = setTimeout(() => void this.connect(), this.reconnectMs);
+    this.reconnectMs = Math.min(MAX_RECONNECT_MS, this.reconnectMs * 2);
+  }
+
+  /** Counts the backlog, then pauses or resumes consuming; runs again every `checkMs`. */
+  private async check(first = false): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const max = this.source.maxBuffered;
+      const backlog = await this.d.store.backlog(this.pipelineId, max);
+      this.status.backlog = backlog;
+      this.sinceCheck = 0;
+      if (this.status.state === 'consuming' && backlog > max) await this.pause();
+      else if ((first || this.status.state === 'paused') && backlog <= max * (first ? 1 : RESUME_AT)) {
+        await this.adapter.start((d) => this.take(d));
+        this.status.state = 'consuming';
+      } else if (first) this.status.state = 'paused';
+    } catch (err) {
+      if (first) return this.lost(err as Error);
+      this.status.lastError = (err as Error).message;
+    }
+    if (!this.stopping && this.status.state !== 'reconnecting') this.timer = setTimeout(() => void this.check(), this.o.checkMs);
+  }
+
+  private async pause(): Promise<void> {
+    this.status.state = 'paused';
+    await this.adapter.pause();
+    this.d.logger.info('source paused: backlog over maxBuffered', { pipeline: this.pipelineId, source: this.source.name, backlog: this.status.backlog, maxBuffered: this.source.maxBuffered });
+  }
+
+  private take(d: Delivery): void {
+    // Between two counts, what this process stored counts too.
+    if (++this.sinceCheck + (this.status.backlog ?? 0) > this.source.maxBuffered && this.status.state === 'consuming') void this.pause();
+    const done = this.handle(d).catch((err: unknown) => {
+      this.d.logger.error('source message not handled; it will be redelivered', { pipeline: this.pipelineId, source: this.source.name, error: (err as Error).message });
+      d.retry(this.o.retryMs);
+    });
+    this.inFlight.add(done);
+    this.status.inFlight = this.inFlight.size;
+    void done.finally(() => {
+      this.inFlight.delete(done);
+      this.status.inFlight = this.inFlight.size;
+    });
+  }
+
+  private async handle(d: Delivery): Promise<void> {
+    const decoded = decodeMessage(d.content, this.source.maxMessageBytes);
+    if (!decoded.ok) return this.reject(d, decoded.code, decoded.reason);
+    const entry = this.d.catalog.latest(this.pipelineId);
+    let key: string | null = null;
+    try {
+      key = entry ? businessKeyOf(entry.pipeline, decoded.payload, null) : null;
+    } catch (err) {
+      return this.reject(d, (err as ConveyorError).code ?? ErrorCodes.BAD_PARAM, (err as Error).message);
+    }
+    const submit = (): Promise<void> => this.submit(d, decoded.payload);
+    if (key === null) return submit();
+    // One at a time per business key, in delivery order.
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const mine = prev.then(submit, submit);
+    this.chains.set(key, mine);
+    try {
+      await mine;
+    } finally {
+      if (this.chains.get(key) === mine) this.chains.delete(key);
+    }
+  }
+
+  private async submit(d: Delivery, payload: Record<string, unknown>): Promise<void> {
+    let accepted: Accepted;
+    try {
+      accepted = await this.d.intake.accept({ pipelineId: this.pipelineId, payload, idempotencyKey: d.messageId });
+    } catch (err) {
+      if (err instanceof ConveyorError && err.status < 500) return this.reject(d, err.code, err.message);
+      this.status.lastError = (err as Error).message;
+      throw err;
+    }
+    d.ack();
+    if (accepted.outcome === 'created') this.status.stored++;
+    else this.status.duplicates++;
+  }
+
+  private async reject(d: Delivery, code: string, reason: string): Promise<void> {
+    await this.d.store.recordReject({ id: newId(), pipelineId: this.pipelineId, source: this.source.name, messageId: d.messageId, code, reason, createdAt: Date.now() });
+    d.deadLetter(reason);
+    this.status.rejected++;
+    this.d.logger.warn('source message rejected and dead-lettered', { pipeline: this.pipelineId, source: this.source.name, messageId: d.messageId, code, reason });
+  }
+}
+
+/** Every source of every pipeline in this process. */
+export class SourceRunner {
+  private readonly running: RunningSource[] = [];
+
+  constructor(
+    private readonly d: SourceRunnerDeps,
+    private readonly o: SourceRunnerOptions = {},
+  ) {}
+
+  start(): void {
+    const o = { checkMs: this.o.checkMs ?? 500, retryMs: this.o.retryMs ?? 1000 };
+    for (const { pipeline } of this.d.catalog.list()) {
+      for (const source of pipeline.sources ?? []) {
+        const r = new RunningSource(pipeline.id, source, this.d, o);
+        this.running.push(r);
+        r.start();
+      }
+    }
+    if (this.running.length > 0) this.d.logger.info('broker sources started', { count: this.running.length });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.running.splice(0).map((r) => r.stop()));
+  }
+
+  statuses(): SourceStatus[] {
+    return this.running.map((r) => ({ ...r.status }));
+  }
+}
