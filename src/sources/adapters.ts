@@ -162,7 +162,8 @@ class NatsAdapter implements SourceAdapter {
       content: m.data,
       messageId: id ? id : `${this.s.stream}:${m.seq}`,
       ack: () => m.ack(),
-      deadLetter: (reason) => m.term(reason.slice(0, 200)),
+      // No reason text: servers before 2.10.4 ignore a "+TERM <reason>" and redeliver.
+      deadLetter: () => m.term(),
       retry: (delayMs) => m.nak(delayMs),
     };
   }
