@@ -17,6 +17,8 @@ interface AmqpLink {
   confirm?: Promise<ConfirmChannel>;
   /** Message ids the broker returned as unroutable, until their confirm arrives. */
   returned: Set<string>;
+  /** Why the broker closed the publish channel last (an unknown exchange: 404). */
+  channelError?: string;
 }
 
 interface NatsLink {
@@ -67,7 +69,7 @@ export class BrokerPool {
         messageId: m.messageId, persistent: true, mandatory: true, contentType: 'application/json', headers: m.headers,
       }, (err: unknown) => {
         const unroutable = link.returned.delete(m.messageId);
-        if (err) reject(err instanceof Error ? err : new Error(`the broker refused the message (${String(err)})`));
+        if (err) reject(new Error(link.channelError ?? (err instanceof Error ? err.message : `the broker refused the message (${String(err)})`)));
         else if (unroutable) reject(new Error(`no queue is bound to exchange "${exchange}" for routing key "${routingKey}"`));
         else resolve();
       });
@@ -122,8 +124,12 @@ export class BrokerPool {
   private async openConfirm(link: AmqpLink, url: string): Promise<ConfirmChannel> {
     try {
       const ch = await link.connection.createConfirmChannel();
+      link.channelError = undefined;
       // A channel error (an unknown exchange closes the channel) is the publish's failure; the next publish opens a new channel.
-      ch.on('error', (err: Error) => this.logger.warn('AMQP publish channel closed', { url: redactUrl(url), error: err.message }));
+      ch.on('error', (err: Error) => {
+        link.channelError = err.message;
+        this.logger.warn('AMQP publish channel closed', { url: redactUrl(url), error: err.message });
+      });
       ch.on('close', () => {
         link.confirm = undefined;
       });

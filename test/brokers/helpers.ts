@@ -33,6 +33,7 @@ export interface Amqp {
 
 export async function openAmqp(url: string): Promise<Amqp> {
   const conn = await amqpConnect(url);
+  conn.on('error', () => undefined);
   const ch = await conn.createConfirmChannel();
   const created = new Set<string>();
   return {
@@ -47,6 +48,7 @@ export async function openAmqp(url: string): Promise<Amqp> {
     },
     async depth(queue) {
       const probe = await conn.createChannel();
+      probe.on('error', () => undefined); // a missing queue closes the probe channel: checkQueue rejects
       try {
         return (await probe.checkQueue(queue)).messageCount;
       } finally {
