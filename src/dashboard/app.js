@@ -4,7 +4,7 @@
  * sessionStorage and sent as a Bearer token. Views (hash routes): #/overview (the first page,
  * overview.js), #/requests (search, live),
  * #/request/<id> (timeline and graph), #/queue (waiting actions), #/errors (error_stop),
- * #/pipelines and #/pipeline/<id>. Everything from the API is put on the page as text
+ * #/pipelines and #/pipeline/<id>, #/sources (broker sources and their rejects, sources.js). Everything from the API is put on the page as text
  * (textContent), never as HTML; the graph is drawn by mermaid with securityLevel "strict".
  */
 'use strict';
@@ -387,6 +387,7 @@ async function route() {
     else if (parts[0] === 'queue') await statusListView(seq, 'waiting', 'Actions queue: requests waiting', 'No request is waiting.');
     else if (parts[0] === 'errors') await statusListView(seq, 'error_stop', 'Errors: requests in error_stop', 'No request is in error_stop.');
     else if (parts[0] === 'pipelines') await pipelinesView();
+    else if (parts[0] === 'sources') await window.conveyorSourcesView({ h, api, setView, time });
     else if (parts[0] === 'pipeline' && parts[1]) await pipelineView(decodeURIComponent(parts[1]));
     else await requestsView(seq);
   } catch (e) {

@@ -183,7 +183,7 @@ class RunningSource {
     const decoded = decodeMessage(d.content, this.source.maxMessageBytes);
     if (!decoded.ok) return this.reject(d, decoded.code, decoded.reason);
     const entry = this.d.catalog.latest(this.pipelineId);
-    let key: string | null = null;
+    let key: string | null;
     try {
       key = entry ? businessKeyOf(entry.pipeline, decoded.payload, null) : null;
     } catch (err) {

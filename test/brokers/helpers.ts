@@ -23,7 +23,7 @@ export interface Amqp {
   conn: ChannelModel;
   ch: ConfirmChannel;
   /** Publishes and waits for the broker's confirms. */
-  send(queue: string, messages: Array<{ body: unknown; id?: string; raw?: Buffer }>): Promise<void>;
+  send(queue: string, messages: Array<{ body?: unknown; id?: string; raw?: Buffer }>): Promise<void>;
   /** Ready messages in a queue (unacknowledged ones are not counted). */
   depth(queue: string): Promise<number>;
   /** Takes every ready message of a queue (acknowledging them). */
@@ -73,7 +73,7 @@ export async function openAmqp(url: string): Promise<Amqp> {
 export interface Nats {
   nc: NatsConnection;
   jsm: JetStreamManager;
-  send(subject: string, messages: Array<{ body: unknown; id?: string; raw?: Uint8Array }>): Promise<void>;
+  send(subject: string, messages: Array<{ body?: unknown; id?: string; raw?: Uint8Array }>): Promise<void>;
   close(): Promise<void>;
 }
 
