@@ -5,19 +5,32 @@
  * `since` (the status the pipeline last saw; empty: any status is news).
  * Output: `{ done, changed, erpId, status, reason? }`.
  *
- * Params: `erpId`, `since` (optional).
+ * Params: `erpId`, or `orderId` (the shop's order id) when the order went to the ERP through
+ * its broker queue: until the ERP has taken it, the status is `sent` (not done, not changed:
+ * the ERP has reported nothing yet); `since` (optional).
  */
 import { defineModule, NonRetryableError } from '../src';
 import { callService, serviceUrl } from './lib/service-client';
 
 const FINAL = new Set(['completed', 'shipped', 'rejected', 'cancelled']);
 
-export default defineModule<{ erpId?: string; since?: string }, { done: boolean; changed: boolean; erpId: string; status: string; reason?: string }>({
+type ErpStatus = { erpId: string; status: string; reason?: string };
+
+export default defineModule<{ erpId?: string; orderId?: string; since?: string }, { done: boolean; changed: boolean; erpId: string | null; status: string; reason?: string }>({
   name: 'erp-order-status',
-  description: "Reads an ERP order's status; done once it is final, changed once it differs from `since`.",
+  description: "Reads an ERP order's status (by ERP id or by the shop's order id); done once it is final, changed once it differs from `since`.",
   async handle({ params }, ctx) {
-    if (!params.erpId) throw new NonRetryableError('params.erpId is required');
-    const order = await callService<{ erpId: string; status: string; reason?: string }>('erp', 'GET', `${serviceUrl.erp()}/orders/${encodeURIComponent(params.erpId)}`, undefined, ctx);
-    return { ...order, done: FINAL.has(order.status), changed: !params.since || order.status !== params.since };
+    const answer = (order: ErpStatus) => ({ ...order, done: FINAL.has(order.status), changed: !params.since || order.status !== params.since });
+    if (params.erpId) {
+      return answer(await callService<ErpStatus>('erp', 'GET', `${serviceUrl.erp()}/orders/${encodeURIComponent(params.erpId)}`, undefined, ctx));
+    }
+    if (!params.orderId) throw new NonRetryableError('params.erpId or params.orderId is required');
+    try {
+      return answer(await callService<ErpStatus>('erp', 'GET', `${serviceUrl.erp()}/orders/by-order/${encodeURIComponent(params.orderId)}`, undefined, ctx));
+    } catch (err) {
+      // 404: the order is still in the ERP's queue.
+      if ((err as { details?: { status?: number } }).details?.status === 404) return { done: false, changed: false, erpId: null, status: 'sent' };
+      throw err;
+    }
   },
 });

@@ -9,6 +9,9 @@
  * - Invalid events end as `stopped` with the reasons in `validate-event.errors`.
  * - A re-sent export is harmless: importers send an `Idempotency-Key` per line, remembered
  *   for 7 days.
+ * - Events arrive over HTTP, or from the ERP's RabbitMQ queue (`sources`): the message id
+ *   (`event_id`) is the idempotency key; a message is acknowledged once its request is stored,
+ *   and consuming pauses while 20,000 events wait, so an export stays in the broker.
  */
 import { definePipeline } from '../src';
 
@@ -24,6 +27,16 @@ export default definePipeline({
     businessKey: { path: 'payload.sku', onConflict: 'queue' },
     idempotencyWindow: '7d',
   },
+  sources: [
+    {
+      kind: 'amqp',
+      name: 'erp-catalog',
+      url: '${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}',
+      queue: '${ERP_CATALOG_QUEUE:-erp.catalog}',
+      prefetch: 200,
+      maxBuffered: 20_000,
+    },
+  ],
   defaults: { timeout: '10s', retry: { attempts: 5, backoff: '200ms', factor: 2, maxDelay: '5s' } },
   steps: {
     'validate-event': {

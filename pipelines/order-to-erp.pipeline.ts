@@ -7,6 +7,10 @@
  *   already following it while it runs (`onConflict: 'return-existing'`), and the finished
  *   run for a day after it ended (`reuse: 'return-existing'`), so re-sending an order never
  *   creates a second ERP document.
+ * - The order goes to the ERP as 1C takes it: `order.created` published to the ERP's RabbitMQ
+ *   exchange (`ERP_EXCHANGE`, default `erp`); the step completes once the broker confirmed
+ *   it, and its message id (the step's idempotency key) lets the ERP drop a redelivery. The
+ *   status is then followed by the shop's order id (`sent` until the ERP has taken it).
  * - `follow-erp-status` is one step run however long the ERP takes: it polls every 10 s,
  *   slowing to every 10 min (`ERP_POLL_EVERY` / `ERP_POLL_MAX_EVERY` change that, e.g. for
  *   tests), until the status changes, for at most 7 days. Each change is told to the
@@ -27,13 +31,15 @@ export default definePipeline({
     'validate-order': {
       subsystem: 'erp-validate-event',
       params: { expect: 'order' },
-      next: ['erp-create-order'],
+      next: ['send-to-erp'],
       condition: [{ field: 'validate-order.valid', operation: 'eq', value: false, result: ['reject-order'] }],
     },
     'reject-order': { kind: 'stop', status: 'stopped', reason: 'invalid order', prev: ['validate-order'] },
-    'erp-create-order': {
-      subsystem: 'erp-create-order',
-      params: { order: '{{ validate-order.event }}' },
+    'send-to-erp': {
+      kind: 'publish',
+      description: 'order.created → the ERP exchange (RabbitMQ), confirmed by the broker.',
+      amqp: { url: '${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}', exchange: '${ERP_EXCHANGE:-erp}', routingKey: 'order.created' },
+      body: '{{ validate-order.event }}',
       prev: ['validate-order'],
       next: ['follow-erp-status'],
     },
@@ -45,11 +51,11 @@ export default definePipeline({
         every: env('ERP_POLL_EVERY', '10s'),
         backoff: 2,
         maxEvery: env('ERP_POLL_MAX_EVERY', '10m'),
-        params: { erpId: '{{ erp-create-order.erpId }}', since: '{{ follow-erp-status.status }}' },
+        params: { orderId: '{{ payload.order_id }}', since: '{{ follow-erp-status.status }}' },
         doneField: 'changed',
       },
       timeout: '7d',
-      prev: ['erp-create-order', 'next-status'],
+      prev: ['send-to-erp', 'next-status'],
       next: ['sms-customer'],
       condition: [{ field: 'payload.customer.email', operation: '!|empty', result: ['email-customer'] }],
     },

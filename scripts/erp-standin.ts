@@ -9,6 +9,8 @@
  *   only after it has been read that many times instead, so a test sees every status, or
  *   makes a poller wait a thousand polls, whatever the machine's speed.
  * - `GET /orders/:erpId` → `{ erpId, orderId, status, reason? }`
+ * - `GET /orders/by-order/:orderId` → the same, found by the shop's order id (404 until the
+ *   ERP has taken the order, e.g. from its broker queue)
  * - `GET /_state` → every order
  *
  * Generator: `npx tsx scripts/erp-standin.ts generate --events 100000 [--skus 50000]
@@ -30,6 +32,8 @@ export interface ErpOrder {
 
 export interface ErpStandin extends RunningJsonServer {
   orders: Map<string, ErpOrder>;
+  /** Creates the ERP document of an order (as `POST /orders`); a repeated `key` returns the first. */
+  createOrder(body: Record<string, unknown>, key?: string): { erpId: string; status: string };
 }
 
 export async function startErpStandin(opts: { port?: number; host?: string; processingMs?: number; statusReads?: number } = {}): Promise<ErpStandin> {
@@ -55,42 +59,45 @@ export async function startErpStandin(opts: { port?: number; host?: string; proc
     }, ms);
     timers.add(t);
   };
-  const server = await startJsonServer([
-    ['POST', '/orders', (r) => {
-      const body = (r.body ?? {}) as Record<string, unknown>;
-      if (typeof body.order_id !== 'string' || !Array.isArray(body.items)) throw new HttpError(400, 'an order needs order_id and items');
-      const key = typeof r.headers['idempotency-key'] === 'string' ? r.headers['idempotency-key'] : undefined;
-      const known = key ? byKey.get(key) : undefined;
-      if (known) return { erpId: known, status: orders.get(known)!.status };
-      const order: ErpOrder = { erpId: `ERP-${String(++seq).padStart(6, '0')}`, orderId: body.order_id, status: 'accepted', items: body.items as ErpOrder['items'] };
-      orders.set(order.erpId, order);
-      if (key) byKey.set(key, order.erpId);
-      if (statusReads <= 0) later(step, () => {
-        advance(order);
-        later(step, () => advance(order));
-      });
-      return { erpId: order.erpId, status: order.status };
-    }],
-    ['GET', '/orders/:erpId', (r) => {
-      const o = orders.get(r.params.erpId!);
-      if (!o) throw new HttpError(404, `no ERP order ${r.params.erpId}`);
-      const answer = { erpId: o.erpId, orderId: o.orderId, status: o.status, ...(o.reason ? { reason: o.reason } : {}) };
-      o.reads = (o.reads ?? 0) + 1;
-      if (statusReads > 0) {
-        const n = (reads.get(o.erpId) ?? 0) + 1;
-        reads.set(o.erpId, n);
-        if (n >= statusReads) {
-          reads.set(o.erpId, 0);
-          advance(o);
-        }
+  const byOrder = new Map<string, string>();
+  const createOrder = (body: Record<string, unknown>, key?: string): { erpId: string; status: string } => {
+    if (typeof body.order_id !== 'string' || !Array.isArray(body.items)) throw new HttpError(400, 'an order needs order_id and items');
+    const known = key ? byKey.get(key) : undefined;
+    if (known) return { erpId: known, status: orders.get(known)!.status };
+    const order: ErpOrder = { erpId: `ERP-${String(++seq).padStart(6, '0')}`, orderId: body.order_id, status: 'accepted', items: body.items as ErpOrder['items'] };
+    orders.set(order.erpId, order);
+    byOrder.set(order.orderId, order.erpId);
+    if (key) byKey.set(key, order.erpId);
+    if (statusReads <= 0) later(step, () => {
+      advance(order);
+      later(step, () => advance(order));
+    });
+    return { erpId: order.erpId, status: order.status };
+  };
+  const view = (o: ErpOrder | undefined, what: string) => {
+    if (!o) throw new HttpError(404, `no ERP order ${what}`);
+    const answer = { erpId: o.erpId, orderId: o.orderId, status: o.status, ...(o.reason ? { reason: o.reason } : {}) };
+    o.reads = (o.reads ?? 0) + 1;
+    if (statusReads > 0) {
+      const n = (reads.get(o.erpId) ?? 0) + 1;
+      reads.set(o.erpId, n);
+      if (n >= statusReads) {
+        reads.set(o.erpId, 0);
+        advance(o);
       }
-      return answer;
-    }],
+    }
+    return answer;
+  };
+  const server = await startJsonServer([
+    ['POST', '/orders', (r) => createOrder((r.body ?? {}) as Record<string, unknown>, typeof r.headers['idempotency-key'] === 'string' ? r.headers['idempotency-key'] : undefined)],
+    ['GET', '/orders/by-order/:orderId', (r) => view(orders.get(byOrder.get(r.params.orderId!) ?? ''), `for order ${r.params.orderId}`)],
+    ['GET', '/orders/:erpId', (r) => view(orders.get(r.params.erpId!), r.params.erpId!)],
     ['GET', '/_state', () => ({ orders: [...orders.values()] })],
   ], opts.port ?? Number(process.env.ERP_PORT ?? 8084), opts.host ?? process.env.ERP_HOST ?? '127.0.0.1');
   return {
     ...server,
     orders,
+    createOrder,
     close: async () => {
       for (const t of timers) clearTimeout(t);
       await server.close();

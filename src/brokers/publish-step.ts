@@ -7,6 +7,7 @@ import { ConveyorError, ErrorCodes } from '../errors';
 import type { CompiledPublishStep } from '../pipeline/types';
 import { renderValue, type SecretSource } from '../templates/render';
 import type { BrokerPool } from './pool';
+import { expandUrl } from './url';
 
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 
@@ -27,7 +28,7 @@ export async function runPublish(
 ): Promise<Record<string, unknown>> {
   if (!pool) throw new ConveyorError(ErrorCodes.PUBLISH_FAILED, 'this process has no broker connections (an API-only process never publishes)', { retryable: true });
   try {
-    if (step.amqp) return { published: true, ...(await pool.publishAmqp(step.amqp.url, step.amqp.exchange, step.amqp.routingKey, message)) };
+    if (step.amqp) return { published: true, ...(await pool.publishAmqp(step.amqp.url, expandUrl(step.amqp.exchange), expandUrl(step.amqp.routingKey), message)) };
     return { published: true, subject: step.nats!.subject, ...(await pool.publishNats(step.nats!.url, step.nats!.subject, message)) };
   } catch (err) {
     throw new ConveyorError(ErrorCodes.PUBLISH_FAILED, `publish to ${JSON.stringify(publishTarget(step))} failed: ${(err as Error).message}`, { retryable: true, cause: err });

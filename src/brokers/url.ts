@@ -1,6 +1,7 @@
 /**
- * Broker URLs as a pipeline writes them: `${VAR}` and `${VAR:-default}` are taken from the
- * environment (shell style), so one definition runs against each deployment's broker.
+ * Broker URLs (and AMQP queue, exchange and routing key names) as a pipeline writes them:
+ * `${VAR}` and `${VAR:-default}` are taken from the environment (shell style), so one
+ * definition runs against each deployment's broker.
  */
 
 export const DEFAULT_AMQP_URL = '${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}';

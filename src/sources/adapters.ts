@@ -12,6 +12,7 @@
 import type { Channel } from 'amqplib';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { BrokerPool } from '../brokers/pool';
+import { expandUrl } from '../brokers/url';
 import type { CompiledSource } from '../pipeline/types';
 
 export interface Delivery {
@@ -39,6 +40,8 @@ class AmqpAdapter implements SourceAdapter {
   private ch: Channel | undefined;
   private tag: string | undefined;
   private closing = false;
+  /** The queue name, `${VAR:-default}` expanded (at open: a missing variable is the source's error, not the engine's). */
+  private queue = '';
 
   constructor(
     private readonly s: Extract<CompiledSource, { kind: 'amqp' }>,
@@ -46,6 +49,7 @@ class AmqpAdapter implements SourceAdapter {
   ) {}
 
   async open(onLost: (err: Error) => void): Promise<void> {
+    this.queue = expandUrl(this.s.queue);
     const conn = await this.pool.amqpConnection(this.s.url);
     const channel = async (): Promise<Channel> => {
       const ch = await conn.createChannel();
@@ -54,13 +58,13 @@ class AmqpAdapter implements SourceAdapter {
     };
     let ch = await channel();
     try {
-      await ch.checkQueue(this.s.queue);
+      await ch.checkQueue(this.queue);
     } catch {
       // The check closed the channel (404): create the queue with its dead-letter queue.
       ch = await channel();
-      const dead = `${this.s.queue}.dead`;
+      const dead = `${this.queue}.dead`;
       await ch.assertQueue(dead, { durable: true });
-      await ch.assertQueue(this.s.queue, { durable: true, arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead } });
+      await ch.assertQueue(this.queue, { durable: true, arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dead } });
     }
     await ch.prefetch(this.s.prefetch);
     ch.on('close', () => {
@@ -73,7 +77,7 @@ class AmqpAdapter implements SourceAdapter {
   async start(deliver: (d: Delivery) => void): Promise<void> {
     const ch = this.ch;
     if (!ch || this.tag) return;
-    const ok = await ch.consume(this.s.queue, (msg) => {
+    const ok = await ch.consume(this.queue, (msg) => {
       if (!msg) return; // cancelled by the broker (queue deleted): the channel's close follows or the sweep reopens
       let settled = false;
       const once = (fn: () => void): void => {

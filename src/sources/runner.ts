@@ -15,7 +15,7 @@
  */
 import type { Accepted, Intake } from '../api/intake';
 import type { BrokerPool } from '../brokers/pool';
-import { redactUrl } from '../brokers/url';
+import { expandUrl, redactUrl } from '../brokers/url';
 import { ConveyorError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { businessKeyOf } from '../intake/keys';
@@ -66,6 +66,15 @@ export interface SourceRunnerOptions {
 }
 
 const MAX_RECONNECT_MS = 15_000;
+
+/** A name with `${VAR:-default}` expanded, or as written when a variable is missing. */
+function expandOr(name: string): string {
+  try {
+    return expandUrl(name);
+  } catch {
+    return name;
+  }
+}
 /** Consuming resumes once the backlog is back under this share of `maxBuffered`. */
 const RESUME_AT = 0.8;
 
@@ -87,7 +96,7 @@ class RunningSource {
   ) {
     this.adapter = adapterFor(source, d.pool);
     const { kind, name, prefetch, maxBuffered } = source;
-    const where = source.kind === 'amqp' ? { queue: source.queue } : { stream: source.stream, subject: source.subject, durable: source.durable };
+    const where = source.kind === 'amqp' ? { queue: expandOr(source.queue) } : { stream: source.stream, subject: source.subject, durable: source.durable };
     this.status = {
       pipeline: pipelineId, name, kind, url: '', ...where, prefetch, maxBuffered, state: 'connecting',
       stored: 0, duplicates: 0, rejected: 0, inFlight: 0, backlog: null, lastError: null,

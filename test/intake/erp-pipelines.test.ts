@@ -1,13 +1,18 @@
 /**
  * Seed 001's pipelines end to end against the local stand-ins: `erp-catalog-sync` (product,
- * price and stock events → the shop's catalog table, the search index, price notices) and
- * `order-to-erp` (an order → an ERP document → its final status back in the shop).
+ * price and stock events → the shop's catalog table, the search index, price notices), over
+ * HTTP and from the ERP's RabbitMQ queue, and `order-to-erp` (an order → `order.created` on
+ * the ERP's exchange → an ERP document → each status to the customer → its final status back
+ * in the shop).
  */
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { connectErpBroker, type ErpBroker } from '../../scripts/erp-broker';
 import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
 import { startNotifyStandin, type NotifyState } from '../../scripts/notify-standin';
 import type { Standin } from '../../scripts/standin-kit';
+import { unique } from '../brokers/helpers';
+import { requireAmqp } from '../support/services';
 import { startSearchStandin, type SearchStandin } from '../../scripts/search-standin';
 import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
 import { startTestEngine, type TestEngine } from '../support/engine';
@@ -27,23 +32,33 @@ describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search an
   let search: SearchStandin;
   let erp: ErpStandin;
   let notify: Standin<NotifyState>;
+  let erpBroker: ErpBroker;
   let t: TestEngine;
+  // This suite's own exchange and queues on the shared RabbitMQ.
+  const names = { exchange: unique('t.erp'), catalogQueue: unique('t.erp.catalog'), ordersQueue: unique('t.erp.orders') };
 
   before(async () => {
+    const amqpUrl = await requireAmqp();
     shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
     search = await startSearchStandin({ port: 0 });
     // Each ERP status lasts two reads, so the poller sees every one of them on any machine.
     erp = await startErpStandin({ port: 0, statusReads: 2 });
+    erpBroker = await connectErpBroker(erp, amqpUrl, names);
     notify = await startNotifyStandin({ port: 0 });
     // ERP_POLL_EVERY is read as the pipeline file loads: load it afresh with this test's value.
     freshPipeline('order-to-erp');
     t = await startTestEngine({
-      env: { SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '20ms', ERP_POLL_MAX_EVERY: '100ms' },
+      env: {
+        SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '20ms', ERP_POLL_MAX_EVERY: '100ms',
+        AMQP_URL: amqpUrl, ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
+      },
     });
   });
   after(async () => {
     await t?.close();
     freshPipeline('order-to-erp');
+    await erpBroker?.deleteAll();
+    await erpBroker?.close();
     await Promise.all([shop?.close(), search?.close(), erp?.close(), notify?.close()]);
     cleanupTmpDirs();
   });
@@ -100,18 +115,44 @@ describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search an
     });
   });
 
+  describe('erp-catalog-sync from the ERP\'s RabbitMQ queue (source)', () => {
+    it('catalog events the ERP publishes reach the shop in order per SKU; a bad one is dead-lettered and listed', async () => {
+      const events = [
+        { event_id: 'q-1', event: 'product.updated', id: '7001', sku: 'Q-SKU-1', name: 'Kindle 7001', price: 9000, stock: { msk: 5 } },
+        { event_id: 'q-2', event: 'product.updated', id: '7002', sku: 'Q-SKU-2', name: 'Pixel 7002', price: 50000, stock: { msk: 1 } },
+        ...Array.from({ length: 8 }, (_, i) => ({ event_id: `q-p${i}`, event: 'price.changed', sku: 'Q-SKU-1', price: 9100 + i })),
+        { event_id: 'q-3', event: 'stock.changed', sku: 'Q-SKU-2', stock: { spb: 4 } },
+      ];
+      expect(await erpBroker.publishCatalog(events)).to.equal(11);
+      await until('the events to be applied', async () => ((await product('Q-SKU-1').catch(() => ({}))) as { version?: number }).version === 9 ? true : undefined, 30_000);
+      expect(await product('Q-SKU-1')).to.include({ price: 9107, version: 9 });
+      await until('the stock event to be applied', async () => ((await product('Q-SKU-2').catch(() => ({}))) as { version?: number }).version === 2 ? true : undefined, 30_000);
+      expect(await product('Q-SKU-2')).to.deep.include({ price: 50000, stock: { msk: 1, spb: 4 } });
+      const keys = await t.engine.store.query<{ idempotency_key: string }>("SELECT idempotency_key FROM requests WHERE pipeline_id = 'erp-catalog-sync' AND idempotency_key LIKE 'q-%'");
+      expect(keys).to.have.length(11);
+      // The ERP sends the same export again: nothing new is stored.
+      await erpBroker.publishCatalog(events.slice(0, 2));
+      await erpBroker.publishRaw('product.updated', 'q-broken', '{"sku": ');
+      await until('the broken event to be listed', async () => (await t.api<{ rejects: Array<{ messageId: string }> }>('GET', '/api/sources')).body.rejects.some((r) => r.messageId === 'q-broken'), 20_000, 100);
+      const source = () => t.api<{ sources: Array<{ pipeline: string; duplicates: number; stored: number }> }>('GET', '/api/sources').then((r) => r.body.sources.find((x) => x.pipeline === 'erp-catalog-sync')!);
+      await until('the re-sent events to be seen as duplicates', async () => (await source()).duplicates === 2, 20_000, 100);
+      expect(await source()).to.include({ stored: 11, duplicates: 2 });
+    });
+  });
+
   describe('order-to-erp', () => {
     const order = (id: string, quantity = 1) => ({ event: 'order.created', order_id: id, user_id: 'USR-789', items: [{ product_id: '1001', quantity }, { product_id: '2002', quantity: 2 }], total: 102000, status: 'created' });
 
     it('sends the order to the ERP, follows its status, and writes the final status back to the shop', async () => {
       const r = await run('order-to-erp', order('ORD-2024-12345'));
       expect(r.status).to.equal('completed');
-      const erpId = r.context['erp-create-order']!.erpId as string;
+      const erpId = r.context['follow-erp-status']!.erpId as string;
+      expect(r.context['send-to-erp']).to.include({ published: true, exchange: names.exchange, routingKey: 'order.created' });
       expect(r.context['follow-erp-status']).to.include({ erpId, status: 'completed', done: true });
       expect(shop.orders.get('ORD-2024-12345')).to.include({ status: 'completed', erpId });
       expect(erp.orders.get(erpId)!.orderId).to.equal('ORD-2024-12345');
       const steps = await t.api<{ items: Array<{ stepId: string; status: string }> }>('GET', `/api/requests/${r.id}/steps`);
-      expect(steps.body.items.filter((s) => s.status === 'completed').map((s) => s.stepId)).to.include.members(['validate-order', 'erp-create-order', 'follow-erp-status', 'shop-update-order']);
+      expect(steps.body.items.filter((s) => s.status === 'completed').map((s) => s.stepId)).to.include.members(['validate-order', 'send-to-erp', 'follow-erp-status', 'shop-update-order']);
     });
 
     it('reports an order the ERP rejects as rejected, with the reason', async () => {
