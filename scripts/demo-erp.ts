@@ -26,8 +26,10 @@ import { Engine } from '../src/engine';
 import { createLogger } from '../src/log/logger';
 import { connectErpBroker, type ErpBroker } from './erp-broker';
 import { generateEvents, startErpStandin, type ErpStandin } from './erp-standin';
+import { startNotifyStandin, type NotifyState } from './notify-standin';
 import { startSearchStandin, type SearchStandin } from './search-standin';
 import { startShopStandin, type ShopStandin } from './shop-standin';
+import type { Standin } from './standin-kit';
 
 const ROOT = path.resolve(__dirname, '..');
 const out = (line = ''): void => void process.stdout.write(`${line}\n`);
@@ -56,6 +58,7 @@ async function main(): Promise<number> {
   let shop: ShopStandin | undefined;
   let search: SearchStandin | undefined;
   let erp: ErpStandin | undefined;
+  let notify: Standin<NotifyState> | undefined;
   let broker: ErpBroker | undefined;
   let engine: Engine | undefined;
   let server: RunningServer | undefined;
@@ -64,8 +67,11 @@ async function main(): Promise<number> {
     search = await startSearchStandin({ port: 0, host: '127.0.0.1' });
     erp = await startErpStandin({ port: 0, host: '127.0.0.1', processingMs: 200 });
     broker = await connectErpBroker(erp, amqpUrl, names);
+    notify = await startNotifyStandin({ port: 0, host: '127.0.0.1' });
     Object.assign(process.env, {
-      SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url,
+      SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url,
+      // The ERP stand-in moves on every 200 ms: poll it faster than production's 10 s.
+      ERP_POLL_EVERY: '100ms', ERP_POLL_MAX_EVERY: '1s',
       AMQP_URL: amqpUrl, ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
     });
     engine = await Engine.create({ databaseUrl, pipelinesDir: path.join(ROOT, 'pipelines'), modulesDir: path.join(ROOT, 'modules'), cwd: ROOT, logger: createLogger(process.env.LOG_LEVEL ?? 'error') });
@@ -97,9 +103,9 @@ async function main(): Promise<number> {
 
     // 2. The shop sends orders; Conveyor publishes them to the ERP and follows them.
     const orders = [
-      { event: 'order.created', order_id: `ORD-${tag}-1`, user_id: 'USR-789', items: [{ product_id: '1001', quantity: 1 }], total: 98000, status: 'created' },
-      { event: 'order.created', order_id: `ORD-${tag}-2`, user_id: 'USR-790', items: [{ product_id: '2002', quantity: 2 }], total: 4000, status: 'created' },
-      { event: 'order.created', order_id: `ORD-${tag}-3`, user_id: 'USR-791', items: [{ product_id: '3003', quantity: 500 }], total: 1, status: 'created' },
+      { event: 'order.created', order_id: `ORD-${tag}-1`, user_id: 'USR-789', items: [{ product_id: '1001', quantity: 1 }], total: 98000, status: 'created', customer: { email: 'anna@example.com' } },
+      { event: 'order.created', order_id: `ORD-${tag}-2`, user_id: 'USR-790', items: [{ product_id: '2002', quantity: 2 }], total: 4000, status: 'created', customer: { phone: '+7 900 000-00-02' } },
+      { event: 'order.created', order_id: `ORD-${tag}-3`, user_id: 'USR-791', items: [{ product_id: '3003', quantity: 500 }], total: 1, status: 'created', customer: { email: 'boris@example.com' } },
     ];
     const ids = await Promise.all(orders.map((o) => api<{ id: string }>('POST', '/api/pipelines/order-to-erp/requests', o).then((r) => r.id)));
     await waitFor('the orders to reach their final status', async () => orders.every((o) => shop!.orders.get(o.order_id)), 60_000);
@@ -117,6 +123,7 @@ async function main(): Promise<number> {
     out(`  Conveyor → shop       ${catalogRows[0]!.n} products in the catalog table (${bySku.size} SKUs in the export; ${stopped} events stopped as invalid)`);
     out(`  Conveyor → search     ${indexed} products indexed`);
     out(`  Conveyor → admins     ${shop.notifications.length} price-change notices`);
+    out(`  Conveyor → customers  ${notify.state.delivered.length} status messages by e-mail or SMS (each ERP status of each order)`);
     out(`  catalog throughput    ${Math.round((list.length * 1000) / applied)} events/s end to end (rate policy: 400/s; ${applied} ms)`);
     out(`  shop → Conveyor → RabbitMQ → ERP   ${broker.ordersTaken()} of ${orders.length} orders taken from "${names.ordersQueue}"`);
     for (const [i, o] of orders.entries()) {
@@ -132,7 +139,7 @@ async function main(): Promise<number> {
     await engine?.stop().catch(() => {});
     await broker?.deleteAll().catch(() => {});
     await broker?.close().catch(() => {});
-    await Promise.all([shop?.close(), search?.close(), erp?.close()].map((p) => p?.catch(() => {})));
+    await Promise.all([shop?.close(), search?.close(), erp?.close(), notify?.close()].map((p) => p?.catch(() => {})));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -32,6 +32,8 @@ export interface ErpOrder {
 
 export interface ErpStandin extends RunningJsonServer {
   orders: Map<string, ErpOrder>;
+  /** Status reads by order id that found no document yet (404: the order is still in the ERP's queue). */
+  misses: Map<string, number>;
   /** Creates the ERP document of an order (as `POST /orders`); a repeated `key` returns the first. */
   createOrder(body: Record<string, unknown>, key?: string): { erpId: string; status: string };
 }
@@ -60,6 +62,7 @@ export async function startErpStandin(opts: { port?: number; host?: string; proc
     timers.add(t);
   };
   const byOrder = new Map<string, string>();
+  const misses = new Map<string, number>();
   const createOrder = (body: Record<string, unknown>, key?: string): { erpId: string; status: string } => {
     if (typeof body.order_id !== 'string' || !Array.isArray(body.items)) throw new HttpError(400, 'an order needs order_id and items');
     const known = key ? byKey.get(key) : undefined;
@@ -90,13 +93,18 @@ export async function startErpStandin(opts: { port?: number; host?: string; proc
   };
   const server = await startJsonServer([
     ['POST', '/orders', (r) => createOrder((r.body ?? {}) as Record<string, unknown>, typeof r.headers['idempotency-key'] === 'string' ? r.headers['idempotency-key'] : undefined)],
-    ['GET', '/orders/by-order/:orderId', (r) => view(orders.get(byOrder.get(r.params.orderId!) ?? ''), `for order ${r.params.orderId}`)],
+    ['GET', '/orders/by-order/:orderId', (r) => {
+      const o = orders.get(byOrder.get(r.params.orderId!) ?? '');
+      if (!o) misses.set(r.params.orderId!, (misses.get(r.params.orderId!) ?? 0) + 1);
+      return view(o, `for order ${r.params.orderId}`);
+    }],
     ['GET', '/orders/:erpId', (r) => view(orders.get(r.params.erpId!), r.params.erpId!)],
     ['GET', '/_state', () => ({ orders: [...orders.values()] })],
   ], opts.port ?? Number(process.env.ERP_PORT ?? 8084), opts.host ?? process.env.ERP_HOST ?? '127.0.0.1');
   return {
     ...server,
     orders,
+    misses,
     createOrder,
     close: async () => {
       for (const t of timers) clearTimeout(t);

@@ -2,10 +2,12 @@
  * Waits that last days (issue 13 §1): a polling wait is one step run however often it polls.
  * Here the ERP stand-in keeps an order in one status for 1,100 reads, `order-to-erp` polls it
  * every millisecond, and the order still completes: the polls are counted on one run, kept in
- * its poll history, and never count toward the request's `maxSteps` (1000 by default).
+ * its poll history, and never count toward the request's `maxSteps` (1000 by default). The
+ * order reaches the ERP over RabbitMQ (`send-to-erp`), as in production.
  */
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { connectErpBroker, type ErpBroker } from '../../scripts/erp-broker';
 import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
 import { startNotifyStandin, type NotifyState } from '../../scripts/notify-standin';
 import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
@@ -13,7 +15,9 @@ import type { Standin } from '../../scripts/standin-kit';
 import { compilePipeline } from '../../src/pipeline/compile';
 import { pollIntervalMs } from '../../src/supervisor/poll';
 import { formatIssue } from '../../src/errors';
+import { unique } from '../brokers/helpers';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { requireAmqp } from '../support/services';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { freshPipeline } from './support';
 
@@ -49,21 +53,30 @@ describe('long polling: a wait is one step run however often it polls', function
     let shop: ShopStandin;
     let erp: ErpStandin;
     let notify: Standin<NotifyState>;
+    let erpBroker: ErpBroker;
     let t: TestEngine;
+    const names = { exchange: unique('t.lp.erp'), catalogQueue: unique('t.lp.erp.catalog'), ordersQueue: unique('t.lp.erp.orders') };
 
     before(async () => {
+      const amqpUrl = await requireAmqp();
       shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
       erp = await startErpStandin({ port: 0, statusReads: 1100 });
+      erpBroker = await connectErpBroker(erp, amqpUrl, names);
       notify = await startNotifyStandin({ port: 0 });
       // ERP_POLL_EVERY is read as the pipeline file loads: load it afresh with this test's value.
       freshPipeline('order-to-erp');
       t = await startTestEngine({
-        env: { SHOP_BASE_URL: shop.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '1ms', ERP_POLL_MAX_EVERY: '1ms' },
+        env: {
+          SHOP_BASE_URL: shop.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '1ms', ERP_POLL_MAX_EVERY: '1ms',
+          AMQP_URL: amqpUrl, ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
+        },
       });
     });
     after(async () => {
       await t?.close();
       freshPipeline('order-to-erp');
+      await erpBroker?.deleteAll();
+      await erpBroker?.close();
       await Promise.all([shop?.close(), erp?.close(), notify?.close()]);
       cleanupTmpDirs();
     });
@@ -94,7 +107,8 @@ describe('long polling: a wait is one step run however often it polls', function
       ]);
       expect(waits[1]!.polls).to.be.greaterThan(1000);
       expect(waits[2]!.polls).to.be.greaterThan(1000);
-      expect(waits.reduce((n, w) => n + w.polls, 0)).to.equal(erpOrder.reads);
+      // Every poll read the ERP: the document's status, or (before the ERP took the order from its queue) a 404.
+      expect(waits.reduce((n, w) => n + w.polls, 0)).to.equal(erpOrder.reads! + (erp.misses.get('ORD-SLOW') ?? 0));
       // Every step run, polls aside: far below the default budget of 1000.
       expect(steps.body.items.length).to.be.lessThan(20);
       const [row] = await t.engine.store.query<{ step_count: unknown }>('SELECT step_count FROM requests WHERE id = ?', [id]);
