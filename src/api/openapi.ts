@@ -26,10 +26,15 @@ const schemas: Record<string, Schema> = {
     {
       pipeline: str, name: str, kind: { type: 'string', enum: ['amqp', 'nats'] }, url: { type: 'string', description: 'Password masked.' },
       queue: str, stream: str, subject: str, durable: str, prefetch: int, maxBuffered: int,
-      state: { type: 'string', enum: ['connecting', 'consuming', 'paused', 'reconnecting', 'stopped', 'not-running-here'], description: '`paused`: the backlog is over maxBuffered.' },
+      state: {
+        type: 'string', enum: ['connecting', 'consuming', 'paused', 'reconnecting', 'stopped', 'not-running-here'],
+        description: '`paused`: the backlog is over maxBuffered. `reconnecting`: the broker was lost or cannot be reached (see lastError, failures, nextAttemptAt).',
+      },
       stored: int, duplicates: int, rejected: int, inFlight: int, backlog: nullable(int), lastError: nullable(str),
+      failures: { type: 'integer', description: 'Failed connection attempts in a row; 0 once connected.' },
+      nextAttemptAt: { ...nullable(time), description: 'When the next connection attempt is due, while reconnecting.' },
     },
-    ['pipeline', 'name', 'kind', 'url', 'prefetch', 'maxBuffered', 'state', 'stored', 'duplicates', 'rejected', 'inFlight', 'backlog', 'lastError'],
+    ['pipeline', 'name', 'kind', 'url', 'prefetch', 'maxBuffered', 'state', 'stored', 'duplicates', 'rejected', 'inFlight', 'backlog', 'lastError', 'failures', 'nextAttemptAt'],
   ),
   IntakeReject: obj({ id: str, pipeline: str, source: str, messageId: nullable(str), code: str, reason: str, at: time }),
   Error: obj({ error: obj({ code: str, message: str, details: {} }, ['code', 'message']) }),

@@ -26,7 +26,7 @@ export function mountSourceRoutes(api: Router, engine: Engine): void {
       for (const s of p.sources ?? []) {
         const live = running.get(`${p.id}/${s.name}`);
         if (live) {
-          sources.push(live);
+          sources.push({ ...live, nextAttemptAt: live.nextAttemptAt === null ? null : iso(live.nextAttemptAt) });
           continue;
         }
         const where = s.kind === 'amqp' ? { queue: s.queue } : { stream: s.stream, subject: s.subject, durable: s.durable };
@@ -38,7 +38,7 @@ export function mountSourceRoutes(api: Router, engine: Engine): void {
         }
         sources.push({
           pipeline: p.id, name: s.name, kind: s.kind, url, ...where, prefetch: s.prefetch, maxBuffered: s.maxBuffered, state: 'not-running-here',
-          stored: 0, duplicates: 0, rejected: 0, inFlight: 0, backlog: null, lastError: null,
+          stored: 0, duplicates: 0, rejected: 0, inFlight: 0, backlog: null, lastError: null, failures: 0, nextAttemptAt: null,
         });
       }
     }

@@ -16,7 +16,7 @@ window.conveyorSourcesView = async function sourcesView({ h, api, setView, time 
       h('tbody', {}, body.sources.map((s) => h('tr', { 'data-source': `${s.pipeline}/${s.name}` },
         h('td', {}, h('a', { href: `#/pipeline/${encodeURIComponent(s.pipeline)}` }, s.pipeline)), h('td', {}, s.name), h('td', {}, s.url), h('td', {}, where(s)),
         h('td', {}, h('span', { className: `badge ${s.state}` }, s.state)), h('td', {}, s.stored), h('td', {}, s.duplicates), h('td', {}, s.rejected),
-        h('td', {}, `${s.backlog === null ? '?' : s.backlog} / ${s.maxBuffered}`), h('td', {}, s.lastError || '')))));
+        h('td', {}, `${s.backlog === null ? '?' : s.backlog} / ${s.maxBuffered}`), h('td', {}, s.failures > 0 ? `${s.lastError} (${s.failures} failed attempts)` : s.lastError || '')))));
   const rejects = body.rejects.length === 0
     ? h('p', { className: 'muted' }, 'No message was rejected.')
     : h('table', {}, h('thead', {}, h('tr', {}, ['Time', 'Pipeline', 'Source', 'Message id', 'Code', 'Reason'].map((c) => h('th', {}, c)))),

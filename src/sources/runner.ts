@@ -6,8 +6,11 @@
  *
  * - A bad message (not JSON, not an object, too large, refused by intake) is recorded in
  *   `intake_rejects` and dead-lettered; it never blocks the queue.
- * - A store failure sends the message back to the broker after a delay; a lost connection is
- *   reopened with backoff. Nothing here throws into the process.
+ * - A store failure sends the message back to the broker after a delay; a lost or unreachable
+ *   broker is retried with backoff (1 s doubling up to 30 s) forever, logged once per cause
+ *   (a warning when it starts or its cause changes, an info line once it connects again), and
+ *   shown in `GET /api/sources` (`failures`, `nextAttemptAt`). Nothing here throws into the
+ *   process, so an engine without its broker still starts.
  * - Backpressure: while the pipeline's backlog (requests buffered or running) is over
  *   `maxBuffered`, the source stops consuming, so the queue stays at the broker.
  * - Messages with the same business key are handed to intake one after another, in delivery
@@ -48,6 +51,10 @@ export interface SourceStatus {
   inFlight: number;
   backlog: number | null;
   lastError: string | null;
+  /** Failed connection attempts in a row (0 once connected). */
+  failures: number;
+  /** When the next connection attempt is due (epoch ms), while reconnecting. */
+  nextAttemptAt: number | null;
 }
 
 export interface SourceRunnerDeps {
@@ -63,9 +70,18 @@ export interface SourceRunnerOptions {
   checkMs?: number;
   /** Delay before a message whose request could not be stored comes back. @default 1000 */
   retryMs?: number;
+  /** First delay before reconnecting to a lost or unreachable broker; doubles each time. @default 1000 */
+  reconnectMs?: number;
+  /** The longest delay between two connection attempts. @default 30000 */
+  maxReconnectMs?: number;
 }
 
-const MAX_RECONNECT_MS = 15_000;
+/** Why a connection failed, shortly: the socket error's code (`ECONNREFUSED`), else the message. */
+function causeOf(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && code !== '' ? code : err.message || err.name;
+}
+const seconds = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
 
 /** A name with `${VAR:-default}` expanded, or as written when a variable is missing. */
 function expandOr(name: string): string {
@@ -83,7 +99,9 @@ class RunningSource {
   private adapter: SourceAdapter;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
-  private reconnectMs = 500;
+  private reconnectMs: number;
+  /** The cause last logged as a warning; null while connected. */
+  private warned: string | null = null;
   private sinceCheck = 0;
   private readonly chains = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -95,11 +113,13 @@ class RunningSource {
     private readonly o: Required<SourceRunnerOptions>,
   ) {
     this.adapter = adapterFor(source, d.pool);
+    this.reconnectMs = o.reconnectMs;
     const { kind, name, prefetch, maxBuffered } = source;
     const where = source.kind === 'amqp' ? { queue: expandOr(source.queue) } : { stream: source.stream, subject: source.subject, durable: source.durable };
     this.status = {
       pipeline: pipelineId, name, kind, url: '', ...where, prefetch, maxBuffered, state: 'connecting',
       stored: 0, duplicates: 0, rejected: 0, inFlight: 0, backlog: null, lastError: null,
+      failures: 0, nextAttemptAt: null,
     };
     try {
       this.status.url = redactUrl(this.d.pool.expand(source.url));
@@ -127,7 +147,11 @@ class RunningSource {
     if (this.stopping) return;
     try {
       await this.adapter.open((err) => this.lost(err));
-      this.reconnectMs = 500;
+      if (this.warned !== null) this.d.logger.info(`source ${this.label()}: connected again to ${this.status.url}`, { ...this.fields(), failedAttempts: this.status.failures });
+      this.reconnectMs = this.o.reconnectMs;
+      this.warned = null;
+      this.status.failures = 0;
+      this.status.nextAttemptAt = null;
       this.status.lastError = null;
       await this.check(true);
     } catch (err) {
@@ -135,16 +159,35 @@ class RunningSource {
     }
   }
 
+  private label(): string {
+    return `${this.pipelineId}/${this.source.name}`;
+  }
+
+  private fields(): Record<string, unknown> {
+    return { pipeline: this.pipelineId, source: this.source.name, url: this.status.url };
+  }
+
+  /**
+   * A lost connection, or a connection attempt that failed: tries again after a delay that
+   * doubles up to `maxReconnectMs`. One warning per cause, not one per attempt.
+   */
   private lost(err: Error): void {
     if (this.stopping) return;
     clearTimeout(this.timer);
+    const wasUp = this.status.state === 'consuming' || this.status.state === 'paused';
+    const cause = causeOf(err);
     this.status.state = 'reconnecting';
-    this.status.lastError = err.message;
-    this.d.logger.warn('source disconnected; reconnecting', { pipeline: this.pipelineId, source: this.source.name, error: err.message, inMs: this.reconnectMs });
+    this.status.lastError = err.message || cause;
+    this.status.failures = wasUp ? 0 : this.status.failures + 1;
+    const retry = `retrying with backoff, at most every ${seconds(this.o.maxReconnectMs)}`;
+    if (wasUp) this.d.logger.warn(`source ${this.label()}: lost ${this.status.url} (${cause}); ${retry}`, this.fields());
+    else if (cause !== this.warned) this.d.logger.warn(`source ${this.label()}: cannot reach ${this.status.url} (${cause}); ${retry}`, this.fields());
+    this.warned = cause;
     void this.adapter.close().catch(() => undefined);
     this.adapter = adapterFor(this.source, this.d.pool);
+    this.status.nextAttemptAt = Date.now() + this.reconnectMs;
     this.timer = setTimeout(() => void this.connect(), this.reconnectMs);
-    this.reconnectMs = Math.min(MAX_RECONNECT_MS, this.reconnectMs * 2);
+    this.reconnectMs = Math.min(this.o.maxReconnectMs, this.reconnectMs * 2);
   }
 
   /** Counts the backlog, then pauses or resumes consuming; runs again every `checkMs`. */
@@ -243,7 +286,7 @@ export class SourceRunner {
   ) {}
 
   start(): void {
-    const o = { checkMs: this.o.checkMs ?? 500, retryMs: this.o.retryMs ?? 1000 };
+    const o = { checkMs: this.o.checkMs ?? 500, retryMs: this.o.retryMs ?? 1000, reconnectMs: this.o.reconnectMs ?? 1000, maxReconnectMs: this.o.maxReconnectMs ?? 30_000 };
     for (const { pipeline } of this.d.catalog.list()) {
       for (const source of pipeline.sources ?? []) {
         const r = new RunningSource(pipeline.id, source, this.d, o);
