@@ -77,6 +77,9 @@ function markOf(s: CompiledStep): string {
     case 'stop':
       parts.push(`stop: ${s.status}`);
       break;
+    case 'publish':
+      parts.push(s.amqp ? `publish: amqp ${s.amqp.exchange} ${s.amqp.routingKey}`.trimEnd() : `publish: nats ${s.nats?.subject ?? ''}`);
+      break;
     default:
       parts.push(s.kind);
   }
@@ -96,7 +99,7 @@ function stepEdges(s: CompiledStep, edges: GraphEdge[]): void {
   // `next` is the route when nothing above routed elsewhere: "otherwise", when there is an above.
   const otherwise = edges.length > before || (s.kind === 'action' && s.when.length > 0);
   for (const to of s.next) edges.push(otherwise ? { from, to, via: 'next', label: 'otherwise' } : { from, to, via: 'next' });
-  if (s.kind === 'module') for (const to of s.onError) edges.push({ from, to, via: 'onError', label: 'error' });
+  if (s.kind === 'module' || s.kind === 'publish') for (const to of s.onError) edges.push({ from, to, via: 'onError', label: 'error' });
   if (s.kind === 'wait' || s.kind === 'action') for (const to of s.onTimeout) edges.push({ from, to, via: 'onTimeout', label: 'timeout' });
   if (s.kind === 'loop') {
     edges.push({ from, to: s.target, via: 'loop', label: `again, at most ${s.max}` });
@@ -135,6 +138,7 @@ const SHAPES: Record<GraphNode['kind'], [string, string]> = {
   delay: ['{{', '}}'],
   loop: ['[[', ']]'],
   stop: ['([', '])'],
+  publish: ['>', ']'],
 };
 
 /**

@@ -120,6 +120,24 @@ describe('pipeline graph', () => {
     expect(mermaidId('end')).to.equal('n_end');
   });
 
+  it('marks a publish step with its broker and target, draws it as a flag, and routes its onError', () => {
+    const { pipeline, issues } = compilePipeline({
+      id: 'pub', start: 'send',
+      steps: {
+        send: { kind: 'publish', amqp: { exchange: 'erp', routingKey: 'order.created' }, body: '{{ payload }}', next: ['tell'], onError: ['failed'] },
+        tell: { kind: 'publish', nats: { subject: 'orders.sent' }, body: { id: '{{ payload.id }}' } },
+        failed: { kind: 'stop', status: 'stopped', reason: 'not sent' },
+      },
+    }, { source: 'test', modules: new Set() });
+    expect(issues.map(formatIssue)).to.deep.equal([]);
+    const pg = pipelineGraph(pipeline!);
+    expect(pg.nodes.find((n) => n.id === 'send')).to.deep.include({ kind: 'publish', mark: 'publish: amqp erp order.created' });
+    expect(pg.nodes.find((n) => n.id === 'tell')!.mark).to.equal('publish: nats orders.sent');
+    const lines = toMermaid(pipeline!).split('\n');
+    expect(lines).to.include('  n_send>"send<br/><small>publish: amqp erp order.created</small>"]');
+    expect(lines).to.include('  n_send -.->|"error"| n_failed');
+  });
+
   it('serves the same Mermaid text in the API graph', () => {
     const served = pipelineGraphWithMermaid(p);
     expect(served.mermaid).to.equal(toMermaid(p));
