@@ -114,6 +114,23 @@ function isDeadlock(err: unknown): boolean {
   return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
 }
 
+const DEADLOCK_TRIES = 6;
+
+/**
+ * Runs `attempt` again when MySQL rolled it back as a deadlock's victim, after a short random
+ * pause that grows with each try, so that the same transactions do not meet again at once.
+ */
+async function retryOnDeadlock<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isDeadlock(err) || n >= DEADLOCK_TRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * n));
+    }
+  }
+}
+
 /** The intake's persistence, reached as `SqlStore.intake`. */
 export class IntakeStore {
   private readonly db: BetterSqliteDb | undefined;
@@ -162,7 +179,7 @@ export class IntakeStore {
       });
       return tx.immediate() as T;
     }
-    for (let attempt = 0; ; attempt++) {
+    return retryOnDeadlock(async () => {
       const qr = this.ds.createQueryRunner();
       try {
         await qr.connect();
@@ -172,12 +189,11 @@ export class IntakeStore {
         return value;
       } catch (err) {
         if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-        if (isDeadlock(err) && attempt < 5) continue;
         throw err;
       } finally {
         await qr.release();
       }
-    }
+    });
   }
 
   private async drive<T>(qr: QueryRunner, gen: Script<T>): Promise<T> {
@@ -193,14 +209,16 @@ export class IntakeStore {
   /** One statement, outside any explicit transaction. */
   private one<T>(script: () => Script<T>): Promise<T> {
     if (this.db) return this.atomic(script);
-    return (async () => {
+    // A single statement can be a deadlock's victim too (an UPDATE giving a business key back
+    // while other processes insert that key); InnoDB rolled it back, so it runs again.
+    return retryOnDeadlock(async () => {
       const qr = this.ds.createQueryRunner();
       try {
         return await this.drive(qr, script());
       } finally {
         await qr.release();
       }
-    })();
+    });
   }
 
   private select<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
