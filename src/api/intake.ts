@@ -3,17 +3,16 @@
  * `NewRequest` when the request may start: at once (`immediate`), or when the pipeline's
  * policy releases it (`rate`, `batch`, `schedule`), or when its business key is free.
  *
- * Two insert paths, both group-committed: a plain request goes through the engine's
- * `GroupCommitter`; a request with an idempotency key, an enforced business key, a hold or a
- * callback goes through the intake's `BatchInserter`, whose `ON CONFLICT DO NOTHING` lets a
- * unique index say "duplicate" for one request without failing its batch.
+ * Both kinds of insert are group-committed by the engine's `GroupCommitter`: a plain request
+ * as a new request; a request with an idempotency key, an enforced business key, a hold or a
+ * callback as a keyed insert, whose `ON CONFLICT DO NOTHING` lets a unique index say
+ * "duplicate" for one request without failing its batch.
  */
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus';
 import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { CallbackSender, type CallbackOptions } from '../intake/callbacks';
-import { BatchInserter } from '../intake/inserter';
 import { businessKeyOf, KeyKeeper, reuseOf } from '../intake/keys';
 import { isGated, Releaser } from '../intake/releaser';
 import { TriggerScheduler } from '../intake/triggers';
@@ -77,7 +76,6 @@ export interface IntakeOptions {
 const MAX_CONFLICT_ROUNDS = 6;
 
 export class Intake {
-  private readonly inserter: BatchInserter;
   private readonly releaser: Releaser;
   private readonly keys: KeyKeeper;
   private readonly callbacks: CallbackSender;
@@ -92,7 +90,6 @@ export class Intake {
     private readonly o: IntakeOptions = {},
   ) {
     const store = d.store.intake;
-    this.inserter = new BatchInserter(store);
     this.releaser = new Releaser({ store, catalog: d.catalog, notify: d.notify, logger: d.logger }, o.pollMs);
     this.keys = new KeyKeeper({ store, catalog: d.catalog, notify: d.notify, poke: (id) => this.releaser.poke(id), logger: d.logger });
     this.callbacks = new CallbackSender(d.store, () => this.secret, d.logger, o.callbacks);
@@ -128,7 +125,7 @@ export class Intake {
     await this.releaser.stop();
     await this.triggers.stop();
     await this.callbacks.stop();
-    await this.inserter.drain();
+    await this.d.committer.drain();
   }
 
   /** The signing secret of end-of-request callbacks (`X-Conveyor-Signature`). */
@@ -199,7 +196,7 @@ export class Intake {
       const hold: Hold = queue ? 'key' : gated ? 'gate' : null;
       record.releaseAt = hold === null ? record.createdAt : null;
       const activeKey = keyPolicy && !queue ? businessKey : null;
-      if (await this.inserter.insert({ record, hold, activeKey, callbackUrl })) {
+      if (await this.d.committer.insertKeyed({ record, hold, activeKey, callbackUrl })) {
         if (hold === null) this.d.notify(record.id);
         else if (hold === 'gate') this.releaser.poke(pipelineId);
         // The holder may have ended between our conflict and this insert.

@@ -2,14 +2,9 @@ import 'reflect-metadata';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
-import { ApiKeyEntity } from './entities/api-key.entity';
-import { PipelineVersionEntity } from './entities/pipeline-version.entity';
-import { RequestEntity } from './entities/request.entity';
-import { StepRunEntity } from './entities/step-run.entity';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Leases1763800000001 } from './migrations/1763800000001-leases';
 import { Settings1763800000002 } from './migrations/1763800000002-settings';
-import { SettingEntity } from './entities/setting.entity';
 import { Utf8mb41763800000003 } from './migrations/1763800000003-utf8mb4';
 import { SearchIndexes1763800000010 } from './migrations/1763800000010-search-indexes';
 import { Waits1763800000004 } from './migrations/1763800000004-waits';
@@ -18,15 +13,15 @@ import { SqliteOpenRunIndexes1763800000090 } from './migrations/1763800000090-sq
 import { Vars1763800000110 } from './migrations/1763800000110-vars';
 import { LongWaits1763800000130 } from './migrations/1763800000130-long-waits';
 import { TraceContext1763800000160 } from './migrations/1763800000160-trace-context';
-import { AuditEventEntity } from './entities/audit-event.entity';
 import { IntakeRejects1763800000120 } from './migrations/1763800000120-intake-rejects';
-import { AdminAlertEntity } from './entities/admin-alert.entity';
 import { AdminAlerts1763800000140 } from './migrations/1763800000140-admin-alerts';
 import { OverviewIndex1763800000141 } from './migrations/1763800000141-overview-index';
-import { ParticipantEntity } from './entities/participant.entity';
 import { People1763800000100 } from './migrations/1763800000100-people';
 
-export const ENTITIES = [PipelineVersionEntity, RequestEntity, StepRunEntity, ApiKeyEntity, SettingEntity, AuditEventEntity, AdminAlertEntity, ParticipantEntity];
+/**
+ * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
+ * rows itself (`rows.ts`), so no entity classes describe the tables a second time.
+ */
 export const MIGRATIONS = [
   Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020,
   SqliteOpenRunIndexes1763800000090, People1763800000100, Vars1763800000110, IntakeRejects1763800000120, LongWaits1763800000130, AdminAlerts1763800000140,
@@ -76,7 +71,7 @@ export function sqliteSettings(url: string, options: StoreOptions = {}, env: Nod
 
 /** Builds TypeORM options from a database URL. Throws a clear error for an unknown scheme. */
 export function dataSourceOptions(url: string, options: StoreOptions = {}): DataSourceOptions {
-  const common = { entities: ENTITIES, migrations: MIGRATIONS, synchronize: false, logging: false } as const;
+  const common = { migrations: MIGRATIONS, synchronize: false, logging: false } as const;
   if (url.startsWith('sqlite:')) {
     const { path, synchronous } = sqliteSettings(url, options);
     const database = path === ':memory:' ? ':memory:' : resolve(path);

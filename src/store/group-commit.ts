@@ -1,4 +1,5 @@
 import type { RequestCommit, RequestRecord } from '../model';
+import type { IntakeInsert } from './rows';
 import type { Store } from './store';
 
 interface Pending<T> {
@@ -8,8 +9,8 @@ interface Pending<T> {
 }
 
 /**
- * Group commit: every new request and step result handed in during one event-loop turn is
- * written in a single transaction. Each caller's promise settles only after that transaction
+ * Group commit: every new request (plain or keyed) and step result handed in during one
+ * event-loop turn is written in a single transaction. Each caller's promise settles only after that transaction
  * is durable, so nothing is routed or answered before its cause is stored. While one batch is
  * being written, the next one fills up.
  *
@@ -23,6 +24,7 @@ interface Pending<T> {
 export class GroupCommitter {
   private requests: Array<Pending<RequestRecord>> = [];
   private commits: Array<Pending<RequestCommit>> = [];
+  private keyed: Array<Pending<IntakeInsert>> = [];
   private scheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   private readonly parallel: number;
@@ -45,6 +47,18 @@ export class GroupCommitter {
     }).then(() => undefined);
   }
 
+  /**
+   * Stores a request that carries an idempotency key, a business key, a hold or a callback,
+   * with `ON CONFLICT DO NOTHING`: resolves `true` once it is durable, `false` if a unique
+   * key refused it (a duplicate skips that one request, never the batch).
+   */
+  insertKeyed(row: IntakeInsert): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.keyed.push({ item: row, resolve, reject });
+      this.schedule();
+    });
+  }
+
   /** Applies a commit; resolves `false` if the store refused it (stale rev or closed run). */
   commit(commit: RequestCommit): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
@@ -55,10 +69,14 @@ export class GroupCommitter {
 
   /** Resolves once everything handed in so far is written. */
   async drain(): Promise<void> {
-    while (this.flushes.size > 0 || this.requests.length > 0 || this.commits.length > 0) {
+    while (this.flushes.size > 0 || this.waiting()) {
       if (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
       else await this.flush();
     }
+  }
+
+  private waiting(): boolean {
+    return this.requests.length > 0 || this.commits.length > 0 || this.keyed.length > 0;
   }
 
   private schedule(): void {
@@ -74,23 +92,26 @@ export class GroupCommitter {
     if (this.flushes.size >= this.parallel) return Promise.resolve();
     const requests = this.requests.splice(0, this.maxBatch);
     const commits = this.commits.splice(0, Math.max(0, this.maxBatch - requests.length));
-    if (requests.length === 0 && commits.length === 0) return Promise.resolve();
+    const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
+    if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
+    const batch = { newRequests: requests.map((p) => p.item), commits: commits.map((p) => p.item) };
     const flush: Promise<void> = this.store
-      .write({ newRequests: requests.map((p) => p.item), commits: commits.map((p) => p.item) })
+      .write(keyed.length === 0 ? batch : { ...batch, keyed: keyed.map((p) => p.item) })
       .then(
-        (held) => {
+        (answers) => {
           this.stats.batches++;
-          this.stats.items += requests.length + commits.length;
+          this.stats.items += requests.length + commits.length + keyed.length;
           for (const p of requests) p.resolve(true);
-          commits.forEach((p, i) => p.resolve(held[i] ?? false));
+          commits.forEach((p, i) => p.resolve(answers[i] ?? false));
+          keyed.forEach((p, i) => p.resolve(answers[commits.length + i] ?? false));
         },
         (err: unknown) => {
-          for (const p of [...requests, ...commits]) p.reject(err);
+          for (const p of [...requests, ...commits, ...keyed]) p.reject(err);
         },
       )
       .finally(() => {
         this.flushes.delete(flush);
-        if (this.requests.length > 0 || this.commits.length > 0) this.schedule();
+        if (this.waiting()) this.schedule();
       });
     this.flushes.add(flush);
     return flush;

@@ -4,24 +4,17 @@
  * end-of-request callbacks. Everything that must hold across processes is either one
  * conditional statement or a short transaction serialised on an `intake_marks` row.
  *
- * Transactions are written once, as generator scripts that yield statements: on SQLite the
- * script runs synchronously inside one better-sqlite3 `BEGIN IMMEDIATE` transaction (nothing
- * else can interleave), on MySQL it runs on one connection with `SELECT … FOR UPDATE`.
+ * Transactions are the store's transaction scripts (`SqlExecutor.script`): on SQLite a script
+ * runs synchronously inside one better-sqlite3 `BEGIN IMMEDIATE` transaction (nothing else can
+ * interleave), on MySQL on one connection with `SELECT … FOR UPDATE`. The intake's inserts
+ * are keyed inserts of the group commit (`write.ts`).
  */
-import type { DataSource, QueryRunner } from 'typeorm';
-import type { RequestRecord } from '../model';
+import { num, type Hold } from './rows';
+import { batchScript, firstDispatchScript, rateScript, scheduleScript, type Release } from './intake-release';
+import { isUniqueViolation, type SqlExecutor } from './sql-executor';
 
-/** How a new request waits: for its pipeline's intake policy, for its business key, or not at all. */
-export type Hold = 'gate' | 'key' | null;
-
-/** A request as the intake inserts it, with the intake's own columns. */
-export interface IntakeInsert {
-  record: RequestRecord;
-  hold: Hold;
-  /** The business key, when this request takes it on insert. */
-  activeKey: string | null;
-  callbackUrl: string | null;
-}
+export type { Hold, IntakeInsert } from './rows';
+export type { Release } from './intake-release';
 
 /** The request that holds a business key. */
 export interface KeyHolder {
@@ -30,12 +23,6 @@ export interface KeyHolder {
   ended: boolean;
   status: string;
   finishedAt: number | null;
-}
-
-/** Requests released by one call; `nextAt` is when releasing more may be possible. */
-export interface Release {
-  ids: string[];
-  nextAt: number;
 }
 
 /** A callback claimed for delivery by this process. */
@@ -58,90 +45,17 @@ export interface IntakeColumns {
   callbackError: string | null;
 }
 
-interface Op {
-  kind: 'all' | 'run';
-  sql: string;
-  params: unknown[];
-}
-type Script<T> = Generator<Op, T, unknown>;
-
-function* all<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Generator<Op, R[], unknown> {
-  return (yield { kind: 'all', sql, params }) as R[];
-}
-function* run(sql: string, params: unknown[] = []): Generator<Op, number, unknown> {
-  return (yield { kind: 'run', sql, params }) as number;
-}
-
-interface BetterSqliteDb {
-  prepare(sql: string): { all(...p: unknown[]): unknown[]; run(...p: unknown[]): { changes: number } };
-  transaction<F extends () => unknown>(fn: F): F & { immediate: F };
-}
-
-const INSERT_COLUMNS = [
-  'id', 'pipeline_id', 'version', 'status', 'business_key', 'idempotency_key', 'mode', 'test', 'payload', 'error', 'joins',
-  'step_count', 'rev', 'release_at', 'created_at', 'updated_at', 'finished_at', 'hold', 'active_key', 'callback_url', 'callback_due', 'trace_context', 'submitted_by',
-];
-const INSERT_CHUNK = 300;
-/** Released requests this recent that have not started count as active (`maxActive`). */
-const RELEASED_HORIZON_MS = 5_000;
 /** Statuses in which a request has ended for its caller (error_stop included: it halted). */
 const ENDED = "('completed','stopped','error_stop')";
 /** Statuses after which a request gives its business key back (error_stop keeps it: it may resume). */
 const KEY_FREE = "('completed','stopped')";
-const num = (v: unknown): number => Number(v);
-const norm = (params: unknown[]): unknown[] => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
-
-function insertParams(r: IntakeInsert): unknown[] {
-  const x = r.record;
-  return [
-    x.id, x.pipelineId, x.version, x.status, x.businessKey, x.idempotencyKey, x.mode, x.test ? 1 : 0, JSON.stringify(x.payload),
-    x.error === null ? null : JSON.stringify(x.error), JSON.stringify(x.joins), x.stepCount, x.rev, x.releaseAt, x.createdAt,
-    x.updatedAt, x.finishedAt, r.hold, r.activeKey, r.callbackUrl, r.callbackUrl ? x.createdAt : null, x.traceContext ?? null, x.submittedBy ?? null,
-  ];
-}
-
-/** True for a unique-index violation on either dialect. */
-export function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown } };
-  const code = e?.driverError?.code ?? e?.code;
-  const errno = e?.driverError?.errno ?? e?.errno;
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'ER_DUP_ENTRY' || errno === 1062;
-}
-
-function isDeadlock(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown } };
-  const code = e?.driverError?.code ?? e?.code;
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
-}
-
-const DEADLOCK_TRIES = 6;
-
-/**
- * Runs `attempt` again when MySQL rolled it back as a deadlock's victim, after a short random
- * pause that grows with each try, so that the same transactions do not meet again at once.
- */
-async function retryOnDeadlock<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let n = 1; ; n++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!isDeadlock(err) || n >= DEADLOCK_TRIES) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * n));
-    }
-  }
-}
 
 /** The intake's persistence, reached as `SqlStore.intake`. */
 export class IntakeStore {
-  private readonly db: BetterSqliteDb | undefined;
-  private readonly stmts = new Map<string, ReturnType<BetterSqliteDb['prepare']>>();
-
-  constructor(private readonly ds: DataSource) {
-    this.db = ds.driver.options.type === 'mysql' ? undefined : (ds.driver as unknown as { databaseConnection: BetterSqliteDb }).databaseConnection;
-  }
+  constructor(private readonly x: SqlExecutor) {}
 
   get dialect(): 'sqlite' | 'mysql' {
-    return this.db ? 'sqlite' : 'mysql';
+    return this.x.dialect;
   }
 
   /**
@@ -149,115 +63,18 @@ export class IntakeStore {
    * planner may prefer the hold index and walk every queued request of the pipeline.
    */
   private get byBusinessKey(): string {
-    return this.db ? 'requests INDEXED BY ix_requests_business_key' : 'requests FORCE INDEX (ix_requests_business_key)';
-  }
-
-  // ---- plumbing ------------------------------------------------------------------------------
-
-  private prepare(sql: string): ReturnType<BetterSqliteDb['prepare']> {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db!.prepare(sql);
-      if (this.stmts.size > 200) this.stmts.clear();
-      this.stmts.set(sql, s);
-    }
-    return s;
-  }
-
-  /** Runs a transaction script: synchronously on SQLite, on one connection on MySQL (retried on deadlock). */
-  private async atomic<T>(script: () => Script<T>): Promise<T> {
-    if (this.db) {
-      const exec = (op: Op): unknown => (op.kind === 'all' ? this.prepare(op.sql).all(...norm(op.params)) : this.prepare(op.sql).run(...norm(op.params)).changes);
-      const tx = this.db.transaction(() => {
-        const gen = script();
-        let input: unknown;
-        for (;;) {
-          const step = gen.next(input);
-          if (step.done) return step.value;
-          input = exec(step.value);
-        }
-      });
-      return tx.immediate() as T;
-    }
-    return retryOnDeadlock(async () => {
-      const qr = this.ds.createQueryRunner();
-      try {
-        await qr.connect();
-        await qr.startTransaction();
-        const value = await this.drive(qr, script());
-        await qr.commitTransaction();
-        return value;
-      } catch (err) {
-        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-        throw err;
-      } finally {
-        await qr.release();
-      }
-    });
-  }
-
-  private async drive<T>(qr: QueryRunner, gen: Script<T>): Promise<T> {
-    let input: unknown;
-    for (;;) {
-      const step = gen.next(input);
-      if (step.done) return step.value;
-      const res = await qr.query(step.value.sql, norm(step.value.params), true);
-      input = step.value.kind === 'all' ? res.records : (res.affected ?? 0);
-    }
-  }
-
-  /** One statement, outside any explicit transaction. */
-  private one<T>(script: () => Script<T>): Promise<T> {
-    if (this.db) return this.atomic(script);
-    // A single statement can be a deadlock's victim too (an UPDATE giving a business key back
-    // while other processes insert that key); InnoDB rolled it back, so it runs again.
-    return retryOnDeadlock(async () => {
-      const qr = this.ds.createQueryRunner();
-      try {
-        return await this.drive(qr, script());
-      } finally {
-        await qr.release();
-      }
-    });
+    return this.x.dialect === 'sqlite' ? 'requests INDEXED BY ix_requests_business_key' : 'requests FORCE INDEX (ix_requests_business_key)';
   }
 
   private select<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
-    return this.one(() => all<R>(sql, params));
+    return this.x.all<R>(sql, params);
   }
 
   private update(sql: string, params: unknown[] = []): Promise<number> {
-    return this.one(() => run(sql, params));
+    return this.x.run(sql, params);
   }
 
-  /** Locks (MySQL) and reads an intake mark inside a transaction script. */
-  private *lockMark(id: string): Generator<Op, number, unknown> {
-    const rows = yield* all<{ at: unknown }>(`SELECT at FROM intake_marks WHERE id = ?${this.db ? '' : ' FOR UPDATE'}`, [id]);
-    return num(rows[0]?.at ?? 0);
-  }
-
-  // ---- inserts -------------------------------------------------------------------------------
-
-  /**
-   * Inserts requests, skipping any that would break a unique index (the same idempotency key,
-   * or a business key already held). Returns, per request, whether it was inserted. A clash
-   * never fails the other requests of the batch.
-   */
-  async insertRequests(rows: IntakeInsert[]): Promise<boolean[]> {
-    if (rows.length === 0) return [];
-    const tuple = `(${INSERT_COLUMNS.map(() => '?').join(',')})`;
-    const onConflict = this.db ? ' ON CONFLICT DO NOTHING' : ' ON DUPLICATE KEY UPDATE id = id';
-    const inserted = new Set<string>();
-    await this.atomic(function* () {
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        const chunk = rows.slice(i, i + INSERT_CHUNK);
-        yield* run(`INSERT INTO requests (${INSERT_COLUMNS.join(', ')}) VALUES ${chunk.map(() => tuple).join(',')}${onConflict}`, chunk.flatMap(insertParams));
-        const ids = chunk.map((r) => r.record.id);
-        const found = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${ids.map(() => '?').join(',')})`, ids);
-        for (const f of found) inserted.add(String(f.id));
-      }
-    });
-    return rows.map((r) => inserted.has(r.record.id));
-  }
+  // ---- idempotency keys ------------------------------------------------------------------------
 
   /** The id of the request holding this idempotency key, with its creation time. */
   async findIdempotent(pipelineId: string, key: string): Promise<{ id: string; createdAt: number } | undefined> {
@@ -346,7 +163,7 @@ export class IntakeStore {
 
   /** Creates the mark row if it does not exist yet; returns its value. */
   async ensureMark(id: string, at: number): Promise<number> {
-    const sql = this.db ? 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING' : 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = id';
+    const sql = this.x.dialect === 'sqlite' ? 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING' : 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = id';
     await this.update(sql, [id, at]);
     const rows = await this.select<{ at: unknown }>('SELECT at FROM intake_marks WHERE id = ?', [id]);
     return num(rows[0]?.at ?? at);
@@ -358,61 +175,13 @@ export class IntakeStore {
   }
 
   /**
-   * The oldest requests held by the gate, released (hold cleared, release_at set), in arrival
-   * order. The select leaves `status` out so it runs on `ix_requests_hold` (pipeline, hold,
-   * created_at) however large the backlog; a held request an operator stopped meanwhile only
-   * loses its hold.
-   */
-  private *takeHeld(pipelineId: string, limit: number, now: number, createdUpTo?: number): Generator<Op, string[], unknown> {
-    if (limit <= 0) return [];
-    const upTo = createdUpTo === undefined ? '' : ' AND created_at <= ?';
-    const params: unknown[] = createdUpTo === undefined ? [pipelineId, limit] : [pipelineId, createdUpTo, limit];
-    const rows = yield* all<{ id: string; status: string }>(
-      `SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate'${upTo} ORDER BY created_at, id LIMIT ?`,
-      params,
-    );
-    if (rows.length === 0) return [];
-    const ids = rows.map((r) => String(r.id));
-    const placeholders = ids.map(() => '?').join(',');
-    const n = yield* run(`UPDATE requests SET hold = NULL, release_at = ? WHERE id IN (${placeholders}) AND hold = 'gate'`, [now, ...ids]);
-    const buffered = rows.filter((r) => r.status === 'buffered').map((r) => String(r.id));
-    if (n === ids.length) return buffered;
-    // Something else changed one of them in between: report only what we released.
-    const done = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${placeholders}) AND status = 'buffered' AND hold IS NULL AND release_at = ?`, [...ids, now]);
-    const set = new Set(done.map((d) => String(d.id)));
-    return buffered.filter((id) => set.has(id));
-  }
-
-  /**
    * `rate: { max, per }` and/or `maxActive`: releases as many of the oldest held requests as
    * fit, so that no span of `perMs` ever holds more than `max` releases of this pipeline (a
    * sliding window counted from `release_at`), and no more than `maxActive` of its requests
    * are started and unfinished at once; both across every process.
    */
   releaseRate(pipelineId: string, rate: { max: number; perMs: number } | undefined, maxActive: number | undefined, now: number, limit: number): Promise<Release> {
-    return this.atomic(() => this.rateScript(pipelineId, rate, maxActive, now, limit));
-  }
-
-  private *rateScript(pipelineId: string, rate: { max: number; perMs: number } | undefined, maxActive: number | undefined, now: number, limit: number): Script<Release> {
-    yield* this.lockMark(`gate:${pipelineId}`);
-    let room = Number.POSITIVE_INFINITY;
-    let rateFullUntil = Number.POSITIVE_INFINITY;
-    if (rate) {
-      const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
-        pipelineId, now - rate.perMs,
-      ]);
-      const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
-      room = rate.max - num(w?.n ?? 0);
-      rateFullUntil = oldest + rate.perMs;
-    }
-    const active = maxActive === undefined ? Number.POSITIVE_INFINITY : maxActive - (yield* this.countActive(pipelineId, now));
-    // Full by the window: wait for its oldest release to leave it. Full by maxActive: wait for an end (a poke).
-    if (room <= 0) return { ids: [], nextAt: rateFullUntil };
-    if (active <= 0) return { ids: [], nextAt: Number.POSITIVE_INFINITY };
-    const take = Math.min(room, active, limit);
-    const ids = yield* this.takeHeld(pipelineId, take, now);
-    if (ids.length < take || take === active) return { ids, nextAt: Number.POSITIVE_INFINITY };
-    return { ids, nextAt: take < room ? now : Math.min(rateFullUntil, now + (rate?.perMs ?? 0)) };
+    return this.x.script(() => rateScript(this.x.dialect, pipelineId, rate, maxActive, now, limit));
   }
 
   /**
@@ -422,51 +191,12 @@ export class IntakeStore {
    * before (a start decided again) keeps its moment. Refused: when a moment frees up.
    */
   claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }> {
-    return this.atomic(() => this.firstDispatchScript(pipelineId, requestId, rate, now));
-  }
-
-  private *firstDispatchScript(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Script<{ at: number } | { retryAt: number }> {
-    yield* this.lockMark(`gate:${pipelineId}`);
-    const [mine] = yield* all<{ at: unknown }>('SELECT first_dispatch_at AS at FROM requests WHERE id = ?', [requestId]);
-    if (mine && mine.at !== null && mine.at !== undefined) return { at: num(mine.at) };
-    const [w] = yield* all<{ n: unknown; oldest: unknown }>(
-      'SELECT COUNT(*) AS n, MIN(first_dispatch_at) AS oldest FROM requests WHERE pipeline_id = ? AND first_dispatch_at > ?',
-      [pipelineId, now - rate.perMs],
-    );
-    if (num(w?.n ?? 0) >= rate.max) return { retryAt: num(w?.oldest ?? now) + rate.perMs };
-    yield* run('UPDATE requests SET first_dispatch_at = ? WHERE id = ? AND first_dispatch_at IS NULL', [now, requestId]);
-    return { at: now };
-  }
-
-  /**
-   * Requests of the pipeline started and not ended, plus those released in the last few
-   * seconds that have not started yet. Two index range counts, so the cost follows what is
-   * active, not the backlog: (pipeline, status) and (pipeline, release_at). A release older
-   * than that horizon that never started is a lost start, which the supervisor's sweep redoes.
-   */
-  private *countActive(pipelineId: string, now: number): Generator<Op, number, unknown> {
-    const [a] = yield* all<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = ? AND status IN ('running','waiting')", [pipelineId]);
-    const [b] = yield* all<{ n: unknown }>(
-      `SELECT COUNT(*) AS n FROM ${this.db ? 'requests INDEXED BY ix_requests_pipeline_release' : 'requests FORCE INDEX (ix_requests_pipeline_release)'} WHERE pipeline_id = ? AND release_at > ? AND status = 'buffered' AND hold IS NULL`,
-      [pipelineId, now - RELEASED_HORIZON_MS],
-    );
-    return num(a?.n ?? 0) + num(b?.n ?? 0);
+    return this.x.script(() => firstDispatchScript(this.x.dialect, pipelineId, requestId, rate, now));
   }
 
   /** `batch: { size, every }`: at each tick (`floor(now / every) * every`), the `size` oldest held requests. */
   releaseBatch(pipelineId: string, size: number, everyMs: number, maxActive: number | undefined, now: number): Promise<Release> {
-    return this.atomic(() => this.batchScript(pipelineId, size, everyMs, maxActive, now));
-  }
-
-  private *batchScript(pipelineId: string, size: number, everyMs: number, maxActive: number | undefined, now: number): Script<Release> {
-    const id = `gate:${pipelineId}`;
-    const tick = Math.floor(now / everyMs) * everyMs;
-    const mark = yield* this.lockMark(id);
-    if (tick <= mark) return { ids: [], nextAt: tick + everyMs };
-    const room = maxActive === undefined ? size : Math.min(size, Math.max(0, maxActive - (yield* this.countActive(pipelineId, now))));
-    const ids = yield* this.takeHeld(pipelineId, room, now);
-    yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [tick, id]);
-    return { ids, nextAt: tick + everyMs };
+    return this.x.script(() => batchScript(this.x.dialect, pipelineId, size, everyMs, maxActive, now));
   }
 
   /**
@@ -474,22 +204,7 @@ export class IntakeStore {
    * or before it is released (in chunks of `limit`, oldest first).
    */
   releaseScheduled(pipelineId: string, lastTick: number, nextTick: number, maxActive: number | undefined, now: number, limit: number): Promise<Release> {
-    return this.atomic(() => this.scheduleScript(pipelineId, lastTick, nextTick, maxActive, now, limit));
-  }
-
-  private *scheduleScript(pipelineId: string, lastTick: number, nextTick: number, maxActive: number | undefined, now: number, chunk: number): Script<Release> {
-    const id = `gate:${pipelineId}`;
-    let mark = yield* this.lockMark(id);
-    if (lastTick > mark) {
-      yield* run('UPDATE intake_marks SET at = ? WHERE id = ?', [lastTick, id]);
-      mark = lastTick;
-    }
-    const active = maxActive === undefined ? chunk : maxActive - (yield* this.countActive(pipelineId, now));
-    if (active <= 0) return { ids: [], nextAt: Number.POSITIVE_INFINITY };
-    const limit = Math.min(chunk, active);
-    const ids = yield* this.takeHeld(pipelineId, limit, now, mark);
-    if (ids.length === limit) return { ids, nextAt: limit === chunk ? now : Number.POSITIVE_INFINITY };
-    return { ids, nextAt: nextTick };
+    return this.x.script(() => scheduleScript(this.x.dialect, pipelineId, lastTick, nextTick, maxActive, now, limit));
   }
 
   /** Buffered requests that were released but not started (their start event was lost in a crash). */

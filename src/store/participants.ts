@@ -6,7 +6,7 @@ import type { RequestCommit } from '../model';
 import { insertStmts } from './rows';
 import type { SqlExecutor, Stmt } from './sql-executor';
 
-const COLUMNS = 'request_id, actor_id, role, created_at';
+export const PARTICIPANT_COLUMNS = 'request_id, actor_id, role, created_at';
 
 /** For the held commits that carry participants: delete the request's rows, insert the new ones. */
 export function participantStmts(commits: readonly RequestCommit[], chunk: number): Stmt[] {
@@ -22,7 +22,7 @@ export function participantStmts(commits: readonly RequestCommit[], chunk: numbe
   const last = new Map<string, RequestCommit>();
   for (const c of changed) last.set(c.requestId, c);
   const rows = [...last.values()].flatMap((c) => c.participants!.rows.map((r) => [c.requestId, r.actorId, r.role, c.participants!.createdAt]));
-  return [...out, ...insertStmts('request_participants', COLUMNS, rows, chunk)];
+  return [...out, ...insertStmts('request_participants', PARTICIPANT_COLUMNS, rows, chunk)];
 }
 
 /** Which of these requests have a participant row for one of `actors`. */

@@ -1,7 +1,8 @@
 /**
  * How requests and step runs map to rows: the column lists, the parameters of an insert, the
- * records read back, and the statement that closes a run. Shared by the store's per-commit
- * path (`store.ts`) and the MySQL bulk path (`mysql-bulk.ts`).
+ * records read back, and the statement that closes a run. The one mapper of request rows,
+ * shared by the store's per-commit path (`write.ts`), the MySQL bulk path (`mysql-bulk.ts`),
+ * the intake's keyed inserts and every read.
  */
 import { OPEN_RUN_STATUSES, type AdminAlertRow, type PollRecord, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
 import type { Stmt } from './sql-executor';
@@ -31,6 +32,28 @@ export function requestParams(r: RequestRecord): unknown[] {
     JSON.stringify(r.payload), varsParam(r.vars), json(r.error), json(r.joins), r.stepCount, r.rev, r.releaseAt,
     r.createdAt, r.updatedAt, r.finishedAt, r.traceContext ?? null, r.maxSteps ?? null, r.submittedBy ?? null,
   ];
+}
+
+/** How a new request waits: for its pipeline's intake policy, for its business key, or not at all. */
+export type Hold = 'gate' | 'key' | null;
+
+/** A request as the intake inserts it (a keyed insert), with the intake's own columns. */
+export interface IntakeInsert {
+  record: RequestRecord;
+  hold: Hold;
+  /** The business key, when this request takes it on insert. */
+  activeKey: string | null;
+  callbackUrl: string | null;
+}
+
+/** A keyed insert writes the request's columns, then the intake's. */
+export const KEYED_COLUMNS = `${REQUEST_COLUMNS}, hold, active_key, callback_url, callback_due`;
+
+/** The parameters of one keyed insert, in {@link KEYED_COLUMNS} order: a callback is due from the request's creation. */
+export function keyedParams(r: IntakeInsert): unknown[] {
+  const params = requestParams(r.record);
+  params.push(r.hold, r.activeKey, r.callbackUrl, r.callbackUrl ? r.record.createdAt : null);
+  return params;
 }
 
 export function runParams(r: StepRunRecord): unknown[] {

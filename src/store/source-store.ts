@@ -1,5 +1,5 @@
 /** The queries of broker sources: the rejects they record, and the backlog that pauses them. */
-import type { DataSource } from 'typeorm';
+import type { SqlExecutor } from './sql-executor';
 
 /** One broker message a source refused (and dead-lettered). */
 export interface IntakeReject {
@@ -13,10 +13,10 @@ export interface IntakeReject {
 }
 
 export class SourceStore {
-  constructor(private readonly ds: DataSource) {}
+  constructor(private readonly x: SqlExecutor) {}
 
   async recordReject(r: IntakeReject): Promise<void> {
-    await this.ds.query('INSERT INTO intake_rejects (id, pipeline_id, source, message_id, code, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+    await this.x.run('INSERT INTO intake_rejects (id, pipeline_id, source, message_id, code, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
       r.id, r.pipelineId, r.source.slice(0, 100), r.messageId?.slice(0, 255) ?? null, r.code.slice(0, 64), r.reason.slice(0, 1000), r.createdAt,
     ]);
   }
@@ -24,10 +24,10 @@ export class SourceStore {
   /** The latest rejects, newest first. */
   async listRejects(limit: number, pipelineId?: string): Promise<IntakeReject[]> {
     const where = pipelineId ? 'WHERE pipeline_id = ? ' : '';
-    const rows = (await this.ds.query(
+    const rows = await this.x.all(
       `SELECT id, pipeline_id, source, message_id, code, reason, created_at FROM intake_rejects ${where}ORDER BY created_at DESC, id DESC LIMIT ${Math.max(1, Math.floor(limit))}`,
       pipelineId ? [pipelineId] : [],
-    )) as Array<Record<string, unknown>>;
+    );
     return rows.map((r) => ({
       id: String(r.id), pipelineId: String(r.pipeline_id), source: String(r.source), messageId: r.message_id === null ? null : String(r.message_id),
       code: String(r.code), reason: String(r.reason), createdAt: Number(r.created_at),
@@ -35,7 +35,7 @@ export class SourceStore {
   }
 
   async countRejects(pipelineId: string, source: string): Promise<number> {
-    const [row] = (await this.ds.query('SELECT COUNT(*) AS n FROM intake_rejects WHERE pipeline_id = ? AND source = ?', [pipelineId, source])) as Array<{ n: unknown }>;
+    const [row] = await this.x.all<{ n: unknown }>('SELECT COUNT(*) AS n FROM intake_rejects WHERE pipeline_id = ? AND source = ?', [pipelineId, source]);
     return Number(row?.n ?? 0);
   }
 
@@ -45,10 +45,10 @@ export class SourceStore {
    * no more than a small one.
    */
   async backlog(pipelineId: string, cap: number): Promise<number> {
-    const [row] = (await this.ds.query(
+    const [row] = await this.x.all<{ n: unknown }>(
       `SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM requests WHERE pipeline_id = ? AND status IN ('buffered','running') LIMIT ${Math.max(1, Math.floor(cap)) + 1}) b`,
       [pipelineId],
-    )) as Array<{ n: unknown }>;
+    );
     return Number(row?.n ?? 0);
   }
 }

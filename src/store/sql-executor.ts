@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, QueryRunner } from 'typeorm';
 
 /** One SQL statement with `?` placeholders. */
 export interface Stmt {
@@ -16,17 +16,51 @@ export interface GuardedUnit {
   /** A cheaper form of `guard` tried first; when it changes no row, `guard` runs. */
   guardFirst?: Stmt;
   then: Array<Stmt & { expectAffected?: number }>;
-  /** Built only for units whose guard held. */
-  after?: Stmt[];
 }
 
 export class InvariantError extends Error {}
 
-/** Statements inside {@link SqlExecutor.inTransaction}. */
-export interface TxRunner {
-  all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
-  /** Resolves with the number of rows the statement matched. */
-  run(sql: string, params?: unknown[]): Promise<number>;
+/** One statement of a transaction script: a read (`all`, answered with its rows) or a write (`run`, answered with the rows it matched). */
+export interface Op {
+  kind: 'all' | 'run';
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * A transaction written once for both dialects: a generator that yields its statements and
+ * receives their answers (`yield* all(…)`, `yield* run(…)`), so its later statements may
+ * depend on what it read. See {@link SqlExecutor.script}.
+ */
+export type Script<T> = Generator<Op, T, unknown>;
+
+export function* all<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Generator<Op, R[], unknown> {
+  return (yield { kind: 'all', sql, params }) as R[];
+}
+
+export function* run(sql: string, params: unknown[] = []): Generator<Op, number, unknown> {
+  return (yield { kind: 'run', sql, params }) as number;
+}
+
+/** Runs guarded units then the statements `tail(held)` builds from which units held. */
+export function* unitsScript(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Script<boolean[]> {
+  const held: boolean[] = [];
+  for (const unit of units) {
+    const first = unit.guardFirst !== undefined && (yield* run(unit.guardFirst.sql, unit.guardFirst.params)) === 1;
+    if (!first && (yield* run(unit.guard.sql, unit.guard.params)) !== 1) {
+      held.push(false);
+      continue;
+    }
+    for (const s of unit.then) {
+      const changes = yield* run(s.sql, s.params);
+      if (s.expectAffected !== undefined && changes !== s.expectAffected) {
+        throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${changes}: ${s.sql}`);
+      }
+    }
+    held.push(true);
+  }
+  for (const s of tail(held)) yield* run(s.sql, s.params);
+  return held;
 }
 
 /**
@@ -37,13 +71,15 @@ export interface TxRunner {
 export interface SqlExecutor {
   readonly dialect: 'sqlite' | 'mysql';
   all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Resolves with the number of rows the statement matched. */
   run(sql: string, params?: unknown[]): Promise<number>;
   /**
-   * MySQL only: runs `script` in one transaction on one connection, committed when it
-   * resolves and rolled back when it throws. For writes whose statements depend on what the
-   * transaction read (locked) first.
+   * Runs a transaction script, committed when it returns and rolled back when it throws. On
+   * SQLite it runs synchronously inside one `BEGIN IMMEDIATE` transaction (nothing else can
+   * interleave); on MySQL on one connection, run again whole after a deadlock or a lock wait
+   * timeout. `readCommitted` (MySQL): the transaction's isolation level.
    */
-  inTransaction?<T>(script: (tx: TxRunner) => Promise<T>): Promise<T>;
+  script<T>(script: () => Script<T>, options?: { readCommitted?: boolean }): Promise<T>;
   /** Runs guarded units then the statements `tail(held)` builds from which units held; all in one transaction. */
   transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]>;
 }
@@ -55,7 +91,7 @@ interface BetterSqliteDb {
     all(params: unknown[]): unknown[];
     run(params: unknown[]): { changes: number };
   };
-  transaction<F extends (...args: never[]) => unknown>(fn: F): F;
+  transaction<F extends () => unknown>(fn: F): F & { immediate: F };
 }
 
 const normOne = (p: unknown): unknown => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p);
@@ -89,60 +125,91 @@ export class SqliteExecutor implements SqlExecutor {
     return stmt;
   }
 
-  all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+  private allSync(sql: string, params: unknown[]): unknown[] {
     const stmt = this.prepare(sql);
     // A statement that returns no rows (an UPDATE from a tool or a test) runs instead.
     if (!stmt.reader) {
       stmt.run(norm(params));
-      return Promise.resolve([]);
+      return [];
     }
-    return Promise.resolve(stmt.all(norm(params)) as T[]);
+    return stmt.all(norm(params));
+  }
+
+  all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return Promise.resolve(this.allSync(sql, params) as T[]);
   }
 
   run(sql: string, params: unknown[] = []): Promise<number> {
     return Promise.resolve(this.prepare(sql).run(norm(params)).changes);
   }
 
-  transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
-    const exec = this.db.transaction(() => {
-      const held = units.map((unit) => {
-        const first = unit.guardFirst && this.prepare(unit.guardFirst.sql).run(norm(unit.guardFirst.params)).changes === 1;
-        if (!first && this.prepare(unit.guard.sql).run(norm(unit.guard.params)).changes !== 1) return false;
-        for (const s of unit.then) {
-          const changes = this.prepare(s.sql).run(norm(s.params)).changes;
-          if (s.expectAffected !== undefined && changes !== s.expectAffected) {
-            throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${changes}: ${s.sql}`);
-          }
-        }
-        return true;
-      });
-      for (const s of tail(held)) this.prepare(s.sql).run(norm(s.params));
-      return held;
+  script<T>(script: () => Script<T>): Promise<T> {
+    const tx = this.db.transaction(() => {
+      const gen = script();
+      let input: unknown;
+      for (;;) {
+        const step = gen.next(input);
+        if (step.done) return step.value;
+        const op = step.value;
+        input = op.kind === 'all' ? this.allSync(op.sql, op.params) : this.prepare(op.sql).run(norm(op.params)).changes;
+      }
     });
     try {
-      return Promise.resolve(exec());
+      return Promise.resolve(tx.immediate() as T);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
+
+  transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+    return this.script(() => unitsScript(units, tail));
+  }
 }
 
-const LOCK_CONFLICT_TRIES = 5;
+const LOCK_CONFLICT_TRIES = 6;
 
 /** A deadlock or a lock wait timeout: the transaction was rolled back and may be run again. */
 function isLockConflict(err: unknown): boolean {
-  const e = err as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown } };
-  const codes = [e.code, e.driverError?.code];
-  const errnos = [e.errno, e.driverError?.errno];
+  const e = err as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown } } | undefined;
+  const codes = [e?.code, e?.driverError?.code];
+  const errnos = [e?.errno, e?.driverError?.errno];
   return codes.includes('ER_LOCK_DEADLOCK') || codes.includes('ER_LOCK_WAIT_TIMEOUT') || errnos.includes(1213) || errnos.includes(1205);
 }
 
-const DEADLOCK_RETRIES = 5;
-
-function isDeadlock(err: unknown): boolean {
-  const e = err as { code?: unknown; driverError?: { code?: unknown } } | undefined;
+/** True for a unique-index violation on either dialect. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown } };
   const code = e?.driverError?.code ?? e?.code;
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+  const errno = e?.driverError?.errno ?? e?.errno;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'ER_DUP_ENTRY' || errno === 1062;
+}
+
+/**
+ * Two engines' transactions can lock rows in opposite orders; InnoDB then rolls one of them
+ * back whole ("Deadlock found ... try restarting transaction"). What it rolled back is plain
+ * statements, so it runs again, after a short random pause that grows with each try (so the
+ * same transactions do not meet again at once), instead of failing every request it carries.
+ */
+async function retryOnLockConflict<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (n >= LOCK_CONFLICT_TRIES || !isLockConflict(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * n));
+    }
+  }
+}
+
+/** Feeds a script's statements to one query runner, inside its transaction. */
+async function drive<T>(qr: QueryRunner, gen: Script<T>): Promise<T> {
+  let input: unknown;
+  for (;;) {
+    const step = gen.next(input);
+    if (step.done) return step.value;
+    const res = await qr.query(step.value.sql, norm(step.value.params), true);
+    input = step.value.kind === 'all' ? res.records : (res.affected ?? 0);
+  }
 }
 
 /** Executes on MySQL/MariaDB through a TypeORM query runner per transaction. */
@@ -150,92 +217,44 @@ export class MysqlExecutor implements SqlExecutor {
   readonly dialect = 'mysql' as const;
   constructor(private readonly ds: DataSource) {}
 
-  async all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return (await this.ds.query(sql, norm(params))) as T[];
+  /** A single statement can be a deadlock's victim too (InnoDB rolled it back), so it runs again like a script. */
+  all<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return retryOnLockConflict(async () => (await this.ds.query(sql, norm(params))) as T[]);
   }
 
-  async run(sql: string, params: unknown[] = []): Promise<number> {
-    const qr = this.ds.createQueryRunner();
-    try {
-      const res = await qr.query(sql, norm(params), true);
-      return res.affected ?? 0;
-    } finally {
-      await qr.release();
-    }
-  }
-
-  /**
-   * Group-commit batches run in READ COMMITTED: their guards are locking (current) reads,
-   * which see the same rows in either level, and without gap locks concurrent batches (of
-   * this or another engine) do not deadlock on the gaps of the status indexes. A deadlock
-   * that happens anyway rolled everything back, so the batch is simply run again.
-   */
-  async inTransaction<T>(script: (tx: TxRunner) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+  run(sql: string, params: unknown[] = []): Promise<number> {
+    return retryOnLockConflict(async () => {
       const qr = this.ds.createQueryRunner();
       try {
-        await qr.connect();
-        await qr.startTransaction('READ COMMITTED');
-        const value = await script({
-          all: async <R>(sql: string, params: unknown[] = []) => (await qr.query(sql, norm(params))) as R[],
-          run: async (sql: string, params: unknown[] = []) => (await qr.query(sql, norm(params), true)).affected ?? 0,
-        });
-        await qr.commitTransaction();
-        return value;
-      } catch (err) {
-        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-        if (!isDeadlock(err) || attempt >= DEADLOCK_RETRIES) throw err;
+        const res = await qr.query(sql, norm(params), true);
+        return res.affected ?? 0;
       } finally {
         await qr.release();
       }
-    }
+    });
   }
 
-  /**
-   * Two engines' group commits can lock rows in opposite orders; InnoDB then rolls one of the
-   * transactions back whole ("Deadlock found ... try restarting transaction"). Its units are
-   * plain statements, so it runs again, instead of failing every result in the batch.
-   */
-  async transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.transactionOnce(units, tail);
-      } catch (err) {
-        if (attempt >= LOCK_CONFLICT_TRIES || !isLockConflict(err)) throw err;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
-      }
-    }
+  script<T>(script: () => Script<T>, options: { readCommitted?: boolean } = {}): Promise<T> {
+    return retryOnLockConflict(() => this.scriptOnce(script, options.readCommitted === true));
   }
 
-  private async transactionOnce(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+  private async scriptOnce<T>(script: () => Script<T>, readCommitted: boolean): Promise<T> {
     const qr = this.ds.createQueryRunner();
-    await qr.connect();
-    await qr.startTransaction();
     try {
-      const held: boolean[] = [];
-      for (const unit of units) {
-        const first = unit.guardFirst && (await qr.query(unit.guardFirst.sql, norm(unit.guardFirst.params), true)).affected === 1;
-        const g = first ? { affected: 1 } : await qr.query(unit.guard.sql, norm(unit.guard.params), true);
-        if (g.affected !== 1) {
-          held.push(false);
-          continue;
-        }
-        for (const s of unit.then) {
-          const r = await qr.query(s.sql, norm(s.params), true);
-          if (s.expectAffected !== undefined && r.affected !== s.expectAffected) {
-            throw new InvariantError(`expected ${s.expectAffected} row(s) changed, got ${r.affected}: ${s.sql}`);
-          }
-        }
-        held.push(true);
-      }
-      for (const s of tail(held)) await qr.query(s.sql, norm(s.params));
+      await qr.connect();
+      await qr.startTransaction(readCommitted ? 'READ COMMITTED' : undefined);
+      const value = await drive(qr, script());
       await qr.commitTransaction();
-      return held;
+      return value;
     } catch (err) {
-      await qr.rollbackTransaction().catch(() => undefined);
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
       throw err;
     } finally {
       await qr.release();
     }
+  }
+
+  transaction(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Promise<boolean[]> {
+    return this.script(() => unitsScript(units, tail));
   }
 }

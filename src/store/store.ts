@@ -1,7 +1,6 @@
 import type { DataSource } from 'typeorm';
 import {
   type PollRecord,
-  type RequestCommit,
   type RequestRecord,
   type RequestStatus,
   type StepRunRecord,
@@ -12,13 +11,16 @@ import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { SourceStore } from './source-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
-import { writeBulk } from './mysql-bulk';
-import { participantStmts, requestsOfActors } from './participants';
-import {
-  alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, num, numOrNull, OPEN, parse, POLL_COLUMNS, pollParams,
-  repollStmt, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, toRequest, toRun, varsParam,
-} from './rows';
-import { MysqlExecutor, SqliteExecutor, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
+import { requestsOfActors } from './participants';
+import { json, num, parse, REQUEST_COLUMNS, RUN_COLUMNS, toRequest, toRun } from './rows';
+import { MysqlExecutor, SqliteExecutor, type SqlExecutor } from './sql-executor';
+import { writeBatch, type WriteBatch } from './write';
+import { ApiKeyStore, type ApiKeyRecord } from './api-key-store';
+import { StepStore, type ClaimedRun } from './step-store';
+
+export type { WriteBatch } from './write';
+export type { ApiKeyRecord } from './api-key-store';
+export type { ClaimedRun } from './step-store';
 
 /** The narrow persistence interface the engine depends on. */
 export interface Store {
@@ -27,7 +29,11 @@ export interface Store {
   ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number>;
   getPipelineVersion(pipelineId: string, version: number): Promise<{ hash: string; definition: string } | undefined>;
   listPipelineVersions(pipelineId: string): Promise<Array<{ version: number; hash: string; createdAt: number }>>;
-  /** Inserts new requests and applies commits, all in one transaction. */
+  /**
+   * Inserts new requests, applies commits and makes keyed inserts, all in one transaction
+   * (`write.ts`). Resolves with whether each commit held, then whether each keyed insert was
+   * made (a unique key refused it otherwise).
+   */
   write(batch: WriteBatch): Promise<boolean[]>;
   /** The request as written; with `callback`, also whether it has an end-of-request callback URL (`hasCallback`). */
   getRequest(id: string, options?: { callback?: boolean }): Promise<RequestRecord | undefined>;
@@ -70,11 +76,6 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export interface WriteBatch {
-  newRequests: RequestRecord[];
-  commits: RequestCommit[];
-}
-
 export interface AuditRecord {
   id: string;
   requestId: string;
@@ -85,56 +86,6 @@ export interface AuditRecord {
   outcome: string;
   details: unknown;
   createdAt: number;
-}
-
-export interface ClaimedRun {
-  id: string;
-  requestId: string;
-}
-
-export interface ApiKeyRecord {
-  id: string;
-  hash: string;
-  name: string;
-  roles: string[];
-  createdAt: number;
-  revokedAt: number | null;
-}
-
-const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
-/**
- * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
- * every index on a column named in SET even when its value does not change, and `status`
- * is in several. It holds only when the status already is the new one; otherwise
- * {@link GUARD_SQL} runs next.
- */
-const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ?';
-/** The two guards for a commit that also writes the request's `vars`. */
-const GUARD_VARS_SQL = GUARD_SQL.replace('error = ?', 'vars = ?, error = ?');
-const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'vars = ?, error = ?');
-
-/** Turns one commit into its guarded statements: the rev check first, then its writes. */
-function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
-  const r = c.request;
-  const then: GuardedUnit['then'] = [];
-  if (c.finishRun) then.push({ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 });
-  if (c.repollRun) then.push(repollStmt(c.repollRun));
-  if (c.poll) then.push(...insertStmts('step_polls', POLL_COLUMNS, [pollParams(c.poll)], 1));
-  if (c.request.maxSteps !== undefined) then.push({ sql: 'UPDATE requests SET max_steps = ? WHERE id = ?', params: [c.request.maxSteps, c.requestId] });
-  if (c.cancelRuns.length > 0) then.push(cancelRunsStmt(c.cancelRuns, r.updatedAt));
-  const error = json(r.error);
-  const joins = json(r.joins);
-  // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
-  const withVars = r.vars !== undefined;
-  const vars = withVars ? [varsParam(r.vars)] : [];
-  return {
-    guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
-    // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
-    guardFirst: dialect === 'sqlite'
-      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
-      : undefined,
-    then,
-  };
 }
 
 /** The SQL store for SQLite (better-sqlite3) and MySQL/MariaDB. Only `store/` touches the database. */
@@ -159,16 +110,28 @@ export class SqlStore implements Store {
     return (this.alertStore ??= new AlertStore(this.x));
   }
 
+  private stepStore: StepStore | undefined;
+  /** The step log's reads and claims: `step-store.ts`. */
+  get steps(): StepStore {
+    return (this.stepStore ??= new StepStore(this.x));
+  }
+
+  private keyStore: ApiKeyStore | undefined;
+  /** Stored API keys: `api-key-store.ts`. */
+  get keys(): ApiKeyStore {
+    return (this.keyStore ??= new ApiKeyStore(this.x));
+  }
+
   private intakeStore: IntakeStore | undefined;
   /** The intake's queries (buffer release, keys, callbacks): `intake-store.ts`. */
   get intake(): IntakeStore {
-    return (this.intakeStore ??= new IntakeStore(this.ds));
+    return (this.intakeStore ??= new IntakeStore(this.x));
   }
 
   private sourceStore: SourceStore | undefined;
   /** Broker sources' rejects and backlog: `source-store.ts`. */
   get sources(): SourceStore {
-    return (this.sourceStore ??= new SourceStore(this.ds));
+    return (this.sourceStore ??= new SourceStore(this.x));
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {
@@ -206,41 +169,8 @@ export class SqlStore implements Store {
   }
 
   write(batch: WriteBatch): Promise<boolean[]> {
-    const dialect = this.x.dialect;
-    // Below a few commits the per-commit path takes fewer round trips than the bulk one.
-    if (dialect === 'mysql' && this.x.inTransaction && batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length
-      && batch.commits.every((c) => !c.poll && !c.repollRun && c.request.maxSteps === undefined)) {
-      return writeBulk(batch, this.x.inTransaction.bind(this.x));
-    }
-    // Sorting by request id (stable, so one request's commits keep their order) makes
-    // concurrent MySQL transactions lock rows in the same order, which avoids deadlocks.
-    // SQLite runs one transaction at a time, so there the batch keeps its order.
-    const order = dialect === 'mysql'
-      ? batch.commits.map((c, i) => ({ c, i })).sort((a, b) => (a.c.requestId < b.c.requestId ? -1 : a.c.requestId > b.c.requestId ? 1 : a.i - b.i))
-      : undefined;
-    const commits = order ? order.map((o) => o.c) : batch.commits;
-    const units = commits.map((c) => commitUnit(c, dialect));
-    const chunk = dialect === 'sqlite' ? 1 : INSERT_CHUNK;
-    const tail = (held: boolean[]): Stmt[] => {
-      const runs: unknown[][] = [];
-      commits.forEach((c, k) => {
-        if (held[k]) for (const run of c.insertRuns) runs.push(runParams(run));
-      });
-      const requests = insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams), chunk);
-      const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
-      const alerts = alertStmts(commits.filter((c, k) => held[k] && c.alerts), chunk);
-      const people = participantStmts(commits.filter((_, k) => held[k]), chunk);
-      const out = requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
-      return alerts.length === 0 && people.length === 0 ? out : [...out, ...alerts, ...people];
-    };
-    return this.x.transaction(units, tail).then((held) => {
-      if (!order) return held.map((h) => h ?? false);
-      const result = new Array<boolean>(batch.commits.length);
-      order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
-      return result;
-    });
+    return writeBatch(this.x, batch);
   }
-
 
   async getRequest(id: string, options: { callback?: boolean } = {}): Promise<RequestRecord | undefined> {
     const extra = options.callback ? ', (callback_url IS NOT NULL) AS has_callback' : '';
@@ -249,16 +179,6 @@ export class SqlStore implements Store {
     const request = toRequest(row);
     if (options.callback) request.hasCallback = num(row.has_callback) === 1;
     return request;
-  }
-
-  async listStepRuns(requestId: string): Promise<StepRunRecord[]> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE request_id = ? ORDER BY seq`, [requestId]);
-    return rows.map(toRun);
-  }
-
-  async getStepRun(id: string): Promise<StepRunRecord | undefined> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE id = ?`, [id]);
-    return rows[0] ? toRun(rows[0]) : undefined;
   }
 
   async listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId = ''): Promise<string[]> {
@@ -273,26 +193,6 @@ export class SqlStore implements Store {
     const where = statuses ? `WHERE status IN (${statuses.map(() => '?').join(',')})` : '';
     const rows = await this.x.all<{ n: unknown }>(`SELECT COUNT(*) AS n FROM requests ${where}`, statuses ? [...statuses] : []);
     return num(rows[0]?.n ?? 0);
-  }
-
-  async claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
-    const rows = await this.x.all<{ id: string; request_id: string }>(
-      "SELECT id, request_id FROM step_runs WHERE status = 'pending' AND available_at <= ? ORDER BY available_at LIMIT ?",
-      [now, limit],
-    );
-    const claimed: ClaimedRun[] = [];
-    for (const r of rows) {
-      const n = await this.x.run("UPDATE step_runs SET status = 'dispatched', lease_until = ? WHERE id = ? AND status = 'pending'", [leaseUntil, r.id]);
-      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
-    }
-    return claimed;
-  }
-
-  async expireLeases(ids: string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += 200) {
-      const chunk = ids.slice(i, i + 200);
-      await this.x.run(`UPDATE step_runs SET lease_until = 0 WHERE status = 'dispatched' AND id IN (${chunk.map(() => '?').join(',')})`, chunk);
-    }
   }
 
   async pruneFinished(before: number, limit: number, beforeDelete?: (ids: string[]) => Promise<void>): Promise<string[]> {
@@ -310,34 +210,9 @@ export class SqlStore implements Store {
     return ids;
   }
 
-  async claimRun(id: string, leaseUntil: number): Promise<boolean> {
-    return (await this.x.run("UPDATE step_runs SET status = 'dispatched', lease_until = ? WHERE id = ? AND status = 'pending'", [leaseUntil, id])) === 1;
-  }
-
-  async claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]> {
-    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown; transport: string | null }>(
-      "SELECT id, request_id, lease_until, transport FROM step_runs WHERE status = 'dispatched' AND lease_until < ? ORDER BY lease_until LIMIT ?",
-      [now, limit],
-    );
-    const claimed: ClaimedRun[] = [];
-    for (const r of rows) {
-      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil(r.transport), r.id, num(r.lease_until)]);
-      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
-    }
-    return claimed;
-  }
-
   /** Which of these requests have a participant row for one of `actors` (src/store/participants.ts). */
   requestsOfActors(ids: string[], actors: string[]): Promise<Set<string>> {
     return requestsOfActors(this.x, ids, actors);
-  }
-
-  async findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
-    const rows = await this.x.all<{ id: string; request_id: string }>(
-      `SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND status IN (${OPEN}) ORDER BY seq LIMIT ?`,
-      [name, key, limit],
-    );
-    return rows.map((r) => ({ id: String(r.id), requestId: String(r.request_id) }));
   }
 
   async insertAudit(e: AuditRecord): Promise<void> {
@@ -354,26 +229,8 @@ export class SqlStore implements Store {
     }));
   }
 
-  async markWaiting(id: string, until: number): Promise<boolean> {
-    return (await this.x.run("UPDATE step_runs SET status = 'waiting', lease_until = ? WHERE id = ? AND status = 'dispatched'", [until, id])) === 1;
-  }
-
   async claimTraceContext(id: string, from: string, to: string): Promise<boolean> {
     return (await this.x.run('UPDATE requests SET trace_context = ? WHERE id = ? AND trace_context = ?', [to, id, from])) === 1;
-  }
-
-  async claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {
-    const rows = await this.x.all<{ id: string; request_id: string; lease_until: unknown }>(
-      "SELECT id, request_id, lease_until FROM step_runs WHERE status = 'waiting' AND lease_until < ? ORDER BY lease_until LIMIT ?",
-      [now, limit],
-    );
-    const claimed: ClaimedRun[] = [];
-    for (const r of rows) {
-      // Pushing the deadline far out claims it; the timeout result that follows closes the run.
-      const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'waiting' AND lease_until = ?", [now + 3_600_000, r.id, num(r.lease_until)]);
-      if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
-    }
-    return claimed;
   }
 
   async ensureSetting(name: string, value: string): Promise<string> {
@@ -393,38 +250,9 @@ export class SqlStore implements Store {
     return this.intake.claimFirstDispatch(pipelineId, requestId, rate, now);
   }
 
-  async listPolls(runId: string, limit: number, afterN = 0): Promise<PollRecord[]> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${POLL_COLUMNS} FROM step_polls WHERE run_id = ? AND n > ? ORDER BY n LIMIT ?`, [runId, afterN, limit]);
-    return rows.map((r) => ({
-      runId: String(r.run_id), n: num(r.n), requestId: String(r.request_id), startedAt: num(r.started_at), finishedAt: num(r.finished_at),
-      durationMs: num(r.duration_ms), output: parse(r.output), error: parse(r.error),
-    }));
-  }
-
   async listStaleBuffered(before: number, limit: number): Promise<string[]> {
     const rows = await this.x.all<{ id: string }>("SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", [before, limit]);
     return rows.map((r) => String(r.id));
-  }
-
-  async insertApiKey(key: ApiKeyRecord): Promise<void> {
-    await this.x.run('INSERT INTO api_keys (id, hash, name, roles, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)', [
-      key.id, key.hash, key.name, key.roles.join('+'), key.createdAt, key.revokedAt,
-    ]);
-  }
-
-  async findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
-    const rows = await this.x.all<Record<string, unknown>>('SELECT id, hash, name, roles, created_at, revoked_at FROM api_keys WHERE hash = ?', [hash]);
-    const r = rows[0];
-    if (!r) return undefined;
-    return {
-      id: String(r.id), hash: String(r.hash), name: String(r.name), roles: String(r.roles).split('+').filter(Boolean),
-      createdAt: num(r.created_at), revokedAt: numOrNull(r.revoked_at),
-    };
-  }
-
-  async countApiKeys(): Promise<number> {
-    const rows = await this.x.all<{ n: unknown }>('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL');
-    return num(rows[0]?.n ?? 0);
   }
 
   /** Requests matching the filters, newest first, without payload, vars and joins (src/store/search.ts). */
@@ -450,18 +278,68 @@ export class SqlStore implements Store {
     return runLabels(this.x, runIds);
   }
 
-  /** Every stored API key (hashes only), oldest first. */
-  async listApiKeys(): Promise<ApiKeyRecord[]> {
-    const rows = await this.x.all<Record<string, unknown>>('SELECT id, hash, name, roles, created_at, revoked_at FROM api_keys ORDER BY created_at, id');
-    return rows.map((r) => ({
-      id: String(r.id), hash: String(r.hash), name: String(r.name), roles: String(r.roles).split('+').filter(Boolean),
-      createdAt: num(r.created_at), revokedAt: numOrNull(r.revoked_at),
-    }));
+  // ---- the step log: `steps` (step-store.ts) --------------------------------------------------
+
+  listStepRuns(requestId: string): Promise<StepRunRecord[]> {
+    return this.steps.listStepRuns(requestId);
   }
 
-  /** Revokes a stored key; false when there is no such key or it was revoked already. */
-  async revokeApiKey(id: string, at = Date.now()): Promise<boolean> {
-    return (await this.x.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])) === 1;
+  getStepRun(id: string): Promise<StepRunRecord | undefined> {
+    return this.steps.getStepRun(id);
+  }
+
+  claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
+    return this.steps.claimDueRuns(now, leaseUntil, limit);
+  }
+
+  expireLeases(ids: string[]): Promise<void> {
+    return this.steps.expireLeases(ids);
+  }
+
+  claimRun(id: string, leaseUntil: number): Promise<boolean> {
+    return this.steps.claimRun(id, leaseUntil);
+  }
+
+  claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]> {
+    return this.steps.claimExpiredLeases(now, leaseUntil, limit);
+  }
+
+  findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
+    return this.steps.findWaitingForEvent(name, key, limit);
+  }
+
+  markWaiting(id: string, until: number): Promise<boolean> {
+    return this.steps.markWaiting(id, until);
+  }
+
+  claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {
+    return this.steps.claimExpiredWaits(now, limit);
+  }
+
+  listPolls(runId: string, limit: number, afterN?: number): Promise<PollRecord[]> {
+    return this.steps.listPolls(runId, limit, afterN);
+  }
+
+  // ---- API keys: `keys` (api-key-store.ts) ---------------------------------------------------
+
+  insertApiKey(key: ApiKeyRecord): Promise<void> {
+    return this.keys.insertApiKey(key);
+  }
+
+  findApiKey(hash: string): Promise<ApiKeyRecord | undefined> {
+    return this.keys.findApiKey(hash);
+  }
+
+  countApiKeys(): Promise<number> {
+    return this.keys.countApiKeys();
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return this.keys.listApiKeys();
+  }
+
+  revokeApiKey(id: string, at?: number): Promise<boolean> {
+    return this.keys.revokeApiKey(id, at);
   }
 
   /** Throws unless the database answers (readiness). */

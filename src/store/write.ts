@@ -1,0 +1,137 @@
+/**
+ * The group commit's write: new requests, keyed inserts and step commits of one batch, in one
+ * transaction. Each commit is a guarded unit (its `rev` check first, then its writes); on
+ * MySQL a larger batch takes the bulk path (`mysql-bulk.ts`) instead.
+ */
+import type { RequestCommit, RequestRecord } from '../model';
+import { bulkScript } from './mysql-bulk';
+import { participantStmts } from './participants';
+import {
+  alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
+  REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
+} from './rows';
+import { all, run, unitsScript, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
+
+export interface WriteBatch {
+  newRequests: RequestRecord[];
+  commits: RequestCommit[];
+  /**
+   * Requests with an idempotency key, a business key, a hold or a callback: each is inserted
+   * unless a unique index refuses it (`ON CONFLICT DO NOTHING`), which refuses that one
+   * request only, never the batch.
+   */
+  keyed?: IntakeInsert[];
+}
+
+const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
+/**
+ * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
+ * every index on a column named in SET even when its value does not change, and `status`
+ * is in several. It holds only when the status already is the new one; otherwise
+ * {@link GUARD_SQL} runs next.
+ */
+const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ?';
+/** The two guards for a commit that also writes the request's `vars`. */
+const GUARD_VARS_SQL = GUARD_SQL.replace('error = ?', 'vars = ?, error = ?');
+const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'vars = ?, error = ?');
+
+/** Turns one commit into its guarded statements: the rev check first, then its writes. */
+function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
+  const r = c.request;
+  const then: GuardedUnit['then'] = [];
+  if (c.finishRun) then.push({ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 });
+  if (c.repollRun) then.push(repollStmt(c.repollRun));
+  if (c.poll) then.push(...insertStmts('step_polls', POLL_COLUMNS, [pollParams(c.poll)], 1));
+  if (c.request.maxSteps !== undefined) then.push({ sql: 'UPDATE requests SET max_steps = ? WHERE id = ?', params: [c.request.maxSteps, c.requestId] });
+  if (c.cancelRuns.length > 0) then.push(cancelRunsStmt(c.cancelRuns, r.updatedAt));
+  const error = json(r.error);
+  const joins = json(r.joins);
+  // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
+  const withVars = r.vars !== undefined;
+  const vars = withVars ? [varsParam(r.vars)] : [];
+  return {
+    guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
+    // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
+    guardFirst: dialect === 'sqlite'
+      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
+      : undefined,
+    then,
+  };
+}
+
+/**
+ * Keyed inserts, skipping any that would break a unique index (the same idempotency key, or
+ * a business key already held). Answers, per row, whether it was inserted: the ids found
+ * afterwards are the ones inserted (they are new).
+ */
+function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script<boolean[]> {
+  if (rows.length === 0) return [];
+  const onConflict = dialect === 'sqlite' ? ' ON CONFLICT DO NOTHING' : ' ON DUPLICATE KEY UPDATE id = id';
+  const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams));
+  const inserted = new Set<string>();
+  for (let i = 0; i < stmts.length; i++) {
+    yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params);
+    const ids = rows.slice(i * INSERT_CHUNK, (i + 1) * INSERT_CHUNK).map((r) => r.record.id);
+    const found = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${ids.map(() => '?').join(',')})`, ids);
+    for (const f of found) inserted.add(String(f.id));
+  }
+  return rows.map((r) => inserted.has(r.record.id));
+}
+
+/** MySQL takes the bulk path for three or more commits of distinct requests without polls or budgets. */
+function bulkable(batch: WriteBatch): boolean {
+  return batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length
+    && batch.commits.every((c) => !c.poll && !c.repollRun && c.request.maxSteps === undefined);
+}
+
+/**
+ * Inserts new requests, applies commits and makes the keyed inserts, all in one transaction.
+ * Resolves with one answer per commit (held, in the batch's order), then one per keyed
+ * insert (inserted).
+ */
+export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]> {
+  const dialect = x.dialect;
+  const keyed = batch.keyed ?? [];
+  // Below a few commits the per-commit path takes fewer round trips than the bulk one.
+  if (dialect === 'mysql' && bulkable(batch)) {
+    return x.script(function* () {
+      const held = yield* bulkScript(batch);
+      return keyed.length === 0 ? held : [...held, ...(yield* keyedScript(keyed, dialect))];
+    }, { readCommitted: true });
+  }
+  // Sorting by request id (stable, so one request's commits keep their order) makes
+  // concurrent MySQL transactions lock rows in the same order, which avoids deadlocks.
+  // SQLite runs one transaction at a time, so there the batch keeps its order.
+  const order = dialect === 'mysql'
+    ? batch.commits.map((c, i) => ({ c, i })).sort((a, b) => (a.c.requestId < b.c.requestId ? -1 : a.c.requestId > b.c.requestId ? 1 : a.i - b.i))
+    : undefined;
+  const commits = order ? order.map((o) => o.c) : batch.commits;
+  const units = commits.map((c) => commitUnit(c, dialect));
+  const tail = (held: boolean[]): Stmt[] => tailStmts(batch.newRequests, commits, held, dialect === 'sqlite' ? 1 : INSERT_CHUNK);
+  const script = keyed.length === 0
+    ? () => unitsScript(units, tail)
+    : function* (): Script<boolean[]> {
+      const held = yield* unitsScript(units, tail);
+      return [...held, ...(yield* keyedScript(keyed, dialect))];
+    };
+  return x.script(script).then((held) => {
+    if (!order) return held.map((h) => h ?? false);
+    const result = held.slice(0);
+    order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
+    return result;
+  });
+}
+
+/** The inserts that follow the guarded units: new requests, the held commits' runs, alerts and participants. */
+function tailStmts(newRequests: RequestRecord[], commits: RequestCommit[], held: boolean[], chunk: number): Stmt[] {
+  const runs: unknown[][] = [];
+  commits.forEach((c, k) => {
+    if (held[k]) for (const r of c.insertRuns) runs.push(runParams(r));
+  });
+  const requests = insertStmts('requests', REQUEST_COLUMNS, newRequests.map(requestParams), chunk);
+  const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
+  const alerts = alertStmts(commits.filter((c, k) => held[k] && c.alerts), chunk);
+  const people = participantStmts(commits.filter((_, k) => held[k]), chunk);
+  const out = requests.length === 0 ? steps : steps.length === 0 ? requests : [...requests, ...steps];
+  return alerts.length === 0 && people.length === 0 ? out : [...out, ...alerts, ...people];
+}
