@@ -5,7 +5,7 @@
  * gate mark (`intake_marks`, locked `FOR UPDATE` on MySQL; SQLite runs one writer at a time).
  */
 import { num } from './rows';
-import { all, run, type Op, type Script } from './sql-executor';
+import { all, dialectSql, run, type Op, type Script } from './sql-executor';
 
 type Dialect = 'sqlite' | 'mysql';
 
@@ -20,7 +20,7 @@ const RELEASED_HORIZON_MS = 5_000;
 
 /** Locks (MySQL) and reads an intake mark inside a transaction script. */
 function* lockMark(d: Dialect, id: string): Generator<Op, number, unknown> {
-  const rows = yield* all<{ at: unknown }>(`SELECT at FROM intake_marks WHERE id = ?${d === 'sqlite' ? '' : ' FOR UPDATE'}`, [id]);
+  const rows = yield* all<{ at: unknown }>(`SELECT at FROM intake_marks WHERE id = ?${dialectSql.forUpdate(d)}`, [id]);
   return num(rows[0]?.at ?? 0);
 }
 
@@ -59,7 +59,7 @@ function* takeHeld(pipelineId: string, limit: number, now: number, createdUpTo?:
 function* countActive(d: Dialect, pipelineId: string, now: number): Generator<Op, number, unknown> {
   const [a] = yield* all<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = ? AND status IN ('running','waiting')", [pipelineId]);
   const [b] = yield* all<{ n: unknown }>(
-    `SELECT COUNT(*) AS n FROM ${d === 'sqlite' ? 'requests INDEXED BY ix_requests_pipeline_release' : 'requests FORCE INDEX (ix_requests_pipeline_release)'} WHERE pipeline_id = ? AND release_at > ? AND status = 'buffered' AND hold IS NULL`,
+    `SELECT COUNT(*) AS n FROM ${dialectSql.withIndex(d, 'requests', 'ix_requests_pipeline_release')} WHERE pipeline_id = ? AND release_at > ? AND status = 'buffered' AND hold IS NULL`,
     [pipelineId, now - RELEASED_HORIZON_MS],
   );
   return num(a?.n ?? 0) + num(b?.n ?? 0);

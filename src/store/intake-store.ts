@@ -11,7 +11,7 @@
  */
 import { num, type Hold } from './rows';
 import { batchScript, firstDispatchScript, rateScript, scheduleScript, type Release } from './intake-release';
-import { isUniqueViolation, type SqlExecutor } from './sql-executor';
+import { dialectSql, isUniqueViolation, type SqlExecutor } from './sql-executor';
 
 export type { Hold, IntakeInsert } from './rows';
 export type { Release } from './intake-release';
@@ -63,7 +63,7 @@ export class IntakeStore {
    * planner may prefer the hold index and walk every queued request of the pipeline.
    */
   private get byBusinessKey(): string {
-    return this.x.dialect === 'sqlite' ? 'requests INDEXED BY ix_requests_business_key' : 'requests FORCE INDEX (ix_requests_business_key)';
+    return dialectSql.withIndex(this.x.dialect, 'requests', 'ix_requests_business_key');
   }
 
   private select<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -163,8 +163,7 @@ export class IntakeStore {
 
   /** Creates the mark row if it does not exist yet; returns its value. */
   async ensureMark(id: string, at: number): Promise<number> {
-    const sql = this.x.dialect === 'sqlite' ? 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING' : 'INSERT INTO intake_marks (id, at) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = id';
-    await this.update(sql, [id, at]);
+    await this.update(`INSERT INTO intake_marks (id, at) VALUES (?, ?)${dialectSql.skipDuplicates(this.x.dialect)}`, [id, at]);
     const rows = await this.select<{ at: unknown }>('SELECT at FROM intake_marks WHERE id = ?', [id]);
     return num(rows[0]?.at ?? at);
   }

@@ -42,6 +42,16 @@ export function* run(sql: string, params: unknown[] = []): Generator<Op, number,
   return (yield { kind: 'run', sql, params }) as number;
 }
 
+/** Where the two dialects spell a statement differently: the one place that knows. */
+export const dialectSql = {
+  /** Appended to an INSERT: a row that would break a unique index is skipped, not an error. */
+  skipDuplicates: (d: 'sqlite' | 'mysql'): string => (d === 'sqlite' ? ' ON CONFLICT DO NOTHING' : ' ON DUPLICATE KEY UPDATE id = id'),
+  /** Appended to a SELECT in a transaction script: MySQL locks the rows read; SQLite has one writer anyway. */
+  forUpdate: (d: 'sqlite' | 'mysql'): string => (d === 'sqlite' ? '' : ' FOR UPDATE'),
+  /** A table read through the named index (without statistics a planner may pick another). */
+  withIndex: (d: 'sqlite' | 'mysql', table: string, index: string): string => (d === 'sqlite' ? `${table} INDEXED BY ${index}` : `${table} FORCE INDEX (${index})`),
+};
+
 /** Runs guarded units then the statements `tail(held)` builds from which units held. */
 export function* unitsScript(units: GuardedUnit[], tail: (held: boolean[]) => Stmt[]): Script<boolean[]> {
   const held: boolean[] = [];

@@ -10,7 +10,7 @@ import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
   REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
 } from './rows';
-import { all, run, unitsScript, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
+import { all, dialectSql, run, unitsScript, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
 
 export interface WriteBatch {
   newRequests: RequestRecord[];
@@ -66,7 +66,7 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
  */
 function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script<boolean[]> {
   if (rows.length === 0) return [];
-  const onConflict = dialect === 'sqlite' ? ' ON CONFLICT DO NOTHING' : ' ON DUPLICATE KEY UPDATE id = id';
+  const onConflict = dialectSql.skipDuplicates(dialect);
   const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams));
   const inserted = new Set<string>();
   for (let i = 0; i < stmts.length; i++) {
