@@ -1,13 +1,14 @@
 /**
- * The intake's queries: keyed inserts that tolerate duplicates, the release of buffered
- * requests under a pipeline's policy, the one-active-request-per-business-key rule, and
+ * The intake's queries: idempotency keys, the release of buffered requests under a
+ * pipeline's policy (`intake-release.ts`), the one-active-request-per-business-key rule, and
  * end-of-request callbacks. Everything that must hold across processes is either one
  * conditional statement or a short transaction serialised on an `intake_marks` row.
  *
- * Transactions are the store's transaction scripts (`SqlExecutor.script`): on SQLite a script
- * runs synchronously inside one better-sqlite3 `BEGIN IMMEDIATE` transaction (nothing else can
+ * Everything runs on the store's executor (`sql-executor.ts`): single statements, and
+ * transactions as transaction scripts (`SqlExecutor.script`): on SQLite a script runs
+ * synchronously inside one better-sqlite3 `BEGIN IMMEDIATE` transaction (nothing else can
  * interleave), on MySQL on one connection with `SELECT … FOR UPDATE`. The intake's inserts
- * are keyed inserts of the group commit (`write.ts`).
+ * (which tolerate duplicates) are keyed inserts of the group commit (`write.ts`).
  */
 import { num, type Hold } from './rows';
 import { batchScript, firstDispatchScript, rateScript, scheduleScript, type Release } from './intake-release';
