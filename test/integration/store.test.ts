@@ -376,6 +376,39 @@ function storeSuite(make: () => Target): void {
       expect(await store.getRequest(fresh.id)).to.deep.equal(fresh);
     });
 
+    it('keyed inserts ride the group commit: a unique key refuses only its own row, beside commits that hold (bulk and single path)', async () => {
+      const pipelineId = `keyed-${target.name}`;
+      const seeds = [await seeded(), await seeded(), await seeded()];
+      const committer = new GroupCommitter(store);
+      const keyed = (over: Partial<RequestRecord>, activeKey: string | null = null, callbackUrl: string | null = null) =>
+        ({ record: request({ pipelineId, status: 'buffered', ...over }), hold: null, activeKey, callbackUrl });
+      const a = keyed({ idempotencyKey: 'idem-1' });
+      const dupIdem = keyed({ idempotencyKey: 'idem-1' });
+      const b = keyed({ businessKey: 'bk-1' }, 'bk-1');
+      const dupKey = keyed({ businessKey: 'bk-1' }, 'bk-1');
+      const withCallback = keyed({}, null, 'http://127.0.0.1:1/cb');
+      // Three commits of distinct requests: the MySQL bulk path.
+      const answers = await Promise.all([
+        ...seeds.map(({ req, first }) => committer.commit(commit(req, 1, { finish: first.id }))),
+        ...[a, dupIdem, b, dupKey, withCallback].map((r) => committer.insertKeyed(r)),
+      ]);
+      expect(answers).to.deep.equal([true, true, true, true, false, true, false, true]);
+      expect(committer.stats).to.deep.equal({ batches: 1, items: 8 });
+      expect(await store.getRequest(a.record.id)).to.deep.equal(a.record);
+      expect(await store.getRequest(dupIdem.record.id)).to.equal(undefined);
+      expect(await store.getRequest(dupKey.record.id)).to.equal(undefined);
+      expect(await store.intake.columns(b.record.id)).to.include({ activeKey: 'bk-1', hold: null, callbackUrl: null });
+      expect(await store.intake.columns(withCallback.record.id)).to.include({ callbackUrl: 'http://127.0.0.1:1/cb', callbackDue: withCallback.record.createdAt });
+      // One commit and one stale: the per-commit path, answers still in hand-in order.
+      const again = await Promise.all([
+        committer.insertKeyed(keyed({ idempotencyKey: 'idem-1' })),
+        committer.commit(commit(seeds[0]!.req, 2)),
+        committer.commit(commit(seeds[1]!.req, 0)),
+        committer.insertKeyed(keyed({ idempotencyKey: 'idem-2' })),
+      ]);
+      expect(again).to.deep.equal([false, true, false, true]);
+    });
+
     it('listRequestIds pages in id order by status; countRequests returns a number', async () => {
       const status = (i: number): RequestRecord['status'] => (i % 3 === 0 ? 'waiting' : 'stopped');
       const pipelineId = `list-${target.name}`;
