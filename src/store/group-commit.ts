@@ -10,9 +10,9 @@ interface Pending<T> {
 
 /**
  * Group commit: every new request (plain or keyed) and step result handed in during one
- * event-loop turn is written in a single transaction. Each caller's promise settles only after that transaction
- * is durable, so nothing is routed or answered before its cause is stored. While one batch is
- * being written, the next one fills up.
+ * event-loop turn is written in a single transaction. Each caller's promise settles only
+ * after that transaction is durable, so nothing is routed or answered before its cause is
+ * stored. While one batch is being written, the next one fills up.
  *
  * On SQLite one batch is written at a time (a write is synchronous there anyway). On MySQL a
  * batch spends most of its time waiting for round trips and the log flush, so up to
