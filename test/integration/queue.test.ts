@@ -13,6 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import { expect } from 'chai';
 import { Engine, type EngineRoles } from '../../src/engine';
 import { ErrorCodes } from '../../src/errors';
@@ -204,40 +205,122 @@ describe('queue transport: one engine with its in-process worker (Redis + MariaD
   });
 });
 
+/**
+ * Redis MONITOR on a connection of its own: `onCommand(time, source, args)` for every command
+ * Redis runs, in the order it runs them (`source` is the client's address, or `lua` for a
+ * command a script ran). A raw socket, because ioredis's monitor mode drops lines that arrive
+ * with MONITOR's reply. Resolves once MONITOR is on; `close()` ends it.
+ */
+async function monitorRedis(redisUrl: string, onCommand: (time: string, source: string, args: string[]) => void): Promise<{ close(): void }> {
+  const u = new URL(redisUrl);
+  const sock = net.connect(Number(u.port || 6379), u.hostname);
+  let buf = '';
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', reject);
+    sock.on('data', (chunk) => {
+      buf += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (line === '+OK') resolve();
+        const m = /^\+(\S+) \[\S+ (\S+)\] (.*)$/.exec(line);
+        if (m) onCommand(m[1]!, m[2]!, [...m[3]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((a) => a[1]!));
+      }
+    });
+    sock.write('MONITOR\r\n');
+  });
+  return { close: () => sock.destroy() };
+}
+
 describe('queue transport: queue.rate holds across two worker processes', function () {
   this.timeout(40_000);
   const s = distributedSuite('rate');
   let e: Engine;
   let child: ConveyorProc;
+  let dir: string;
+  let monitor: { close(): void } | undefined;
 
   before(async function () {
     this.timeout(40_000);
+    dir = tmpDir('queue-rate');
     // Worker 1: a child process. Worker 2: the engine's own in-process worker.
     child = await s.worker(['dist-rated']);
     e = await s.engine(['dist-rated'], { engine: true, worker: true });
   });
+  after(() => {
+    monitor?.close();
+    removeTmpDir(dir);
+  });
 
-  it('starts at most 5 jobs a second in all, with both workers taking jobs', async () => {
-    const N = 20;
+  /**
+   * bull's limiter lives in Redis: its `moveToActive` script starts a job only under the
+   * limiter key (`PSETEX key <per> 1` opens a window, `INCR key` counts a start in it) and
+   * otherwise delays the job. MONITOR reports those commands in the order Redis ran them, each
+   * right after the EVALSHA (or EVAL) of the worker connection that ran the script, with Redis's time:
+   * the limiter is observed where it decides, not in a handler that runs later.
+   */
+  it('starts at most 5 jobs a second in all, both workers bound by the one limiter', async () => {
+    const N = 20; // more than one worker's concurrency (10): see the latch in dist-rated
     const MAX = 5;
-    const TOLERANCE_MS = 100;
-    const ids = await Promise.all(Array.from({ length: N }, () => e.intake.submit({ pipelineId: 'q-rated', payload: {} }).then((r) => r.id)));
+    const PER_MS = 1000;
+    const limiterKey = `${s.ctx.prefix}:${MODULE_QUEUE_PREFIX}dist-rated:limiter`;
+    const latch = path.join(dir, 'latch');
+    const inProcessAddr = /\baddr=(\S+)/.exec(String(await e.hub!.queue(MODULE_QUEUE_PREFIX + 'dist-rated', { max: MAX, duration: PER_MS }).client.client('INFO')))?.[1];
+    expect(inProcessAddr, 'the in-process worker connection').to.be.a('string');
+
+    const starts: Array<{ cmd: string; args: string[]; ms: number; by: string; byCmd: string }> = [];
+    let last = { source: '', cmd: '' };
+    monitor = await monitorRedis(s.ctx.redisUrl, (time, source, args) => {
+      const cmd = String(args[0]).toLowerCase();
+      if (source !== 'lua') last = { source, cmd };
+      else if (args[1] === limiterKey && (cmd === 'psetex' || cmd === 'incr')) {
+        const [sec, usec = '0'] = time.split('.');
+        starts.push({ cmd, args: args.slice(1), ms: Number(sec) * 1000 + Math.floor(Number(usec.padEnd(6, '0')) / 1000), by: last.source, byCmd: last.cmd });
+      }
+    });
+
+    const t0 = Date.now();
+    const ids = await Promise.all(Array.from({ length: N }, () => e.intake.submit({ pipelineId: 'q-rated', payload: { latch } }).then((r) => r.id)));
     const ends = await Promise.all(ids.map((id) => e.waitForEnd(id, 30_000)));
     expect(ends).to.deep.equal(new Array<string>(N).fill('completed'));
-    const outs: Array<{ startedAt: number; pid: number }> = [];
+    const pids: number[] = [];
     for (const id of ids) {
       const rows = await s.runs(e, id);
       expect(rows.map((x) => [x.status, x.transport])).to.deep.equal([['completed', 'queue']]);
-      outs.push(parse(rows[0]!.output));
+      pids.push(parse<{ pid: number }>(rows[0]!.output).pid);
     }
-    const t = outs.map((o) => o.startedAt).sort((a, b) => a - b);
-    // No window of one second (less a small tolerance for clock reads) holds more than 5 starts:
-    // any 6 consecutive starts span at least ~1 s.
-    const worst = Math.min(...t.slice(MAX).map((x, i) => x - t[i]!));
-    expect(worst, `the tightest 6 consecutive starts (${JSON.stringify(t.map((x) => x - t[0]!))})`).to.be.at.least(1000 - TOLERANCE_MS);
-    expect(t[N - 1]! - t[0]!, `${N} jobs at 5/s`).to.be.at.least((N / MAX - 1) * 1000 - TOLERANCE_MS);
-    const pids = new Set(outs.map((o) => o.pid));
-    expect([...pids].sort(), 'both workers took jobs').to.deep.equal([process.pid, child.pid].sort());
+    await waitFor('MONITOR to report every start', () => starts.length >= N, 10_000, 20);
+    monitor.close();
+    monitor = undefined;
+
+    // Every start went through the limiter: one count per job, each counted by the script
+    // (EVALSHA or EVAL) of the worker connection that started it.
+    expect(starts, 'one limiter count per job').to.have.length(N);
+    expect(starts.filter((x) => x.byCmd !== 'evalsha' && x.byCmd !== 'eval'), 'each inside a script').to.deep.equal([]);
+    // Windows: a PSETEX of `per` ms opens one (only once the last has expired), INCRs count
+    // in it. No window holds more than MAX starts, whichever worker made them.
+    const windows: Array<typeof starts> = [];
+    for (const x of starts) {
+      if (x.cmd === 'psetex') {
+        expect(x.args, 'a window of `per`').to.deep.equal([limiterKey, String(PER_MS), '1']);
+        windows.push([x]);
+      } else {
+        expect(windows.length, 'the first start opens a window').to.be.above(0);
+        windows[windows.length - 1]!.push(x);
+      }
+    }
+    expect(windows.map((w) => w.length).filter((n) => n > MAX), `starts per window: ${JSON.stringify(windows.map((w) => w.length))}`).to.deep.equal([]);
+    expect(windows.length).to.be.at.least(N / MAX);
+    // Each window opens after the last expired, so the last start is at least (windows - 1)
+    // × per after the first, which came after t0. Load only makes it later.
+    expect(starts[N - 1]!.ms - t0, `${N} jobs at ${MAX}/s`).to.be.at.least((windows.length - 1) * PER_MS);
+
+    // Both processes started jobs (the latch makes sure), and both counted them in the same key.
+    expect([...new Set(pids)].sort(), 'both workers took jobs').to.deep.equal([process.pid, child.pid].sort());
+    const mine = pids.filter((p) => p === process.pid).length;
+    expect(starts.filter((x) => x.by === inProcessAddr), 'the in-process worker\'s starts, all counted').to.have.length(mine);
+    expect(new Set(starts.filter((x) => x.by !== inProcessAddr).map((x) => x.by)).size, 'the child\'s starts, from its connection').to.equal(1);
   });
 });
 
