@@ -216,7 +216,7 @@ async function monitorRedis(redisUrl: string, onCommand: (time: string, source: 
   const sock = net.connect(Number(u.port || 6379), u.hostname);
   let buf = '';
   await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
+    sock.on('error', reject); // after MONITOR is on, a lost connection shows as missing starts
     sock.on('data', (chunk) => {
       buf += chunk.toString('utf8');
       let nl: number;
@@ -224,6 +224,7 @@ async function monitorRedis(redisUrl: string, onCommand: (time: string, source: 
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 2);
         if (line === '+OK') resolve();
+        else if (line.startsWith('-')) reject(new Error(`MONITOR: ${line}`));
         const m = /^\+(\S+) \[\S+ (\S+)\] (.*)$/.exec(line);
         if (m) onCommand(m[1]!, m[2]!, [...m[3]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((a) => a[1]!));
       }
@@ -257,8 +258,8 @@ describe('queue transport: queue.rate holds across two worker processes', functi
    * bull's limiter lives in Redis: its `moveToActive` script starts a job only under the
    * limiter key (`PSETEX key <per> 1` opens a window, `INCR key` counts a start in it) and
    * otherwise delays the job. MONITOR reports those commands in the order Redis ran them, each
-   * right after the EVALSHA (or EVAL) of the worker connection that ran the script, with Redis's time:
-   * the limiter is observed where it decides, not in a handler that runs later.
+   * right after the EVALSHA (or EVAL) of the worker connection that ran the script, with
+   * Redis's time: the limiter is observed where it decides, not in a handler that runs later.
    */
   it('starts at most 5 jobs a second in all, both workers bound by the one limiter', async () => {
     const N = 20; // more than one worker's concurrency (10): see the latch in dist-rated
