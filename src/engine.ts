@@ -19,6 +19,8 @@ import { DEFAULT_DATABASE_URL, type StoreOptions } from './store/data-source';
 import { GroupCommitter } from './store/group-commit';
 import { SqlStore } from './store/store';
 import { RetentionJob } from './housekeeping/retention';
+import { Migrations } from './migration/service';
+import { MigrationRunner, migrationRunnerEnv, type MigrationRunnerOptions } from './migration/runner';
 import { parseDuration } from './pipeline/duration';
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
@@ -57,6 +59,8 @@ export interface EngineOptions {
   outboundAllow?: string;
   /** Broker source timings (tests shorten them). */
   sources?: SourceRunnerOptions;
+  /** Bulk migration batches and leases. @default from `CONVEYOR_MIGRATION_*` */
+  migrations?: MigrationRunnerOptions;
 }
 
 /** Which parts this process runs. */
@@ -130,6 +134,10 @@ export class Engine {
   readonly brokers: BrokerPool;
   /** The pipelines' broker sources, run by engine processes. */
   readonly sources: SourceRunner;
+  /** Moving running requests to another version of their pipeline (issue 15). */
+  readonly migrations: Migrations;
+  /** Works bulk migrations in the background (engine processes). */
+  private readonly migrationRunner: MigrationRunner;
   private readonly moduleHost: ModuleHost;
   /** Seed 000 §7: alerts the administrator (webhook and/or module) when a request stops on an error. */
   private readonly adminNotifier: AdminNotifier;
@@ -171,7 +179,17 @@ export class Engine {
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { ...opts.intake, callbacks: { outbound, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
+    const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => this.supervisor.forget(ids) };
+    this.migrations = new Migrations(migrationDeps);
+    this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...migrationRunnerEnv(), ...opts.migrations });
   }
+
+  /** Looks for bulk migration work now (after one was stored). */
+  kickMigrations(): void {
+    if (this.started && this.migrationsRunning) this.migrationRunner.kick();
+  }
+
+  private migrationsRunning = false;
 
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */
   static async create(opts: EngineOptions = {}): Promise<Engine> {
@@ -228,6 +246,8 @@ export class Engine {
     }
     await this.intake.start();
     this.sources.start();
+    this.migrationRunner.start();
+    this.migrationsRunning = true;
     if (this.hub) {
       // Any engine takes any start and any result; commits are guarded, so they never race.
       void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.startRequest((job.data as { requestId: string }).requestId));
@@ -258,6 +278,7 @@ export class Engine {
     while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
     const handedBack = this.supervisor.inFlightIds();
     this.retention?.stop();
+    await this.migrationRunner.stop();
     // Messages already taken are stored and acknowledged before intake stops.
     await this.sources.stop();
     await this.intake.stop();

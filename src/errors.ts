@@ -48,6 +48,11 @@ export const ErrorCodes = {
   BUSINESS_KEY_MISMATCH: 'CONVEYOR_ERR_BUSINESS_KEY_MISMATCH',
   /** `resume { params }` names a param that the failed step does not list in `resumable`. */
   PARAM_NOT_RESUMABLE: 'CONVEYOR_ERR_PARAM_NOT_RESUMABLE',
+  /** A request that a migration plan cannot move (its problems are the details). */
+  MIGRATION_REFUSED: 'CONVEYOR_ERR_MIGRATION_REFUSED',
+  /** A second migration of a pipeline while one that changes requests runs. */
+  MIGRATION_RUNNING: 'CONVEYOR_ERR_MIGRATION_RUNNING',
+  UNKNOWN_MIGRATION: 'CONVEYOR_ERR_UNKNOWN_MIGRATION',
   /** A URL Conveyor would call is refused by the outbound rule (`CONVEYOR_OUTBOUND_ALLOW`). */
   OUTBOUND_REFUSED: 'CONVEYOR_ERR_OUTBOUND_REFUSED',
   /** The business key was used by a request that ended, and the pipeline's `reuse` refuses it. */

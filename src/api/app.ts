@@ -16,6 +16,7 @@ import type { Principal } from './auth';
 import { mountWorkflowRoutes } from './routes-workflow';
 import { callbackUrlOf, mountIntakeRoutes } from './routes-intake';
 import { mountOverviewRoutes } from './routes-overview';
+import { mountMigrationRoutes } from './routes-migrations';
 import { acceptedView } from './views';
 
 /** The longest `?wait=` honoured, in seconds. */
@@ -155,6 +156,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
   mountWorkflowRoutes(api, engine);
   mountIntakeRoutes(api, engine);
   mountOverviewRoutes(api, engine);
+  mountMigrationRoutes(api, engine);
 
   api.get('/requests/:id/steps', async (ctx) => {
     const found = await loadRequest(engine, ctx.params.id!);

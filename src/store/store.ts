@@ -10,6 +10,7 @@ import { IntakeStore } from './intake-store';
 import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { SourceStore } from './source-store';
+import { MigrationStore } from './migration-store';
 import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { requestsOfActors } from './participants';
 import { json, num, parse, REQUEST_COLUMNS, RUN_COLUMNS, toRequest, toRun } from './rows';
@@ -126,6 +127,12 @@ export class SqlStore implements Store {
   /** The intake's queries (buffer release, keys, callbacks): `intake-store.ts`. */
   get intake(): IntakeStore {
     return (this.intakeStore ??= new IntakeStore(this.x));
+  }
+
+  private migrationStore: MigrationStore | undefined;
+  /** Request migrations' moves, progress and leases: `migration-store.ts`. */
+  get migrations(): MigrationStore {
+    return (this.migrationStore ??= new MigrationStore(this.x));
   }
 
   private sourceStore: SourceStore | undefined;

@@ -127,6 +127,11 @@ export class Supervisor {
     return [...this.inFlight];
   }
 
+  /** Drops what this process cached of these requests (they were changed from outside: a migration). */
+  forget(requestIds: string[]): void {
+    for (const id of requestIds) this.states.delete(id);
+  }
+
   /** Switches to committing new runs as due `pending` rows (see `deferDispatch`). */
   setDeferDispatch(defer: boolean): void {
     this.o.deferDispatch = defer;
