@@ -137,7 +137,10 @@ export class MigrationRunner {
         else if (w.m.dryRun) wouldMove++;
         else moves.push(buildMove(s, w.to, w.plan, { actor: w.m.actor, via: w.m.via }, now, w.m.id));
       }
-      if (moves.length === 0) break;
+      if (moves.length === 0) {
+        pending = [];
+        break;
+      }
       const held = await this.d.store.move(moves, this.progress(w, now, { refusals: [] }));
       const movedIds = moves.filter((_, i) => held[i]).map((mv) => mv.requestId);
       if (movedIds.length > 0) this.d.moved?.(movedIds);
