@@ -6,21 +6,13 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { compilePipeline } from '../../src/pipeline/compile';
 import type { TestEngine } from '../support/engine';
+import moveWaitV2 from './fixtures/pipelines-v2/move-wait.pipeline';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** `move-wait` v2: `wait` renamed `await_wake`, `added` inserted after it, `hold` gone. */
-export const MOVE_WAIT_V2 = {
-  id: 'move-wait',
-  start: 'gate',
-  steps: {
-    gate: { kind: 'setData', data: { at: 'gate' }, next: ['await_wake'] },
-    await_wake: { kind: 'wait', event: { name: 'move-wake', key: '{{ payload.key }}' }, prev: ['gate'], next: ['added'] },
-    added: { kind: 'setData', data: { v: 2 }, prev: ['await_wake'], next: ['after'] },
-    after: { kind: 'setData', data: { n: '{{ payload.n }}', by: '{{ await_wake.data.by }}', v: '{{ added.v }}' }, prev: ['added'] },
-  },
-};
+/** `move-wait` v2 (the file a second engine loads in the two-process test). */
+export const MOVE_WAIT_V2 = moveWaitV2 as unknown as Record<string, unknown>;
 
 /** `move-work` v2: `work` renamed `do_work`, `extra` added after it. */
 export const MOVE_WORK_V2 = {
