@@ -7,6 +7,7 @@
  */
 import { MAX_LIMIT, DEFAULT_LIMIT } from './search-params';
 import { overviewOpenApi } from './openapi-overview';
+import { migrationsOpenApi } from './openapi-migrations';
 
 type Schema = Record<string, unknown>;
 
@@ -398,6 +399,7 @@ const paths: Record<string, Record<string, unknown>> = {
 };
 
 const dashboard = overviewOpenApi({ ref, obj, json, secured, common: COMMON });
+const migrations = migrationsOpenApi({ ref, obj, json, secured, error, common: COMMON });
 
 /** The OpenAPI document. */
 export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
@@ -409,7 +411,7 @@ export function buildOpenApi(version = '0.1.0'): Record<string, unknown> {
       description: 'Request pipeline engine. Every `/api` route needs `Authorization: Bearer <key>`; roles: submit, read, operate (implies read), admin (anything).',
     },
     servers: [{ url: '/' }],
-    components: { schemas: { ...schemas, ...dashboard.schemas }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key, or a JWT (HS256 with CONVEYOR_JWT_SECRET; RS256/ES256 from CONVEYOR_JWT_JWKS_URL)' } } },
-    paths: { ...paths, ...dashboard.paths },
+    components: { schemas: { ...schemas, ...dashboard.schemas, ...migrations.schemas }, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key, or a JWT (HS256 with CONVEYOR_JWT_SECRET; RS256/ES256 from CONVEYOR_JWT_JWKS_URL)' } } },
+    paths: { ...paths, ...dashboard.paths, ...migrations.paths },
   };
 }

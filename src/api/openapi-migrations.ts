@@ -1,0 +1,60 @@
+/**
+ * The OpenAPI description of the migration routes (`routes-migrations.ts`), merged into the
+ * document by `openapi.ts`, whose helpers it takes as an argument.
+ */
+import type { OpenApiHelpers } from './openapi-overview';
+
+type Schema = Record<string, unknown>;
+
+export function migrationsOpenApi(h: OpenApiHelpers & { error(description: string): unknown }): { schemas: Record<string, Schema>; paths: Record<string, Record<string, unknown>> } {
+  const int = { type: 'integer' };
+  const str = { type: 'string' };
+  const time = { type: 'string', format: 'date-time' };
+  const nullable = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
+  const stepMap = { type: 'object', additionalProperties: str };
+  const plan = h.obj({ toVersion: int, mapping: stepMap, waits: { type: 'object', additionalProperties: { enum: ['keep', 'rekey'] } } }, ['toVersion']);
+  const problem = h.obj({ path: str, message: str });
+  const schemas: Record<string, Schema> = {
+    MigrationPlan: plan,
+    Migration: h.obj({
+      id: str, pipeline: str, fromVersion: int, toVersion: int, dryRun: { type: 'boolean' }, status: { enum: ['running', 'done', 'failed'] },
+      plan: {}, filter: {}, actor: str, counts: h.obj({ total: int, migrated: int, refused: int, left: int }),
+      refusals: { type: 'array', items: h.obj({ requestId: str, problems: { type: 'array', items: problem } }) },
+      error: nullable(str), createdAt: time, updatedAt: time, finishedAt: nullable(time), links: h.obj({ self: str }),
+    }),
+  };
+  const id = { name: 'id', in: 'path', required: true, schema: str };
+  const body = (schema: Schema) => ({ required: true, content: { 'application/json': { schema } } });
+  const filter = h.obj({ status: str, step: str, businessKey: str, since: time, until: time }, []);
+  const paths = {
+    '/api/requests/{id}/migrate': {
+      post: {
+        summary: 'Move one request to another version of its pipeline, checked first (one transaction guarded by its rev)',
+        tags: ['operations'], ...h.secured('operate'), parameters: [{ ...id, description: 'The request id (a UUID).' }], requestBody: body(h.ref('MigrationPlan')),
+        responses: {
+          200: h.json(h.ref('Request'), 'Moved; the request after it'), 400: h.error('Bad plan'), 404: h.error('Unknown request'),
+          422: h.error('The plan cannot move this request: `details.problems` says why, path by path (CONVEYOR_ERR_MIGRATION_REFUSED)'), ...h.common,
+        },
+      },
+    },
+    '/api/pipelines/{id}/migrations': {
+      post: {
+        summary: 'Start moving a pipeline version\'s requests to another version, in the background, in batches; `dryRun` only checks',
+        tags: ['operations'], ...h.secured('operate'), parameters: [{ ...id, description: 'The pipeline id.' }],
+        requestBody: body(h.obj({ fromVersion: int, plan: h.ref('MigrationPlan'), filter, dryRun: { type: 'boolean' } }, ['fromVersion', 'plan'])),
+        responses: {
+          202: h.json(h.ref('Migration'), 'Started'), 400: h.error('Bad body'), 404: h.error('Unknown pipeline'), 409: h.error('A migration of this pipeline is running (CONVEYOR_ERR_MIGRATION_RUNNING)'),
+          422: h.error('A version that does not exist'), ...h.common,
+        },
+      },
+    },
+    '/api/migrations/{id}': {
+      get: {
+        summary: 'A migration\'s progress: counts migrated / refused / left, and the refusals with their reasons',
+        tags: ['operations'], ...h.secured('operate'), parameters: [{ ...id, description: 'The migration id.' }],
+        responses: { 200: h.json(h.ref('Migration'), 'The migration'), 404: h.error('Unknown migration'), ...h.common },
+      },
+    },
+  };
+  return { schemas, paths };
+}
