@@ -4,6 +4,7 @@
  * `CONVEYOR_API_KEY` (or its alias `CONVEYOR_KEY`).
  */
 import { readFileSync } from 'node:fs';
+import { migrateRequestsCommand } from './requests-migrate';
 import { ApiClient, CLIENT_FLAGS, CLIENT_OPTIONS, CommandError, EXIT, parseArgs, requestExit, runCommand, table, UsageError, type Io } from './args';
 
 
@@ -92,7 +93,8 @@ export function submitCommand(args: string[], io: Io): Promise<number> {
 
 export const REQUESTS_USAGE = `Usage: conveyor requests [options]
 
-Lists requests, newest first (GET /api/requests).
+Lists requests, newest first (GET /api/requests). To move requests to another version of
+their pipeline: conveyor requests migrate --help.
 
 Options:
   --pipeline <id>             only this pipeline
@@ -107,6 +109,7 @@ Options:
 ${CLIENT_OPTIONS}`;
 
 export function requestsCommand(args: string[], io: Io): Promise<number> {
+  if (args[0] === 'migrate') return migrateRequestsCommand(args.slice(1), io);
   return runCommand(io, REQUESTS_USAGE, async () => {
     const a = parseArgs(args, ['pipeline', 'status', 'business-key', 'since', 'until', 'limit', 'cursor', ...CLIENT_FLAGS], ['test', 'no-test', 'json', 'help']);
     if (a.switches.has('help')) return void io.out(REQUESTS_USAGE);
