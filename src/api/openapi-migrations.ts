@@ -23,7 +23,16 @@ export function migrationsOpenApi(h: OpenApiHelpers & { error(description: strin
       error: nullable(str), createdAt: time, updatedAt: time, finishedAt: nullable(time), links: h.obj({ self: str }),
     }),
   };
+  schemas.PipelineVersions = h.obj({
+    items: { type: 'array', items: h.obj({ version: int, hash: str, createdAt: time, current: { type: 'boolean' }, active: int, requests: { type: 'object', additionalProperties: int } }) },
+    nextCursor: { type: 'null' },
+  });
+  const names = { type: 'array', items: str };
+  schemas.VersionDiff = h.obj({
+    pipeline: str, from: int, to: int, mapping: stepMap, added: names, removed: names, changed: names, renamed: { type: 'array', items: h.obj({ from: str, to: str }) },
+  });
   const id = { name: 'id', in: 'path', required: true, schema: str };
+  const q = (name: string, description: string, required = false) => ({ name, in: 'query', required, schema: str, description });
   const body = (schema: Schema) => ({ required: true, content: { 'application/json': { schema } } });
   const filter = h.obj({ status: str, step: str, businessKey: str, since: time, until: time }, []);
   const paths = {
@@ -46,6 +55,21 @@ export function migrationsOpenApi(h: OpenApiHelpers & { error(description: strin
           202: h.json(h.ref('Migration'), 'Started'), 400: h.error('Bad body'), 404: h.error('Unknown pipeline'), 409: h.error('A migration of this pipeline is running (CONVEYOR_ERR_MIGRATION_RUNNING)'),
           422: h.error('A version that does not exist'), ...h.common,
         },
+      },
+    },
+    '/api/pipelines/{id}/versions': {
+      get: {
+        summary: 'The stored versions of a pipeline, which one new requests start on, and how many requests of each version are in each status',
+        tags: ['operations'], ...h.secured('read'), parameters: [{ ...id, description: 'The pipeline id.' }],
+        responses: { 200: h.json(h.ref('PipelineVersions'), 'The versions'), 404: h.error('Unknown pipeline'), ...h.common },
+      },
+    },
+    '/api/pipelines/{id}/diff': {
+      get: {
+        summary: 'Two versions compared: steps added, removed, renamed (by `map`) and changed',
+        tags: ['operations'], ...h.secured('read'),
+        parameters: [{ ...id, description: 'The pipeline id.' }, q('from', 'A version number.', true), q('to', 'A version number.', true), q('map', 'Renamed steps: OLD:NEW pairs, comma-separated.')],
+        responses: { 200: h.json(h.ref('VersionDiff'), 'The difference'), 400: h.error('Bad parameter'), 404: h.error('Unknown pipeline or version'), ...h.common },
       },
     },
     '/api/migrations/{id}': {

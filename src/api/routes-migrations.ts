@@ -8,6 +8,9 @@ import type { Engine } from '../engine';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId } from '../ids';
 import { formatProblems } from '../migration/check';
+import type { RequestStatus } from '../model';
+import { diffVersions } from '../migration/diff';
+import { MOVABLE_STATUSES } from '../migration/check';
 import { parseFilter, parsePlan } from '../migration/plan';
 import type { MigrationView } from '../migration/service';
 import type { Principal } from './auth';
@@ -40,7 +43,56 @@ async function objectBody(ctx: Parameters<typeof readJson>[0]): Promise<Record<s
   return body as Record<string, unknown>;
 }
 
+/** `?map=OLD:NEW,OLD2:NEW2` as a mapping. */
+function mapParam(value: unknown): Record<string, string> {
+  if (value === undefined || value === '') return {};
+  if (typeof value !== 'string' || value.length > 4000) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'map is OLD:NEW pairs separated by commas');
+  const out: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const [a, b, ...rest] = pair.split(':');
+    if (!a || !b || rest.length > 0) throw new ClientError(400, ErrorCodes.BAD_PARAM, `map: "${pair.slice(0, 100)}" is not OLD:NEW`);
+    out[a] = b;
+  }
+  return out;
+}
+
+/** `GET /api/pipelines/:id/versions` and `…/diff`: what the dashboard's pipeline page shows. */
+function mountVersionRoutes(api: Router, engine: Engine): void {
+  const known = (id: string): string => {
+    if (!engine.catalog.latest(id)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${id.slice(0, 100)}"`);
+    return id;
+  };
+  api.get('/pipelines/:id/versions', requireRole('read'), async (ctx) => {
+    const id = known(ctx.params.id!);
+    const counts = await engine.store.migrations.versionCounts(id);
+    const current = engine.catalog.latest(id)!.version;
+    const versions = await engine.store.listPipelineVersions(id);
+    ctx.body = {
+      items: versions.map((v) => {
+        const requests: Partial<Record<RequestStatus, number>> = {};
+        for (const c of counts) if (c.version === v.version) requests[c.status as RequestStatus] = c.n;
+        const active = MOVABLE_STATUSES.reduce((sum, st) => sum + (requests[st] ?? 0), 0);
+        return { version: v.version, hash: v.hash, createdAt: new Date(v.createdAt).toISOString(), current: v.version === current, active, requests };
+      }),
+      nextCursor: null,
+    };
+  });
+  api.get('/pipelines/:id/diff', requireRole('read'), async (ctx) => {
+    const id = known(ctx.params.id!);
+    const version = async (name: 'from' | 'to'): Promise<number> => {
+      const n = Number(ctx.query[name]);
+      if (!Number.isInteger(n) || n < 1) throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be a version number`);
+      if (!(await engine.migrations.version(id, n))) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `pipeline "${id}" has no version ${n}`);
+      return n;
+    };
+    const [from, to] = [await version('from'), await version('to')];
+    const mapping = mapParam(ctx.query.map);
+    ctx.body = { pipeline: id, from, to, mapping, ...diffVersions((await engine.migrations.version(id, from))!, (await engine.migrations.version(id, to))!, mapping) };
+  });
+}
+
 export function mountMigrationRoutes(api: Router, engine: Engine): void {
+  mountVersionRoutes(api, engine);
   api.post('/requests/:id/migrate', requireRole('operate'), async (ctx) => {
     const id = ctx.params.id!;
     if (!isId(id)) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);

@@ -203,6 +203,12 @@ export class MigrationStore {
     )) === 1;
   }
 
+  /** How many requests of each version of a pipeline are in each status. */
+  async versionCounts(pipelineId: string): Promise<Array<{ version: number; status: string; n: number }>> {
+    const rows = await this.x.all<Record<string, unknown>>('SELECT version, status, COUNT(*) AS n FROM requests WHERE pipeline_id = ? GROUP BY version, status', [pipelineId]);
+    return rows.map((r) => ({ version: num(r.version), status: String(r.status), n: num(r.n) }));
+  }
+
   /** The running migration of a pipeline that changes requests, if any. */
   async activeOf(pipelineId: string): Promise<string | undefined> {
     const rows = await this.x.all<{ id: string }>('SELECT id FROM request_migrations WHERE active_pipeline = ?', [pipelineId]);

@@ -98,6 +98,18 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
       expect(audit!.details).to.deep.equal({ fromVersion: 1, toVersion: v2, mapping: { wait: 'await_wake' }, migrationId: res.body.id });
     });
 
+    it('lists the versions with their requests, and the diff of the two through the mapping', async () => {
+      const versions = await t.api<{ items: Array<{ version: number; current: boolean; active: number; requests: Record<string, number> }> }>('GET', '/api/pipelines/move-wait/versions');
+      expect(versions.status, versions.text).to.equal(200);
+      expect(versions.body.items.map((v) => [v.version, v.current, v.active, v.requests])).to.deep.equal([[1, false, HELD, { waiting: HELD }], [v2, true, TOTAL, { waiting: TOTAL }]]);
+      const diff = await t.api('GET', `/api/pipelines/move-wait/diff?from=1&to=${v2}&map=wait:await_wake`);
+      expect(diff.status, diff.text).to.equal(200);
+      expect(diff.body).to.deep.equal({
+        pipeline: 'move-wait', from: 1, to: v2, mapping: { wait: 'await_wake' },
+        added: ['added'], removed: ['hold'], renamed: [{ from: 'wait', to: 'await_wake' }], changed: ['after', 'await_wake', 'gate'],
+      });
+    });
+
     it('wakes every moved request by its event, and each runs v2\'s route', async () => {
       for (let i = 0; i < TOTAL; i += 50) {
         await Promise.all(Array.from({ length: Math.min(50, TOTAL - i) }, async (_v, j) => {

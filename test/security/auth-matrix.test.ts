@@ -31,6 +31,8 @@ const MATRIX: Array<{ method: string; path: string; allowed: Role[] | 'any'; bod
   { method: 'POST', path: `/api/requests/${ID}/migrate`, allowed: ['operate', 'admin'], body: { toVersion: 2 } },
   { method: 'POST', path: '/api/pipelines/hello/migrations', allowed: ['operate', 'admin'], body: { fromVersion: 1, plan: { toVersion: 1 } } },
   { method: 'GET', path: `/api/migrations/${ID}`, allowed: ['operate', 'admin'] },
+  { method: 'GET', path: '/api/pipelines/hello/versions', allowed: ['read', 'operate', 'admin'] },
+  { method: 'GET', path: '/api/pipelines/hello/diff', allowed: ['read', 'operate', 'admin'] },
   { method: 'POST', path: '/api/events/sale', allowed: ['submit', 'admin'], body: { key: 'k' } },
   { method: 'POST', path: `/api/requests/${ID}/actions/approve`, allowed: 'any', body: {} },
   { method: 'GET', path: '/api/me', allowed: 'any' },
