@@ -359,7 +359,7 @@ async function pipelinesView() {
 async function pipelineView(id) {
   const p = await api('GET', `/api/pipelines/${encodeURIComponent(id)}`);
   const graph = h('div', { id: 'graph' });
-  setView(`Pipeline ${p.id} (version ${p.version})`, h('div', { className: 'card' }, graph),
+  setView(`Pipeline ${p.id} (version ${p.version})`, h('div', { className: 'card' }, graph), await window.conveyorVersionsCard({ h, api, may: window.ConveyorRoles.may }, p.id),
     h('div', { className: 'card' }, h('h2', {}, 'Definition'), h('pre', {}, json(p.definition))));
   await drawGraph(graph, graphText(p.graph, null));
 }

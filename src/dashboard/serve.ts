@@ -15,6 +15,7 @@ const OWN: Record<string, string> = {
   'app.js': 'application/javascript; charset=utf-8',
   'tasks.js': 'application/javascript; charset=utf-8',
   'sources.js': 'application/javascript; charset=utf-8',
+  'versions.js': 'application/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
   'live.js': 'application/javascript; charset=utf-8',
   'roles.js': 'application/javascript; charset=utf-8',
