@@ -3,7 +3,7 @@
  * steps added, removed, renamed (by the mapping), and changed (same id, another definition).
  * Pure; the dashboard and `GET /api/pipelines/:id/diff` show it.
  */
-import type { CompiledPipeline } from '../pipeline/types';
+import type { PipelineDef } from '../pipeline/types';
 import { canonicalJson } from '../pipeline/hash';
 
 export interface VersionDiff {
@@ -14,7 +14,12 @@ export interface VersionDiff {
 }
 
 /** Steps of `to` that no step of `from` becomes are added; steps of `from` that become none are removed. */
-export function diffVersions(from: CompiledPipeline, to: CompiledPipeline, mapping: Record<string, string> = {}): VersionDiff {
+/** A version as stored or compiled: its definition as written. */
+export interface VersionDefinition {
+  definition: Pick<PipelineDef, 'steps'>;
+}
+
+export function diffVersions(from: VersionDefinition, to: VersionDefinition, mapping: Record<string, string> = {}): VersionDiff {
   const target = (id: string): string => (Object.hasOwn(mapping, id) ? mapping[id]! : id);
   const reached = new Set<string>();
   const diff: VersionDiff = { added: [], removed: [], renamed: [], changed: [] };

@@ -8,12 +8,15 @@ import { expect } from 'chai';
 import { OPS_COMMANDS } from '../../src/cli/commands/index';
 import type { Io } from '../../src/cli/commands/args';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { removeTmpDir, tmpDir } from '../support/tmp';
 import { FIXTURES, MOVE_WAIT_V2, registerVersion, scalar, untilCount } from './support';
 
 describe('conveyor requests migrate', function () {
   this.timeout(120_000);
   let t: TestEngine;
   let v2: number;
+  let dbUrl: string;
+  let dir: string;
 
   const run = async (...argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> => {
     const out: string[] = [];
@@ -24,12 +27,17 @@ describe('conveyor requests migrate', function () {
   };
 
   before(async () => {
-    t = await startTestEngine({ pipelinesDir: path.join(FIXTURES, 'pipelines'), modulesDir: path.join(FIXTURES, 'modules'), engine: { migrations: { pollMs: 50 } } });
+    dir = tmpDir('migrate-cli');
+    dbUrl = `sqlite:${path.join(dir, 'c.db')}`;
+    t = await startTestEngine({ databaseUrl: dbUrl, pipelinesDir: path.join(FIXTURES, 'pipelines'), modulesDir: path.join(FIXTURES, 'modules'), engine: { migrations: { pollMs: 50 } } });
     for (let n = 0; n < 12; n++) await t.engine.intake.submit({ pipelineId: 'move-wait', payload: { n, key: `c-${n}`, hold: n >= 10 } });
     await untilCount(t, "SELECT COUNT(*) AS n FROM requests WHERE status = 'waiting'", [], 12);
     v2 = await registerVersion(t, MOVE_WAIT_V2);
   });
-  after(() => t?.close());
+  after(async () => {
+    await t?.close();
+    if (dir) removeTmpDir(dir);
+  });
 
   it('--dry-run prints what would move and why the others cannot, and changes nothing', async () => {
     const r = await run('migrate', 'move-wait', '--from', '1', '--to', String(v2), '--map', 'wait=await_wake', '--dry-run', '--progress', 'none');
@@ -47,6 +55,16 @@ describe('conveyor requests migrate', function () {
     expect(r.err.at(-1)).to.match(/^migrating 12\/12 \| moved 10 refused 2 left 0$/);
     expect(r.out[0]).to.match(/done: moved 10, refused 2, of 12$/);
     expect(await scalar(t, 'SELECT COUNT(*) AS n FROM requests WHERE version = ?', [v2])).to.equal(10);
+  });
+
+  it('conveyor graph --diff compares two stored versions through the mapping', async () => {
+    const out: string[] = [];
+    const io: Io = { out: (l) => out.push(l), err: () => undefined, env: { DATABASE_URL: dbUrl } };
+    expect(await OPS_COMMANDS.graph!(['move-wait', '--diff', `1..${v2}`, '--map', 'wait=await_wake'], io)).to.equal(0);
+    expect(out).to.deep.equal([
+      `move-wait: version 1 → ${v2}`, 'added    added', 'removed  hold', 'renamed  wait → await_wake', 'changed  after, await_wake, gate',
+    ]);
+    expect(await OPS_COMMANDS.graph!(['move-wait', '--diff', '1..9'], io)).to.equal(1);
   });
 
   it('refuses bad usage with exit 2', async () => {

@@ -82,6 +82,33 @@ export function parseArgs(args: string[], valued: readonly string[], switches: r
   return out;
 }
 
+/** Takes every `--name value` / `--name=value` of a repeatable option out of `args`. */
+export function takeRepeated(args: string[], name: string): { values: string[]; rest: string[] } {
+  const values: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === `--${name}`) {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`--${name} needs a value`);
+      values.push(v);
+    } else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
+    else rest.push(a);
+  }
+  return { values, rest };
+}
+
+export function stepPairs(values: string[], option: string, check?: (value: string) => boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const [k, val] = [v.slice(0, eq), v.slice(eq + 1)];
+    if (eq < 1 || !val || (check && !check(val))) throw new UsageError(`--${option} ${v}: expected ${option === 'map' ? 'OLD=NEW' : 'STEP=keep|rekey'}`);
+    out[k] = val;
+  }
+  return out;
+}
+
 /** What the API answered. */
 export interface ApiAnswer<T = unknown> {
   status: number;

@@ -8,9 +8,10 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadProject } from '../../engine';
+import { printVersionDiff } from './graph-diff';
 import { formatIssue } from '../../errors';
 import { pipelineGraph, toMermaid } from '../../pipeline/graph';
-import { CommandError, parseArgs, runCommand, UsageError, type Io } from './args';
+import { CommandError, parseArgs, runCommand, stepPairs, takeRepeated, UsageError, type Io } from './args';
 
 /** Flags that keep Chromium from reaching the network or writing a profile it does not need. */
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -60,7 +61,7 @@ export async function renderMermaid(text: string, format: 'svg' | 'png', env: No
   }
 }
 
-export const GRAPH_USAGE = `Usage: conveyor graph <pipeline> [--svg <file>] [--png <file>] [--json]
+export const GRAPH_USAGE = `Usage: conveyor graph <pipeline> [--svg <file>] [--png <file>] [--json] [--diff <from>..<to> [--map <old=new>]]
 
 Prints the pipeline's graph as a Mermaid flowchart. Every edge says why it is taken (its
 condition, "otherwise" for next, "action <code>", and dashed "error" and "timeout" routes);
@@ -71,14 +72,19 @@ Options:
   --svg <file>                also draw it as SVG into <file>
   --png <file>                also draw it as PNG into <file>
   --json                      print { nodes, edges, mermaid } instead
+  --diff <from>..<to>         instead, compare two stored versions (DATABASE_URL): steps added, removed, renamed, changed
+  --map <old=new>             with --diff: a renamed step (repeat for each)
 Drawing needs Chromium (apt-get install chromium, or CHROMIUM_PATH).`;
 
 export function graphCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, GRAPH_USAGE, async () => {
-    const a = parseArgs(args, ['svg', 'png'], ['json', 'help']);
+    const maps = takeRepeated(args, 'map');
+    const a = parseArgs(maps.rest, ['svg', 'png', 'diff'], ['json', 'help']);
     if (a.switches.has('help')) return void io.out(GRAPH_USAGE);
     const [id, ...extra] = a.positional;
     if (!id || extra.length > 0) throw new UsageError('name exactly one pipeline');
+    if (a.flags.diff !== undefined) return void (await printVersionDiff(io, id, a.flags.diff, stepPairs(maps.values, 'map'), a.switches.has('json')));
+    if (maps.values.length > 0) throw new UsageError('--map goes with --diff');
     const { pipelines, issues } = loadProject();
     const p = pipelines.find((x) => x.id === id);
     if (!p) throw new CommandError(issues.length > 0 ? issues.map(formatIssue).join('\n') : `unknown pipeline "${id}" (known: ${pipelines.map((x) => x.id).join(', ')})`);

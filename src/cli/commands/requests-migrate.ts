@@ -5,7 +5,7 @@
  * with the counts and a table of the requests it refused, with their reasons.
  */
 import { SingleBar } from 'cli-progress';
-import { ApiClient, CLIENT_FLAGS, CLIENT_OPTIONS, CommandError, EXIT, parseArgs, runCommand, table, UsageError, type Io } from './args';
+import { ApiClient, CLIENT_FLAGS, CLIENT_OPTIONS, CommandError, EXIT, parseArgs, runCommand, stepPairs, table, takeRepeated, UsageError, type Io } from './args';
 
 export const MIGRATE_REQUESTS_USAGE = `Usage: conveyor requests migrate <pipeline> --from <version> --to <version> [options]
 
@@ -40,33 +40,6 @@ interface MigrationAnswer {
   error: string | null;
 }
 
-/** Takes every `--name value` / `--name=value` of a repeatable option out of `args`. */
-function takeRepeated(args: string[], name: string): { values: string[]; rest: string[] } {
-  const values: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === `--${name}`) {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`--${name} needs a value`);
-      values.push(v);
-    } else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
-    else rest.push(a);
-  }
-  return { values, rest };
-}
-
-function pairs(values: string[], option: string, check?: (value: string) => boolean): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    const [k, val] = [v.slice(0, eq), v.slice(eq + 1)];
-    if (eq < 1 || !val || (check && !check(val))) throw new UsageError(`--${option} ${v}: expected ${option === 'map' ? 'OLD=NEW' : 'STEP=keep|rekey'}`);
-    out[k] = val;
-  }
-  return out;
-}
-
 const version = (v: string | undefined, option: string): number => {
   const n = Number(v);
   if (v === undefined || !Number.isInteger(n) || n < 1) throw new UsageError(`--${option} is a version number (1 or more)`);
@@ -85,8 +58,8 @@ function migrationBody(args: string[]): { pipeline: string; body: Record<string,
   for (const [flag, key] of [['status', 'status'], ['step', 'step'], ['business-key', 'businessKey'], ['since', 'since'], ['until', 'until']] as const) {
     if (a.flags[flag] !== undefined) filter[key] = a.flags[flag];
   }
-  const wait = pairs(waits.values, 'wait', (v) => v === 'keep' || v === 'rekey');
-  const plan = { toVersion: version(a.flags.to, 'to'), mapping: pairs(map.values, 'map'), ...(Object.keys(wait).length > 0 ? { waits: wait } : {}) };
+  const wait = stepPairs(waits.values, 'wait', (v) => v === 'keep' || v === 'rekey');
+  const plan = { toVersion: version(a.flags.to, 'to'), mapping: stepPairs(map.values, 'map'), ...(Object.keys(wait).length > 0 ? { waits: wait } : {}) };
   const body = { fromVersion: version(a.flags.from, 'from'), plan, filter, dryRun: a.switches.has('dry-run') };
   return { pipeline, body, flags: a.flags, json: a.switches.has('json'), progress: a.flags.progress };
 }
