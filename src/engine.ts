@@ -181,7 +181,7 @@ export class Engine {
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
     const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => this.supervisor.forget(ids) };
     this.migrations = new Migrations(migrationDeps);
-    this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...migrationRunnerEnv(), ...opts.migrations });
+    this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...migrationRunnerEnv(process.env), ...opts.migrations });
   }
 
   /** Looks for bulk migration work now (after one was stored). */

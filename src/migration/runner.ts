@@ -25,7 +25,7 @@ export interface MigrationRunnerOptions {
 }
 
 /** Runner options from `CONVEYOR_MIGRATION_BATCH`, `_LEASE_MS`, `_POLL_MS`, `_PAUSE_MS`. */
-export function migrationRunnerEnv(env: NodeJS.ProcessEnv = process.env): MigrationRunnerOptions {
+export function migrationRunnerEnv(env: NodeJS.ProcessEnv): MigrationRunnerOptions {
   const o: MigrationRunnerOptions = {};
   const set = (key: keyof MigrationRunnerOptions, v: string | undefined): void => {
     const n = Number(v);
