@@ -6,12 +6,14 @@ import type { OpenApiHelpers } from './openapi-overview';
 
 type Schema = Record<string, unknown>;
 
-export function migrationsOpenApi(h: OpenApiHelpers & { error(description: string): unknown }): { schemas: Record<string, Schema>; paths: Record<string, Record<string, unknown>> } {
-  const int = { type: 'integer' };
-  const str = { type: 'string' };
-  const time = { type: 'string', format: 'date-time' };
+type Helpers = OpenApiHelpers & { error(description: string): unknown };
+const int = { type: 'integer' };
+const str = { type: 'string' };
+const time = { type: 'string', format: 'date-time' };
+const stepMap = { type: 'object', additionalProperties: str };
+
+function migrationSchemas(h: Helpers): Record<string, Schema> {
   const nullable = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
-  const stepMap = { type: 'object', additionalProperties: str };
   const plan = h.obj({ toVersion: int, mapping: stepMap, waits: { type: 'object', additionalProperties: { enum: ['keep', 'rekey'] } } }, ['toVersion']);
   const problem = h.obj({ path: str, message: str });
   const schemas: Record<string, Schema> = {
@@ -31,6 +33,10 @@ export function migrationsOpenApi(h: OpenApiHelpers & { error(description: strin
   schemas.VersionDiff = h.obj({
     pipeline: str, from: int, to: int, mapping: stepMap, added: names, removed: names, changed: names, renamed: { type: 'array', items: h.obj({ from: str, to: str }) },
   });
+  return schemas;
+}
+
+function migrationPaths(h: Helpers): Record<string, Record<string, unknown>> {
   const id = { name: 'id', in: 'path', required: true, schema: str };
   const q = (name: string, description: string, required = false) => ({ name, in: 'query', required, schema: str, description });
   const body = (schema: Schema) => ({ required: true, content: { 'application/json': { schema } } });
@@ -80,5 +86,9 @@ export function migrationsOpenApi(h: OpenApiHelpers & { error(description: strin
       },
     },
   };
-  return { schemas, paths };
+  return paths;
+}
+
+export function migrationsOpenApi(h: Helpers): { schemas: Record<string, Schema>; paths: Record<string, Record<string, unknown>> } {
+  return { schemas: migrationSchemas(h), paths: migrationPaths(h) };
 }

@@ -7,6 +7,30 @@
  */
 'use strict';
 
+/** The compare / migrate form: two versions, the renamed steps, a status filter, the buttons. */
+function versionsForm(h, versions, operate) {
+  const select = (name, value) => h('select', { name }, versions.map((v) => h('option', { value: String(v), selected: v === value }, String(v))));
+  const last = versions[versions.length - 1];
+  const first = versions.length > 1 ? versions[versions.length - 2] : last;
+  return h('form', { className: 'versions-form' },
+    h('label', {}, 'From ', select('from', first)), h('label', {}, ' to ', select('to', last)),
+    h('label', {}, ' renamed steps ', h('input', { name: 'map', placeholder: 'OLD=NEW, OLD2=NEW2', size: 30 })),
+    h('label', {}, ' status ', h('select', { name: 'status' }, ['', 'waiting', 'running', 'error_stop', 'buffered'].map((s) => h('option', { value: s }, s || 'any')))),
+    h('button', { type: 'button', 'data-do': 'diff' }, 'Compare'),
+    operate ? h('button', { type: 'button', 'data-do': 'dry-run' }, 'Migrate: dry run') : null,
+    operate ? h('button', { type: 'button', 'data-do': 'migrate', disabled: true }, 'Migrate') : null);
+}
+
+/** A migration's counts, and its refusals with their reasons. */
+function migrationNodes(h, m) {
+  const verb = m.dryRun ? 'would move' : 'moved';
+  const head = h('p', { 'data-migration-status': m.status }, `Migration ${m.id} ${m.status}${m.dryRun ? ' (dry run: nothing changed)' : ''}: ${verb} ${m.counts.migrated}, refused ${m.counts.refused}, left ${m.counts.left}, of ${m.counts.total}`);
+  const refusals = m.refusals.length === 0 ? h('p', { className: 'muted' }, 'No request was refused.')
+    : h('table', {}, h('thead', {}, h('tr', {}, ['Request', 'Path', 'Reason'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, m.refusals.flatMap((r) => r.problems.map((p) => h('tr', {}, h('td', {}, h('a', { href: `#/request/${r.requestId}` }, r.requestId)), h('td', {}, p.path), h('td', {}, p.message))))));
+  return [head, refusals];
+}
+
 window.conveyorVersionsCard = async function versionsCard({ h, api, may }, id) {
   const base = `/api/pipelines/${encodeURIComponent(id)}`;
   const body = await api('GET', `${base}/versions`);
@@ -15,17 +39,8 @@ window.conveyorVersionsCard = async function versionsCard({ h, api, may }, id) {
     h('td', {}, `${v.version}${v.current ? ' (current)' : ''}`), h('td', {}, v.createdAt), h('td', {}, String(v.active)),
     h('td', {}, Object.entries(v.requests).map(([s, n]) => `${s} ${n}`).join(', '))));
   const table = h('table', {}, h('thead', {}, h('tr', {}, ['Version', 'Stored', 'Running on it', 'Requests by status'].map((c) => h('th', {}, c)))), h('tbody', {}, rows));
-  const select = (name, value) => h('select', { name }, versions.map((v) => h('option', { value: String(v), selected: v === value }, String(v))));
-  const last = versions[versions.length - 1];
-  const first = versions.length > 1 ? versions[versions.length - 2] : last;
   const out = h('div', { className: 'versions-result' });
-  const form = h('form', { className: 'versions-form' },
-    h('label', {}, 'From ', select('from', first)), h('label', {}, ' to ', select('to', last)),
-    h('label', {}, ' renamed steps ', h('input', { name: 'map', placeholder: 'OLD=NEW, OLD2=NEW2', size: 30 })),
-    h('label', {}, ' status ', h('select', { name: 'status' }, ['', 'waiting', 'running', 'error_stop', 'buffered'].map((s) => h('option', { value: s }, s || 'any')))),
-    h('button', { type: 'button', 'data-do': 'diff' }, 'Compare'),
-    may('operate') ? h('button', { type: 'button', 'data-do': 'dry-run' }, 'Migrate: dry run') : null,
-    may('operate') ? h('button', { type: 'button', 'data-do': 'migrate', disabled: true }, 'Migrate') : null);
+  const form = versionsForm(h, versions, may('operate'));
   const read = () => {
     const f = new FormData(form);
     const mapping = {};
@@ -38,14 +53,7 @@ window.conveyorVersionsCard = async function versionsCard({ h, api, may }, id) {
   const list = (title, items) => h('p', {}, h('strong', {}, `${title}: `), items.length ? items.join(', ') : 'none');
   const showDiff = (d) => out.replaceChildren(list('Added', d.added), list('Removed', d.removed),
     list('Renamed', d.renamed.map((r) => `${r.from} → ${r.to}`)), list('Changed', d.changed));
-  const showMigration = (m) => {
-    const verb = m.dryRun ? 'would move' : 'moved';
-    const head = h('p', { 'data-migration-status': m.status }, `Migration ${m.id} ${m.status}${m.dryRun ? ' (dry run: nothing changed)' : ''}: ${verb} ${m.counts.migrated}, refused ${m.counts.refused}, left ${m.counts.left}, of ${m.counts.total}`);
-    const refusals = m.refusals.length === 0 ? h('p', { className: 'muted' }, 'No request was refused.')
-      : h('table', {}, h('thead', {}, h('tr', {}, ['Request', 'Path', 'Reason'].map((c) => h('th', {}, c)))),
-        h('tbody', {}, m.refusals.flatMap((r) => r.problems.map((p) => h('tr', {}, h('td', {}, h('a', { href: `#/request/${r.requestId}` }, r.requestId)), h('td', {}, p.path), h('td', {}, p.message))))));
-    out.replaceChildren(head, refusals);
-  };
+  const showMigration = (m) => out.replaceChildren(...migrationNodes(h, m));
   const migrate = async (dryRun) => {
     const v = read();
     const filter = v.status ? { status: v.status } : {};

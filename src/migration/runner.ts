@@ -115,6 +115,7 @@ export class MigrationRunner {
         afterId = ids[ids.length - 1]!;
         if (this.o.pauseMs > 0) await new Promise((r) => setTimeout(r, this.o.pauseMs));
       }
+      await this.d.store.release(m.id, this.owner);
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
       this.d.logger.warn('migration taken over by another engine', { migrationId: m.id });

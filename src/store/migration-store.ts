@@ -209,6 +209,11 @@ export class MigrationStore {
     return rows.map((r) => ({ version: num(r.version), status: String(r.status), n: num(r.n) }));
   }
 
+  /** Hands a running migration back (this engine stops): any engine may take it at once. */
+  async release(id: string, owner: string): Promise<void> {
+    await this.x.run("UPDATE request_migrations SET lease_until = 0 WHERE id = ? AND owner = ? AND status = 'running'", [id, owner]);
+  }
+
   /** The running migration of a pipeline that changes requests, if any. */
   async activeOf(pipelineId: string): Promise<string | undefined> {
     const rows = await this.x.all<{ id: string }>('SELECT id FROM request_migrations WHERE active_pipeline = ?', [pipelineId]);
