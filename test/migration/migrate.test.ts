@@ -14,6 +14,7 @@ import { startTestEngine, type TestEngine } from '../support/engine';
 import { requireMysql } from '../support/services';
 import { createTestDatabase, type TestDatabase } from '../fixtures/dist/harness';
 import { buildMove } from '../../src/migration/move';
+import { Migrations } from '../../src/migration/service';
 import { FIXTURES, MOVE_WAIT_V2, MOVE_WORK_V2, registerVersion, scalar, sleep, untilCount, untilMigrationEnds, type MigrationBody } from './support';
 
 const TOTAL = 1000;
@@ -122,6 +123,29 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
       const one = await t.engine.getRequest(ids[7]!);
       expect(one!.context.after).to.deep.equal({ n: 7, by: 'event', v: 2 });
       expect(one!.runs.map((r) => `${r.stepId}:${r.status}`)).to.deep.equal(['gate:completed', 'await_wake:completed', 'added:completed', 'after:completed']);
+    });
+
+    it('a move that loses the rev race is read, checked and tried again, once', async () => {
+      // v1 current again for one submit (registering a known definition finds its version), then v2.
+      expect(await registerVersion(t, (await t.engine.catalog.get('move-wait', 1)).definition as unknown as Record<string, unknown>)).to.equal(1);
+      const w = await t.engine.intake.submit({ pipelineId: 'move-wait', payload: { n: 9001, key: 'race-1' } });
+      expect(await registerVersion(t, MOVE_WAIT_V2)).to.equal(v2);
+      await untilCount(t, "SELECT COUNT(*) AS n FROM step_runs WHERE request_id = ? AND step_id = 'wait' AND status = 'waiting'", [w.id], 1);
+      const real = t.engine.store.migrations;
+      let raced = 0;
+      // Another commit lands between the check and the move: the first move's guard fails.
+      const store = Object.assign(Object.create(real) as typeof real, {
+        move: async (moves: Parameters<typeof real.move>[0]) => {
+          if (raced++ === 0) await t.engine.store.query('UPDATE requests SET rev = rev + 1 WHERE id = ?', [w.id]);
+          return real.move(moves);
+        },
+      });
+      const migrations = new Migrations({ store, pipelines: t.engine.catalog, logger: t.engine.logger });
+      const r = await migrations.migrateRequest(w.id, { toVersion: v2, mapping: { wait: 'await_wake' } }, { actor: 'race-test' });
+      expect(r.moved).to.equal(true);
+      expect(raced).to.equal(2);
+      expect(await scalar(t, "SELECT COUNT(*) AS n FROM audit_events WHERE request_id = ? AND action = 'migrate'", [w.id])).to.equal(1);
+      expect(await scalar(t, "SELECT COUNT(*) AS n FROM step_runs WHERE request_id = ? AND step_id = 'await_wake' AND status = 'waiting'", [w.id])).to.equal(1);
     });
 
     it('a module result racing a migration commits under the new step id; a stale move is checked again', async () => {
