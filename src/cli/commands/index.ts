@@ -35,7 +35,7 @@ export const COMMANDS: Record<string, Command> = {
   simulate: command('dry-runs a pipeline in memory with mocked module outputs', SIMULATE_USAGE, simulateCommand),
   import: command('streams an NDJSON or CSV file into a pipeline (bulk intake), resumable', IMPORT_USAGE, importCommand),
   submit: command('submits a request; --wait waits for its end', SUBMIT_USAGE, submitCommand),
-  requests: command('lists requests, newest first', REQUESTS_USAGE, requestsCommand),
+  requests: command('lists requests, newest first; requests migrate moves them to another version', REQUESTS_USAGE, requestsCommand),
   steps: command('prints a request\'s step log; --follow tails it until the end', STEPS_USAGE, stepsCommand),
   resume: command('retries the failed step of a request in error_stop', RESUME_USAGE, (a, io) => operateCommand('resume', a, io)),
   stop: command('stops a request', STOP_USAGE, (a, io) => operateCommand('stop', a, io)),
