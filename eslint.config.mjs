@@ -6,7 +6,9 @@
 //   - `src/conditions/**` and the supervisor's decision code are pure: no I/O, no store, no
 //     transport, no logger;
 //   - TypeORM and the database drivers are imported by `src/store/**` only (checked in src/,
-//     modules/ and pipelines/; tests and scripts may use them directly).
+//     modules/ and pipelines/; tests and scripts may use them directly);
+//   - `process.env` is read in `src/config.ts` and `src/cli/**` only (`no-restricted-properties`);
+//   - error codes come from the catalog in `src/errors.ts`, not string literals (`no-restricted-syntax`).
 // `npm run lint` runs this and then `tsc --noEmit`.
 import eslint from '@eslint/js';
 import { defineConfig } from 'eslint/config';
@@ -122,6 +124,38 @@ export default defineConfig(
     ignores: ['src/store/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': ['error', databaseOnlyInStore],
+    },
+  },
+
+  // Configuration is compiled once (src/config.ts) and passed down: only that module and the
+  // CLI read the environment.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/config.ts', 'src/cli/**'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Read settings from the Config that src/config.ts compiles (loadConfig), passed down; only src/config.ts and src/cli/ read process.env.',
+        },
+      ],
+    },
+  },
+
+  // Error codes come from the catalog (`ErrorCodes` in src/errors.ts), never a string of their own.
+  {
+    files: ['src/**/*.ts', 'modules/**/*.ts', 'pipelines/**/*.ts'],
+    ignores: ['src/errors.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'Literal[value=/^CONVEYOR_ERR_/], TemplateElement[value.raw=/^CONVEYOR_ERR_/]',
+          message: 'Use the catalog: ErrorCodes.X from src/errors.ts (add the code there if it is new).',
+        },
+      ],
     },
   },
 

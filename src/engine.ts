@@ -5,6 +5,7 @@
  * Redis, and any number of api, engine and worker processes share one database.
  */
 import { Intake, type IntakeOptions } from './api/intake';
+import { loadConfig, type Config } from './config';
 import { Bus } from './bus/bus';
 import { Dispatcher } from './dispatcher/dispatcher';
 import { PipelineValidationError, type ValidationIssue } from './errors';
@@ -15,13 +16,12 @@ import { AdminNotifier, checkAdminNotifier } from './notify/admin-notifier';
 import { PipelineCatalog } from './pipeline/catalog';
 import { loadPipelines } from './pipeline/load';
 import type { CompiledPipeline } from './pipeline/types';
-import { DEFAULT_DATABASE_URL, type StoreOptions } from './store/data-source';
+import type { StoreOptions } from './store/data-source';
 import { GroupCommitter } from './store/group-commit';
 import { SqlStore } from './store/store';
 import { RetentionJob } from './housekeeping/retention';
 import { Migrations } from './migration/service';
-import { MigrationRunner, migrationRunnerEnv, type MigrationRunnerOptions } from './migration/runner';
-import { parseDuration } from './pipeline/duration';
+import { MigrationRunner, type MigrationRunnerOptions } from './migration/runner';
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { EventTransport, ModuleHost } from './transports/event';
@@ -34,32 +34,37 @@ import { checkOutboundUrl, parseOutboundAllow, type OutboundPolicy } from './tra
 import { QueueHub, QueueTransport, QueueWorker, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from './transports/queue';
 
 export interface EngineOptions {
-  /** @default process.env.DATABASE_URL ?? 'sqlite:./data/conveyor.db' */
+  /**
+   * The configuration read from the environment; the options below override its fields.
+   * @default `loadConfig()` of the environment, read when the engine is created
+   */
+  config?: Config;
+  /** @default config.databaseUrl (`DATABASE_URL`) */
   databaseUrl?: string;
-  /** Distributed mode when set. @default process.env.REDIS_URL */
+  /** Distributed mode when set. @default config.redisUrl (`REDIS_URL`) */
   redisUrl?: string;
-  /** Modules sent through their bull queue instead of run in-process. @default process.env.CONVEYOR_QUEUE_MODULES (comma-separated) */
+  /** Modules sent through their bull queue instead of run in-process. @default config.queueModules (`CONVEYOR_QUEUE_MODULES`) */
   queueModules?: string[];
-  /** @default process.env.CONVEYOR_PIPELINES_DIR ?? './pipelines' */
+  /** @default config.pipelinesDir (`CONVEYOR_PIPELINES_DIR`) */
   pipelinesDir?: string;
-  /** @default process.env.CONVEYOR_MODULES_DIR ?? './modules' */
+  /** @default config.modulesDir (`CONVEYOR_MODULES_DIR`) */
   modulesDir?: string;
   /** Base for relative paths. @default process.cwd() */
   cwd?: string;
   logger?: Logger;
   sqliteSynchronous?: StoreOptions['sqliteSynchronous'];
   supervisor?: SupervisorOptions;
-  /** The API's base URL as remote modules reach it, for `202` callbacks. @default process.env.CONVEYOR_PUBLIC_URL ?? http://HOST:PORT */
+  /** The API's base URL as remote modules reach it, for `202` callbacks. @default config.publicUrl ?? http://HOST:PORT */
   publicUrl?: string;
-  /** Redis key prefix for the queues (tests isolate themselves with it). @default process.env.CONVEYOR_QUEUE_PREFIX ?? 'bull' */
+  /** Redis key prefix for the queues (tests isolate themselves with it). @default config.queuePrefix ?? 'bull' */
   queuePrefix?: string;
   /** Intake loop timings and callback retries (tests shorten them). */
   intake?: IntakeOptions;
-  /** Where outbound HTTP may go: host patterns and CIDRs, comma-separated. @default process.env.CONVEYOR_OUTBOUND_ALLOW */
+  /** Where outbound HTTP may go: host patterns and CIDRs, comma-separated. @default config.outboundAllow */
   outboundAllow?: string;
   /** Broker source timings (tests shorten them). */
   sources?: SourceRunnerOptions;
-  /** Bulk migration batches and leases. @default from `CONVEYOR_MIGRATION_*` */
+  /** Bulk migration batches and leases. @default config.migrations (`CONVEYOR_MIGRATION_*`) */
   migrations?: MigrationRunnerOptions;
 }
 
@@ -71,39 +76,21 @@ export interface EngineRoles {
   worker: boolean;
 }
 
-/**
- * Supervisor timings from the environment (`CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`,
- * `CONVEYOR_QUEUE_LEASE_MS`); unset or invalid values keep the defaults.
- */
-export function supervisorEnv(env: NodeJS.ProcessEnv = process.env): SupervisorOptions {
-  const ms = (v: string | undefined): number | undefined => {
-    const n = Number(v);
-    return v !== undefined && v !== '' && Number.isFinite(n) && n > 0 ? n : undefined;
-  };
-  const o: SupervisorOptions = {};
-  const sweep = ms(env.CONVEYOR_SWEEP_MS);
-  const grace = ms(env.CONVEYOR_LEASE_GRACE_MS);
-  const queue = ms(env.CONVEYOR_QUEUE_LEASE_MS);
-  if (sweep !== undefined) o.sweepIntervalMs = sweep;
-  if (grace !== undefined) o.leaseGraceMs = grace;
-  if (queue !== undefined) o.queueLeaseMs = queue;
-  return o;
-}
-
-export const parseList = (s: string | undefined): string[] => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+export { parseList } from './config';
 
 /** Loads and validates modules and pipelines without touching any database. */
 export function loadProject(opts: EngineOptions = {}): { registry: ModuleRegistry; pipelines: CompiledPipeline[]; issues: ValidationIssue[] } {
   const cwd = opts.cwd ?? process.cwd();
-  const modules = loadModules(opts.modulesDir ?? process.env.CONVEYOR_MODULES_DIR ?? './modules', cwd);
+  const config = opts.config ?? loadConfig();
+  const modules = loadModules(opts.modulesDir ?? config.modulesDir, cwd);
   const issues = [...modules.issues];
-  for (const name of opts.queueModules ?? parseList(process.env.CONVEYOR_QUEUE_MODULES)) {
+  for (const name of opts.queueModules ?? config.queueModules) {
     const mod = modules.registry.get(name);
     if (!mod) issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: name, message: `unknown module "${name}"` });
     else if (mod.transport === 'http') issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: name, message: `module "${name}" is a remote HTTP module; only in-process modules can move to a queue` });
     else mod.transport = 'queue';
   }
-  const loaded = loadPipelines(opts.pipelinesDir ?? process.env.CONVEYOR_PIPELINES_DIR ?? './pipelines', modules.registry.names(), cwd);
+  const loaded = loadPipelines(opts.pipelinesDir ?? config.pipelinesDir, modules.registry.names(), cwd);
   return { registry: modules.registry, pipelines: loaded.pipelines, issues: [...issues, ...loaded.issues] };
 }
 
@@ -111,7 +98,7 @@ export function loadProject(opts: EngineOptions = {}): { registry: ModuleRegistr
  * Compiles `CONVEYOR_OUTBOUND_ALLOW` and checks the URLs the operator declared against it:
  * module URLs and the admin webhook when a list is set, pipelines' `intake.callbackUrl` always.
  */
-function outboundIssues(project: ReturnType<typeof loadProject>, raw: string | undefined): { policy: OutboundPolicy; issues: ValidationIssue[] } {
+function outboundIssues(project: ReturnType<typeof loadProject>, raw: string | undefined, adminWebhook: string | undefined): { policy: OutboundPolicy; issues: ValidationIssue[] } {
   const { policy, errors } = parseOutboundAllow(raw);
   const issues: ValidationIssue[] = errors.map((message) => ({ source: 'CONVEYOR_OUTBOUND_ALLOW', path: '', message }));
   const check = (kind: 'module' | 'callback', url: string | undefined, source: string, path: string): void => {
@@ -119,7 +106,7 @@ function outboundIssues(project: ReturnType<typeof loadProject>, raw: string | u
     if (!verdict.ok) issues.push({ source, path, message: `${url} is refused by the outbound rule: ${verdict.reason}` });
   };
   for (const m of project.registry.all()) check('module', m.url, m.source ?? `modules/${m.name}`, 'transport.url');
-  check('module', process.env.CONVEYOR_ADMIN_WEBHOOK || undefined, 'CONVEYOR_ADMIN_WEBHOOK', '');
+  check('module', adminWebhook, 'CONVEYOR_ADMIN_WEBHOOK', '');
   for (const p of project.pipelines) check('callback', p.intakeOptions?.callbackUrl, `pipelines/${p.id}`, 'intake.callbackUrl');
   return { policy, issues };
 }
@@ -155,19 +142,21 @@ export class Engine {
     readonly callbacks: CallbackConfig,
     /** The outbound rule (`CONVEYOR_OUTBOUND_ALLOW`), checked at submit and at every connection. */
     readonly outbound: OutboundPolicy,
+    /** The configuration this engine was composed from. */
+    readonly config: Config,
   ) {
     // MySQL: two batches in flight, so one fills while the other waits on its round trips
     // (+10% steps/s in `npm run bench`; more only split the batches, the server's CPU being the limit).
     this.committer = new GroupCommitter(store, 2000, store.dialect === 'mysql' ? 2 : 1);
     this.http = new HttpTransport(this.bus, callbacks, outbound);
-    this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? (process.env.CONVEYOR_QUEUE_PREFIX || undefined) }) : undefined;
+    this.hub = redisUrl ? new QueueHub(redisUrl, { prefix: opts.queuePrefix ?? config.queuePrefix, lockMs: config.queueLockMs }) : undefined;
     const transports = { event: new EventTransport(this.bus), http: this.http, queue: this.hub ? new QueueTransport(this.hub, logger) : undefined };
     this.brokers = new BrokerPool(logger);
     const dispatcher = new Dispatcher(this.bus, registry, transports, logger, this.brokers);
-    this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl, outbound });
+    this.adminNotifier = new AdminNotifier({ bus: this.bus, store, registry, logger, baseUrl: () => this.callbacks.baseUrl, outbound }, config.admin);
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
-      { sweepBuffered: Boolean(this.hub), alertChannels: this.adminNotifier.channelNames, ...supervisorEnv(), ...opts.supervisor },
+      { sweepBuffered: Boolean(this.hub), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
     const hub = this.hub;
     const notify = hub
@@ -176,12 +165,12 @@ export class Engine {
         logger.error('start not queued', { requestId, error: (err as Error).message });
       })
       : (requestId: string) => this.bus.emit('NewRequest', { requestId });
-    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { ...opts.intake, callbacks: { outbound, ...opts.intake?.callbacks } });
+    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
     const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => this.supervisor.forget(ids) };
     this.migrations = new Migrations(migrationDeps);
-    this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...migrationRunnerEnv(process.env), ...opts.migrations });
+    this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...config.migrations, ...opts.migrations });
   }
 
   /** Looks for bulk migration work now (after one was stored). */
@@ -193,24 +182,25 @@ export class Engine {
 
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */
   static async create(opts: EngineOptions = {}): Promise<Engine> {
-    const logger = opts.logger ?? createLogger();
-    const redisUrl = opts.redisUrl ?? (process.env.REDIS_URL || undefined);
-    const project = loadProject(opts);
+    const config = opts.config ?? loadConfig();
+    const logger = opts.logger ?? createLogger(config.logLevel);
+    const redisUrl = opts.redisUrl ?? config.redisUrl;
+    const project = loadProject({ ...opts, config });
     if (!redisUrl && project.registry.all().some((m) => m.transport === 'queue')) {
       project.issues.push({ source: 'CONVEYOR_QUEUE_MODULES', path: '', message: 'the queue transport needs REDIS_URL' });
     }
-    project.issues.push(...checkAdminNotifier(project.registry));
-    const outbound = outboundIssues(project, opts.outboundAllow ?? process.env.CONVEYOR_OUTBOUND_ALLOW);
+    project.issues.push(...checkAdminNotifier(project.registry, config.admin));
+    const outbound = outboundIssues(project, opts.outboundAllow ?? config.outboundAllow, config.admin.webhookUrl);
     project.issues.push(...outbound.issues);
     if (project.issues.length > 0) throw new PipelineValidationError(project.issues);
-    const store = await SqlStore.open(opts.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, { sqliteSynchronous: opts.sqliteSynchronous });
+    const store = await SqlStore.open(opts.databaseUrl ?? config.databaseUrl, { sqliteSynchronous: opts.sqliteSynchronous });
     const catalog = new PipelineCatalog(store, project.registry);
     await catalog.register(project.pipelines);
     // Every process must sign and check callback tokens with the same secret: take it from
     // the environment, or from the shared database (made once, by the first process).
-    const secret = process.env.CONVEYOR_CALLBACK_SECRET || (await store.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
-    const baseUrl = (opts.publicUrl ?? process.env.CONVEYOR_PUBLIC_URL ?? `http://${process.env.HOST ?? '127.0.0.1'}:${process.env.PORT ?? 3000}`).replace(/\/+$/, '');
-    return new Engine(store, catalog, project.registry, logger, opts, redisUrl, { baseUrl, secret, defaultTtlMs: 3_600_000 }, outbound.policy);
+    const secret = config.callbackSecret || (await store.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
+    const baseUrl = (opts.publicUrl ?? config.publicUrl ?? `http://${config.host}:${config.port}`).replace(/\/+$/, '');
+    return new Engine(store, catalog, project.registry, logger, opts, redisUrl, { baseUrl, secret, defaultTtlMs: 3_600_000 }, outbound.policy, config);
   }
 
   get distributed(): boolean {
@@ -237,10 +227,8 @@ export class Engine {
     this.moduleHost.start();
     this.supervisor.start();
     this.adminNotifier.start();
-    const retention = process.env.CONVEYOR_RETENTION;
-    if (retention) {
-      const maxAgeMs = parseDuration(retention);
-      if (!maxAgeMs) throw new Error(`CONVEYOR_RETENTION must be a duration such as "30d" (got "${retention}")`);
+    const maxAgeMs = this.config.retentionMs;
+    if (maxAgeMs) {
       this.retention = new RetentionJob(this.store, { maxAgeMs }, this.logger);
       this.retention.start();
     }
@@ -274,7 +262,7 @@ export class Engine {
   async stop(opts: { deadlineMs?: number } = {}): Promise<void> {
     this.accepting = false;
     this.supervisor.setDeferDispatch(true);
-    const end = Date.now() + (opts.deadlineMs ?? Number(process.env.CONVEYOR_SHUTDOWN_DEADLINE_MS ?? 10_000));
+    const end = Date.now() + (opts.deadlineMs ?? this.config.shutdownDeadlineMs);
     while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
     const handedBack = this.supervisor.inFlightIds();
     this.retention?.stop();

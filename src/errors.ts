@@ -74,6 +74,10 @@ export const ErrorCodes = {
   UNKNOWN_MODULE: 'CONVEYOR_ERR_UNKNOWN_MODULE',
   TEMPLATE: 'CONVEYOR_ERR_TEMPLATE',
   JOIN_INCOMPLETE: 'CONVEYOR_ERR_JOIN_INCOMPLETE',
+  /** A wait or action ran out of time, or a poll ran out of `maxPolls`. */
+  WAIT_TIMEOUT: 'CONVEYOR_ERR_WAIT_TIMEOUT',
+  /** A step run names a step missing from the request's pinned pipeline version. */
+  UNKNOWN_STEP: 'CONVEYOR_ERR_UNKNOWN_STEP',
   MAX_STEPS: 'CONVEYOR_ERR_MAX_STEPS',
   /** A step's `assign` would make the request's `vars` larger than their limit (256 KiB). */
   VARS_TOO_LARGE: 'CONVEYOR_ERR_VARS_TOO_LARGE',

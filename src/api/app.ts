@@ -116,7 +116,7 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
     (ctx.path === '/api' || ctx.path.startsWith('/api/')) && !ctx.path.startsWith('/api/callbacks/') ? auth(ctx, next as never) : next();
   const api = new Router({ prefix: '/api' });
 
-  api.post('/pipelines/:id/requests', requireRole('submit'), submitRateLimit(), async (ctx) => {
+  api.post('/pipelines/:id/requests', requireRole('submit'), submitRateLimit(engine.config.submitRate), async (ctx) => {
     const pipelineId = ctx.params.id!;
     if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
     const wait = parseWait(ctx.query.wait);
@@ -189,6 +189,10 @@ export function createApp(engine: Engine, keys: KeyRing): Koa {
   });
 
   mountOpsRoutes({ router, api, engine, keys });
+  app.use((ctx, next) => {
+    ctx.state.bodyLimit = engine.config.bodyLimit;
+    return next();
+  });
   app.use(errorMiddleware(engine.logger));
   app.use(router.routes());
   // Not `throw: true`: only the non-throwing form sets the `Allow` header a 405 must carry

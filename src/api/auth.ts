@@ -3,7 +3,8 @@ import type { Context, Next } from 'koa';
 import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import type { Store } from '../store/store';
-import { jwtConfigFromEnv, looksLikeJwt, TokenVerifier, type JwtConfig } from './tokens';
+import { loadConfig } from '../config';
+import { looksLikeJwt, TokenVerifier, type JwtConfig } from './tokens';
 
 /**
  * The built-in roles. A pipeline's `allow` may name more. `delegate` lets a key act for the
@@ -69,8 +70,10 @@ export class KeyRing {
 
   constructor(
     private readonly store: Store,
-    spec = process.env.CONVEYOR_API_KEYS ?? '',
-    jwt: JwtConfig | undefined = jwtConfigFromEnv(),
+    /** `CONVEYOR_API_KEYS` (`config.apiKeys`), or a test's own keys. */
+    spec: string,
+    /** `config.jwt`; by default read from the environment now. */
+    jwt: JwtConfig | undefined = loadConfig().jwt,
   ) {
     this.envKeys = parseApiKeys(spec).map((k) => ({ ...k, hash: Buffer.from(k.hash, 'hex') }));
     const names = this.envKeys.map((k) => k.name);

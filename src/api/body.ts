@@ -1,14 +1,16 @@
 import type { Context } from 'koa';
 import { ClientError, ErrorCodes } from '../errors';
 
-/** @default 1 MiB, or `CONVEYOR_BODY_LIMIT` bytes. */
-export const BODY_LIMIT = Number(process.env.CONVEYOR_BODY_LIMIT ?? 1024 * 1024);
+/** The body limit of an app that sets none: 1 MiB. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** The app's body limit (`CONVEYOR_BODY_LIMIT`), which it puts in `ctx.state.bodyLimit`. */
+export const bodyLimit = (ctx: Context): number => (ctx.state.bodyLimit as number | undefined) ?? DEFAULT_BODY_LIMIT;
 /** Deeper JSON is refused before it is parsed. */
 export const MAX_DEPTH = 64;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Reads the raw body, refusing more than `limit` bytes without buffering them. */
-export async function readRaw(ctx: Context, limit = BODY_LIMIT): Promise<Buffer> {
+export async function readRaw(ctx: Context, limit = bodyLimit(ctx)): Promise<Buffer> {
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) throw new ClientError(413, ErrorCodes.BODY_TOO_LARGE, `body is ${declared} bytes; the limit is ${limit}`);
   const chunks: Buffer[] = [];

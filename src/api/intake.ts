@@ -71,6 +71,8 @@ export interface IntakeOptions {
   /** How often keys and callbacks are swept (crash repair, retries). @default 1000 */
   sweepMs?: number;
   callbacks?: CallbackOptions;
+  /** HMAC key of request-finished callbacks (`CONVEYOR_REQUEST_CALLBACK_SECRET`). @default generated once, kept in the database */
+  callbackSecret?: string;
 }
 
 const MAX_CONFLICT_ROUNDS = 6;
@@ -101,7 +103,7 @@ export class Intake {
    * business keys given back when requests end, and end-of-request callbacks.
    */
   async start(): Promise<void> {
-    this.secret = process.env.CONVEYOR_REQUEST_CALLBACK_SECRET || (await this.d.store.ensureSetting('request_callback_secret', randomBytes(32).toString('hex')));
+    this.secret = this.o.callbackSecret || (await this.d.store.ensureSetting('request_callback_secret', randomBytes(32).toString('hex')));
     this.offs.push(
       this.d.bus.on('RequestFinished', ({ requestId, pipeline, callback }) => {
         // A request ended: a pipeline under maxActive may release another.

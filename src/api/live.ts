@@ -22,7 +22,7 @@ export class LiveHub {
 
   constructor(
     private readonly engine: Engine,
-    private readonly intervalMs = Number(process.env.CONVEYOR_LIVE_INTERVAL_MS) > 0 ? Number(process.env.CONVEYOR_LIVE_INTERVAL_MS) : 2000,
+    private readonly intervalMs = engine.config.liveIntervalMs,
   ) {}
 
   /** Answers `ctx` with an event stream that starts with the current overview. */

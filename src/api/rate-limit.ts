@@ -43,7 +43,7 @@ export class KeyRateLimiter {
 }
 
 /** Koa middleware: 429 when the caller's key is over the submit rate. No-op without a limit. */
-export function submitRateLimit(spec = process.env.CONVEYOR_SUBMIT_RATE) {
+export function submitRateLimit(spec: string | undefined) {
   const limiter = spec ? new KeyRateLimiter(parseRate(spec)) : undefined;
   return async (ctx: Context, next: Next): Promise<void> => {
     const principal = ctx.state.principal as Principal | undefined;

@@ -20,7 +20,7 @@ import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import { isCallbackUrl } from '../pipeline/compile-intake';
 import { checkOutboundUrl, type OutboundPolicy } from '../transports/outbound';
 import { requireRole, type Principal } from './auth';
-import { BODY_LIMIT, parseJsonText } from './body';
+import { bodyLimit, parseJsonText } from './body';
 import type { SubmitInput } from './intake';
 
 const HEADER_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
@@ -169,11 +169,11 @@ async function streamResults(ctx: Context, engine: Engine, base: BulkBase, out: 
     }
   };
   try {
-    for await (const { n, text, utf8 } of readLines(ctx.req, BODY_LIMIT)) {
+    for await (const { n, text, utf8 } of readLines(ctx.req, bodyLimit(ctx))) {
       if (out.destroyed) break;
       let result: Promise<LineResult>;
       if (text === null) {
-        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${BODY_LIMIT}-byte limit` } });
+        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${bodyLimit(ctx)}-byte limit` } });
       } else if (!utf8) {
         result = Promise.resolve({ line: n, error: { code: ErrorCodes.BAD_JSON, message: 'line is not valid UTF-8' } });
       } else if (text.trim() === '') continue;

@@ -5,23 +5,10 @@
  * token can be wrong answers 401 with its own code, before anything else happens.
  */
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import type { JwtConfig } from '../config';
 import { ClientError, ErrorCodes, type ErrorCode } from '../errors';
 
-/** How tokens are verified, read once from the environment. */
-export interface JwtConfig {
-  /** HS256 shared secret (at least 32 characters). */
-  secret?: string;
-  /** Where the RS256/ES256 public keys are (a JWKS document). */
-  jwksUrl?: string;
-  /** Required `iss`, when set. */
-  issuer?: string;
-  /** Required `aud`, when set. */
-  audience?: string;
-  /** The claim that holds the actor's roles. @default 'roles' */
-  rolesClaim: string;
-  /** The least time between two fetches of the JWKS (an unknown `kid` fetches again after it). @default 30000 */
-  jwksCooldownMs: number;
-}
+export type { JwtConfig };
 
 /** Who a verified token names. */
 export interface VerifiedToken {
@@ -29,30 +16,6 @@ export interface VerifiedToken {
   name: string | null;
   roles: string[];
   issuer: string | null;
-}
-
-/** Reads `CONVEYOR_JWT_*`; undefined when neither a secret nor a JWKS URL is set. Throws on a bad setting. */
-export function jwtConfigFromEnv(env: NodeJS.ProcessEnv = process.env): JwtConfig | undefined {
-  const secret = env.CONVEYOR_JWT_SECRET || undefined;
-  const jwksUrl = env.CONVEYOR_JWT_JWKS_URL || undefined;
-  if (!secret && !jwksUrl) return undefined;
-  if (secret && jwksUrl) throw new Error('set CONVEYOR_JWT_SECRET or CONVEYOR_JWT_JWKS_URL, not both');
-  if (secret && secret.length < 32) throw new Error('CONVEYOR_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit secret)');
-  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) throw new Error('CONVEYOR_JWT_JWKS_URL must be an http(s) URL');
-  return {
-    secret, jwksUrl,
-    issuer: env.CONVEYOR_JWT_ISSUER || undefined,
-    audience: env.CONVEYOR_JWT_AUDIENCE || undefined,
-    rolesClaim: env.CONVEYOR_JWT_ROLES_CLAIM || 'roles',
-    jwksCooldownMs: cooldown(env.CONVEYOR_JWT_JWKS_COOLDOWN_MS),
-  };
-}
-
-function cooldown(raw: string | undefined): number {
-  if (raw === undefined || raw === '') return 30_000;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error('CONVEYOR_JWT_JWKS_COOLDOWN_MS must be a whole number of milliseconds');
-  return n;
 }
 
 /** A compact JWS: three base64url parts, the first a JSON header (`eyJ`). */

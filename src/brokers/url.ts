@@ -3,6 +3,7 @@
  * `${VAR}` and `${VAR:-default}` are taken from the environment (shell style), so one
  * definition runs against each deployment's broker.
  */
+import { processEnv, type Env } from '../config';
 
 export const DEFAULT_AMQP_URL = '${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}';
 export const DEFAULT_NATS_URL = '${NATS_URL:-nats://127.0.0.1:4222}';
@@ -10,7 +11,7 @@ export const DEFAULT_NATS_URL = '${NATS_URL:-nats://127.0.0.1:4222}';
 const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /** Expands `${VAR}` / `${VAR:-default}`; throws naming the variable when one is unset and has no default. */
-export function expandUrl(template: string, env: NodeJS.ProcessEnv = process.env): string {
+export function expandUrl(template: string, env: Env = processEnv()): string {
   return template.replace(VARIABLE, (_m, name: string, fallback: string | undefined) => {
     const value = env[name];
     if (value !== undefined && value !== '') return value;
@@ -34,7 +35,7 @@ export function redactUrl(url: string): string {
  * Why a (template) URL is not a broker URL of the kind, or `undefined` when it is. Checked
  * with the variables as they are now, so a typo shows at load rather than at the first message.
  */
-export function urlProblem(template: string, kind: 'amqp' | 'nats', env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function urlProblem(template: string, kind: 'amqp' | 'nats', env: Env = processEnv()): string | undefined {
   let url: string;
   try {
     url = expandUrl(template, env);

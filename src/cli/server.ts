@@ -15,14 +15,14 @@ export interface RunningServer {
 export interface ServeOptions {
   /**
    * The API keys to accept. Tests pass their own ring (`new KeyRing(store, 'key:role,…')`).
-   * @default a ring over `CONVEYOR_API_KEYS` and the stored keys
+   * @default a ring over `CONVEYOR_API_KEYS` (`engine.config`) and the stored keys
    */
   keys?: KeyRing;
 }
 
 /** Serves the API of `engine` on host:port; creates the first admin key when none exists. */
 export async function serve(engine: Engine, host: string, port: number, print: (line: string) => void, opts: ServeOptions = {}): Promise<RunningServer> {
-  const keys = opts.keys ?? new KeyRing(engine.store);
+  const keys = opts.keys ?? new KeyRing(engine.store, engine.config.apiKeys, engine.config.jwt);
   const created = await keys.ensureAdminKey();
   if (created) {
     print('No API key was configured, so an admin key was created. It is shown only this once:');
@@ -41,7 +41,7 @@ export async function serve(engine: Engine, host: string, port: number, print: (
   const addr = server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   // Remote modules call back here unless a public URL (e.g. a load balancer) was configured.
-  if (!process.env.CONVEYOR_PUBLIC_URL) engine.callbacks.baseUrl = `http://${host}:${actualPort}`;
+  if (!engine.config.publicUrl) engine.callbacks.baseUrl = `http://${host}:${actualPort}`;
   return {
     server,
     url: `http://${host}:${actualPort}`,

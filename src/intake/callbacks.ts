@@ -18,13 +18,13 @@ import { parseOutboundAllow, type OutboundPolicy } from '../transports/outbound'
 import { SIGNATURE_HEADER, signBody } from './signature';
 
 export interface CallbackOptions {
-  /** Attempts before giving up. @default 8 (CONVEYOR_REQUEST_CALLBACK_ATTEMPTS) */
+  /** Attempts before giving up. @default 8 (the engine passes CONVEYOR_REQUEST_CALLBACK_ATTEMPTS) */
   attempts?: number;
-  /** Delay before the second attempt, doubled each time up to 10 min. @default 1000 (CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS) */
+  /** Delay before the second attempt, doubled each time up to 10 min. @default 1000 (the engine passes CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS) */
   backoffMs?: number;
   /** Per-attempt HTTP timeout. @default 10000 */
   timeoutMs?: number;
-  /** Where callbacks may go. @default CONVEYOR_OUTBOUND_ALLOW compiled (public addresses only when unset) */
+  /** Where callbacks may go. @default public addresses only (the engine passes CONVEYOR_OUTBOUND_ALLOW compiled) */
   outbound?: OutboundPolicy;
 }
 
@@ -42,12 +42,11 @@ export class CallbackSender {
     private readonly logger: Logger,
     options: CallbackOptions = {},
   ) {
-    const env = (v: string | undefined): number | undefined => (v && Number(v) > 0 ? Number(v) : undefined);
     this.o = {
-      attempts: options.attempts ?? env(process.env.CONVEYOR_REQUEST_CALLBACK_ATTEMPTS) ?? 8,
-      backoffMs: options.backoffMs ?? env(process.env.CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS) ?? 1000,
+      attempts: options.attempts ?? 8,
+      backoffMs: options.backoffMs ?? 1000,
       timeoutMs: options.timeoutMs ?? 10_000,
-      outbound: options.outbound ?? parseOutboundAllow(process.env.CONVEYOR_OUTBOUND_ALLOW).policy,
+      outbound: options.outbound ?? parseOutboundAllow(undefined).policy,
     };
     this.agents = createOutboundAgents('callback', this.o.outbound);
   }

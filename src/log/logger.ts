@@ -14,8 +14,8 @@ const traceIds = winston.format((info) => {
   return info;
 });
 
-/** The process logger: JSON lines on stdout, level from `LOG_LEVEL`. */
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): winston.Logger {
+/** The process logger: JSON lines on stdout, at `level` (`config.logLevel`, from `LOG_LEVEL`). */
+export function createLogger(level = 'info'): winston.Logger {
   const logger = winston.createLogger({
     level,
     format: winston.format.combine(

@@ -17,15 +17,6 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Where a process serves its metrics, from the environment; undefined when no port is set. */
-export function metricsListenEnv(env: NodeJS.ProcessEnv = process.env): { host: string; port: number } | undefined {
-  const raw = env.CONVEYOR_METRICS_PORT;
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`CONVEYOR_METRICS_PORT must be a port number (got "${raw}")`);
-  return { host: env.CONVEYOR_METRICS_HOST || '127.0.0.1', port };
-}
-
 /** Serves `GET /metrics` (and `GET /healthz`) on host:port; port 0 picks a free one. */
 export async function serveMetrics(source: MetricsSource, host: string, port: number): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {

@@ -13,6 +13,7 @@ import { buildMove } from './move';
 import type { MigrationFilter, MigrationPlan, MigrationProblem } from './plan';
 import { MOVE_ATTEMPTS, RACE_PROBLEM, type MigrationDeps, type Migrations } from './service';
 
+/** Runner options; the engine passes `config.migrations` (`CONVEYOR_MIGRATION_*`, src/config.ts). */
 export interface MigrationRunnerOptions {
   /** Requests per batch. @default 200 */
   batchSize?: number;
@@ -22,20 +23,6 @@ export interface MigrationRunnerOptions {
   pollMs?: number;
   /** A pause after each batch (tests use it to stop an engine mid-migration). @default 0 */
   pauseMs?: number;
-}
-
-/** Runner options from `CONVEYOR_MIGRATION_BATCH`, `_LEASE_MS`, `_POLL_MS`, `_PAUSE_MS`. */
-export function migrationRunnerEnv(env: NodeJS.ProcessEnv): MigrationRunnerOptions {
-  const o: MigrationRunnerOptions = {};
-  const set = (key: keyof MigrationRunnerOptions, v: string | undefined): void => {
-    const n = Number(v);
-    if (v && Number.isFinite(n) && n >= 0) o[key] = n;
-  };
-  set('batchSize', env.CONVEYOR_MIGRATION_BATCH);
-  set('leaseMs', env.CONVEYOR_MIGRATION_LEASE_MS);
-  set('pollMs', env.CONVEYOR_MIGRATION_POLL_MS);
-  set('pauseMs', env.CONVEYOR_MIGRATION_PAUSE_MS);
-  return o;
 }
 
 interface Work {

@@ -1,6 +1,7 @@
 /** Finding and loading modules: `modules/*.module.ts` (in-process) and `modules/*.module.json` (remote). */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { processEnv, type Env } from '../config';
 import type { ValidationIssue } from '../errors';
 import { compileRetry } from '../pipeline/compile-values';
 import { parseDuration } from '../pipeline/duration';
@@ -48,7 +49,7 @@ export class ModuleRegistry {
 const NAME = /^[a-z0-9][a-z0-9-_]*$/;
 
 /** Replaces `${NAME}` and `${NAME:-default}` with environment values. */
-export function substituteEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
+export function substituteEnv(text: string, env: Env = processEnv()): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt?: string) => env[name] ?? dflt ?? '');
 }
 

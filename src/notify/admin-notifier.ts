@@ -38,9 +38,9 @@ export interface AdminAlert {
 }
 
 export interface AdminNotifierOptions {
-  /** @default process.env.CONVEYOR_ADMIN_WEBHOOK */
+  /** `CONVEYOR_ADMIN_WEBHOOK` (`config.admin`). @default none */
   webhookUrl?: string;
-  /** @default process.env.CONVEYOR_ADMIN_MODULE */
+  /** `CONVEYOR_ADMIN_MODULE` (`config.admin`). @default none */
   module?: string;
   /** Tries per channel. @default 5 */
   attempts?: number;
@@ -63,21 +63,8 @@ export interface AdminNotifierDeps {
   outbound?: OutboundPolicy;
 }
 
-/** The notifier's settings from the environment. */
-export function adminNotifierEnv(env: NodeJS.ProcessEnv = process.env): AdminNotifierOptions {
-  const int = (v: string | undefined): number | undefined => (v && /^\d+$/.test(v) ? Number(v) : undefined);
-  return {
-    webhookUrl: env.CONVEYOR_ADMIN_WEBHOOK || undefined,
-    module: env.CONVEYOR_ADMIN_MODULE || undefined,
-    attempts: int(env.CONVEYOR_ADMIN_RETRIES),
-    backoffMs: int(env.CONVEYOR_ADMIN_BACKOFF_MS),
-    timeoutMs: int(env.CONVEYOR_ADMIN_TIMEOUT_MS),
-    sweepMs: int(env.CONVEYOR_ADMIN_SWEEP_MS),
-  };
-}
-
 /** Configuration problems, reported with the pipelines' so the engine refuses to start on them. */
-export function checkAdminNotifier(registry: ModuleRegistry, o: AdminNotifierOptions = adminNotifierEnv()): ValidationIssue[] {
+export function checkAdminNotifier(registry: ModuleRegistry, o: AdminNotifierOptions): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   if (o.module && !registry.get(o.module)) issues.push({ source: 'CONVEYOR_ADMIN_MODULE', path: o.module, message: `unknown module "${o.module}"` });
   if (o.webhookUrl && !/^https?:\/\/[^\s]+$/.test(o.webhookUrl)) issues.push({ source: 'CONVEYOR_ADMIN_WEBHOOK', path: '', message: 'must be an http(s) URL' });
@@ -102,7 +89,8 @@ export class AdminNotifier {
 
   constructor(
     private readonly d: AdminNotifierDeps,
-    options: AdminNotifierOptions = adminNotifierEnv(),
+    /** `config.admin` (`CONVEYOR_ADMIN_*`). */
+    options: AdminNotifierOptions = {},
   ) {
     this.o = { attempts: 5, backoffMs: 1000, timeoutMs: 10_000, sweepMs: 1000, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
     this.outbound = d.outbound ?? { set: false, hosts: [], cidrs: [] };

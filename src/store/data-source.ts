@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { CONFIG_VARIABLES, processEnv, type Env } from '../config';
 import { Initial1763800000000 } from './migrations/1763800000000-initial';
 import { Leases1763800000001 } from './migrations/1763800000001-leases';
 import { Settings1763800000002 } from './migrations/1763800000002-settings';
@@ -30,7 +31,7 @@ export const MIGRATIONS = [
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */
-export const DEFAULT_DATABASE_URL = 'sqlite:./data/conveyor.db';
+export const DEFAULT_DATABASE_URL = CONFIG_VARIABLES.DATABASE_URL!;
 
 export interface StoreOptions {
   /**
@@ -53,7 +54,7 @@ function parseSynchronous(value: string, source: string): 'NORMAL' | 'FULL' {
  * Splits `sqlite:<path>[?synchronous=NORMAL|FULL]` and decides the `synchronous` pragma:
  * the explicit option, else the URL, else `CONVEYOR_SQLITE_SYNCHRONOUS`, else `NORMAL`.
  */
-export function sqliteSettings(url: string, options: StoreOptions = {}, env: NodeJS.ProcessEnv = process.env): { path: string; synchronous: 'NORMAL' | 'FULL' } {
+export function sqliteSettings(url: string, options: StoreOptions = {}, env: Env = processEnv()): { path: string; synchronous: 'NORMAL' | 'FULL' } {
   const rest = url.slice('sqlite:'.length);
   const q = rest.indexOf('?');
   const path = q === -1 ? rest : rest.slice(0, q);

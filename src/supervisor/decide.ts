@@ -4,7 +4,7 @@
  * tables. The shell commits the decision, then performs it.
  */
 import { evaluateCondition, findRoute } from '../conditions';
-import type { StepError } from '../errors';
+import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
 import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import { applyAssign } from './assign';
@@ -187,7 +187,7 @@ class DecisionBuilder {
   onCompleted(run: Pick<OpenRun, 'id' | 'stepId' | 'attempt'>, output: unknown): void {
     const step = this.pipeline.steps[run.stepId];
     this.setOutput(run.stepId, output);
-    if (!step) return this.fail(run, { code: 'CONVEYOR_ERR_UNKNOWN_STEP', message: `step "${run.stepId}" is not in pipeline version ${this.state.request.version}` });
+    if (!step) return this.fail(run, { code: ErrorCodes.UNKNOWN_STEP, message: `step "${run.stepId}" is not in pipeline version ${this.state.request.version}` });
     switch (step.kind) {
       case 'stop':
         this.status = step.status;
@@ -240,8 +240,8 @@ class DecisionBuilder {
   resume(params?: Record<string, unknown>, maxSteps?: number): boolean {
     const e = this.state.request.error;
     const step = e ? this.pipeline.steps[e.stepId] : undefined;
-    if (!e || !step || e.code === 'CONVEYOR_ERR_JOIN_INCOMPLETE') return false;
-    const budget = e.code === 'CONVEYOR_ERR_MAX_STEPS';
+    if (!e || !step || e.code === ErrorCodes.JOIN_INCOMPLETE) return false;
+    const budget = e.code === ErrorCodes.MAX_STEPS;
     if (maxSteps !== undefined) {
       if (maxSteps <= this.stepCount) return false;
       this.maxSteps = maxSteps;
@@ -356,7 +356,7 @@ class DecisionBuilder {
       this.status = 'error_stop';
       this.error = {
         stepId: run?.stepId ?? this.pipeline.start, runId: run?.id ?? '', attempt: run?.attempt ?? 0,
-        code: 'CONVEYOR_ERR_MAX_STEPS', message: `request reached its limit of ${this.maxSteps} step runs; an operator may resume it with a larger maxSteps`,
+        code: ErrorCodes.MAX_STEPS, message: `request reached its limit of ${this.maxSteps} step runs; an operator may resume it with a larger maxSteps`,
         details: { maxSteps: this.maxSteps, closed: this.finishRun?.status ?? null },
       };
       this.stopAll = true;
@@ -373,7 +373,7 @@ class DecisionBuilder {
         const run = this.closedRunId ? this.state.open.get(this.closedRunId) : undefined;
         this.status = 'error_stop';
         this.error = {
-          stepId: waiting[0] ?? '', runId: run?.id ?? '', attempt: run?.attempt ?? 0, code: 'CONVEYOR_ERR_JOIN_INCOMPLETE',
+          stepId: waiting[0] ?? '', runId: run?.id ?? '', attempt: run?.attempt ?? 0, code: ErrorCodes.JOIN_INCOMPLETE,
           message: `join step "${waiting[0]}" can never start: ${JSON.stringify(this.joins[waiting[0] ?? ''])} arrived, it waits for ${JSON.stringify(this.pipeline.steps[waiting[0] ?? '']?.prev ?? [])}`,
         };
       } else if (isLive(this.status)) {

@@ -4,12 +4,12 @@
  * up to `maxEvery`), and goes to the run's poll history. Polls never count toward `maxSteps`:
  * the wait's `timeout` (or `maxPolls`) decides when waiting is over.
  */
-import type { StepError } from '../errors';
+import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy } from '../model';
 import type { CompiledPoll, CompiledStep } from '../pipeline/types';
 
 /** Step errors that mean "the wait ran out", which the step's `onTimeout` route handles. */
-export const WAIT_TIMEOUT = 'CONVEYOR_ERR_WAIT_TIMEOUT';
+export const WAIT_TIMEOUT = ErrorCodes.WAIT_TIMEOUT;
 
 /** The interval after poll number `n` (1 for the first poll). */
 export function pollIntervalMs(poll: CompiledPoll, n: number): number {

@@ -8,6 +8,7 @@
  */
 import type { Bus, BusEvents } from '../bus/bus';
 import type { Dispatcher } from '../dispatcher/dispatcher';
+import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
@@ -456,7 +457,7 @@ export class Supervisor {
       requestId: state.request.id, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
       error: kind === 'wait'
         ? { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false }
-        : { code: 'CONVEYOR_ERR_TIMEOUT', message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
+        : { code: ErrorCodes.TIMEOUT, message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
     });
   }
 

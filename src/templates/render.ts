@@ -5,6 +5,7 @@
  */
 import { Liquid, type Template } from 'liquidjs';
 import { getPath, parsePath } from '../conditions';
+import { processEnv } from '../config';
 import { ConveyorError, ErrorCodes } from '../errors';
 import { REDACTED } from '../log/redact';
 
@@ -16,7 +17,7 @@ const SECRET_REF = /secrets\.([A-Za-z_][A-Za-z0-9_]*)/g;
 
 /** Where secrets come from: the real environment at dispatch, or a mask for what is stored. */
 export type SecretSource = (name: string) => string | undefined;
-export const envSecrets: SecretSource = (name) => process.env[`CONVEYOR_SECRET_${name}`] ?? process.env[name];
+export const envSecrets: SecretSource = (name) => processEnv()[`CONVEYOR_SECRET_${name}`] ?? processEnv()[name];
 export const maskedSecrets: SecretSource = () => REDACTED;
 
 /** Seed 003's `_NULL_`: a setData or assign value that means null. */

@@ -16,6 +16,7 @@
 import { context, isSpanContextValid, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { randomBytes } from 'node:crypto';
+import { processEnv, type Env } from '../config';
 
 /** Where tracing is switched on and named (read once from the environment). */
 export interface TracingConfig {
@@ -25,7 +26,7 @@ export interface TracingConfig {
 }
 
 /** Reads the switch: an OTLP endpoint or `CONVEYOR_TRACING=1` turns tracing on. */
-export function tracingConfig(role: string, env: NodeJS.ProcessEnv = process.env): TracingConfig {
+export function tracingConfig(role: string, env: Env = processEnv()): TracingConfig {
   const flag = (env.CONVEYOR_TRACING ?? '').trim().toLowerCase();
   const off = flag === '0' || flag === 'false' || (env.OTEL_SDK_DISABLED ?? '').trim().toLowerCase() === 'true';
   const endpoint = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
@@ -74,7 +75,8 @@ export async function startTracing(config: TracingConfig): Promise<boolean> {
   if (!config.enabled || sdk) return tracingOn();
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   sdk = new NodeSDK({
-    serviceName: process.env.OTEL_SERVICE_NAME ? undefined : config.serviceName,
+    // `OTEL_SERVICE_NAME` when set (tracingConfig read it), else `conveyor-<role>`.
+    serviceName: config.serviceName,
     idGenerator: ids,
     metricReaders: [],
     logRecordProcessors: [],

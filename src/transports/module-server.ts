@@ -17,10 +17,14 @@ import { runModule } from './run-module';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-export function createModuleServer(modules: RegisteredModule[], logger: Logger): Koa {
+export function createModuleServer(modules: RegisteredModule[], logger: Logger, opts: { bodyLimit?: number } = {}): Koa {
   const byName = new Map(modules.map((m) => [m.name, m]));
   const app = new Koa();
   app.silent = true;
+  app.use((ctx, next) => {
+    ctx.state.bodyLimit = opts.bodyLimit;
+    return next();
+  });
   const router = new Router();
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok', modules: [...byName.keys()] };

@@ -45,7 +45,7 @@ export class QueueHub {
     const key = limiter ? `${name}#${limiter.max}/${limiter.duration}` : name;
     let q = this.queues.get(key);
     if (!q) {
-      const lockDuration = this.o.lockMs ?? Number(process.env.CONVEYOR_QUEUE_LOCK_MS ?? 30_000);
+      const lockDuration = this.o.lockMs ?? 30_000;
       q = new Queue(name, this.redisUrl, {
         prefix: this.o.prefix ?? 'bull',
         limiter,

@@ -1,5 +1,5 @@
 import type { ModuleCall } from '../bus/bus';
-import { StepTimeoutError, toStepError, type StepError } from '../errors';
+import { ErrorCodes, StepTimeoutError, toStepError, type StepError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { ModuleContext, ModuleDef, ModuleLogger } from '../module/types';
 
@@ -165,11 +165,11 @@ export function checkOutput(output: unknown): ModuleOutcome {
   try {
     text = JSON.stringify(output);
   } catch (err) {
-    return { ok: false, error: { code: 'CONVEYOR_ERR_MODULE_FAILED', message: `module output is not JSON-serialisable: ${(err as Error).message}`, retryable: false } };
+    return { ok: false, error: { code: ErrorCodes.MODULE_FAILED, message: `module output is not JSON-serialisable: ${(err as Error).message}`, retryable: false } };
   }
   if (text === undefined) return { ok: true, output: null };
   if (text.length > MAX_OUTPUT_BYTES) {
-    return { ok: false, error: { code: 'CONVEYOR_ERR_MODULE_FAILED', message: `module output is ${text.length} bytes, over the ${MAX_OUTPUT_BYTES}-byte limit`, retryable: false } };
+    return { ok: false, error: { code: ErrorCodes.MODULE_FAILED, message: `module output is ${text.length} bytes, over the ${MAX_OUTPUT_BYTES}-byte limit`, retryable: false } };
   }
   return { ok: true, output: JSON.parse(text) };
 }

@@ -3,6 +3,8 @@
  * small client for the HTTP API (`CONVEYOR_URL`, `CONVEYOR_API_KEY`).
  */
 
+import { ErrorCodes } from '../../errors';
+
 /**
  * The same in every command: 0 done (a request: completed); 1 failed (refused, unreachable,
  * not found, invalid; a request: error_stop, stopped, or not ended); 2 the command line is wrong.
@@ -162,7 +164,7 @@ export function describeFailure(method: string, path: string, res: ApiAnswer): s
   const e = (res.body as { error?: { code?: string; message?: string } } | null)?.error;
   const what = e ? `${e.code ?? ''}: ${e.message ?? ''}` : typeof res.body === 'string' ? res.body.slice(0, 300) : JSON.stringify(res.body);
   let hint = '';
-  if (res.status === 404 && e?.code === 'CONVEYOR_ERR_NOT_FOUND') hint = ' (this server does not have that route: is it an older version?)';
+  if (res.status === 404 && e?.code === ErrorCodes.NOT_FOUND) hint = ' (this server does not have that route: is it an older version?)';
   if (res.status === 401) hint = ' (check CONVEYOR_API_KEY or --key)';
   return `${method} ${path} answered ${res.status} ${what}${hint}`;
 }

@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import axios from 'axios';
 import { SingleBar } from 'cli-progress';
 import { parse as parseCsv } from 'csv-parse';
+import { ErrorCodes } from '../../errors';
 import { CLIENT_FLAGS, CLIENT_OPTIONS, clientKey, clientUrl, CommandError, EXIT, parseArgs, runCommand, UsageError, type Io } from './args';
 
 export interface ImportOptions {
@@ -216,7 +217,7 @@ export async function runImport(o: ImportOptions, log: (line: string) => void = 
         });
         if (res.status === 200) {
           answers = String(res.data).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LineAnswer);
-          if (answers.length !== items.length || answers.some((a) => a.error?.code === 'CONVEYOR_ERR_INTERNAL')) {
+          if (answers.length !== items.length || answers.some((a) => a.error?.code === ErrorCodes.INTERNAL)) {
             problem = 'the server could not store every line';
             answers = undefined;
           }
@@ -276,11 +277,11 @@ export async function runImport(o: ImportOptions, log: (line: string) => void = 
         continue;
       }
       if (!it.payload) {
-        if (it.error) reject(it.line, { code: 'CONVEYOR_ERR_BAD_JSON', message: it.error });
+        if (it.error) reject(it.line, { code: ErrorCodes.BAD_JSON, message: it.error });
         continue;
       }
       if (o.idColumn && (it.payload[o.idColumn] === undefined || it.payload[o.idColumn] === '')) {
-        reject(it.line, { code: 'CONVEYOR_ERR_BAD_PARAM', message: `no value in the id column "${o.idColumn}"` });
+        reject(it.line, { code: ErrorCodes.BAD_PARAM, message: `no value in the id column "${o.idColumn}"` });
         continue;
       }
       batch.push(it);

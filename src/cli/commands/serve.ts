@@ -3,11 +3,12 @@
  * `worker` and `module-server`, and `validate`, which checks what they would load. Each
  * resolves once it is up; the process then runs until SIGTERM or SIGINT.
  */
+import { loadConfig, type Config } from '../../config';
 import { Engine, loadProject, parseList, type EngineRoles } from '../../engine';
 import { formatIssue, PipelineValidationError } from '../../errors';
 import { createLogger } from '../../log/logger';
 import { metricsFor } from '../../metrics/metrics';
-import { metricsListenEnv, serveMetrics, type MetricsServer } from '../../metrics/server';
+import { serveMetrics, type MetricsServer } from '../../metrics/server';
 import { WorkerMetrics } from '../../metrics/worker-metrics';
 import { startTracing, stopTracing, tracingConfig } from '../../tracing/tracing';
 import type { ModuleRegistry, RegisteredModule } from '../../module/registry';
@@ -84,8 +85,8 @@ function onShutdown(stop: () => Promise<void>, log: (m: string, f?: Record<strin
 }
 
 /** The process's own `/metrics` port, when `CONVEYOR_METRICS_PORT` is set. */
-async function metricsPort(source: Parameters<typeof serveMetrics>[0], io: Io): Promise<MetricsServer | undefined> {
-  const at = metricsListenEnv();
+async function metricsPort(source: Parameters<typeof serveMetrics>[0], config: Config, io: Io): Promise<MetricsServer | undefined> {
+  const at = config.metrics;
   if (!at) return undefined;
   const server = await serveMetrics(source, at.host, at.port);
   io.out(`metrics on ${server.url}/metrics`);
@@ -103,9 +104,9 @@ function options(args: string[], valued: string[], usage: string, io: Io): Recor
   return a.flags;
 }
 
-async function createEngine(): Promise<Engine> {
+async function createEngine(config: Config): Promise<Engine> {
   try {
-    return await Engine.create();
+    return await Engine.create({ config });
   } catch (e) {
     if (e instanceof PipelineValidationError) throw new CommandError(`refusing to start, the configuration is invalid:\n${e.issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`);
     throw e;
@@ -118,15 +119,17 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
   const roles: EngineRoles = name === 'start' ? { engine: true, worker: true } : name === 'engine' ? { engine: true, worker: false } : { engine: false, worker: false };
   return runCommand(io, usage, async () => {
     if (!options(args, [], usage, io)) return;
-    if (name !== 'start' && !io.env.REDIS_URL) throw new CommandError(`"${name}" is a distributed-mode role: set REDIS_URL (and DATABASE_URL=mysql://…), or use "start"`);
-    await startTracing(tracingConfig(name));
-    const engine = await createEngine();
+    // Every setting is checked before anything starts: a wrong one names its variable.
+    const config = loadConfig(io.env);
+    if (name !== 'start' && !config.redisUrl) throw new CommandError(`"${name}" is a distributed-mode role: set REDIS_URL (and DATABASE_URL=mysql://…), or use "start"`);
+    await startTracing(tracingConfig(name, io.env));
+    const engine = await createEngine(config);
     // Counting starts before the first commit (recovery may commit during start).
-    const metricsServer = await metricsPort(metricsFor(engine), io);
+    const metricsServer = await metricsPort(metricsFor(engine), config, io);
     await engine.start(roles);
     let server: RunningServer | undefined;
     if (name !== 'engine') {
-      server = await serve(engine, io.env.HOST || '127.0.0.1', Number(io.env.PORT || 3000), io.out);
+      server = await serve(engine, config.host, config.port, io.out);
       io.out('Conveyor is running:');
       io.out(`  dashboard  ${server.url}/   (sign in with an API key)`);
       io.out(`  API        ${server.url}/api`);
@@ -146,8 +149,8 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
 }
 
 /** The in-process modules of the project, or a failure naming the configuration problems. */
-function projectModules(): ModuleRegistry {
-  const { registry, issues } = loadProject({ queueModules: [] });
+function projectModules(config: Config): ModuleRegistry {
+  const { registry, issues } = loadProject({ config, queueModules: [] });
   if (issues.length > 0) throw new CommandError(`invalid configuration:\n${issues.map(formatIssue).join('\n')}`);
   return registry;
 }
@@ -158,16 +161,17 @@ export function workerCommand(args: string[], io: Io): Promise<number> {
     if (!flags) return;
     const names = parseList(flags.modules);
     if (names.length === 0) throw new UsageError('--modules is required, e.g. --modules a,b');
-    const redisUrl = io.env.REDIS_URL;
+    const config = loadConfig(io.env);
+    const redisUrl = config.redisUrl;
     if (!redisUrl) throw new CommandError('"worker" needs REDIS_URL');
-    const registry = projectModules();
+    const registry = projectModules(config);
     const unknown = names.filter((n) => !registry.get(n)?.def);
-    if (unknown.length > 0) throw new CommandError(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${io.env.CONVEYOR_MODULES_DIR ?? './modules'}`);
-    await startTracing(tracingConfig('worker'));
-    const logger = createLogger();
-    const hub = new QueueHub(redisUrl, { prefix: io.env.CONVEYOR_QUEUE_PREFIX || undefined });
+    if (unknown.length > 0) throw new CommandError(`no in-process module named ${unknown.map((n) => `"${n}"`).join(', ')} in ${config.modulesDir}`);
+    await startTracing(tracingConfig('worker', io.env));
+    const logger = createLogger(config.logLevel);
+    const hub = new QueueHub(redisUrl, { prefix: config.queuePrefix, lockMs: config.queueLockMs });
     const metrics = new WorkerMetrics();
-    const metricsServer = await metricsPort(metrics, io);
+    const metricsServer = await metricsPort(metrics, config, io);
     const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger, metrics.observe);
     w.start();
     onShutdown(async () => {
@@ -182,18 +186,19 @@ export function moduleServerCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, MODULE_SERVER_USAGE, async () => {
     const flags = options(args, ['modules', 'port', 'host'], MODULE_SERVER_USAGE, io);
     if (!flags) return;
+    const config = loadConfig(io.env);
     const port = Number(flags.port ?? (io.env.PORT || 8090));
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be a port number');
     const names = parseList(flags.modules);
-    const registry = projectModules();
+    const registry = projectModules(config);
     const mods: RegisteredModule[] = names.length > 0
       ? names.map((n) => registry.get(n) ?? (() => { throw new CommandError(`unknown module "${n}"`); })())
       : registry.all().filter((m) => m.def);
     const bad = mods.filter((m) => !m.def);
     if (bad.length > 0) throw new CommandError(`${bad.map((m) => m.name).join(', ')}: not an in-process module`);
-    await startTracing(tracingConfig('module-server'));
-    const logger = createLogger();
-    const { server, url } = await listenModuleServer(createModuleServer(mods, logger), flags.host ?? (io.env.HOST || '127.0.0.1'), port);
+    await startTracing(tracingConfig('module-server', io.env));
+    const logger = createLogger(config.logLevel);
+    const { server, url } = await listenModuleServer(createModuleServer(mods, logger, { bodyLimit: config.bodyLimit }), flags.host ?? config.host, port);
     io.out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);
     onShutdown(async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -205,7 +210,7 @@ export function moduleServerCommand(args: string[], io: Io): Promise<number> {
 export function validateCommand(args: string[], io: Io): Promise<number> {
   return runCommand(io, VALIDATE_USAGE, async () => {
     if (!options(args, [], VALIDATE_USAGE, io)) return;
-    const { issues, pipelines, registry } = loadProject();
+    const { issues, pipelines, registry } = loadProject({ config: loadConfig(io.env) });
     if (issues.length > 0) {
       for (const issue of issues) io.err(formatIssue(issue));
       io.err(`${issues.length} problem(s) found`);

@@ -17,7 +17,7 @@ import { Bus, type BusEvents } from '../../bus/bus';
 import { collectFields } from '../../api/actions';
 import { Dispatcher } from '../../dispatcher/dispatcher';
 import { loadProject } from '../../engine';
-import { formatIssue, type StepError } from '../../errors';
+import { ErrorCodes, formatIssue, type StepError } from '../../errors';
 import { createLogger } from '../../log/logger';
 import type { RequestRecord, RequestStatus } from '../../model';
 import type { ModuleRegistry } from '../../module/registry';
@@ -283,7 +283,7 @@ class Simulation {
   private fromMock(run: OpenRun, mock: unknown): StepOutcome {
     const err = mock && typeof mock === 'object' ? (mock as { $error?: Partial<StepError> }).$error : undefined;
     if (!err) return { type: 'completed', runId: run.id, output: mock, finishedAt: this.now, durationMs: 0 };
-    const error = { code: err.code ?? 'CONVEYOR_ERR_MODULE_FAILED', message: err.message ?? 'mocked failure', retryable: err.retryable ?? false };
+    const error = { code: err.code ?? ErrorCodes.MODULE_FAILED, message: err.message ?? 'mocked failure', retryable: err.retryable ?? false };
     return { type: 'failed', runId: run.id, error, finishedAt: this.now, durationMs: 0 };
   }
 
