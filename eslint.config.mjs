@@ -7,6 +7,7 @@
 //     transport, no logger;
 //   - TypeORM and the database drivers are imported by `src/store/**` only (checked in src/,
 //     modules/ and pipelines/; tests and scripts may use them directly);
+//   - winston is imported by `src/log/**` only: code depends on the `Logger` interface;
 //   - `process.env` is read in `src/config.ts` and `src/cli/**` only (`no-restricted-properties`);
 //   - error codes come from the catalog in `src/errors.ts`, not string literals (`no-restricted-syntax`).
 // `npm run lint` runs this and then `tsc --noEmit`.
@@ -40,12 +41,17 @@ function restrictPackages(groups) {
   };
 }
 
-const databaseOnlyInStore = restrictPackages([
-  {
-    names: DATABASE_PACKAGES,
-    message: 'Only src/store/ may talk to the database; depend on a store interface instead.',
-  },
-]);
+const DATABASE_ONLY_IN_STORE = {
+  names: DATABASE_PACKAGES,
+  message: 'Only src/store/ may talk to the database; depend on a store interface instead.',
+};
+const WINSTON_ONLY_IN_LOG = {
+  names: ['winston'],
+  message: 'Only src/log/ may import winston; depend on the Logger interface of src/log/logger.ts.',
+};
+const databaseOnlyInStore = restrictPackages([DATABASE_ONLY_IN_STORE]);
+const databaseAndWinston = restrictPackages([DATABASE_ONLY_IN_STORE, WINSTON_ONLY_IN_LOG]);
+const winstonOnlyInLog = restrictPackages([WINSTON_ONLY_IN_LOG]);
 
 const PURE = 'Pure code (conditions, supervisor decisions)';
 const pureRestrictions = restrictPackages([
@@ -124,6 +130,21 @@ export default defineConfig(
     ignores: ['src/store/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': ['error', databaseOnlyInStore],
+    },
+  },
+  // In src/, winston belongs to src/log/ alone (entries for the same rule replace each other,
+  // so the database restriction is repeated).
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/store/**', 'src/log/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', databaseAndWinston],
+    },
+  },
+  {
+    files: ['src/store/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', winstonOnlyInLog],
     },
   },
 

@@ -1,6 +1,27 @@
+/**
+ * The log. Code depends on the narrow {@link Logger} interface; {@link createLogger} is its one
+ * implementation, on winston (JSON lines on stdout, secrets redacted, trace ids added). Only
+ * `src/log/` imports winston (eslint `no-restricted-imports`).
+ */
 import winston from 'winston';
 import { activeLogFields } from '../tracing/tracing';
 import { redact } from './redact';
+
+/** Structured fields of a log line. */
+export type LogFields = Record<string, unknown>;
+
+/** What the engine logs through: four levels and children that add fields to every line. */
+export interface Logger {
+  error(message: string, fields?: LogFields): unknown;
+  warn(message: string, fields?: LogFields): unknown;
+  info(message: string, fields?: LogFields): unknown;
+  debug(message: string, fields?: LogFields): unknown;
+  /** A logger whose every line carries `fields` too. */
+  child(fields: LogFields): Logger;
+}
+
+/** The winston logger {@link createLogger} makes (tests add transports or silence it). */
+export type WinstonLogger = winston.Logger;
 
 /**
  * With tracing on, a line written inside a span (a module run, an event) carries that span's
@@ -15,7 +36,7 @@ const traceIds = winston.format((info) => {
 });
 
 /** The process logger: JSON lines on stdout, at `level` (`config.logLevel`, from `LOG_LEVEL`). */
-export function createLogger(level = 'info'): winston.Logger {
+export function createLogger(level = 'info'): WinstonLogger {
   const logger = winston.createLogger({
     level,
     format: winston.format.combine(
@@ -57,4 +78,3 @@ export function skipDisabledLevels(logger: winston.Logger): winston.Logger {
   return logger;
 }
 
-export type Logger = winston.Logger;

@@ -12,6 +12,7 @@ import { BRANCH_PAYLOADS, startCrmStandin, type BranchPayload, type CrmStandin, 
 import type { acceptedView, requestView, stepView } from '../../src/api/views';
 import { ErrorCodes } from '../../src/errors';
 import { REPO_ROOT, startTestEngine, type TestEngine } from '../support/engine';
+import { pollUntil, sleep } from '../support/poll';
 import { removeTmpDir, tmpDir } from '../support/tmp';
 
 type Accepted = ReturnType<typeof acceptedView>;
@@ -28,18 +29,15 @@ const SUBSYSTEM: Record<string, string | undefined> = Object.fromEntries(
 /** Where each module runs in this repository: `remember-deal` is a remote HTTP module, the rest are in-process. */
 const transportOf = (stepId: string): string => (SUBSYSTEM[stepId] === 'remember-deal' ? 'http' : 'event');
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `GET /api/requests/:id` until the request has ended. */
 async function waitUntilEnded(t: TestEngine, id: string, timeoutMs = 10_000): Promise<RequestBody> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const read = async (): Promise<RequestBody> => {
     const r = await t.api<RequestBody>('GET', `/api/requests/${id}`, { key: t.keys.read });
     expect(r.status, r.text).to.equal(200);
-    if (ENDED.has(r.body.status)) return r.body;
-    if (Date.now() > deadline) throw new Error(`request ${id} still "${r.body.status}" after ${timeoutMs} ms`);
-    await sleep(25);
-  }
+    return r.body;
+  };
+  return pollUntil(read, (body) => ENDED.has(body.status), { timeoutMs, everyMs: 25, failure: (body) => `request ${id} still "${body.status}" after ${timeoutMs} ms` });
 }
 
 async function submit(t: TestEngine, payload: unknown, query = ''): Promise<{ status: number; body: Accepted & RequestBody; headers: Record<string, string>; text: string }> {
@@ -365,11 +363,7 @@ describe('bitrix-lead: a request keeps the pipeline version it started on', func
     const accepted = await submit(t, BRANCH_PAYLOADS.A.payload);
     expect(accepted.status, accepted.text).to.equal(202);
     const id = accepted.body.id;
-    const deadline = Date.now() + 5000;
-    while ((crm.state.calls['/rest/crm.contact.list'] ?? 0) === 0) {
-      if (Date.now() > deadline) throw new Error('bitrix-find-contact never called the CRM');
-      await sleep(10);
-    }
+    await pollUntil(() => crm.state.calls['/rest/crm.contact.list'] ?? 0, (n) => n !== 0, { timeoutMs: 5000, everyMs: 10, failure: () => 'bitrix-find-contact never called the CRM' });
     const before = await t.api<RequestBody>('GET', `/api/requests/${id}`);
     expect(before.body.status).to.equal('running');
     expect(before.body.currentSteps.map((s) => s.stepId)).to.deep.equal(['bitrix-find-contact']);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { pollUntil } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'workflow');
 
@@ -37,13 +38,7 @@ describe('long-running workflows: actions, waits, delays, loops, resume and stop
   };
   const get = async (id: string, key?: string): Promise<View> => (await t.api<View>('GET', `/api/requests/${id}`, key ? { key } : {})).body;
   const until = async (id: string, pred: (v: View) => boolean, ms = 5000): Promise<View> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await get(id);
-      if (pred(v)) return v;
-      if (Date.now() > end) throw new Error(`request ${id} stuck at ${v.status} ${JSON.stringify(v.currentSteps)}`);
-      await new Promise((r) => setTimeout(r, 40));
-    }
+    return pollUntil(() => get(id), pred, { timeoutMs: ms, everyMs: 40, failure: (v) => `request ${id} stuck at ${v.status} ${JSON.stringify(v.currentSteps)}` });
   };
   const steps = async (id: string): Promise<string[]> =>
     (await t.engine.store.listStepRuns(id)).map((r) => `${r.stepId}:${r.status}`);

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { startTestEngine, type TestEngine, type TestEngineOptions } from '../support/engine';
 
 export const INTAKE_FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'intake');
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../support/poll';
 
 /** An engine on the intake fixtures (`test/fixtures/intake`). */
 export function startIntakeEngine(opts: TestEngineOptions = {}): Promise<TestEngine> {
@@ -45,16 +45,8 @@ export async function firstStarts(t: TestEngine, pipeline: string): Promise<Map<
   return new Map(rows.map((r) => [String(r.request_id), Number(r.s)]));
 }
 
-/** Polls until `probe` is truthy. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false | null>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+/** Polls until `probe` is truthy (test/support/poll.ts). */
+export { until } from '../support/poll';
 
 /** The largest number of `times` inside any half-open span `[t, t + spanMs)`. */
 export function maxInAnySpan(times: number[], spanMs: number): number {

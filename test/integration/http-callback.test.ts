@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { signCallback } from '../../src/api/callback-token';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { pollUntil } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'callback');
 
@@ -34,13 +35,7 @@ async function startAsyncModule(): Promise<{ url: string; calls: Call[]; close()
 }
 
 async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return (await pollUntil(fn, (v) => v !== undefined && v !== false, { timeoutMs: ms, everyMs: 50, failure: () => 'condition not met in time' })) as T;
 }
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: { error?: { code: string } } }> {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { startTestEngine, type ErrorBody, type TestEngine } from '../support/engine';
+import { pollUntil } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const SECRET = 'a-test-secret-of-at-least-32-characters!';
@@ -143,10 +144,7 @@ describe('people: JWT actors (HS256) through the API', function () {
     const sub = await t.api<{ id: string }>('POST', '/api/pipelines/parcel/requests', { key: anna, body: { owner: 'user-anna', parcel } });
     expect(sub.status, sub.text).to.equal(202);
     const until = Date.now() + 10_000;
-    while ((await t.api<{ status: string }>('GET', `/api/requests/${sub.body.id}`)).body.status !== 'waiting') {
-      if (Date.now() > until) throw new Error('the parcel never waited');
-      await new Promise((r) => setTimeout(r, 30));
-    }
+    await pollUntil(async () => (await t.api<{ status: string }>('GET', `/api/requests/${sub.body.id}`)).body.status, (s) => s === 'waiting', { timeoutMs: 10_000, everyMs: 30, failure: () => 'the parcel never waited' });
     // eve (another person, no read) learns nothing and wakes nothing.
     const byEve = await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', { key: eve, body: { key: parcel } });
     expect(byEve.status, byEve.text).to.equal(200);
@@ -163,12 +161,9 @@ describe('people: JWT actors (HS256) through the API', function () {
     // A system key (the plain key acting for itself) is not a person: its submit is global.
     const other = `parcel-b-${Date.now()}`;
     const sub2 = await t.api<{ id: string }>('POST', '/api/pipelines/parcel/requests', { key: anna, body: { owner: 'user-anna', parcel: other } });
-    for (;;) {
-      const woke = await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', { key: 'plain-key-0000001', body: { key: other } });
-      if (woke.body.woken === 1) break;
-      if (Date.now() > until + 10_000) throw new Error(`request ${sub2.body.id} was never woken`);
-      await new Promise((r) => setTimeout(r, 30));
-    }
+    await pollUntil(async () => (await t.api<{ woken: number }>('POST', '/api/events/parcel.arrived', { key: 'plain-key-0000001', body: { key: other } })).body.woken, (n) => n === 1, {
+      timeoutMs: until + 10_000 - Date.now(), everyMs: 30, failure: () => `request ${sub2.body.id} was never woken`,
+    });
   });
 
   it('named keys in CONVEYOR_API_KEYS: the name is the actor id', async () => {

@@ -1,6 +1,7 @@
 /**
  * A whole Conveyor for a test: an engine on a fresh SQLite file (or the database named) and
- * its HTTP API on an ephemeral port of 127.0.0.1, with three API keys (admin, submit-only,
+ * its HTTP API on an ephemeral port of 127.0.0.1 (or, with `listen: false`, through
+ * `app.callback()` without a port), with three API keys (admin, submit-only,
  * read-only) and a small client. `close()` undoes everything `startTestEngine` did.
  *
  * ```ts
@@ -12,10 +13,12 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import axios, { type AxiosRequestConfig } from 'axios';
+import { createApp } from '../../src/api/app';
 import { KeyRing } from '../../src/api/auth';
 import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine, type EngineOptions } from '../../src/engine';
 import { createLogger, type Logger } from '../../src/log/logger';
+import { inProcessClient, type RawAnswer } from './in-process';
 import { removeTmpDir, tmpDir } from './tmp';
 
 /** The repository root: the real `pipelines/` and `modules/` live here. */
@@ -38,6 +41,13 @@ export interface TestEngineOptions {
   logger?: Logger;
   /** More `key:role+role` entries for the key ring (named `env#4`, `env#5`, … in that order). */
   extraKeys?: string;
+  /**
+   * `false`: no port. `api()` goes through `app.callback()` in-process (test/support/in-process.ts),
+   * for tests of the API's answers alone; `url` is not available, and remote modules cannot call
+   * back. Keep the default for tests of the transport itself (sockets, timeouts, streams to a
+   * client, callbacks). @default true
+   */
+  listen?: boolean;
   /** Any other engine option (`redisUrl`, `queueModules`, `supervisor`, …), passed through. */
   engine?: Omit<EngineOptions, 'databaseUrl' | 'pipelinesDir' | 'modulesDir' | 'logger'>;
 }
@@ -98,6 +108,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
   };
   let engine: Engine | undefined;
   let server: RunningServer | undefined;
+  let inProcess: ReturnType<typeof inProcessClient> | undefined;
   let closed = false;
 
   const close = async (): Promise<void> => {
@@ -105,6 +116,7 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     closed = true;
     try {
       await server?.close();
+      inProcess?.close();
       await engine?.stop();
     } finally {
       restoreEnv(saved);
@@ -123,14 +135,15 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     });
     await engine.start();
     const ring = new KeyRing(engine.store, `${keys.admin}:admin,${keys.submit}:submit,${keys.read}:read${opts.extraKeys ? `,${opts.extraKeys}` : ''}`);
-    server = await serve(engine, '127.0.0.1', 0, () => {}, { keys: ring });
+    if (opts.listen === false) inProcess = inProcessClient(createApp(engine, ring));
+    else server = await serve(engine, '127.0.0.1', 0, () => {}, { keys: ring });
   } catch (err) {
     await close().catch(() => {});
     throw err;
   }
 
   const started = engine;
-  const url = server.url;
+  const url = server?.url;
   const api = async <T = unknown>(method: string, route: string, call: ApiCallOptions = {}): Promise<ApiResponse<T>> => {
     const headers: Record<string, string> = {};
     const key = call.key === undefined ? keys.admin : call.key;
@@ -140,24 +153,8 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     else if (call.body !== undefined) data = JSON.stringify(call.body);
     if (data !== undefined) headers['content-type'] = 'application/json';
     Object.assign(headers, call.headers ?? {});
-    const config: AxiosRequestConfig = {
-      method,
-      url: `${url}${route}`,
-      headers,
-      data,
-      // Send exactly these bytes: axios would otherwise re-encode a string that is not valid JSON.
-      transformRequest: [(d: unknown) => d],
-      validateStatus: () => true,
-      // Keep the text: the tests look at exactly what a client receives.
-      responseType: 'text',
-      transformResponse: [(d: unknown) => d],
-      maxBodyLength: Infinity,
-      maxContentLength: Infinity,
-      maxRedirects: 0,
-      timeout: 30_000,
-    };
-    const res = await axios.request<string>(config);
-    const text = typeof res.data === 'string' ? res.data : String(res.data ?? '');
+    const res = inProcess ? await inProcess.send(method, route, { accept: AXIOS_ACCEPT, ...headers }, data) : await overPort(`${url}${route}`, method, headers, data);
+    const text = res.text;
     let body: unknown = text;
     try {
       body = text === '' ? undefined : JSON.parse(text);
@@ -175,7 +172,39 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     return { requests: Number(r?.n), stepRuns: Number(s?.n) };
   };
 
-  return { engine: started, url, keys, api, countRows, close };
+  return {
+    engine: started,
+    get url(): string {
+      if (url === undefined) throw new Error('this test engine has no port (listen: false): use api()');
+      return url;
+    },
+    keys, api, countRows, close,
+  };
+}
+
+/** The `Accept` header axios sends; the in-process client sends the same. */
+const AXIOS_ACCEPT = 'application/json, text/plain, */*';
+
+/** One call over the real port, with axios. */
+async function overPort(url: string, method: string, headers: Record<string, string>, data: string | Buffer | undefined): Promise<RawAnswer> {
+  const config: AxiosRequestConfig = {
+    method,
+    url,
+    headers,
+    data,
+    // Send exactly these bytes: axios would otherwise re-encode a string that is not valid JSON.
+    transformRequest: [(d: unknown) => d],
+    validateStatus: () => true,
+    // Keep the text: the tests look at exactly what a client receives.
+    responseType: 'text',
+    transformResponse: [(d: unknown) => d],
+    maxBodyLength: Infinity,
+    maxContentLength: Infinity,
+    maxRedirects: 0,
+    timeout: 30_000,
+  };
+  const res = await axios.request<string>(config);
+  return { status: res.status, headers: res.headers as RawAnswer['headers'], text: typeof res.data === 'string' ? res.data : String(res.data ?? '') };
 }
 
 function setEnv(env: Record<string, string>): Record<string, string | undefined> {

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
 import { startTestEngine, type TestEngine } from '../support/engine';
-import { sleep } from './support';
+import { pollUntil } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'waiting');
 const TOTAL = 10_000;
@@ -38,11 +38,7 @@ describe(`${TOTAL.toLocaleString('en')} waiting requests: rows only, then woken 
     return Number(row?.n);
   };
   const untilCount = async (status: string, n: number, ms: number): Promise<void> => {
-    const end = Date.now() + ms;
-    while ((await count(status)) < n) {
-      if (Date.now() > end) throw new Error(`only ${await count(status)} of ${n} requests are ${status}`);
-      await sleep(50);
-    }
+    await pollUntil(() => count(status), (c) => c >= n, { timeoutMs: ms, everyMs: 50, failure: async () => `only ${await count(status)} of ${n} requests are ${status}` });
   };
 
   it('holds no memory for waiting requests, and wakes every one exactly once', async () => {

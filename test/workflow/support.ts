@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import type { StepRunRecord } from '../../src/model';
 import { REPO_ROOT, type TestEngine } from '../support/engine';
+import { pollUntil } from '../support/poll';
 
 /** A request as `GET /api/requests/:id` answers it. */
 export interface RequestView {
@@ -22,7 +23,7 @@ export interface RequestView {
   actions: Array<{ code: string; stepId: string; label: string | null; fields: Array<{ name: string; required: boolean }> }>;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../support/poll';
 
 /**
  * Makes the next engine load `pipelines/<id>.pipeline.ts` afresh. Those files read deployment
@@ -42,13 +43,7 @@ export function requestClient(t: TestEngine) {
   };
   /** Polls until `pred` holds; fails with where the request is stuck. */
   const until = async (id: string, pred: (v: RequestView) => boolean, ms = 8000): Promise<RequestView> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await get(id);
-      if (pred(v)) return v;
-      if (Date.now() > end) throw new Error(`request ${id} stuck at ${v.status} ${JSON.stringify(v.currentSteps)} ${JSON.stringify(v.error)}`);
-      await sleep(30);
-    }
+    return pollUntil(() => get(id), pred, { timeoutMs: ms, everyMs: 30, failure: (v) => `request ${id} stuck at ${v.status} ${JSON.stringify(v.currentSteps)} ${JSON.stringify(v.error)}` });
   };
   /** Until the request waits at `stepId` (an action or a wait step). */
   const waitingAt = (id: string, stepId: string, ms?: number): Promise<RequestView> =>
