@@ -305,7 +305,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: r.oneOf('CONVEYOR_SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const),
     logLevel: r.oneOf('LOG_LEVEL', ['ERROR', 'WARN', 'INFO', 'HTTP', 'VERBOSE', 'DEBUG', 'SILLY'] as const)?.toLowerCase() ?? 'info',
     ...tunings(r),
-    outboundAllow: env.CONVEYOR_OUTBOUND_ALLOW,
+    outboundAllow: r.str('CONVEYOR_OUTBOUND_ALLOW'),
     liveIntervalMs: r.ms('CONVEYOR_LIVE_INTERVAL_MS', 2000),
     metrics: metricsListen(r),
   };

@@ -11,7 +11,7 @@ describe('dashboard files', function () {
   this.timeout(30_000);
   let t: TestEngine;
   before(async () => {
-    t = await startOpsEngine();
+    t = await startOpsEngine({ listen: false });
   });
   after(async () => t?.close());
 

@@ -14,7 +14,7 @@ describe('metrics and readiness', function () {
   let mix: Mix;
 
   before(async () => {
-    t = await startOpsEngine();
+    t = await startOpsEngine({ listen: false });
     mix = await submitMix(t);
   });
   after(async () => t?.close());
@@ -91,7 +91,7 @@ describe('metrics and readiness', function () {
   });
 
   it('answers /readyz 503 naming the database when it does not answer', async () => {
-    const other = await startOpsEngine();
+    const other = await startOpsEngine({ listen: false });
     try {
       await other.engine.store.close();
       const res = await other.api('GET', '/readyz', { key: null });

@@ -49,7 +49,7 @@ function searchSuite(dialect: 'sqlite' | 'mysql'): void {
         databaseUrl = db.url;
         dropDb = db.drop;
       }
-      t = await startOpsEngine({ databaseUrl });
+      t = await startOpsEngine({ databaseUrl, listen: false });
       mix = await submitMix(t);
     });
     after(async () => {

@@ -71,7 +71,7 @@ describe('per-key submit rate limit', () => {
   });
 
   it('answers 429 with Retry-After over the HTTP API when CONVEYOR_SUBMIT_RATE is set', async () => {
-    const t = await startTestEngine({ env: { CONVEYOR_SUBMIT_RATE: '3/10s' } });
+    const t = await startTestEngine({ env: { CONVEYOR_SUBMIT_RATE: '3/10s' }, listen: false });
     try {
       const statuses: number[] = [];
       let retryAfter: string | undefined;

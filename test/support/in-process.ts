@@ -6,8 +6,19 @@
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import { duplexPair } from 'node:stream';
+import { duplexPair, type Duplex } from 'node:stream';
 import type Koa from 'koa';
+
+/**
+ * Gives one end of the in-memory pair what HTTP code asks of a TCP socket: timeouts and
+ * keep-alive switches (no-ops here) and a loopback address.
+ */
+function asSocket(end: Duplex): Socket {
+  const socketish = end as Duplex & Record<string, unknown>;
+  for (const name of ['setTimeout', 'setNoDelay', 'setKeepAlive', 'ref', 'unref']) socketish[name] = () => end;
+  Object.assign(socketish, { remoteAddress: '127.0.0.1', remoteFamily: 'IPv4', remotePort: 0, localAddress: '127.0.0.1', localPort: 0, encrypted: false });
+  return end as unknown as Socket;
+}
 
 /** One answer, as the test engine's `api` gives it before parsing. */
 export interface RawAnswer {
@@ -23,9 +34,9 @@ export function inProcessClient(app: Koa): { send(method: string, path: string, 
   const send = (method: string, path: string, headers: Record<string, string>, data?: string | Buffer): Promise<RawAnswer> =>
     new Promise((resolve, reject) => {
       const [client, serverSide] = duplexPair();
-      server.emit('connection', serverSide);
+      server.emit('connection', asSocket(serverSide));
       const sized = data === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(data)) };
-      const req = http.request({ method, path, headers: { host: 'in-process', ...sized }, createConnection: () => client as unknown as Socket }, (res) => {
+      const req = http.request({ method, path, headers: { host: 'in-process', ...sized }, createConnection: () => asSocket(client) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {

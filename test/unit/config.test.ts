@@ -25,7 +25,7 @@ describe('configuration (src/config.ts)', () => {
 
   it('treats an empty value as unset', () => {
     const empty = Object.fromEntries(Object.keys(CONFIG_VARIABLES).map((k) => [k, '']));
-    expect({ ...loadConfig(empty), outboundAllow: undefined }).to.deep.equal(loadConfig({}));
+    expect(loadConfig(empty)).to.deep.equal(loadConfig({}));
   });
 
   const good: Array<[Record<string, string>, Partial<Config>]> = [
