@@ -31,11 +31,17 @@ export interface JwtConfig {
 
 /** `CONVEYOR_ADMIN_*`: the `error_stop` alert's channels and timings; unset numbers keep the notifier's defaults. */
 export interface AdminAlertConfig {
+  /** `CONVEYOR_ADMIN_WEBHOOK`. @default none */
   webhookUrl?: string;
+  /** `CONVEYOR_ADMIN_MODULE`. @default none */
   module?: string;
+  /** Tries per channel (`CONVEYOR_ADMIN_RETRIES`). @default 5 */
   attempts?: number;
+  /** Wait before the second try, doubled after each failure (`CONVEYOR_ADMIN_BACKOFF_MS`). @default 1000 */
   backoffMs?: number;
+  /** Time limit of one try (`CONVEYOR_ADMIN_TIMEOUT_MS`). @default 10000 */
   timeoutMs?: number;
+  /** How often due alerts are looked for (`CONVEYOR_ADMIN_SWEEP_MS`). @default 1000 */
   sweepMs?: number;
 }
 

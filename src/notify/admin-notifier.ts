@@ -17,6 +17,7 @@
  * `failed` and the log says so. Delivery is at least once: a module gets a stable
  * idempotency key to drop a repeat.
  */
+import type { AdminAlertConfig } from '../config';
 import { newId } from '../ids';
 import type { Bus } from '../bus/bus';
 import type { ValidationIssue } from '../errors';
@@ -37,20 +38,8 @@ export interface AdminAlert {
   links: { self: string; steps: string; audit: string; resume: string; stop: string };
 }
 
-export interface AdminNotifierOptions {
-  /** `CONVEYOR_ADMIN_WEBHOOK` (`config.admin`). @default none */
-  webhookUrl?: string;
-  /** `CONVEYOR_ADMIN_MODULE` (`config.admin`). @default none */
-  module?: string;
-  /** Tries per channel. @default 5 */
-  attempts?: number;
-  /** Wait before the second try, doubled after each failure. @default 1000 */
-  backoffMs?: number;
-  /** Time limit of one try. @default 10000 */
-  timeoutMs?: number;
-  /** How often due alerts are looked for. @default 1000 */
-  sweepMs?: number;
-}
+/** The notifier's channels and timings: `config.admin` (`CONVEYOR_ADMIN_*`, src/config.ts). */
+export type AdminNotifierOptions = AdminAlertConfig;
 
 export interface AdminNotifierDeps {
   bus: Bus;
