@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../../src/cli/commands/graph';
 import { REPO_ROOT, type TestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 import { startOpsEngine, submitMix, type Mix } from '../ops/support';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test', 'artifacts');
@@ -135,8 +136,7 @@ describe('dashboard overview in Chromium', function () {
       }, id);
       await p.locator('#view h1', { hasText: 'Pipelines' }).waitFor();
       const before = answered;
-      const deadline = Date.now() + 10_000;
-      while (answered === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await settle(() => answered, (n) => n !== before, { timeoutMs: 10_000, everyMs: 50 });
       expect(answered, 'the slow answer came').to.be.greaterThan(before);
       // Let the page handle the late answer, then look.
       await p.evaluate(() => new Promise((r) => setTimeout(r, 300)));

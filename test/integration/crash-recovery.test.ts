@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import { pollUntil } from '../support/poll';
 import { freePort } from '../support/ports';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
@@ -211,14 +212,11 @@ describe('crash recovery: SIGKILL mid-flight, restart, every request completes e
 
     // ---- second life: restart on the same file, wait until everything completed -----------
     const second = await startEngine();
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const counts = withDb(countByStatus);
-      if ((counts.completed ?? 0) === REQUESTS) break;
+    await pollUntil(() => withDb(countByStatus), (counts) => {
+      if ((counts.completed ?? 0) === REQUESTS) return true;
       if (counts.error_stop || counts.stopped) throw new Error(`requests ended badly: ${JSON.stringify(counts)}\n${second.output.join('')}`);
-      if (Date.now() > deadline) throw new Error(`not all requests completed within 60 s after the restart: ${JSON.stringify(counts)}\n${second.output.join('')}`);
-      await sleep(200);
-    }
+      return false;
+    }, { timeoutMs: 60_000, everyMs: 200, failure: (counts) => `not all requests completed within 60 s after the restart: ${JSON.stringify(counts)}\n${second.output.join('')}` });
     await kill(second, 'SIGTERM');
 
     // ---- the verdict, in SQL on the file ---------------------------------------------------

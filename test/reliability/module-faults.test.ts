@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { ErrorCodes } from '../../src/errors';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'chaos', 'faults');
 const MB = 1024 * 1024;
@@ -34,8 +35,6 @@ interface StepItem {
   error: { code: string; message: string; retryable: boolean } | null;
   durationMs: number | null;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The remote module's misbehaviours, chosen by the call's `params.mode`. */
 function startFaultServer(): Promise<{ server: http.Server; url: string; hanging: () => number }> {
@@ -238,8 +237,7 @@ describe('module faults: a bounded, clear step error for each, and a responsive 
 
     const held = await Promise.all(Array.from({ length: 50 }, () => t.api<{ id: string }>('POST', '/api/pipelines/fault-hold/requests', { body: { hold: true } })));
     expect(held.map((r) => r.status)).to.deep.equal(Array(50).fill(202));
-    const deadline = Date.now() + 3000;
-    while (faults.hanging() < 50 && Date.now() < deadline) await sleep(10);
+    await settle(() => faults.hanging(), (n) => n >= 50, { timeoutMs: 3000, everyMs: 10 });
     expect(faults.hanging(), 'the remote calls are all hanging').to.equal(50);
     // Only samples taken while all 100 steps still hang count (a loaded machine may be slow).
     const loaded: number[] = [];

@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { Engine } from '../../src/engine';
 import { PipelineValidationError } from '../../src/errors';
 import type { ErrorBody, TestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { sleep, startIntakeEngine, startReceiver, type Receiver } from '../intake/helpers';
 
@@ -74,8 +75,7 @@ describe('outbound safety: with CONVEYOR_OUTBOUND_ALLOW', function () {
     try {
       const r = await t.api<{ id: string }>('POST', `/api/pipelines/in-plain/requests?callbackUrl=${encodeURIComponent(`http://2130706433:${new URL(rx.url).port}/cb`)}`, { body: { n: 1 } });
       expect(r.status).to.equal(202);
-      const deadline = Date.now() + 15_000;
-      while (rx.hits.length === 0 && Date.now() < deadline) await sleep(50);
+      await settle(() => rx.hits.length, (n) => n !== 0, { timeoutMs: 15_000, everyMs: 50 });
       expect(rx.hits).to.have.length(1);
       expect(rx.hits[0]!.headers['x-conveyor-request-id']).to.equal(r.body.id);
       const refused = await t.api<ErrorBody>('POST', `/api/pipelines/in-plain/requests?callbackUrl=${encodeURIComponent(`http://[::1]:${new URL(rx.url).port}/cb`)}`, { body: { n: 1 } });

@@ -6,6 +6,7 @@
  * ```ts
  * const view = await pollUntil(() => get(id), (v) => v.status === 'completed', { timeoutMs: 5000, failure: (v) => `stuck at ${v.status}` });
  * const port = await waitFor('the port file', () => readPort(), 10_000);
+ * const hits = await settle(() => rx.hits.length, (n) => n > 0, { timeoutMs: 5000 }); // then assert on it
  * ```
  */
 
@@ -26,6 +27,19 @@ export async function pollUntil<T>(probe: () => T | Promise<T>, done: (value: T)
     const value = await probe();
     if (done(value)) return value;
     if (Date.now() > deadline) throw new Error(await o.failure(value));
+    await sleep(o.everyMs ?? 50);
+  }
+}
+
+/**
+ * Like {@link pollUntil}, but it does not fail: once `timeoutMs` has passed it returns the last
+ * value, done or not, for the test's own assertion to judge.
+ */
+export async function settle<T>(probe: () => T | Promise<T>, done: (value: T) => boolean, o: Omit<PollOptions<T>, 'failure'>): Promise<T> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value) || Date.now() >= deadline) return value;
     await sleep(o.everyMs ?? 50);
   }
 }

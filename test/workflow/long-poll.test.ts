@@ -17,6 +17,7 @@ import { pollIntervalMs } from '../../src/supervisor/poll';
 import { formatIssue } from '../../src/errors';
 import { unique } from '../brokers/helpers';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 import { requireAmqp } from '../support/services';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { freshPipeline } from './support';
@@ -86,13 +87,7 @@ describe('long polling: a wait is one step run however often it polls', function
       const sent = await t.api<{ id: string }>('POST', '/api/pipelines/order-to-erp/requests', { body: order });
       expect(sent.status).to.equal(202);
       const id = sent.body.id;
-      const deadline = Date.now() + 150_000;
-      let view: { status: string; error: unknown } = { status: '', error: null };
-      while (Date.now() < deadline) {
-        view = (await t.api<{ status: string; error: unknown }>('GET', `/api/requests/${id}`)).body;
-        if (!['buffered', 'running', 'waiting'].includes(view.status)) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const view = await settle(async () => (await t.api<{ status: string; error: unknown }>('GET', `/api/requests/${id}`)).body, (v) => !['buffered', 'running', 'waiting'].includes(v.status), { timeoutMs: 150_000, everyMs: 250 });
       expect(view.status, JSON.stringify(view.error)).to.equal('completed');
       const erpOrder = [...erp.orders.values()].find((o) => o.orderId === 'ORD-SLOW')!;
       expect(erpOrder.status).to.equal('completed');

@@ -12,6 +12,7 @@ import { startLlmStandin, type LlmState } from '../../scripts/llm-standin';
 import { startMarketplaceStandin, type MarketplaceStandin } from '../../scripts/marketplace-standin';
 import type { Standin } from '../../scripts/standin-kit';
 import { startTestEngine, type TestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 import { removeTmpDir, tmpDir } from '../support/tmp';
 import { freshPipeline, requestClient, startHookServer, type HookServer, type RequestView } from './support';
 
@@ -234,8 +235,7 @@ describe('seed 000: the marketplace listing workflow end to end', function () {
     await new Promise((r) => setTimeout(r, 300));
     expect((await c.get(id)).status).to.equal('error_stop');
 
-    const end = Date.now() + 5000;
-    while (!hook.bodies.some((b) => (b as { requestId: string }).requestId === id) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await settle(() => hook.bodies.some((b) => (b as { requestId: string }).requestId === id), (seen) => seen, { timeoutMs: 5000, everyMs: 20 });
     const alert = hook.bodies.find((b) => (b as { requestId: string }).requestId === id) as Record<string, Record<string, unknown>>;
     expect(alert).to.deep.include({ requestId: id, pipeline: 'marketplace-listing' });
     expect(alert.error).to.include({ stepId: 'PRICE_CALCULATION', code: 'CONVEYOR_ERR_NON_RETRYABLE' });

@@ -13,8 +13,9 @@ import type { ModuleContext } from '../../src/module/types';
 import { ModuleRegistry } from '../../src/module/registry';
 import { checkAdminNotifier } from '../../src/notify/admin-notifier';
 import { startTestEngine } from '../support/engine';
+import { settle } from '../support/poll';
 import { startIntakeEngine } from '../intake/helpers';
-import { sleep, startHookServer } from './support';
+import { startHookServer } from './support';
 
 const ctx = (test: boolean, idempotencyKey: string): ModuleContext => ({
   requestId: `r-${idempotencyKey}`, pipeline: 'service-order', stepId: 'state1-pay', attempt: 1, idempotencyKey, test,
@@ -107,14 +108,14 @@ describe('the admin notifier', () => {
       await submit({ n: 1 }); // completes: no alert
       const halted1 = await submit({ fail: true });
       const end = Date.now() + 10_000;
-      while (!logged.includes('admin alert not delivered') && Date.now() < end) await sleep(10);
+      await settle(() => logged.includes('admin alert not delivered'), (seen) => seen, { timeoutMs: end - Date.now(), everyMs: 10 });
       expect(hook.calls).to.equal(3);
       expect(logged.filter((m) => m === 'admin alert failed; will retry')).to.have.length(2);
       expect(logged).to.include('admin alert not delivered');
       expect((await t.engine.store.alerts.listForRequest(halted1)).map((a) => [a.channel, a.status, a.attempts])).to.deep.equal([['webhook', 'failed', 3]]);
       hook.failFirst = 0;
       const halted2 = await submit({ fail: true });
-      while (hook.bodies.length === 0 && Date.now() < end) await sleep(10);
+      await settle(() => hook.bodies.length, (n) => n !== 0, { timeoutMs: end - Date.now(), everyMs: 10 });
       const error = (await t.engine.getRequest(halted2))!.request.error;
       expect(error).to.include({ stepId: 'work', code: 'CONVEYOR_ERR_NON_RETRYABLE' });
       const base = `${t.engine.callbacks.baseUrl}/api/requests/${halted2}`;

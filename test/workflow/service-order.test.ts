@@ -12,7 +12,8 @@ import { PAYMENT_ACCOUNTS, startPaymentStandin, type PaymentState } from '../../
 import { startPlatformStandin, type PlatformState } from '../../scripts/platform-standin';
 import type { Standin } from '../../scripts/standin-kit';
 import { startTestEngine, type TestEngine } from '../support/engine';
-import { freshPipeline, requestClient, sleep, type RequestView } from './support';
+import { settle } from '../support/poll';
+import { freshPipeline, requestClient, type RequestView } from './support';
 
 // Keys are named env#4 … env#8, in this order: those names are the users' ids.
 const CUSTOMER = 'customer-key-00001';
@@ -381,7 +382,7 @@ describe('seed 003: the service order process end to end', function () {
     expect(stopped.error).to.include({ stepId: 'state1-pay', code: 'CONVEYOR_ERR_NON_RETRYABLE' });
     const end = Date.now() + 5000;
     const alert = (): NotifyMessage | undefined => notify.state.delivered.find((m) => m.channel === 'email' && m.title === `ERROR_STOP: service-order ${id}`);
-    while (!alert() && Date.now() < end) await sleep(20);
+    await settle(alert, (a) => a !== undefined, { timeoutMs: end - Date.now(), everyMs: 20 });
     expect(alert()!.to).to.deep.equal(['ops@example.com']);
     expect(alert()!.body).to.include(`resume: ${t.url}/api/requests/${id}/resume`);
     // Nobody but an operator moves it: the customer's actions are not offered now.

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT } from '../support/engine';
+import { pollUntil } from '../support/poll';
 import { freePort } from '../support/ports';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 import { sleep } from './support';
@@ -124,13 +125,9 @@ describe('durable timers: a delay and a wait timeout survive SIGKILL and fire on
     // Down past the timers' time: they are overdue when the engine comes back.
     await sleep(Math.max(0, submitted + TIMER_MS + 300 - Date.now()));
     const second = await start();
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const statuses = await Promise.all(ids.map(({ id }) => api<{ status: string }>(second, 'GET', `/api/requests/${id}`).then((v) => v.status)));
-      if (statuses.every((s) => s === 'completed')) break;
-      if (Date.now() > deadline) throw new Error(`not all completed: ${JSON.stringify(statuses)}\n${second.output.join('')}`);
-      await sleep(100);
-    }
+    await pollUntil(() => Promise.all(ids.map(({ id }) => api<{ status: string }>(second, 'GET', `/api/requests/${id}`).then((v) => v.status))), (statuses) => statuses.every((s) => s === 'completed'), {
+      timeoutMs: 30_000, everyMs: 100, failure: (statuses) => `not all completed: ${JSON.stringify(statuses)}\n${second.output.join('')}`,
+    });
     // Give a duplicate timer the chance to show itself.
     await sleep(800);
 
