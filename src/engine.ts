@@ -28,10 +28,12 @@ import { EventTransport, ModuleHost } from './transports/event';
 import { randomBytes } from 'node:crypto';
 import { BrokerPool } from './brokers/pool';
 import { SourceRunner, type SourceRunnerOptions } from './sources/runner';
-import type { BusEvents } from './bus/bus';
 import { HttpTransport, type CallbackConfig } from './transports/http';
 import { checkOutboundUrl, parseOutboundAllow, type OutboundPolicy } from './transports/outbound';
-import { QueueHub, QueueTransport, QueueWorker, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from './transports/queue';
+import { QueueHub, QueueTransport, QueueWorker } from './transports/queue';
+import { LocalInbox, type Inbox } from './inbox/inbox';
+import { RedisInbox } from './inbox/redis-inbox';
+import { resultMessage, type HandleResult, type InboxMessage, type StepResult } from './supervisor/messages';
 
 export interface EngineOptions {
   /**
@@ -115,6 +117,8 @@ export class Engine {
   readonly bus = new Bus();
   readonly intake: Intake;
   readonly supervisor: Supervisor;
+  /** The supervisor's one way in (in-process, or over Redis when distributed). */
+  readonly inbox: Inbox;
   readonly committer: GroupCommitter;
   readonly hub: QueueHub | undefined;
   /** Broker connections (publish steps and sources), one per URL, closed at stop. */
@@ -158,13 +162,8 @@ export class Engine {
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
       { sweepBuffered: Boolean(this.hub), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
-    const hub = this.hub;
-    const notify = hub
-      ? (requestId: string) => void hub.queue(REQUESTS_QUEUE).add({ requestId }, { jobId: requestId }).catch((err: unknown) => {
-        // The sweeper starts requests left buffered too long.
-        logger.error('start not queued', { requestId, error: (err as Error).message });
-      })
-      : (requestId: string) => this.bus.emit('NewRequest', { requestId });
+    this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger) : new LocalInbox(this.supervisor, this.bus);
+    const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
@@ -226,6 +225,7 @@ export class Engine {
     }
     this.moduleHost.start();
     this.supervisor.start();
+    this.inbox.start();
     this.adminNotifier.start();
     const maxAgeMs = this.config.retentionMs;
     if (maxAgeMs) {
@@ -236,12 +236,8 @@ export class Engine {
     this.sources.start();
     this.migrationRunner.start();
     this.migrationsRunning = true;
-    if (this.hub) {
-      // Any engine takes any start and any result; commits are guarded, so they never race.
-      void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.startRequest((job.data as { requestId: string }).requestId));
-      void this.hub.queue(RESULTS_QUEUE).process(50, (job) => this.supervisor.handleResult(job.data as ResultJob));
-      return;
-    }
+    // Distributed, any engine takes any start and any result from the inbox's queues.
+    if (this.hub) return;
     const resumed = await this.supervisor.recover();
     const released = await this.intake.releaseBuffered();
     if (resumed + released > 0) this.logger.info('unfinished requests resumed', { running: resumed, buffered: released });
@@ -270,6 +266,7 @@ export class Engine {
     // Messages already taken are stored and acknowledged before intake stops.
     await this.sources.stop();
     await this.intake.stop();
+    this.inbox.stop();
     await this.supervisor.stop();
     await this.adminNotifier.stop();
     if (handedBack.length > 0) {
@@ -286,15 +283,22 @@ export class Engine {
     await this.store.close();
   }
 
-  /** Hands a module's late answer (a callback) to whichever engine will commit it. */
-  /** Resolves `false` when this process could not commit it (the caller should try again). */
-  async deliverResult(result: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<boolean> {
-    if (this.hub) {
-      const job: ResultJob = 'output' in result ? { type: 'completed', ...result } : { type: 'failed', ...result };
-      await this.hub.queue(RESULTS_QUEUE).add(job);
-      return true;
-    }
-    return (await this.supervisor.handleResult(result)) !== 'failed';
+  /**
+   * Hands a module's late answer (a callback) to whichever engine will commit it. Resolves
+   * `false` when it could not be taken (the caller should try again).
+   */
+  deliverResult(result: StepResult): Promise<boolean> {
+    return this.inbox.post(resultMessage(result));
+  }
+
+  /** A command decided by this process (an action, an event, resume, stop): resolves with the reply. */
+  ask(message: InboxMessage): Promise<HandleResult> {
+    return this.inbox.ask(message);
+  }
+
+  /** Runs currently with a module, in this process. */
+  get inFlightCount(): number {
+    return this.supervisor.inFlightCount;
   }
 
   async getRequest(id: string): Promise<{ request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> } | undefined> {

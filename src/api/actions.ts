@@ -3,12 +3,13 @@
  * which actions a caller may take now, and taking one. Every attempt is audited, refused or not.
  */
 import { allowsAction, effectiveRoles, isParticipant, maskPaths, maskValues, participantRoleNames, redactedValues } from '../access/people';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes, type ErrorCode } from '../errors';
 import { newId } from '../ids';
 import type { RequestRecord, StepRunRecord } from '../model';
 import type { CompiledAction, CompiledActionStep, CompiledPipeline } from '../pipeline/types';
 import { anyHolds } from '../supervisor/decide';
+import { resultMessage } from '../supervisor/messages';
 import { holds, type Principal } from './auth';
 import { requestView, stepView } from './views';
 
@@ -33,7 +34,7 @@ export interface RequestAccess {
 }
 
 /** Works out what `principal` is to this request now (participants evaluated on its context). */
-export async function accessTo(engine: Engine, found: { request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> }, principal: Principal): Promise<RequestAccess> {
+export async function accessTo(engine: ApiEngine, found: { request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> }, principal: Principal): Promise<RequestAccess> {
   const pipeline = await engine.catalog.get(found.request.pipelineId, found.request.version);
   const roles = effectiveRoles(pipeline, found.context, principal.actor, principal.roles);
   const participantRoles = participantRoleNames(pipeline);
@@ -110,7 +111,7 @@ const REFUSED_CODE: Record<number, ErrorCode> = { 403: ErrorCodes.FORBIDDEN, 404
  * Takes an action; throws 403/404/409/422 (audited) when it may not be taken. An actor that
  * may not even see the request gets 404, as for a request that does not exist.
  */
-export async function takeAction(engine: Engine, input: TakeActionInput): Promise<void> {
+export async function takeAction(engine: ApiEngine, input: TakeActionInput): Promise<void> {
   const { request, principal, code } = input;
   const audit = (outcome: string, details: unknown): Promise<void> => engine.store.insertAudit({
     id: newId(), requestId: request.id, actor: principal.actor, via: principal.via, action: `action:${code}`, outcome, details, createdAt: Date.now(),
@@ -148,22 +149,22 @@ export async function takeAction(engine: Engine, input: TakeActionInput): Promis
   }
   const now = Date.now();
   const output = { action: code, label: action.label ?? null, by: principal.actor, ...(principal.actorName ? { byName: principal.actorName } : {}), data: fields, at: new Date(now).toISOString() };
-  const result = await engine.supervisor.handleResult({
+  const result = await engine.ask(resultMessage({
     requestId: request.id, runId: run.id, stepId: step.id, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt, output, via: 'action',
-  });
+  }));
   if (result !== 'committed') return refuse(409, 'conflict', `action "${code}" could not be applied: the request moved on meanwhile`);
   await audit('accepted', { stepId: step.id, runId: run.id, data: fields });
   engine.logger.info('action taken', { requestId: request.id, stepId: step.id, code, actor: principal.actor, via: principal.via });
 }
 
-type Found = Awaited<ReturnType<Engine['getRequest']>> & object;
+type Found = Awaited<ReturnType<ApiEngine['getRequest']>> & object;
 
 /**
  * A request as `GET /api/requests/:id` shows it: with the actions the caller may take now,
  * and the values redacted from it masked. 404 when the caller may not see it, unless it is
  * `involved`: it just submitted the request or acted on it, and sees the outcome.
  */
-export async function fullRequestView(engine: Engine, found: Found, principal: Principal, opts: { involved?: boolean } = {}) {
+export async function fullRequestView(engine: ApiEngine, found: Found, principal: Principal, opts: { involved?: boolean } = {}) {
   const access = await accessTo(engine, found, principal);
   if (!access.canRead && !opts.involved) throw unknownRequest(found.request.id);
   const mask = redactorFor(access, found.context);
@@ -171,7 +172,7 @@ export async function fullRequestView(engine: Engine, found: Found, principal: P
 }
 
 /** The step log of a request as the caller may see it (404 when it may not see the request). */
-export async function stepsView(engine: Engine, found: Found, principal: Principal) {
+export async function stepsView(engine: ApiEngine, found: Found, principal: Principal) {
   const access = await accessTo(engine, found, principal);
   if (!access.canRead) throw unknownRequest(found.request.id);
   const mask = redactorFor(access, found.context);

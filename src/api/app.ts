@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId } from '../ids';
 import { pipelineGraphWithMermaid } from '../pipeline/graph';
@@ -55,14 +55,14 @@ function parseFlag(raw: unknown, name: string): boolean {
   throw new ClientError(400, ErrorCodes.BAD_PARAM, `${name} must be 1 or 0`);
 }
 
-async function loadRequest(engine: Engine, id: string) {
+async function loadRequest(engine: ApiEngine, id: string) {
   const found = isId(id) ? await engine.getRequest(id) : undefined;
   if (!found) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
   return found;
 }
 
 /** Builds the Koa app. Tests drive it through `app.callback()`. */
-export function createApp(engine: Engine, keys: KeyRing): Koa {
+export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
   const app = new Koa();
   app.silent = true;
   const router = new Router();

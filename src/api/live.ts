@@ -8,7 +8,7 @@
  */
 import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { overviewView, type OverviewView } from './overview-view';
 
 const HEARTBEAT_MS = 15_000;
@@ -21,7 +21,7 @@ export class LiveHub {
   private ticking = false;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: ApiEngine,
     private readonly intervalMs = engine.config.liveIntervalMs,
   ) {}
 

@@ -3,7 +3,7 @@
  * open now per pipeline, what ended in the last hour, per-minute throughput and error rate,
  * and the slowest steps. Every pipeline of the catalog is listed, with zeros if idle.
  */
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import type { OverviewData } from '../store/overview';
 
 export const OVERVIEW_STATUSES = ['buffered', 'running', 'waiting', 'error_stop', 'completed', 'stopped'] as const;
@@ -19,7 +19,7 @@ export interface OverviewView {
   marker: string;
 }
 
-export function overviewView(engine: Engine, d: OverviewData): OverviewView {
+export function overviewView(engine: ApiEngine, d: OverviewData): OverviewView {
   const ids = new Set([...engine.catalog.list().map((e) => e.pipeline.id), ...d.open.map((r) => r.pipeline), ...d.finished.map((r) => r.pipeline)]);
   const zero = (list: readonly string[]) => Object.fromEntries(list.map((s) => [s, 0])) as Record<string, number>;
   const byId = new Map([...ids].sort().map((id) => [id, { id, open: zero(['buffered', 'running', 'waiting', 'error_stop']), lastHour: zero(['completed', 'error_stop', 'stopped']) }]));

@@ -15,7 +15,7 @@ import { isUtf8 } from 'node:buffer';
 import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import { isCallbackUrl } from '../pipeline/compile-intake';
 import { checkOutboundUrl, type OutboundPolicy } from '../transports/outbound';
@@ -129,7 +129,7 @@ function toSubmit(value: unknown, base: BulkBase & { line: number; outbound: Out
 }
 
 /** Mounts the intake routes on the authenticated `/api` router. */
-export function mountIntakeRoutes(api: Router, engine: Engine): void {
+export function mountIntakeRoutes(api: Router, engine: ApiEngine): void {
   api.post('/pipelines/:id/requests/bulk', requireRole('submit'), (ctx) => {
     const pipelineId = ctx.params.id!;
     if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
@@ -160,7 +160,7 @@ export function mountIntakeRoutes(api: Router, engine: Engine): void {
   });
 }
 
-async function streamResults(ctx: Context, engine: Engine, base: BulkBase, out: PassThrough): Promise<void> {
+async function streamResults(ctx: Context, engine: ApiEngine, base: BulkBase, out: PassThrough): Promise<void> {
   const window: Array<Promise<LineResult>> = [];
   const writeOne = async (): Promise<void> => {
     const r = await window.shift()!;

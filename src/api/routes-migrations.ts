@@ -4,7 +4,7 @@
  * work is `migration/`'s; these routes only read the call and shape the answer.
  */
 import type Router from '@koa/router';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId } from '../ids';
 import { formatProblems } from '../migration/check';
@@ -57,7 +57,7 @@ function mapParam(value: unknown): Record<string, string> {
 }
 
 /** `GET /api/pipelines/:id/versions` and `…/diff`: what the dashboard's pipeline page shows. */
-function mountVersionRoutes(api: Router, engine: Engine): void {
+function mountVersionRoutes(api: Router, engine: ApiEngine): void {
   const known = (id: string): string => {
     if (!engine.catalog.latest(id)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${id.slice(0, 100)}"`);
     return id;
@@ -91,7 +91,7 @@ function mountVersionRoutes(api: Router, engine: Engine): void {
   });
 }
 
-export function mountMigrationRoutes(api: Router, engine: Engine): void {
+export function mountMigrationRoutes(api: Router, engine: ApiEngine): void {
   mountVersionRoutes(api, engine);
   api.post('/requests/:id/migrate', requireRole('operate'), async (ctx) => {
     const id = ctx.params.id!;

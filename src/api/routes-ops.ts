@@ -4,7 +4,7 @@
  */
 import type Router from '@koa/router';
 import { mountDashboardRoutes } from '../dashboard/serve';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { REQUEST_STATUSES, STEP_RUN_STATUSES, type RequestRecord } from '../model';
 import { checkReadiness, metricsFor } from '../metrics/metrics';
 import { authMiddleware, requireRole, type KeyRing, type Principal } from './auth';
@@ -17,7 +17,7 @@ import { mountSourceRoutes } from './routes-sources';
 export interface OpsMount {
   router: Router;
   api: Router;
-  engine: Engine;
+  engine: ApiEngine;
   keys: KeyRing;
 }
 

@@ -8,7 +8,7 @@
  * - `GET /api/live` (`read`): the same overview as Server-Sent Events, sent when it changes.
  */
 import type Router from '@koa/router';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { requireRole, ROLES, type Principal } from './auth';
 import { LiveHub } from './live';
 import { overviewView } from './overview-view';
@@ -20,7 +20,7 @@ export function allowedOf(p: Principal): Record<(typeof ROLES)[number], boolean>
 }
 
 /** Mounts `/me`, `/overview` and `/live` (streams end when the engine stops accepting work). */
-export function mountOverviewRoutes(api: Router, engine: Engine): void {
+export function mountOverviewRoutes(api: Router, engine: ApiEngine): void {
   const hub = new LiveHub(engine);
   api.get('/me', (ctx) => {
     const p = ctx.state.principal as Principal;

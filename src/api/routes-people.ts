@@ -3,7 +3,7 @@
  * requests, and the scope of `GET /api/requests` for callers without the global `read` role.
  */
 import { roleActor } from '../access/people';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes } from '../errors';
 import type { StepRunRecord } from '../model';
 import { accessTo, redactorFor, type OfferedAction } from './actions';
@@ -13,7 +13,7 @@ import { encodeCursor, QueryReader } from './search-params';
 import type { OpsMount } from './routes-ops';
 
 /** The global roles any action of the loaded pipelines allows (what `admin` stands in for). */
-function actionRoles(engine: Engine): string[] {
+function actionRoles(engine: ApiEngine): string[] {
   const roles = new Set<string>();
   for (const { pipeline } of engine.catalog.list()) {
     const declared = new Set(Object.keys(pipeline.participants ?? {}));
@@ -26,7 +26,7 @@ function actionRoles(engine: Engine): string[] {
 }
 
 /** The participant-table ids that stand for this caller: its actor id and `role:<r>` per global role. */
-export function actorsOf(engine: Engine, principal: Principal): string[] {
+export function actorsOf(engine: ApiEngine, principal: Principal): string[] {
   const roles = principal.roles.has('admin') ? actionRoles(engine) : [...principal.roles];
   return [principal.actor, ...roles.map(roleActor)];
 }
@@ -36,7 +36,7 @@ export function actorsOf(engine: Engine, principal: Principal): string[] {
  * else only those it takes part in or is offered an action on. `?participant=` narrows to
  * one actor's requests; without `read` only to the caller's own.
  */
-export function requestScope(engine: Engine, principal: Principal, participant: string | undefined): string[] | undefined {
+export function requestScope(engine: ApiEngine, principal: Principal, participant: string | undefined): string[] | undefined {
   if (holds(principal, 'read')) return participant === undefined ? undefined : [participant];
   if (participant !== undefined && participant !== principal.actor) {
     throw new ClientError(403, ErrorCodes.FORBIDDEN, 'without the "read" role only your own requests can be listed (participant must be your actor id)');
@@ -59,7 +59,7 @@ export interface ActionItem {
  * pipeline redacts values from one of the caller's global roles, each run is masked with its
  * request's redactions; otherwise the views are as they are.
  */
-export async function stepSearchViews(engine: Engine, principal: Principal, runs: StepRunRecord[]): Promise<Array<ReturnType<typeof stepView>>> {
+export async function stepSearchViews(engine: ApiEngine, principal: Principal, runs: StepRunRecord[]): Promise<Array<ReturnType<typeof stepView>>> {
   const concerned = engine.catalog.list().some(({ pipeline }) => (pipeline.redact ?? []).some((r) => r.from.some((role) => principal.roles.has(role))));
   if (!concerned) return runs.map(stepView);
   const masks = new Map<string, (<T>(v: T) => T) | null>();

@@ -5,7 +5,7 @@
  */
 import type Router from '@koa/router';
 import { redactUrl } from '../brokers/url';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import type { SourceStatus } from '../sources/runner';
 import { requireRole } from './auth';
 import { QueryReader } from './search-params';
@@ -14,7 +14,7 @@ export const SOURCE_PARAMS = ['pipeline', 'limit'] as const;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-export function mountSourceRoutes(api: Router, engine: Engine): void {
+export function mountSourceRoutes(api: Router, engine: ApiEngine): void {
   api.get('/sources', requireRole('read'), async (ctx) => {
     const q = new QueryReader(ctx.query, SOURCE_PARAMS);
     const pipeline = q.text('pipeline', 100);

@@ -4,10 +4,11 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Engine } from '../engine';
+import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes } from '../errors';
 import { isId, newId } from '../ids';
 import type { RequestRecord } from '../model';
+import { resultMessage } from '../supervisor/messages';
 import { unresumableParams } from '../supervisor/resumable';
 import type { Principal } from './auth';
 import { holds, isPerson, requireRole } from './auth';
@@ -33,7 +34,7 @@ async function optionalObject(ctx: Context): Promise<Record<string, unknown>> {
   return body as Record<string, unknown>;
 }
 
-async function load(engine: Engine, id: string) {
+async function load(engine: ApiEngine, id: string) {
   const found = isId(id) ? await engine.getRequest(id) : undefined;
   if (!found) throw new ClientError(404, ErrorCodes.UNKNOWN_REQUEST, `unknown request "${id.slice(0, 64)}"`);
   return found;
@@ -45,7 +46,7 @@ async function load(engine: Engine, id: string) {
  * 422, audited, and nothing changes. The decision core refuses the same again, so a request
  * that moved on meanwhile cannot slip through.
  */
-async function checkResumable(engine: Engine, request: RequestRecord, params: Record<string, unknown> | undefined, principal: Principal): Promise<void> {
+async function checkResumable(engine: ApiEngine, request: RequestRecord, params: Record<string, unknown> | undefined, principal: Principal): Promise<void> {
   if (!params || request.status !== 'error_stop' || !request.error) return;
   const pipeline = await engine.catalog.get(request.pipelineId, request.version);
   const step = pipeline.steps[request.error.stepId];
@@ -63,7 +64,7 @@ async function checkResumable(engine: Engine, request: RequestRecord, params: Re
   throw new ClientError(422, ErrorCodes.PARAM_NOT_RESUMABLE, message, details);
 }
 
-export function mountWorkflowRoutes(api: Router, engine: Engine): void {
+export function mountWorkflowRoutes(api: Router, engine: ApiEngine): void {
   api.post('/events/:name', requireRole('submit'), async (ctx) => {
     const name = ctx.params.name!;
     if (!/^[a-z0-9][a-z0-9._-]{0,99}$/i.test(name)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'an event name is letters, digits, ".", "-", "_" (at most 100)');
@@ -90,10 +91,10 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
         const run = await engine.store.getStepRun(w.id);
         if (!run) return undefined;
         const now = Date.now();
-        const result = await engine.supervisor.handleResult({
+        const result = await engine.ask(resultMessage({
           requestId: w.requestId, runId: w.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: now - run.startedAt,
           output: { event: name, key, data: body.data ?? null }, via: 'event', trace,
-        });
+        }));
         return result === 'committed' ? w.requestId : undefined;
       }));
       for (const id of results) if (id) woken.push(id);
@@ -136,7 +137,7 @@ export function mountWorkflowRoutes(api: Router, engine: Engine): void {
     } else {
       outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
     }
-    const result = await engine.supervisor.operate(found.request.id, outcome);
+    const result = await engine.ask({ ...outcome, requestId: found.request.id });
     await engine.store.insertAudit({
       id: newId(), requestId: found.request.id, actor: principal.actor, via: principal.via, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
       details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),

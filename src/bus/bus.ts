@@ -37,6 +37,11 @@ export interface BusEvents {
   /** `via` marks results that are not a module's answer: an external event, a user action. */
   StepCompleted: StepResultBase & { output: unknown; via?: 'event' | 'action' };
   StepFailed: StepResultBase & { error: StepError };
+  /**
+   * A step result this process took from a module (any transport, the Redis results queue)
+   * or worked out itself (an engine step), as it reaches the supervisor: counted by metrics.
+   */
+  StepAnswered: (StepResultBase & { output: unknown; via?: 'event' | 'action' }) | (StepResultBase & { error: StepError });
   /** A remote module answered `202`: it will post the result to its callback URL by `until`. */
   StepAccepted: { requestId: string; runId: string; stepId: string; attempt: number; until: number };
   /** A step attempt's result was committed by this process (counted by `conveyor_steps_total`). */

@@ -3,16 +3,16 @@ import { ConveyorError, ErrorCodes, toStepError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { RequestRecord, Transport } from '../model';
 import type { ModuleRegistry } from '../module/registry';
-import { moduleOf, type StepModuleCall } from '../pipeline/step-module';
+import { timeoutOf, transportOf } from '../pipeline/delivery';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
-import { envSecrets, hasTemplates, maskedSecrets, nullMarkers, renderValue } from '../templates/render';
+import { envSecrets, renderValue } from '../templates/render';
 import { stepTraceparent } from '../tracing/spans';
 import type { StepTransport } from '../transports/types';
 import type { BrokerPool } from '../brokers/pool';
-import { DEFAULT_PUBLISH_TIMEOUT_MS, publishTarget, renderPublish, runPublish } from '../brokers/publish-step';
+import { renderPublish, runPublish } from '../brokers/publish-step';
+import { isTemplated, moduleCallOf } from './params';
 
-/** The default per-attempt time limit when neither step, module nor pipeline sets one. */
-export const DEFAULT_TIMEOUT_MS = 30_000;
+export { DEFAULT_TIMEOUT_MS } from '../pipeline/delivery';
 
 /** One run to deliver. */
 export interface DispatchJob {
@@ -28,18 +28,12 @@ export interface DispatchJob {
 }
 
 /**
- * Delivers each run to where its work is done: module steps through the module's transport,
- * and the steps the engine does itself (`setData`, `stop`) right here. Results always come
- * back on the bus, so the supervisor has one way in.
+ * Sends each run to where its work is done: module steps through the module's transport,
+ * `publish` steps to their broker. Results come back on the bus (or the Redis results
+ * queue) and enter the supervisor through its inbox. The steps the engine does at once
+ * (`setData`, `stop`, `delay`, `loop`) never come here: the supervisor does them itself.
  */
 export class Dispatcher {
-  /**
-   * Facts about compiled steps, which never change once compiled: asked on every dispatch,
-   * they are worked out once per step (and params object) instead of on each call.
-   */
-  private readonly calls = new WeakMap<CompiledStep, StepModuleCall | null>();
-  private readonly templated = new WeakMap<object, boolean>();
-
   constructor(
     private readonly bus: Bus,
     private readonly registry: ModuleRegistry,
@@ -49,55 +43,14 @@ export class Dispatcher {
     private readonly brokers?: BrokerPool,
   ) {}
 
-  private moduleCall(step: CompiledStep): StepModuleCall | undefined {
-    let call = this.calls.get(step);
-    if (call === undefined) {
-      call = moduleOf(step) ?? null;
-      this.calls.set(step, call);
-    }
-    return call ?? undefined;
-  }
-
-  private hasTemplates(params: Record<string, unknown>): boolean {
-    let has = this.templated.get(params);
-    if (has === undefined) {
-      has = hasTemplates(params);
-      this.templated.set(params, has);
-    }
-    return has;
-  }
-
   /** Which transport a step travels by (decided by deployment, not by the pipeline). */
   transportOf(step: CompiledStep): Transport {
-    const call = this.moduleCall(step);
-    return call ? (this.registry.get(call.subsystem)?.transport ?? 'event') : 'engine';
+    return transportOf(step, this.registry);
   }
 
-  /** The per-attempt time limit of a step: the step's, else its module's, else the pipeline's, else 30 s. */
-  timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
-    if (step.kind === 'publish') return step.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
-    const call = this.moduleCall(step);
-    if (!call) return DEFAULT_TIMEOUT_MS;
-    return (step.kind === 'module' ? step.timeoutMs : undefined) ?? this.registry.get(call.subsystem)?.timeoutMs ?? pipeline.defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  }
-
-  /** The params a run is logged with: rendered, but with every secret masked. */
-  loggedParams(job: Pick<DispatchJob, 'step' | 'context' | 'override'>): unknown {
-    if (job.step.kind === 'publish') {
-      try {
-        return { ...publishTarget(job.step), ...renderPublish(job.step, job.context, maskedSecrets) };
-      } catch (err) {
-        return { template: job.step.body, error: (err as Error).message };
-      }
-    }
-    const call = this.moduleCall(job.step);
-    if (!call) return null;
-    try {
-      const rendered = this.hasTemplates(call.params) ? renderValue(call.params, job.context, maskedSecrets) : call.params;
-      return job.override ? { ...(rendered as Record<string, unknown>), ...job.override } : rendered;
-    } catch (err) {
-      return { template: call.params, error: (err as Error).message };
-    }
+  /** The per-attempt time limit of a step: the one resolved at load, else worked out now. */
+  private timeoutOf(pipeline: CompiledPipeline, step: CompiledStep): number {
+    return pipeline.delivery?.[step.id]?.timeoutMs ?? timeoutOf(pipeline, step, this.registry);
   }
 
   /** The result fields of a run done by the engine itself (or refused), finished now. */
@@ -106,44 +59,25 @@ export class Dispatcher {
     return { requestId: job.request.id, runId: job.runId, stepId: job.step.id, attempt: job.attempt, finishedAt: now, durationMs: now - started };
   }
 
-  /** A step the engine did itself: its result comes back on the bus, on a later turn. */
-  private done(job: DispatchJob, started: number, output: unknown): void {
-    setImmediate(() => this.bus.emit('StepCompleted', { ...this.base(job, started), output }));
-  }
-
   dispatch(job: DispatchJob): void {
     const { step } = job;
     const started = Date.now();
     try {
-      switch (step.kind) {
-        case 'setData':
-          return this.done(job, started, nullMarkers(renderValue(step.data, job.context, maskedSecrets)));
-        case 'stop':
-          return this.done(job, started, { status: step.status, reason: step.reason ?? null });
-        case 'delay':
-          return this.done(job, started, { delayedMs: step.durationMs });
-        case 'publish': {
-          const message = { ...renderPublish(step, job.context, envSecrets), messageId: job.idempotencyKey, timeoutMs: this.timeoutOf(job.pipeline, step) };
-          void runPublish(this.brokers, step, message).then(
-            (output) => this.bus.emit('StepCompleted', { ...this.base(job, started), output }),
-            (err: unknown) => this.failed(job, started, err),
-          );
-          return;
-        }
-        case 'loop': {
-          const previous = Number((job.context[step.id] as { iteration?: unknown } | undefined)?.iteration ?? 0);
-          return this.done(job, started, { iteration: previous + 1, max: step.max });
-        }
-        default:
-          break;
+      if (step.kind === 'publish') {
+        const message = { ...renderPublish(step, job.context, envSecrets), messageId: job.idempotencyKey, timeoutMs: this.timeoutOf(job.pipeline, step) };
+        void runPublish(this.brokers, step, message).then(
+          (output) => this.bus.emit('StepCompleted', { ...this.base(job, started), output }),
+          (err: unknown) => this.failed(job, started, err),
+        );
+        return;
       }
-      const spec = this.moduleCall(step);
+      const spec = moduleCallOf(step);
       if (!spec) throw new ConveyorError(ErrorCodes.INTERNAL, `step "${step.id}" (${step.kind}) is held by the engine and is never dispatched`, { retryable: false });
       const mod = this.registry.get(spec.subsystem);
       if (!mod) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `module "${spec.subsystem}" is not available in this deployment`, { retryable: false });
       const transport = this.transports[mod.transport];
       if (!transport) throw new ConveyorError(ErrorCodes.UNKNOWN_MODULE, `transport "${mod.transport}" for module "${mod.name}" is not configured`, { retryable: false });
-      const rendered = (this.hasTemplates(spec.params) ? renderValue(spec.params, job.context, envSecrets) : spec.params) as Record<string, unknown>;
+      const rendered = (isTemplated(spec.params) ? renderValue(spec.params, job.context, envSecrets) : spec.params) as Record<string, unknown>;
       const params = job.override ? { ...rendered, ...job.override } : rendered;
       const call: ModuleCall = {
         requestId: job.request.id,

@@ -1,17 +1,31 @@
 /**
  * Prometheus metrics of one engine process (prom-client, a registry of its own).
  *
- * Counters and the step duration histogram are fed by events as they happen in this process:
- * `StepCompleted` / `StepFailed` / `RequestFinished` on the bus, and in distributed mode the
- * result jobs this process's engine takes from `conveyor:results`. Gauges are read when
+ * Counters and the step duration histogram are fed by bus events as they happen in this
+ * process: `StepAnswered` (every result the inbox took, from the bus or, in distributed mode,
+ * from `conveyor:results`, and every engine step), `StepCommitted`, `RequestFinished`. Gauges are read when
  * Prometheus scrapes, from cheap queries (the open request statuses only, by index, and bull's
  * job counts), cached for `cacheMs` so that several scrapers cost one query.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BusEvents } from '../bus/bus';
-import type { Engine } from '../engine';
+import type { Bus, BusEvents } from '../bus/bus';
 import type { RequestStatus } from '../model';
-import { MODULE_QUEUE_PREFIX, REQUESTS_QUEUE, RESULTS_QUEUE, type ResultJob } from '../transports/queue';
+import type { ModuleRegistry } from '../module/registry';
+import type { PipelineCatalog } from '../pipeline/catalog';
+import type { SqlStore } from '../store/store';
+import { MODULE_QUEUE_PREFIX, REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub } from '../transports/queue';
+
+/** What metrics read: the bus they listen to, and the few sources of their gauges. */
+export interface MetricsSource {
+  readonly bus: Bus;
+  readonly store: Pick<SqlStore, 'runLabels' | 'countRequestsByStatus' | 'ping'>;
+  readonly catalog: Pick<PipelineCatalog, 'list'>;
+  readonly registry: Pick<ModuleRegistry, 'all'>;
+  /** The bull queues (distributed mode). */
+  readonly hub: QueueHub | undefined;
+  /** Step attempts sent to a module by this process and not answered yet. */
+  readonly inFlightCount: number;
+}
 
 /** Request statuses counted by the `conveyor_requests` gauge: the ones that stay few. */
 export const GAUGED_STATUSES: readonly RequestStatus[] = ['buffered', 'running', 'waiting', 'error_stop'];
@@ -26,7 +40,7 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
-type StepResult = BusEvents['StepCompleted'] | BusEvents['StepFailed'];
+type StepResult = BusEvents['StepAnswered'];
 
 /** The metrics of one engine. Get it with {@link metricsFor}. */
 export class EngineMetrics {
@@ -50,7 +64,7 @@ export class EngineMetrics {
   private readonly offs: Array<() => void> = [];
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: MetricsSource,
     opts: MetricsOptions = {},
   ) {
     this.cacheMs = opts.cacheMs ?? 5000;
@@ -82,20 +96,12 @@ export class EngineMetrics {
   }
 
   private attach(): void {
-    const { bus, hub } = this.engine;
+    const { bus } = this.engine;
     this.offs.push(
-      bus.on('StepCompleted', (e) => this.onResult(e)),
-      bus.on('StepFailed', (e) => this.onResult(e)),
+      bus.on('StepAnswered', (e) => this.onResult(e)),
       bus.on('RequestFinished', (e) => this.finished.inc({ pipeline: e.pipeline, status: e.status })),
       bus.on('StepCommitted', (e) => this.steps.inc({ pipeline: e.pipeline, step: e.stepId, transport: e.transport, outcome: e.status })),
     );
-    if (hub) {
-      // Results of queue-transport modules reach the engine through bull, not the bus.
-      const listener = (job: { data: ResultJob }): void => this.onResult(job.data);
-      const q = hub.queue(RESULTS_QUEUE);
-      q.on('completed', listener);
-      this.offs.push(() => void q.removeListener('completed', listener));
-    }
   }
 
   /** Stops listening. */
@@ -163,7 +169,7 @@ export class EngineMetrics {
     this.buffered.set(total.buffered ?? 0);
     this.waiting.set(total.waiting ?? 0);
     this.errorStop.set(total.error_stop ?? 0);
-    this.inFlight.set(this.engine.supervisor.inFlightCount);
+    this.inFlight.set(this.engine.inFlightCount);
     await this.readQueues();
   }
 
@@ -189,10 +195,10 @@ export class EngineMetrics {
   }
 }
 
-const byEngine = new WeakMap<Engine, EngineMetrics>();
+const byEngine = new WeakMap<MetricsSource, EngineMetrics>();
 
 /** The one {@link EngineMetrics} of `engine`, created (and listening) on first use. */
-export function metricsFor(engine: Engine, opts?: MetricsOptions): EngineMetrics {
+export function metricsFor(engine: MetricsSource, opts?: MetricsOptions): EngineMetrics {
   let m = byEngine.get(engine);
   if (!m) byEngine.set(engine, (m = new EngineMetrics(engine, opts)));
   return m;
@@ -213,7 +219,7 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Checks the database (`SELECT 1`) and, in distributed mode, Redis (`PING`), each within `timeoutMs`. */
-export async function checkReadiness(engine: Engine, timeoutMs = 2000, onError?: (part: string, err: Error) => void): Promise<Readiness> {
+export async function checkReadiness(engine: MetricsSource, timeoutMs = 2000, onError?: (part: string, err: Error) => void): Promise<Readiness> {
   const check = async (part: string, probe: () => Promise<unknown>): Promise<'ok' | 'failed'> => {
     try {
       await within(probe(), timeoutMs);

@@ -5,10 +5,10 @@ import type { Store } from '../store/store';
 import type { PipelineSource } from '../supervisor/supervisor';
 import { compilePipeline } from './compile';
 import { canonicalJson } from './hash';
+import { resolveDelivery, retryPolicyOf } from './delivery';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from './types';
 
-/** When no step, module or pipeline says otherwise: three attempts, 1 s then 2 s apart. */
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1000, factor: 2, maxDelayMs: 300_000, jitter: 0.2 };
+export { DEFAULT_RETRY } from './delivery';
 
 export interface PipelineEntry {
   pipeline: CompiledPipeline;
@@ -27,6 +27,7 @@ export class PipelineCatalog implements PipelineSource {
   /** Registers the loaded definitions; a definition never seen before gets a new version. */
   async register(pipelines: CompiledPipeline[]): Promise<void> {
     for (const p of pipelines) {
+      resolveDelivery(p, this.registry);
       const version = await this.store.ensurePipelineVersion(p.id, p.hash, canonicalJson(p.definition));
       this.current.set(p.id, { pipeline: p, version });
       this.pinned.set(`${p.id}@${version}`, p);
@@ -51,13 +52,11 @@ export class PipelineCatalog implements PipelineSource {
     if (!stored) throw new Error(`pipeline ${key} is not stored`);
     const res = compilePipeline(JSON.parse(stored.definition), { source: `pipelines/${pipelineId}@${version}`, modules: this.registry.names() });
     if (!res.pipeline) throw new PipelineValidationError(res.issues);
-    this.pinned.set(key, res.pipeline);
+    this.pinned.set(key, resolveDelivery(res.pipeline, this.registry));
     return res.pipeline;
   }
 
   retryPolicy(pipeline: CompiledPipeline, step: CompiledStep): RetryPolicy {
-    if (step.kind === 'publish') return step.retry ?? pipeline.defaults.retry ?? DEFAULT_RETRY;
-    if (step.kind !== 'module') return { ...DEFAULT_RETRY, attempts: 1 };
-    return step.retry ?? this.registry.get(step.subsystem)?.retry ?? pipeline.defaults.retry ?? DEFAULT_RETRY;
+    return pipeline.delivery?.[step.id]?.retry ?? retryPolicyOf(pipeline, step, this.registry);
   }
 }

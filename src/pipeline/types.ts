@@ -3,6 +3,7 @@
  * engine runs. Everything here is plain data: no functions, so a definition can be stored,
  * hashed, diffed and shown.
  */
+import type { StepDelivery } from './delivery';
 
 /** The operations a condition can apply to a field. Prefix any of them with `!|` to negate it. */
 export const OPERATIONS = [
@@ -561,4 +562,6 @@ export interface CompiledPipeline {
   definition: PipelineDef;
   /** Where it was loaded from, for messages. */
   source: string;
+  /** Each step's transport, timeout and retry, resolved by the catalog at load (`pipeline/delivery.ts`). */
+  delivery?: Record<string, StepDelivery>;
 }

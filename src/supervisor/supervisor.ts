@@ -1,12 +1,14 @@
 /**
- * The supervisor's thin stateful shell: it turns events into outcomes, asks the pure core to
- * decide, commits the decision, and only then dispatches what the decision started.
+ * The supervisor's thin stateful shell: it turns inbox messages into outcomes, asks the pure
+ * core to decide, commits the decision, and only then sends what the decision started.
+ * Everything enters through `receive` (the inbox's port, `src/inbox/`); its clocks are in
+ * `timers.ts`, what it adds to a decision before the commit in `prepare.ts`.
  *
  * Several engine processes may share one database. Every commit carries the request's `rev`;
  * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
-import type { Bus, BusEvents } from '../bus/bus';
+import type { Bus } from '../bus/bus';
 import type { Dispatcher } from '../dispatcher/dispatcher';
 import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
@@ -14,13 +16,19 @@ import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
 import { noteAccessRows } from '../access/commit-rows';
 import { ACTIVE_STATUSES } from '../model';
+import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Store } from '../store/store';
 import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
-import { maskedSecrets, renderValue } from '../templates/render';
+import { ENGINE_STEP_KINDS, runEngineStep } from './engine-steps';
+import type { HandleResult, InboxMessage, StepResult } from './messages';
+import { leaseFor, prepareRuns } from './prepare';
 import { buildState } from './state';
+import { SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
+
+export type { HandleResult, InboxMessage } from './messages';
 
 /** Finds the compiled pipeline a request is pinned to. */
 export interface PipelineSource {
@@ -58,14 +66,8 @@ export interface SupervisorOptions {
   alertChannels?: string[];
 }
 
-/** How an event or command ended: committed, or not news (duplicate, not applicable). */
-export type HandleResult = 'committed' | 'ignored' | 'failed';
-
-/** Longest single setTimeout; longer waits re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How many times a refused commit is decided again before giving up to the sweeper. */
 const MAX_ATTEMPTS = 8;
-const SWEEP_BATCH = 200;
 
 type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override'>;
 
@@ -73,12 +75,9 @@ export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
   private readonly chains = new Map<string, Promise<unknown>>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Runs sent to a module and not yet answered, in this process. */
   private readonly inFlight = new Set<string>();
-  private readonly offs: Array<() => void> = [];
-  private sweeper: NodeJS.Timeout | undefined;
-  private sweeping = false;
+  private readonly timers: SupervisorTimers;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
   private readonly traceDeps: TraceDeps;
@@ -87,29 +86,20 @@ export class Supervisor {
     private readonly d: SupervisorDeps,
     options: SupervisorOptions = {},
   ) {
-    this.traceDeps = { store: d.store, logger: d.logger, transportOf: (step) => d.dispatcher.transportOf(step) };
+    this.traceDeps = { store: d.store, logger: d.logger };
     this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], ...options };
+    this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
   }
 
-  /** Listens to the local bus and starts the sweeper. */
+  /** Starts the sweeper (the inbox feeds everything else). */
   start(): void {
-    const { bus } = this.d;
-    this.offs.push(
-      bus.on('NewRequest', ({ requestId }) => void this.startRequest(requestId)),
-      bus.on('StepCompleted', (e) => void this.handleResult(e)),
-      bus.on('StepFailed', (e) => void this.handleResult(e)),
-      bus.on('StepAccepted', (e) => void this.markWaiting(e)),
-    );
-    this.sweeper = setInterval(() => void this.sweep(), this.o.sweepIntervalMs);
+    this.timers.start();
   }
 
-  /** Stops taking events; results that arrive later are left for recovery to redeliver. */
+  /** Stops taking messages; results that arrive later are left for recovery to redeliver. */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.sweeper);
-    for (const off of this.offs.splice(0)) off();
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    this.timers.stop();
     await Promise.allSettled([...this.chains.values()]);
   }
 
@@ -138,13 +128,36 @@ export class Supervisor {
     this.o.deferDispatch = defer;
   }
 
-  /** Starts a request that intake released. Resolves once its first step is committed. */
-  startRequest(requestId: string): Promise<HandleResult> {
-    return this.enqueue(requestId, () => this.handle(requestId, { type: 'start' }));
+  /**
+   * The one way in. Resolves once the message is committed or found to be no news (a start:
+   * once the first step is committed).
+   */
+  receive(m: InboxMessage): Promise<HandleResult> {
+    const id = m.requestId;
+    switch (m.type) {
+      case 'start':
+        return this.enqueue(id, () => this.handle(id, { type: 'start' }));
+      case 'result':
+        return this.takeResult(m.result);
+      case 'accepted':
+        return this.markWaiting(m.accepted);
+      case 'resume':
+        return this.enqueue(id, () => this.handle(id, { type: 'resume', params: m.params, maxSteps: m.maxSteps }));
+      case 'stop':
+        return this.enqueue(id, () => this.handle(id, { type: 'stop', reason: m.reason }));
+      case 'due':
+        return this.enqueue(id, () => this.fire(id, m.runId, m.claimed));
+      case 'lease-expired':
+        return this.enqueue(id, () => this.redeliver(id, m.runId));
+      case 'wait-expired':
+        return this.timeOutWait(id, m.runId);
+      case 'resend':
+        return this.enqueue(id, () => this.resendOpenRuns(id));
+    }
   }
 
-  /** Takes a module's answer (or an event, or an action). Resolves once it is committed or found to be no news. */
-  handleResult(e: BusEvents['StepCompleted'] | BusEvents['StepFailed']): Promise<HandleResult> {
+  /** A module's answer (or an event, or an action). */
+  private takeResult(e: StepResult): Promise<HandleResult> {
     if (this.stopping) return Promise.resolve('failed');
     this.inFlight.delete(e.runId);
     const outcome: Outcome = 'output' in e
@@ -153,13 +166,8 @@ export class Supervisor {
     return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
   }
 
-  /** An operator's `resume` (optionally with edited params) or `stop`. */
-  operate(requestId: string, outcome: Extract<Outcome, { type: 'resume' | 'stop' }>): Promise<HandleResult> {
-    return this.enqueue(requestId, () => this.handle(requestId, outcome));
-  }
-
   /** A remote module took the call and will answer at its callback URL by `until`. */
-  markWaiting(e: BusEvents['StepAccepted']): Promise<void> {
+  private markWaiting(e: Extract<InboxMessage, { type: 'accepted' }>['accepted']): Promise<HandleResult> {
     this.inFlight.delete(e.runId);
     return this.enqueue(e.requestId, async () => {
       if (!(await this.d.store.markWaiting(e.runId, e.until))) return 'ignored';
@@ -167,7 +175,7 @@ export class Supervisor {
       if (run) run.status = 'waiting';
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
       return 'committed';
-    }).then(() => undefined);
+    });
   }
 
   /**
@@ -181,10 +189,7 @@ export class Supervisor {
     for (;;) {
       const ids = await this.d.store.listRequestIds(ACTIVE_STATUSES, pageSize, after);
       if (ids.length === 0) return count;
-      await Promise.all(ids.map((id) => this.enqueue(id, async () => {
-        await this.resendOpenRuns(id);
-        return 'committed' as const;
-      })));
+      await Promise.all(ids.map((id) => this.receive({ type: 'resend', requestId: id })));
       count += ids.length;
       after = ids[ids.length - 1]!;
     }
@@ -233,17 +238,12 @@ export class Supervisor {
         newId: () => newId(),
         random: Math.random,
         retryPolicy: (step) => this.d.pipelines.retryPolicy(pipeline, step),
-        transportOf: (step) => this.d.dispatcher.transportOf(step),
+        transportOf: (step) => deliveryOf(pipeline, step.id).transport,
       };
       this.envs.set(pipeline, env);
     }
     env.now = Date.now();
     return env;
-  }
-
-  private leaseFor(pipeline: CompiledPipeline, step: CompiledStep | undefined, now: number): number {
-    if (step && this.d.dispatcher.transportOf(step) === 'queue') return now + this.o.queueLeaseMs;
-    return now + (step ? this.d.dispatcher.timeoutOf(pipeline, step) : 0) + this.o.leaseGraceMs;
   }
 
   private async handle(requestId: string, outcome: Outcome): Promise<HandleResult> {
@@ -274,7 +274,7 @@ export class Supervisor {
       const context = { ...state.context };
       for (const o of decision.outputs) context[o.stepId] = o.value;
       if (decision.commit.request.vars) context.vars = decision.commit.request.vars;
-      this.prepareRuns(pipeline, decision, context);
+      prepareRuns(pipeline, decision, context, this.o);
       noteAccessRows(pipeline, state, decision, context, outcome.type === 'start');
       let ok: boolean;
       try {
@@ -299,37 +299,6 @@ export class Supervisor {
     return 'failed';
   }
 
-  /** Fills in what the pure core leaves to the shell: logged params, leases, wait keys, deferral. */
-  private prepareRuns(pipeline: CompiledPipeline, decision: Decision, context: Record<string, unknown>): void {
-    const now = decision.commit.request.updatedAt;
-    for (const run of decision.commit.insertRuns) {
-      const step = pipeline.steps[run.stepId];
-      if (!step) continue;
-      run.params = this.d.dispatcher.loggedParams({ step, context, override: run.override });
-      if (step.kind === 'wait' && step.event && !run.waitKey) {
-        try {
-          run.waitKey = String(renderValue(step.event.key, context, maskedSecrets)).slice(0, 255);
-        } catch {
-          run.waitKey = '';
-        }
-      }
-      if (run.status === 'dispatched' && this.o.deferDispatch) {
-        run.status = 'pending';
-        run.availableAt = now;
-      }
-      if (run.status === 'dispatched') run.leaseUntil = this.leaseFor(pipeline, step, now);
-    }
-    if (this.o.deferDispatch) {
-      decision.schedule.push(...decision.dispatch);
-      decision.dispatch.length = 0;
-    }
-    // Seed 000 §7: the admin is told. The alert is owed from the moment the error_stop is
-    // durable, in the same transaction, so no crash can lose it.
-    if (decision.finished === 'error_stop' && this.o.alertChannels.length > 0) {
-      decision.commit.alerts = this.o.alertChannels.map((channel) => ({ id: newId(now), requestId: decision.commit.requestId, pipelineId: pipeline.id, channel, createdAt: now }));
-    }
-  }
-
   /**
    * When a start may dispatch its first step. Under a `rate` policy that moment is claimed in
    * the store, so the limit holds at dispatch across processes; when the window is full the
@@ -341,13 +310,7 @@ export class Supervisor {
     if (rate.kind !== 'rate' || state.request.status !== 'buffered') return now;
     const slot = await this.d.store.claimFirstDispatch(pipeline.id, state.request.id, { max: rate.max, perMs: rate.perMs }, now);
     if ('at' in slot) return slot.at;
-    const id = state.request.id;
-    const key = `start:${id}`;
-    clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => {
-      this.timers.delete(key);
-      void this.startRequest(id);
-    }, Math.min(Math.max(0, slot.retryAt - now), MAX_TIMER_MS)));
+    this.timers.retryStart(state.request.id, slot.retryAt);
     return undefined;
   }
 
@@ -360,15 +323,14 @@ export class Supervisor {
       const run = { requestId, pipeline: pipeline.id, runId: f.id, stepId: closed.stepId, attempt: closed.attempt, durationMs: f.durationMs, ...traced(state, f.id) };
       if (f.status === 'completed') logger.info('step completed', { ...run, status: 'completed' });
       else logger.warn('step failed', { ...run, status: 'failed', error: f.error });
-      const step = pipeline.steps[closed.stepId];
-      bus.emit('StepCommitted', { requestId, pipeline: pipeline.id, stepId: closed.stepId, attempt: closed.attempt, transport: step ? this.d.dispatcher.transportOf(step) : 'engine', status: f.status });
+      bus.emit('StepCommitted', { requestId, pipeline: pipeline.id, stepId: closed.stepId, attempt: closed.attempt, transport: deliveryOf(pipeline, closed.stepId).transport, status: f.status });
     }
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.send(pipeline, state, run);
-    if (!this.o.deferDispatch) for (const run of d.schedule) this.arm(state.request.id, run.id, run.availableAt ?? 0);
+    if (!this.o.deferDispatch) for (const run of d.schedule) this.timers.arm(state.request.id, run.id, run.availableAt ?? 0);
     // A wait that polls again is the same run, pending until its next poll.
     const repoll = d.commit.repollRun;
-    if (repoll && !this.o.deferDispatch) this.arm(requestId, repoll.id, repoll.availableAt);
+    if (repoll && !this.o.deferDispatch) this.timers.arm(requestId, repoll.id, repoll.availableAt);
     if (state.request.status === 'waiting') this.states.delete(requestId);
     if (d.finished) {
       this.states.delete(requestId);
@@ -384,28 +346,26 @@ export class Supervisor {
   private send(pipeline: CompiledPipeline, state: RequestState, run: RunRef): void {
     const step = pipeline.steps[run.stepId];
     if (!step) return;
+    const transport = deliveryOf(pipeline, step.id).transport;
     // Only work done by this process counts as in flight here: a queue run's result may be
     // taken by any engine, so this one might never hear of it and would then refuse to
     // redeliver the run after its lease ran out.
-    if (this.d.dispatcher.transportOf(step) !== 'queue') this.inFlight.add(run.id);
+    if (transport !== 'queue') this.inFlight.add(run.id);
     this.d.logger.info('step dispatched', {
       requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
-      module: step.kind === 'module' ? step.subsystem : null, transport: this.d.dispatcher.transportOf(step), ...traced(state, run.id),
+      module: step.kind === 'module' ? step.subsystem : null, transport, ...traced(state, run.id),
     });
+    const context = { ...state.context };
+    if (ENGINE_STEP_KINDS.has(step.kind)) {
+      return runEngineStep({ requestId: state.request.id, step, runId: run.id, attempt: run.attempt, context }, this.d.logger, (r) => {
+        this.d.bus.emit('StepAnswered', r);
+        void this.takeResult(r);
+      });
+    }
     this.d.dispatcher.dispatch({
       pipeline, request: state.request, step, runId: run.id, attempt: run.attempt,
-      idempotencyKey: idempotencyKeyOf(run), context: { ...state.context }, override: run.override,
+      idempotencyKey: idempotencyKeyOf(run), context, override: run.override,
     });
-  }
-
-  /** An in-memory timer for a pending run (the sweeper is the durable fallback). */
-  private arm(requestId: string, runId: string, at: number): void {
-    clearTimeout(this.timers.get(runId));
-    const delay = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
-    this.timers.set(runId, setTimeout(() => {
-      this.timers.delete(runId);
-      void this.enqueue(requestId, () => this.fire(requestId, runId, false));
-    }, delay));
   }
 
   /** A pending run is due: claim it (once, across processes), then send it. */
@@ -420,8 +380,8 @@ export class Supervisor {
       return void (await this.timeOut(state, run));
     }
     if (!claimed) {
-      if ((run.availableAt ?? 0) > Date.now()) return this.arm(requestId, runId, run.availableAt ?? 0);
-      if (!(await this.d.store.claimRun(runId, this.leaseFor(pipeline, pipeline.steps[run.stepId], Date.now())))) return;
+      if ((run.availableAt ?? 0) > Date.now()) return this.timers.arm(requestId, runId, run.availableAt ?? 0);
+      if (!(await this.d.store.claimRun(runId, leaseFor(pipeline, pipeline.steps[run.stepId], Date.now(), this.o)))) return;
     }
     run.status = 'dispatched';
     this.send(pipeline, state, run);
@@ -439,10 +399,10 @@ export class Supervisor {
   }
 
   /** A waiting run passed its deadline (found by the sweeper). */
-  private async timeOutWait(requestId: string, runId: string): Promise<void> {
+  private async timeOutWait(requestId: string, runId: string): Promise<HandleResult> {
     const state = await this.load(requestId, true);
     const run = state?.open.get(runId);
-    if (state && run) await this.timeOut(state, run);
+    return state && run ? this.timeOut(state, run) : 'ignored';
   }
 
   /**
@@ -453,7 +413,7 @@ export class Supervisor {
     const now = Date.now();
     // Only wait and action steps have a deadline; a module run waiting without one is a 202.
     const kind = run.deadlineAt !== null && run.deadlineAt !== undefined ? 'wait' : 'callback';
-    return this.handleResult({
+    return this.takeResult({
       requestId: state.request.id, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
       error: kind === 'wait'
         ? { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false }
@@ -469,43 +429,11 @@ export class Supervisor {
     const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
     for (const run of state.open.values()) {
       if (this.inFlight.has(run.id)) continue;
-      if (run.status === 'pending') this.arm(requestId, run.id, run.availableAt ?? 0);
+      if (run.status === 'pending') this.timers.arm(requestId, run.id, run.availableAt ?? 0);
       else if (run.status === 'dispatched') {
         this.d.logger.info('step redelivered', { requestId, stepId: run.stepId, runId: run.id, attempt: run.attempt });
         this.send(pipeline, state, run);
       }
     }
   }
-
-  /** The durable timer wheel: due pending runs, expired leases, and lost starts. */
-  private async sweep(): Promise<void> {
-    if (this.sweeping || this.stopping) return;
-    this.sweeping = true;
-    try {
-      const now = Date.now();
-      const lease = now + this.o.leaseGraceMs;
-      for (const c of await this.d.store.claimDueRuns(now, lease, SWEEP_BATCH)) {
-        clearTimeout(this.timers.get(c.id));
-        this.timers.delete(c.id);
-        void this.enqueue(c.requestId, () => this.fire(c.requestId, c.id, true));
-      }
-      // A queued run may wait long behind a rate limit: re-queueing it is idempotent (job id),
-      // so it gets the long queue lease again rather than the short one.
-      const leaseFor = (transport: string | null): number => (transport === 'queue' ? now + this.o.queueLeaseMs : lease);
-      for (const c of await this.d.store.claimExpiredLeases(now, leaseFor, SWEEP_BATCH)) {
-        void this.enqueue(c.requestId, () => this.redeliver(c.requestId, c.id));
-      }
-      for (const c of await this.d.store.claimExpiredWaits(now, SWEEP_BATCH)) {
-        void this.timeOutWait(c.requestId, c.id);
-      }
-      if (this.o.sweepBuffered) {
-        for (const id of await this.d.store.listStaleBuffered(now - 5 * this.o.sweepIntervalMs, SWEEP_BATCH)) void this.startRequest(id);
-      }
-    } catch (err) {
-      this.d.logger.warn('sweep failed', { error: (err as Error).message });
-    } finally {
-      this.sweeping = false;
-    }
-  }
 }
-

@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log/logger';
 import type { CompiledPipeline } from '../pipeline/types';
+import { deliveryOf } from '../pipeline/delivery';
 import { moduleOf } from '../pipeline/step-module';
 import type { Store } from '../store/store';
 import { decodeRequestTrace, markRecorded, recordRequestSpan, recordStepSpan, traceLogFields } from '../tracing/spans';
@@ -18,7 +19,6 @@ const HELD_KINDS = new Set(['wait', 'action']);
 export interface TraceDeps {
   store: Pick<Store, 'claimTraceContext'>;
   logger: Logger;
-  transportOf(step: CompiledPipeline['steps'][string]): string;
 }
 
 /** The `trace_id` / `span_id` log fields of a run of a traced request (nothing to spread otherwise). */
@@ -37,7 +37,7 @@ export function traceCommit(deps: TraceDeps, pipeline: CompiledPipeline, state: 
   if (f && closed && step) {
     recordStepSpan(stored, {
       requestId: request.id, pipeline: pipeline.id, stepId: closed.stepId, runId: f.id, attempt: closed.attempt,
-      transport: deps.transportOf(step), kind: step.kind, module: moduleOf(step)?.subsystem ?? null, status: f.status,
+      transport: deliveryOf(pipeline, step.id).transport, kind: step.kind, module: moduleOf(step)?.subsystem ?? null, status: f.status,
       error: f.error as { code?: string; message?: string } | undefined, startedAt: closed.startedAt ?? f.finishedAt - f.durationMs, finishedAt: f.finishedAt,
       held: HELD_KINDS.has(step.kind), answeredBy: 'trace' in outcome ? outcome.trace : undefined,
     });

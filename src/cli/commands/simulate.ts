@@ -4,8 +4,8 @@
  * user actions and events from flags. No module is called, no database is opened and nothing
  * goes over the network; delays, backoffs and poll intervals take no time.
  *
- * Steps the engine does itself (`setData`, `stop`, `delay`, `loop`) are computed by the
- * engine's own dispatcher. A module step takes the next mock given for it, or else for its
+ * Steps the engine does itself (`setData`, `stop`, `delay`, `loop`) are computed as the
+ * engine's supervisor computes them (`supervisor/engine-steps.ts`). A module step takes the next mock given for it, or else for its
  * module (`--mock notify=sent.json` serves every notification step); the last one repeats,
  * so a loop sees the same output each time. A mock `{ "$error": { message, code?,
  * retryable? } }` makes the step fail instead. A wait step takes the next `--event`, else the
@@ -13,18 +13,18 @@
  * When nothing is left to give a waiting step, the simulation ends there, `waiting`.
  */
 import { readFileSync } from 'node:fs';
-import { Bus, type BusEvents } from '../../bus/bus';
 import { collectFields } from '../../api/actions';
-import { Dispatcher } from '../../dispatcher/dispatcher';
+import { loggedParams } from '../../dispatcher/params';
 import { loadProject } from '../../engine';
-import { ErrorCodes, formatIssue, type StepError } from '../../errors';
-import { createLogger } from '../../log/logger';
+import { ErrorCodes, formatIssue, toStepError, type StepError } from '../../errors';
 import type { RequestRecord, RequestStatus } from '../../model';
 import type { ModuleRegistry } from '../../module/registry';
 import { PipelineCatalog } from '../../pipeline/catalog';
+import { transportOf } from '../../pipeline/delivery';
 import type { CompiledPipeline, CompiledStep } from '../../pipeline/types';
 import type { Store } from '../../store/store';
 import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type Decision, type OpenRun, type Outcome, type RequestState } from '../../supervisor/decide';
+import { engineStepOutput } from '../../supervisor/engine-steps';
 import { buildState } from '../../supervisor/state';
 import { maskedSecrets, renderValue } from '../../templates/render';
 import { CommandError, EXIT, processIo, runCommand, UsageError, type Io } from './args';
@@ -107,8 +107,6 @@ export function simulatePipeline(pipeline: CompiledPipeline, registry: ModuleReg
 
 /** One simulated request: the engine's decisions, with the world's answers taken from the input. */
 class Simulation {
-  private readonly bus = new Bus();
-  private readonly dispatcher: Dispatcher;
   private readonly catalog: PipelineCatalog;
   private readonly mocks: Record<string, unknown[]>;
   private readonly actions: NonNullable<SimulationInput['actions']>;
@@ -121,12 +119,9 @@ class Simulation {
 
   constructor(
     private readonly pipeline: CompiledPipeline,
-    registry: ModuleRegistry,
+    private readonly registry: ModuleRegistry,
     private readonly input: SimulationInput,
   ) {
-    const logger = createLogger('error');
-    logger.silent = true;
-    this.dispatcher = new Dispatcher(this.bus, registry, {}, logger);
     // The catalog's retry policy needs only the registry; no store is ever touched.
     this.catalog = new PipelineCatalog({} as Store, registry);
     this.mocks = structuredClone(input.mocks ?? {});
@@ -184,7 +179,7 @@ class Simulation {
       newId: () => `run-${String(++this.ids).padStart(4, '0')}`,
       random: () => 0.5,
       retryPolicy: (step) => this.catalog.retryPolicy(this.pipeline, step),
-      transportOf: (step) => this.dispatcher.transportOf(step),
+      transportOf: (step) => transportOf(step, this.registry),
     });
     if (!d) return null;
     applyDecision(this.state, d);
@@ -201,7 +196,7 @@ class Simulation {
     const entry: SimulatedRun = {
       seq: run.seq, stepId: run.stepId, kind: step.kind, attempt: run.attempt, status: o.type === 'completed' ? 'completed' : 'failed',
       module: step.kind === 'module' ? step.subsystem : step.kind === 'wait' && step.poll && r.via === 'poll' ? step.poll.subsystem : null,
-      via: r.via, params: this.dispatcher.loggedParams({ step, context: { ...this.state.context }, override: run.override }),
+      via: r.via, params: loggedParams(step, { ...this.state.context }, run.override),
       output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null, assigned: null,
     };
     this.route.push(entry);
@@ -231,22 +226,13 @@ class Simulation {
     }
   }
 
-  /** `setData`, `stop`, `delay` and `loop`, computed by the engine's own dispatcher. */
+  /** `setData`, `stop`, `delay` and `loop`, computed as the engine computes them. */
   private engineStep(run: OpenRun, step: CompiledStep): Promise<StepOutcome> {
-    return new Promise((resolve) => {
-      const done = (o: StepOutcome): void => {
-        offs.forEach((off) => off());
-        resolve(o);
-      };
-      const offs = [
-        this.bus.on('StepCompleted', (e) => e.runId === run.id && done({ type: 'completed', runId: run.id, output: e.output, finishedAt: this.now, durationMs: 0 })),
-        this.bus.on('StepFailed', (e: BusEvents['StepFailed']) => e.runId === run.id && done({ type: 'failed', runId: run.id, error: e.error, finishedAt: this.now, durationMs: 0 })),
-      ];
-      this.dispatcher.dispatch({
-        pipeline: this.pipeline, request: this.state.request, step, runId: run.id, attempt: run.attempt, idempotencyKey: run.id,
-        context: { ...this.state.context }, override: run.override,
-      });
-    });
+    try {
+      return Promise.resolve({ type: 'completed', runId: run.id, output: engineStepOutput(step, { ...this.state.context }), finishedAt: this.now, durationMs: 0 });
+    } catch (err) {
+      return Promise.resolve({ type: 'failed', runId: run.id, error: toStepError(err), finishedAt: this.now, durationMs: 0 });
+    }
   }
 
   private resolveWait(run: OpenRun, step: Extract<CompiledStep, { kind: 'wait' }>): Resolution {

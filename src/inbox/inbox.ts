@@ -1,0 +1,70 @@
+/**
+ * The supervisor's one port. Every start, module result, callback, external event, user
+ * action, operator command and timer reaches the supervisor as an `InboxMessage` through
+ * an `Inbox`; nothing else calls it. Chosen once, where the engine is composed
+ * (`src/engine.ts`): in-process here, over Redis in `redis-inbox.ts`.
+ */
+import type { Bus } from '../bus/bus';
+import type { HandleResult, InboxMessage, StepResult } from '../supervisor/messages';
+import { resultMessage } from '../supervisor/messages';
+import type { Supervisor } from '../supervisor/supervisor';
+
+export type { HandleResult, InboxMessage, StepResult } from '../supervisor/messages';
+
+export interface Inbox {
+  /**
+   * Decided by this process, which awaits the reply on the same path: an action, an event,
+   * an operator's resume or stop (`committed`, or `ignored` when it does not apply).
+   */
+  ask(message: InboxMessage): Promise<HandleResult>;
+  /**
+   * Handed to whichever engine process will commit it: a start, a module's late answer (a
+   * callback). Resolves `true` once taken (in distributed mode, durably queued); `false` when
+   * it could not be, and the sender should try again.
+   */
+  post(message: InboxMessage): Promise<boolean>;
+  /** Starts feeding the supervisor: this process's bus (and, distributed, the Redis queues). */
+  start(): void;
+  /** Stops listening. */
+  stop(): void;
+}
+
+/** One process: everything goes straight to its supervisor. */
+export class LocalInbox implements Inbox {
+  private readonly offs: Array<() => void> = [];
+  private listening = false;
+
+  constructor(
+    protected readonly supervisor: Pick<Supervisor, 'receive'>,
+    protected readonly bus: Bus,
+  ) {}
+
+  ask(message: InboxMessage): Promise<HandleResult> {
+    return this.supervisor.receive(message);
+  }
+
+  async post(message: InboxMessage): Promise<boolean> {
+    // A start before the engine runs is left buffered: intake releases it once it does.
+    if (message.type === 'start' && !this.listening) return false;
+    return (await this.supervisor.receive(message)) !== 'failed';
+  }
+
+  /** Module results and `202`s arrive on the bus (event and HTTP transports). */
+  start(): void {
+    this.listening = true;
+    const take = (result: StepResult): void => {
+      this.bus.emit('StepAnswered', result);
+      void this.supervisor.receive(resultMessage(result));
+    };
+    this.offs.push(
+      this.bus.on('StepCompleted', take),
+      this.bus.on('StepFailed', take),
+      this.bus.on('StepAccepted', (accepted) => void this.supervisor.receive({ type: 'accepted', requestId: accepted.requestId, accepted })),
+    );
+  }
+
+  stop(): void {
+    this.listening = false;
+    for (const off of this.offs.splice(0)) off();
+  }
+}
