@@ -61,17 +61,8 @@ async function loadRequest(engine: ApiEngine, id: string) {
   return found;
 }
 
-/** Builds the Koa app. Tests drive it through `app.callback()`. */
-export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
-  });
-
-  // A module's late answer to a `202`. The signed token in the URL is its credential.
+/** A module's late answer to a `202`. The signed token in the URL is its credential. */
+function mountCallbackRoute(router: Router, engine: ApiEngine): void {
   router.post('/api/callbacks/:token', async (ctx) => {
     const v = verifyCallback(engine.callbacks.secret, ctx.params.token!);
     if (!v.ok && v.reason === 'expired') throw new ClientError(410, ErrorCodes.CALLBACK_EXPIRED, 'this callback URL has expired');
@@ -108,14 +99,10 @@ export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
     }
     ctx.body = { status: 'accepted' };
   });
+}
 
-  // Everything under /api needs a key: known routes, and unknown ones too (a caller without
-  // a key learns nothing, not even which routes exist). Callbacks carry their own token.
-  const auth = authMiddleware(keys);
-  const guard = (ctx: Context, next: () => Promise<unknown>): Promise<unknown> =>
-    (ctx.path === '/api' || ctx.path.startsWith('/api/')) && !ctx.path.startsWith('/api/callbacks/') ? auth(ctx, next as never) : next();
-  const api = new Router({ prefix: '/api' });
-
+/** Submitting a request; with `?wait=`, answered once it ends (or the wait is over). */
+function mountSubmitRoute(api: Router, engine: ApiEngine): void {
   api.post('/pipelines/:id/requests', requireRole('submit'), submitRateLimit(engine.config.submitRate), async (ctx) => {
     const pipelineId = ctx.params.id!;
     if (!engine.catalog.latest(pipelineId)) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${pipelineId.slice(0, 100)}"`);
@@ -147,22 +134,10 @@ export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
     ctx.set('location', `/api/requests/${record.id}`);
     ctx.body = acceptedView(record);
   });
+}
 
-  // Reads of one request are scoped, not role-guarded: a caller without `read` sees the
-  // requests it takes part in (or is offered an action on), and gets 404 for the others.
-  api.get('/requests/:id', async (ctx) => {
-    ctx.body = await fullRequestView(engine, await loadRequest(engine, ctx.params.id!), ctx.state.principal as Principal);
-  });
-  mountWorkflowRoutes(api, engine);
-  mountIntakeRoutes(api, engine);
-  mountOverviewRoutes(api, engine);
-  mountMigrationRoutes(api, engine);
-
-  api.get('/requests/:id/steps', async (ctx) => {
-    const found = await loadRequest(engine, ctx.params.id!);
-    ctx.body = { items: await stepsView(engine, found, ctx.state.principal as Principal), nextCursor: null };
-  });
-
+/** The pipelines served, and one pipeline's versions, definition and graph. */
+function mountPipelineRoutes(api: Router, engine: ApiEngine): void {
   api.get('/pipelines', requireRole('read'), (ctx) => {
     ctx.body = {
       items: engine.catalog.list().map(({ pipeline, version }) => ({
@@ -187,7 +162,45 @@ export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
       graph: pipelineGraphWithMermaid(entry.pipeline),
     };
   });
+}
 
+/** Builds the Koa app. Tests drive it through `app.callback()`. */
+export function createApp(engine: ApiEngine, keys: KeyRing): Koa {
+  const app = new Koa();
+  app.silent = true;
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  mountCallbackRoute(router, engine);
+
+  // Everything under /api needs a key: known routes, and unknown ones too (a caller without
+  // a key learns nothing, not even which routes exist). Callbacks carry their own token.
+  const auth = authMiddleware(keys);
+  const guard = (ctx: Context, next: () => Promise<unknown>): Promise<unknown> =>
+    (ctx.path === '/api' || ctx.path.startsWith('/api/')) && !ctx.path.startsWith('/api/callbacks/') ? auth(ctx, next as never) : next();
+  const api = new Router({ prefix: '/api' });
+
+  mountSubmitRoute(api, engine);
+
+  // Reads of one request are scoped, not role-guarded: a caller without `read` sees the
+  // requests it takes part in (or is offered an action on), and gets 404 for the others.
+  api.get('/requests/:id', async (ctx) => {
+    ctx.body = await fullRequestView(engine, await loadRequest(engine, ctx.params.id!), ctx.state.principal as Principal);
+  });
+  mountWorkflowRoutes(api, engine);
+  mountIntakeRoutes(api, engine);
+  mountOverviewRoutes(api, engine);
+  mountMigrationRoutes(api, engine);
+
+  api.get('/requests/:id/steps', async (ctx) => {
+    const found = await loadRequest(engine, ctx.params.id!);
+    ctx.body = { items: await stepsView(engine, found, ctx.state.principal as Principal), nextCursor: null };
+  });
+
+  mountPipelineRoutes(api, engine);
   mountOpsRoutes({ router, api, engine, keys });
   app.use((ctx, next) => {
     ctx.state.bodyLimit = engine.config.bodyLimit;

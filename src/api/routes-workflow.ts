@@ -65,6 +65,28 @@ async function checkResumable(engine: ApiEngine, request: RequestRecord, params:
 }
 
 export function mountWorkflowRoutes(api: Router, engine: ApiEngine): void {
+  mountEventRoute(api, engine);
+  api.post('/requests/:id/actions/:code', async (ctx) => {
+    const found = await load(engine, ctx.params.id!);
+    const body = await optionalObject(ctx);
+    if (body.data !== undefined && (typeof body.data !== 'object' || body.data === null || Array.isArray(body.data))) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, '"data" must be an object of field values');
+    }
+    await takeAction(engine, {
+      ...found, code: ctx.params.code!, stepId: typeof body.step === 'string' ? body.step : undefined,
+      data: (body.data ?? {}) as Record<string, unknown>, principal: ctx.state.principal as Principal,
+    });
+    // The one who just acted sees the outcome, even if the request has moved out of its reach.
+    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), ctx.state.principal as Principal, { involved: true });
+  });
+
+  api.post('/requests/:id/resume', requireRole('operate'), operate(engine, 'resume'));
+  api.post('/requests/:id/stop', requireRole('operate'), operate(engine, 'stop'));
+  mountHistoryRoutes(api, engine);
+}
+
+/** An external event wakes the requests waiting for its name and key. */
+function mountEventRoute(api: Router, engine: ApiEngine): void {
   api.post('/events/:name', requireRole('submit'), async (ctx) => {
     const name = ctx.params.name!;
     if (!/^[a-z0-9][a-z0-9._-]{0,99}$/i.test(name)) throw new ClientError(400, ErrorCodes.BAD_PARAM, 'an event name is letters, digits, ".", "-", "_" (at most 100)');
@@ -104,58 +126,10 @@ export function mountWorkflowRoutes(api: Router, engine: ApiEngine): void {
     engine.logger.info('event received', { event: name, key, woken: woken.length });
     ctx.body = { event: name, key, woken: woken.length, requests: woken };
   });
+}
 
-  api.post('/requests/:id/actions/:code', async (ctx) => {
-    const found = await load(engine, ctx.params.id!);
-    const body = await optionalObject(ctx);
-    if (body.data !== undefined && (typeof body.data !== 'object' || body.data === null || Array.isArray(body.data))) {
-      throw new ClientError(400, ErrorCodes.BAD_BODY, '"data" must be an object of field values');
-    }
-    await takeAction(engine, {
-      ...found, code: ctx.params.code!, stepId: typeof body.step === 'string' ? body.step : undefined,
-      data: (body.data ?? {}) as Record<string, unknown>, principal: ctx.state.principal as Principal,
-    });
-    // The one who just acted sees the outcome, even if the request has moved out of its reach.
-    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), ctx.state.principal as Principal, { involved: true });
-  });
-
-  const operate = (type: 'resume' | 'stop') => async (ctx: Context): Promise<void> => {
-    const found = await load(engine, String(ctx.params.id));
-    const body = await optionalObject(ctx);
-    const principal = ctx.state.principal as Principal;
-    let outcome: { type: 'resume'; params?: Record<string, unknown>; maxSteps?: number } | { type: 'stop'; reason?: string };
-    if (type === 'resume') {
-      if (body.params !== undefined && (typeof body.params !== 'object' || body.params === null || Array.isArray(body.params))) {
-        throw new ClientError(400, ErrorCodes.BAD_BODY, '"params" must be an object: the step\'s params to replace');
-      }
-      const maxSteps = body.maxSteps;
-      if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || (maxSteps as number) < 1 || (maxSteps as number) > MAX_STEP_BUDGET)) {
-        throw new ClientError(400, ErrorCodes.BAD_BODY, `"maxSteps" must be an integer from 1 to ${MAX_STEP_BUDGET}: the request's new step budget`);
-      }
-      outcome = { type, params: body.params as Record<string, unknown> | undefined, maxSteps: maxSteps as number | undefined };
-      await checkResumable(engine, found.request, outcome.params, principal);
-    } else {
-      outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
-    }
-    const result = await engine.ask({ ...outcome, requestId: found.request.id });
-    await engine.store.insertAudit({
-      id: newId(), requestId: found.request.id, actor: principal.actor, via: principal.via, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
-      details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),
-    });
-    if (result !== 'committed') {
-      const budget = found.request.error?.code === ErrorCodes.MAX_STEPS;
-      const why = type === 'resume'
-        ? found.request.status !== 'error_stop' ? `only a request in error_stop can be resumed (it is ${found.request.status})`
-          : budget ? `it used its ${found.request.stepCount} step runs: resume it with a larger "maxSteps"` : 'its error is not a step failure that can be retried'
-        : `it has already ended (${found.request.status})`;
-      throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
-    }
-    engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.actor, via: principal.via });
-    ctx.body = await fullRequestView(engine, await load(engine, found.request.id), principal);
-  };
-  api.post('/requests/:id/resume', requireRole('operate'), operate('resume'));
-  api.post('/requests/:id/stop', requireRole('operate'), operate('stop'));
-
+/** A polling wait's polls, and a request's audit. */
+function mountHistoryRoutes(api: Router, engine: ApiEngine): void {
   // A polling wait is one step run; its polls are listed here, oldest first.
   api.get('/requests/:id/steps/:runId/polls', requireRole('read'), async (ctx) => {
     const found = await load(engine, ctx.params.id!);
@@ -183,3 +157,39 @@ export function mountWorkflowRoutes(api: Router, engine: ApiEngine): void {
     ctx.body = { items: items.map((a) => mask.value({ ...a, via: a.via ?? null, createdAt: new Date(a.createdAt).toISOString() })), nextCursor: null };
   });
 }
+
+/** An operator's resume or stop, audited whatever its outcome; 409 when it does not apply. */
+const operate = (engine: ApiEngine, type: 'resume' | 'stop') => async (ctx: Context): Promise<void> => {
+  const found = await load(engine, String(ctx.params.id));
+  const body = await optionalObject(ctx);
+  const principal = ctx.state.principal as Principal;
+  let outcome: { type: 'resume'; params?: Record<string, unknown>; maxSteps?: number } | { type: 'stop'; reason?: string };
+  if (type === 'resume') {
+    if (body.params !== undefined && (typeof body.params !== 'object' || body.params === null || Array.isArray(body.params))) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, '"params" must be an object: the step\'s params to replace');
+    }
+    const maxSteps = body.maxSteps;
+    if (maxSteps !== undefined && (!Number.isInteger(maxSteps) || (maxSteps as number) < 1 || (maxSteps as number) > MAX_STEP_BUDGET)) {
+      throw new ClientError(400, ErrorCodes.BAD_BODY, `"maxSteps" must be an integer from 1 to ${MAX_STEP_BUDGET}: the request's new step budget`);
+    }
+    outcome = { type, params: body.params as Record<string, unknown> | undefined, maxSteps: maxSteps as number | undefined };
+    await checkResumable(engine, found.request, outcome.params, principal);
+  } else {
+    outcome = { type, reason: typeof body.reason === 'string' ? body.reason.slice(0, 500) : undefined };
+  }
+  const result = await engine.ask({ ...outcome, requestId: found.request.id });
+  await engine.store.insertAudit({
+    id: newId(), requestId: found.request.id, actor: principal.actor, via: principal.via, action: type, outcome: result === 'committed' ? 'accepted' : 'conflict',
+    details: { ...body, statusBefore: found.request.status }, createdAt: Date.now(),
+  });
+  if (result !== 'committed') {
+    const budget = found.request.error?.code === ErrorCodes.MAX_STEPS;
+    const why = type === 'resume'
+      ? found.request.status !== 'error_stop' ? `only a request in error_stop can be resumed (it is ${found.request.status})`
+        : budget ? `it used its ${found.request.stepCount} step runs: resume it with a larger "maxSteps"` : 'its error is not a step failure that can be retried'
+      : `it has already ended (${found.request.status})`;
+    throw new ClientError(409, ErrorCodes.NOT_APPLICABLE, `cannot ${type} request ${found.request.id}: ${why}`);
+  }
+  engine.logger.info(`request ${type === 'resume' ? 'resumed' : 'stopped'} by operator`, { requestId: found.request.id, actor: principal.actor, via: principal.via });
+  ctx.body = await fullRequestView(engine, await load(engine, found.request.id), principal);
+};

@@ -3,35 +3,25 @@
  * no clock, store or network (time and ids come in through `env`), so it is tested with
  * tables. The shell commits the decision, then performs it.
  */
-import { evaluateCondition, findRoute } from '../conditions';
+import { findRoute } from '../conditions';
 import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
-import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
+import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { applyAssign } from './assign';
+import { anyHolds, computeBackoff } from './rules';
 import { unresumableParams } from './resumable';
-import { endedByOf, isPollResult, nextPollAt, WAIT_TIMEOUT } from './poll';
+import { answerPoll, endedByOf, isPollResult, WAIT_TIMEOUT, type PollAnswer } from './poll';
 
 import { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
 
 export { WAIT_TIMEOUT } from './poll';
 export { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
 export { applyDecision } from './state';
+export { anyHolds, computeBackoff } from './rules';
 
 
 /** Step kinds that hold a request without work in flight: the request is `waiting` on them. */
 const HOLDING_KINDS: ReadonlySet<string> = new Set(['wait', 'action', 'delay']);
-
-/** Computes the delay before attempt `nextAttempt` (2 for the first retry). */
-export function computeBackoff(policy: RetryPolicy, nextAttempt: number, random: number): number {
-  const base = Math.min(policy.maxDelayMs, policy.backoffMs * policy.factor ** Math.max(0, nextAttempt - 2));
-  const spread = base * policy.jitter * (2 * random - 1);
-  return Math.max(0, Math.min(policy.maxDelayMs, Math.round(base + spread)));
-}
-
-/** True when one entry holds (siblings are "or", nested `success` entries are "and"). */
-export function anyHolds(entries: readonly CompiledCondition[], context: Record<string, unknown>): boolean {
-  return entries.some((c) => evaluateCondition(c, context) && (!c.success || anyHolds(c.success, context)));
-}
 
 /**
  * Decides what follows an outcome. Returns `null` when the outcome is not news: a result for
@@ -151,32 +141,17 @@ class DecisionBuilder {
   }
 
   /**
-   * A poll answered. Not done (or failed retryably): the same run polls again at the next
-   * interval, and `'again'` says so. Otherwise the result that closes the run: the final poll,
-   * its non-retryable failure, or a timeout once `maxPolls` polls were not done.
+   * A poll answered (see `answerPoll`): `'again'` when the same run polls again, else the
+   * result that closes the run.
    */
-  onPoll(step: Extract<CompiledStep, { kind: 'wait' }>, run: OpenRun, o: Extract<Outcome, { finishedAt: number }>): 'again' | Extract<Outcome, { finishedAt: number }> {
-    const poll = step.poll!;
-    const n = (run.polls ?? 0) + 1;
-    const startedAt = Math.max(run.startedAt, o.finishedAt - o.durationMs);
-    const finishedAt = Math.max(startedAt, o.finishedAt);
-    this.poll = {
-      runId: run.id, requestId: this.state.request.id, n, startedAt, finishedAt, durationMs: finishedAt - startedAt,
-      output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null,
-    };
-    const done = o.type === 'completed' && (o.output as Record<string, unknown> | null)?.[poll.doneField] === true;
-    if (done || (o.type === 'failed' && !o.error.retryable)) return o;
-    if (poll.maxPolls !== undefined && n >= poll.maxPolls) {
-      return {
-        type: 'failed', runId: run.id, finishedAt: o.finishedAt, durationMs: o.durationMs,
-        error: { code: WAIT_TIMEOUT, message: `step "${run.stepId}" polled ${n} times (maxPolls) without "${poll.doneField}"`, retryable: false },
-      };
+  onPoll(step: Extract<CompiledStep, { kind: 'wait' }>, run: OpenRun, o: PollAnswer): 'again' | PollAnswer {
+    const answer = answerPoll(step.poll!, run, o, this.state.request.id, this.env.now);
+    this.poll = answer.poll;
+    if ('again' in answer) {
+      this.repollRun = answer.again;
+      return 'again';
     }
-    this.repollRun = {
-      id: run.id, availableAt: nextPollAt(poll, n, this.env.now, run.deadlineAt), polls: n,
-      output: o.type === 'completed' ? o.output : { error: o.error }, lastPollAt: finishedAt,
-    };
-    return 'again';
+    return answer.result;
   }
 
   private setOutput(stepId: string, value: unknown): void {
@@ -348,41 +323,49 @@ class DecisionBuilder {
     return run;
   }
 
-  finish(): Decision {
-    const now = this.env.now;
-    let newRuns = this.newRuns;
-    if (!this.stopAll && this.stepCount + newRuns.length > this.maxSteps) {
+  /** The step budget: new runs beyond `maxSteps` stop the request instead. */
+  private checkBudget(): void {
+    if (this.stopAll || this.stepCount + this.newRuns.length <= this.maxSteps) return;
+    const run = this.closedRunId ? this.state.open.get(this.closedRunId) : undefined;
+    this.status = 'error_stop';
+    this.error = {
+      stepId: run?.stepId ?? this.pipeline.start, runId: run?.id ?? '', attempt: run?.attempt ?? 0,
+      code: ErrorCodes.MAX_STEPS, message: `request reached its limit of ${this.maxSteps} step runs; an operator may resume it with a larger maxSteps`,
+      details: { maxSteps: this.maxSteps, closed: this.finishRun?.status ?? null },
+    };
+    this.stopAll = true;
+  }
+
+  /** The status once the decision is applied: ended, `waiting` on holding steps only, or `running`. */
+  private settle(openAfter: string[]): void {
+    if (this.stopAll || openAfter.length > 0) {
+      // Waiting: every open run is an engine-held wait (event, action, delay); nothing is in flight.
+      if (isLive(this.status)) this.status = openAfter.every((id) => HOLDING_KINDS.has(this.pipeline.steps[id]?.kind ?? '')) ? 'waiting' : 'running';
+      return;
+    }
+    const waiting = Object.keys(this.joins);
+    if (waiting.length > 0) {
       const run = this.closedRunId ? this.state.open.get(this.closedRunId) : undefined;
       this.status = 'error_stop';
       this.error = {
-        stepId: run?.stepId ?? this.pipeline.start, runId: run?.id ?? '', attempt: run?.attempt ?? 0,
-        code: ErrorCodes.MAX_STEPS, message: `request reached its limit of ${this.maxSteps} step runs; an operator may resume it with a larger maxSteps`,
-        details: { maxSteps: this.maxSteps, closed: this.finishRun?.status ?? null },
+        stepId: waiting[0] ?? '', runId: run?.id ?? '', attempt: run?.attempt ?? 0, code: ErrorCodes.JOIN_INCOMPLETE,
+        message: `join step "${waiting[0]}" can never start: ${JSON.stringify(this.joins[waiting[0] ?? ''])} arrived, it waits for ${JSON.stringify(this.pipeline.steps[waiting[0] ?? '']?.prev ?? [])}`,
       };
-      this.stopAll = true;
+    } else if (isLive(this.status)) {
+      this.status = 'completed';
     }
-    if (this.stopAll) newRuns = [];
+  }
+
+  finish(): Decision {
+    const now = this.env.now;
+    this.checkBudget();
+    const newRuns = this.stopAll ? [] : this.newRuns;
     // A run that polls again stays open; on a stop it is cancelled with the others.
     if (this.stopAll) this.repollRun = undefined;
     const stillOpen = [...this.state.open.keys()].filter((id) => id !== this.closedRunId);
     const cancelRuns = this.stopAll ? stillOpen : [];
     const openAfter = this.stopAll ? [] : [...stillOpen.map((id) => this.state.open.get(id)!.stepId), ...newRuns.filter((r) => r.status !== 'completed').map((r) => r.stepId)];
-    if (!this.stopAll && openAfter.length === 0) {
-      const waiting = Object.keys(this.joins);
-      if (waiting.length > 0) {
-        const run = this.closedRunId ? this.state.open.get(this.closedRunId) : undefined;
-        this.status = 'error_stop';
-        this.error = {
-          stepId: waiting[0] ?? '', runId: run?.id ?? '', attempt: run?.attempt ?? 0, code: ErrorCodes.JOIN_INCOMPLETE,
-          message: `join step "${waiting[0]}" can never start: ${JSON.stringify(this.joins[waiting[0] ?? ''])} arrived, it waits for ${JSON.stringify(this.pipeline.steps[waiting[0] ?? '']?.prev ?? [])}`,
-        };
-      } else if (isLive(this.status)) {
-        this.status = 'completed';
-      }
-    } else if (isLive(this.status)) {
-      // Waiting: every open run is an engine-held wait (event, action, delay); nothing is in flight.
-      this.status = openAfter.every((id) => HOLDING_KINDS.has(this.pipeline.steps[id]?.kind ?? '')) ? 'waiting' : 'running';
-    }
+    this.settle(openAfter);
     const ended = !isLive(this.status);
     this.stepCount += newRuns.length;
     return {

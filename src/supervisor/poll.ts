@@ -5,8 +5,9 @@
  * the wait's `timeout` (or `maxPolls`) decides when waiting is over.
  */
 import { ErrorCodes, type StepError } from '../errors';
-import type { EndedBy } from '../model';
+import type { EndedBy, PollRecord, RequestCommit } from '../model';
 import type { CompiledPoll, CompiledStep } from '../pipeline/types';
+import type { OpenRun, Outcome } from './decision';
 
 /** Step errors that mean "the wait ran out", which the step's `onTimeout` route handles. */
 export const WAIT_TIMEOUT = ErrorCodes.WAIT_TIMEOUT;
@@ -41,4 +42,40 @@ export function endedByOf(step: CompiledStep | undefined, o: ResultLike): EndedB
   if (o.type === 'failed' && o.error?.code === WAIT_TIMEOUT) return 'timeout';
   if (o.via === 'event' || o.via === 'action') return o.via;
   return step.kind === 'wait' && step.poll ? 'poll' : null;
+}
+
+/** A result that a poll may be: a module's answer, or the wait's timeout. */
+export type PollAnswer = Extract<Outcome, { finishedAt: number }>;
+
+/**
+ * A poll answered: its history row, and either the result that closes the run (the final
+ * poll, its non-retryable failure, or a timeout once `maxPolls` polls were not done) or,
+ * when not done (or failed retryably), the same run back to `pending` until the next poll.
+ */
+export function answerPoll(
+  poll: CompiledPoll, run: OpenRun, o: PollAnswer, requestId: string, now: number,
+): { poll: PollRecord } & ({ result: PollAnswer } | { again: NonNullable<RequestCommit['repollRun']> }) {
+  const n = (run.polls ?? 0) + 1;
+  const startedAt = Math.max(run.startedAt, o.finishedAt - o.durationMs);
+  const finishedAt = Math.max(startedAt, o.finishedAt);
+  const record: PollRecord = {
+    runId: run.id, requestId, n, startedAt, finishedAt, durationMs: finishedAt - startedAt,
+    output: o.type === 'completed' ? o.output : null, error: o.type === 'failed' ? o.error : null,
+  };
+  const done = o.type === 'completed' && (o.output as Record<string, unknown> | null)?.[poll.doneField] === true;
+  if (done || (o.type === 'failed' && !o.error.retryable)) return { poll: record, result: o };
+  if (poll.maxPolls !== undefined && n >= poll.maxPolls) {
+    return {
+      poll: record,
+      result: {
+        type: 'failed', runId: run.id, finishedAt: o.finishedAt, durationMs: o.durationMs,
+        error: { code: WAIT_TIMEOUT, message: `step "${run.stepId}" polled ${n} times (maxPolls) without "${poll.doneField}"`, retryable: false },
+      },
+    };
+  }
+  const again = {
+    id: run.id, availableAt: nextPollAt(poll, n, now, run.deadlineAt), polls: n,
+    output: o.type === 'completed' ? o.output : { error: o.error }, lastPollAt: finishedAt,
+  };
+  return { poll: record, again };
 }

@@ -8,63 +8,24 @@
  * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
-import type { Bus } from '../bus/bus';
-import type { Dispatcher } from '../dispatcher/dispatcher';
 import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
-import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
 import { noteAccessRows } from '../access/commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
-import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
-import type { GroupCommitter } from '../store/group-commit';
-import type { Store } from '../store/store';
+import type { CompiledPipeline } from '../pipeline/types';
 import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
 import { ENGINE_STEP_KINDS, runEngineStep } from './engine-steps';
 import type { HandleResult, InboxMessage, StepResult } from './messages';
+import type { SupervisorDeps, SupervisorOptions } from './options';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState } from './state';
 import { SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
 export type { HandleResult, InboxMessage } from './messages';
-
-/** Finds the compiled pipeline a request is pinned to. */
-export interface PipelineSource {
-  get(pipelineId: string, version: number): Promise<CompiledPipeline>;
-  retryPolicy(pipeline: CompiledPipeline, step: CompiledStep): RetryPolicy;
-}
-
-export interface SupervisorDeps {
-  store: Store;
-  committer: GroupCommitter;
-  bus: Bus;
-  dispatcher: Dispatcher;
-  pipelines: PipelineSource;
-  logger: Logger;
-}
-
-export interface SupervisorOptions {
-  /** How often to look for due timers, expired leases and lost starts. @default 1000 */
-  sweepIntervalMs?: number;
-  /** Added to a step's timeout to make its lease. @default 10000 */
-  leaseGraceMs?: number;
-  /** Lease of a run handed to a queue (it may wait there, rate-limited). @default 600000 */
-  queueLeaseMs?: number;
-  /** Look for requests whose start was lost (only needed when starts travel over Redis). */
-  sweepBuffered?: boolean;
-  /**
-   * Commit new runs as due-now `pending` instead of sending them: for an API-only process,
-   * whose decisions (actions, resume) the engines' sweepers then carry out.
-   */
-  deferDispatch?: boolean;
-  /**
-   * The admin alert channels configured (`webhook`, `module:<name>`): a commit that stops a
-   * request on an error also writes one alert row per channel. @default none
-   */
-  alertChannels?: string[];
-}
+export type { PipelineSource, SupervisorDeps, SupervisorOptions } from './options';
 
 /** How many times a refused commit is decided again before giving up to the sweeper. */
 const MAX_ATTEMPTS = 8;

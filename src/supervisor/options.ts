@@ -1,0 +1,43 @@
+/** What the supervisor is built from, and its settings. */
+import type { Bus } from '../bus/bus';
+import type { Dispatcher } from '../dispatcher/dispatcher';
+import type { Logger } from '../log/logger';
+import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
+import type { GroupCommitter } from '../store/group-commit';
+import type { Store } from '../store/store';
+
+/** Finds the compiled pipeline a request is pinned to. */
+export interface PipelineSource {
+  get(pipelineId: string, version: number): Promise<CompiledPipeline>;
+  retryPolicy(pipeline: CompiledPipeline, step: CompiledStep): RetryPolicy;
+}
+
+export interface SupervisorDeps {
+  store: Store;
+  committer: GroupCommitter;
+  bus: Bus;
+  dispatcher: Dispatcher;
+  pipelines: PipelineSource;
+  logger: Logger;
+}
+
+export interface SupervisorOptions {
+  /** How often to look for due timers, expired leases and lost starts. @default 1000 */
+  sweepIntervalMs?: number;
+  /** Added to a step's timeout to make its lease. @default 10000 */
+  leaseGraceMs?: number;
+  /** Lease of a run handed to a queue (it may wait there, rate-limited). @default 600000 */
+  queueLeaseMs?: number;
+  /** Look for requests whose start was lost (only needed when starts travel over Redis). */
+  sweepBuffered?: boolean;
+  /**
+   * Commit new runs as due-now `pending` instead of sending them: for an API-only process,
+   * whose decisions (actions, resume) the engines' sweepers then carry out.
+   */
+  deferDispatch?: boolean;
+  /**
+   * The admin alert channels configured (`webhook`, `module:<name>`): a commit that stops a
+   * request on an error also writes one alert row per channel. @default none
+   */
+  alertChannels?: string[];
+}
