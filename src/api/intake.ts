@@ -1,7 +1,8 @@
 /**
- * The API module's intake (DESIGN "Intake"): it stores a request durably, then emits
- * `NewRequest` when the request may start: at once (`immediate`), or when the pipeline's
- * policy releases it (`rate`, `batch`, `schedule`), or when its business key is free.
+ * The API module's intake (DESIGN "Intake"): it stores a request durably, then posts a
+ * `start` to the supervisor's inbox when the request may start: at once (`immediate`), or
+ * when the pipeline's policy releases it (`rate`, `batch`, `schedule`), or when its
+ * business key is free.
  *
  * Both kinds of insert are group-committed by the engine's `GroupCommitter`: a plain request
  * as a new request; a request with an idempotency key, an enforced business key, a hold or a
@@ -61,7 +62,7 @@ export interface IntakeDeps {
   store: SqlStore;
   bus: Bus;
   logger: Logger;
-  /** Announces that a stored request may start (`NewRequest`): on the local bus, or through Redis. */
+  /** Announces that a stored request may start: a `start` posted to the inbox (in-process, or through Redis). */
   notify(requestId: string): void;
 }
 

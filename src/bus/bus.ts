@@ -32,7 +32,6 @@ export interface StepResultBase {
 
 /** The events between intake, supervisor, dispatcher and modules, name → payload. */
 export interface BusEvents {
-  NewRequest: { requestId: string };
   ModuleCall: ModuleCall;
   /** `via` marks results that are not a module's answer: an external event, a user action. */
   StepCompleted: StepResultBase & { output: unknown; via?: 'event' | 'action' };
