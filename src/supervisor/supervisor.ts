@@ -1,8 +1,9 @@
 /**
  * The supervisor's thin stateful shell: it turns inbox messages into outcomes, asks the pure
  * core to decide, commits the decision, and only then sends what the decision started.
- * Everything enters through `receive` (the inbox's port, `src/inbox/`); its clocks are in
- * `timers.ts`, what it adds to a decision before the commit in `prepare.ts`.
+ * Everything enters through `receive` (the inbox's port, `src/inbox/`) and leaves through
+ * the outbox (`outbox.ts`); its clocks are in `timers.ts`, what it adds to a decision before
+ * the commit in `prepare.ts`.
  *
  * Several engine processes may share one database. Every commit carries the request's `rev`;
  * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
@@ -15,10 +16,10 @@ import { noteAccessRows } from '../access/commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
-import { applyDecision, decide, idempotencyKeyOf, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
-import { ENGINE_STEP_KINDS, runEngineStep } from './engine-steps';
+import { applyDecision, decide, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
 import type { HandleResult, InboxMessage, StepResult } from './messages';
 import type { SupervisorDeps, SupervisorOptions } from './options';
+import { Outbox } from './outbox';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState } from './state';
 import { SupervisorTimers } from './timers';
@@ -30,14 +31,13 @@ export type { PipelineSource, SupervisorDeps, SupervisorOptions } from './option
 /** How many times a refused commit is decided again before giving up to the sweeper. */
 const MAX_ATTEMPTS = 8;
 
-type RunRef = Pick<OpenRun, 'id' | 'stepId' | 'attempt' | 'causedBy' | 'override'>;
-
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
   private readonly chains = new Map<string, Promise<unknown>>();
-  /** Runs sent to a module and not yet answered, in this process. */
-  private readonly inFlight = new Set<string>();
+  private readonly outbox: Outbox;
+  /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
+  private readonly inFlight: Set<string>;
   private readonly timers: SupervisorTimers;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
@@ -49,6 +49,8 @@ export class Supervisor {
   ) {
     this.traceDeps = { store: d.store, logger: d.logger };
     this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], ...options };
+    this.outbox = new Outbox(d, (r) => void this.takeResult(r));
+    this.inFlight = this.outbox.inFlight;
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
   }
 
@@ -287,7 +289,7 @@ export class Supervisor {
       bus.emit('StepCommitted', { requestId, pipeline: pipeline.id, stepId: closed.stepId, attempt: closed.attempt, transport: deliveryOf(pipeline, closed.stepId).transport, status: f.status });
     }
     for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
-    for (const run of d.dispatch) this.send(pipeline, state, run);
+    for (const run of d.dispatch) this.outbox.send(pipeline, state, run);
     if (!this.o.deferDispatch) for (const run of d.schedule) this.timers.arm(state.request.id, run.id, run.availableAt ?? 0);
     // A wait that polls again is the same run, pending until its next poll.
     const repoll = d.commit.repollRun;
@@ -302,31 +304,6 @@ export class Supervisor {
       }
       bus.emit('RequestFinished', { requestId, pipeline: pipeline.id, status: d.finished, callback: state.request.hasCallback });
     }
-  }
-
-  private send(pipeline: CompiledPipeline, state: RequestState, run: RunRef): void {
-    const step = pipeline.steps[run.stepId];
-    if (!step) return;
-    const transport = deliveryOf(pipeline, step.id).transport;
-    // Only work done by this process counts as in flight here: a queue run's result may be
-    // taken by any engine, so this one might never hear of it and would then refuse to
-    // redeliver the run after its lease ran out.
-    if (transport !== 'queue') this.inFlight.add(run.id);
-    this.d.logger.info('step dispatched', {
-      requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
-      module: step.kind === 'module' ? step.subsystem : null, transport, ...traced(state, run.id),
-    });
-    const context = { ...state.context };
-    if (ENGINE_STEP_KINDS.has(step.kind)) {
-      return runEngineStep({ requestId: state.request.id, step, runId: run.id, attempt: run.attempt, context }, this.d.logger, (r) => {
-        this.d.bus.emit('StepAnswered', r);
-        void this.takeResult(r);
-      });
-    }
-    this.d.dispatcher.dispatch({
-      pipeline, request: state.request, step, runId: run.id, attempt: run.attempt,
-      idempotencyKey: idempotencyKeyOf(run), context, override: run.override,
-    });
   }
 
   /** A pending run is due: claim it (once, across processes), then send it. */
@@ -345,7 +322,7 @@ export class Supervisor {
       if (!(await this.d.store.claimRun(runId, leaseFor(pipeline, pipeline.steps[run.stepId], Date.now(), this.o)))) return;
     }
     run.status = 'dispatched';
-    this.send(pipeline, state, run);
+    this.outbox.send(pipeline, state, run);
   }
 
   /** Sends again the run whose lease this process just claimed. */
@@ -356,7 +333,7 @@ export class Supervisor {
     if (!state || !run || (state.request.status !== 'running' && state.request.status !== 'waiting')) return;
     const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
     this.d.logger.warn('step redelivered after its lease ran out', { requestId, stepId: run.stepId, runId, attempt: run.attempt });
-    this.send(pipeline, state, run);
+    this.outbox.send(pipeline, state, run);
   }
 
   /** A waiting run passed its deadline (found by the sweeper). */
@@ -393,7 +370,7 @@ export class Supervisor {
       if (run.status === 'pending') this.timers.arm(requestId, run.id, run.availableAt ?? 0);
       else if (run.status === 'dispatched') {
         this.d.logger.info('step redelivered', { requestId, stepId: run.stepId, runId: run.id, attempt: run.attempt });
-        this.send(pipeline, state, run);
+        this.outbox.send(pipeline, state, run);
       }
     }
   }
