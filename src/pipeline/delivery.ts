@@ -6,7 +6,6 @@
  * lease and transport without asking the dispatcher anything.
  */
 import type { Transport } from '../model';
-import type { ModuleRegistry } from '../module/registry';
 import { moduleOf } from './step-module';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from './types';
 
@@ -25,7 +24,15 @@ export interface StepDelivery {
   retry: RetryPolicy;
 }
 
-type Modules = Pick<ModuleRegistry, 'get'>;
+/**
+ * What delivery needs of the module registry (`ModuleRegistry` fits it): each module's
+ * transport and its own timeout and retry. Narrow, so this layer does not import `module/`.
+ */
+export interface ModuleDelivery {
+  get(name: string): { transport: Transport; timeoutMs?: number; retry?: RetryPolicy } | undefined;
+}
+
+type Modules = ModuleDelivery;
 
 export function transportOf(step: CompiledStep, modules: Modules): Transport {
   const call = moduleOf(step);
