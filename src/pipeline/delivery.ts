@@ -62,9 +62,16 @@ export function resolveDelivery(pipeline: CompiledPipeline, modules: Modules): C
   return pipeline;
 }
 
-const ENGINE_DELIVERY: StepDelivery = { transport: 'engine', timeoutMs: DEFAULT_TIMEOUT_MS, retry: { ...DEFAULT_RETRY, attempts: 1 } };
+const NO_MODULES: Modules = { get: () => undefined };
 
-/** A step's resolved delivery (a step the catalog never saw is one the engine does itself). */
+/**
+ * A step's resolved delivery. A pipeline the catalog never resolved (built by hand) gets the
+ * step's and the pipeline's own settings, as if no module set any.
+ */
 export function deliveryOf(pipeline: CompiledPipeline, stepId: string): StepDelivery {
-  return pipeline.delivery?.[stepId] ?? ENGINE_DELIVERY;
+  const resolved = pipeline.delivery?.[stepId];
+  if (resolved) return resolved;
+  const step = pipeline.steps[stepId];
+  if (!step) return { transport: 'engine', timeoutMs: DEFAULT_TIMEOUT_MS, retry: { ...DEFAULT_RETRY, attempts: 1 } };
+  return { transport: transportOf(step, NO_MODULES), timeoutMs: timeoutOf(pipeline, step, NO_MODULES), retry: retryPolicyOf(pipeline, step, NO_MODULES) };
 }
