@@ -4,7 +4,7 @@
  * works it out right after the commit that opened the run and takes it back as the run's
  * result, on a later turn, without a trip through the dispatcher and the bus.
  */
-import { toStepError } from '../errors';
+import { toStepError, type StepError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { CompiledStep } from '../pipeline/types';
 import { maskedSecrets, nullMarkers, renderValue } from '../templates/render';
@@ -31,6 +31,15 @@ export function engineStepOutput(step: CompiledStep, context: Record<string, unk
   }
 }
 
+/** An engine step's output, or the error that fails it (a template that cannot be rendered). */
+export function engineStepAnswer(step: CompiledStep, context: Record<string, unknown>): { output: unknown } | { error: StepError } {
+  try {
+    return { output: engineStepOutput(step, context) };
+  } catch (err) {
+    return { error: toStepError(err) };
+  }
+}
+
 /**
  * Does an engine step now and hands its result to `take` on a later turn (as a module's
  * answer would come): finished then, timed from now. A template that cannot be rendered
@@ -43,13 +52,7 @@ export function runEngineStep(
   const { requestId, step } = run;
   const started = Date.now();
   const base = (now: number) => ({ requestId, runId: run.runId, stepId: step.id, attempt: run.attempt, finishedAt: now, durationMs: now - started });
-  let answer: { output: unknown } | { error: ReturnType<typeof toStepError> };
-  try {
-    answer = { output: engineStepOutput(step, run.context) };
-  } catch (err) {
-    const error = toStepError(err);
-    logger.warn('step dispatch failed', { requestId, stepId: step.id, code: error.code, message: error.message });
-    answer = { error };
-  }
+  const answer = engineStepAnswer(step, run.context);
+  if ('error' in answer) logger.warn('step dispatch failed', { requestId, stepId: step.id, code: answer.error.code, message: answer.error.message });
   setImmediate(() => take({ ...base(Date.now()), ...answer }));
 }

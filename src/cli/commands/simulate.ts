@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { collectFields } from '../../api/actions';
 import { loggedParams } from '../../dispatcher/params';
 import { loadProject } from '../../engine';
-import { ErrorCodes, formatIssue, toStepError, type StepError } from '../../errors';
+import { ErrorCodes, formatIssue, type StepError } from '../../errors';
 import type { RequestRecord, RequestStatus } from '../../model';
 import type { ModuleRegistry } from '../../module/registry';
 import { PipelineCatalog } from '../../pipeline/catalog';
@@ -24,7 +24,7 @@ import { transportOf } from '../../pipeline/delivery';
 import type { CompiledPipeline, CompiledStep } from '../../pipeline/types';
 import type { Store } from '../../store/store';
 import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type Decision, type OpenRun, type Outcome, type RequestState } from '../../supervisor/decide';
-import { engineStepOutput } from '../../supervisor/engine-steps';
+import { engineStepAnswer } from '../../supervisor/engine-steps';
 import { buildState } from '../../supervisor/state';
 import { maskedSecrets, renderValue } from '../../templates/render';
 import { CommandError, EXIT, processIo, runCommand, UsageError, type Io } from './args';
@@ -203,11 +203,14 @@ class Simulation {
     return entry;
   }
 
-  private resolve(run: OpenRun): Promise<Resolution> | Resolution {
+  private resolve(run: OpenRun): Resolution {
     const step = this.step(run);
     switch (step.kind) {
-      case 'setData': case 'stop': case 'delay': case 'loop':
-        return this.engineStep(run, step).then((outcome) => ({ via: 'engine' as const, outcome }));
+      case 'setData': case 'stop': case 'delay': case 'loop': {
+        const a = engineStepAnswer(step, { ...this.state.context });
+        const done = { runId: run.id, finishedAt: this.now, durationMs: 0 };
+        return { via: 'engine', outcome: 'error' in a ? { type: 'failed', ...done, error: a.error } : { type: 'completed', ...done, output: a.output } };
+      }
       case 'module': {
         const list = this.mocks[step.id] ?? this.mocks[step.subsystem];
         if (!list || list.length === 0) throw new SimulationError(`step "${step.id}" (module ${step.subsystem}) needs a mock: --mock ${step.id}=out.json`);
@@ -223,15 +226,6 @@ class Simulation {
         const mock = list && list.length > 0 ? (list.length > 1 ? list.shift() : list[0]) : { simulated: true, messageId: run.id };
         return { via: 'mock', outcome: this.fromMock(run, mock) };
       }
-    }
-  }
-
-  /** `setData`, `stop`, `delay` and `loop`, computed as the engine computes them. */
-  private engineStep(run: OpenRun, step: CompiledStep): Promise<StepOutcome> {
-    try {
-      return Promise.resolve({ type: 'completed', runId: run.id, output: engineStepOutput(step, { ...this.state.context }), finishedAt: this.now, durationMs: 0 });
-    } catch (err) {
-      return Promise.resolve({ type: 'failed', runId: run.id, error: toStepError(err), finishedAt: this.now, durationMs: 0 });
     }
   }
 
