@@ -10,7 +10,7 @@ import type { RequestRecord, StepRunRecord } from '../model';
 import type { CompiledAction, CompiledActionStep, CompiledPipeline } from '../pipeline/types';
 import { anyHolds } from '../supervisor/decide';
 import { holds, type Principal } from './auth';
-import { requestView, stepView } from './views';
+import { requestView, stepView } from '../http/views';
 
 export interface OfferedAction {
   stepId: string;

@@ -1,8 +1,5 @@
 /** The pipelines this engine serves, and the pinned versions its requests started on. */
 import { PipelineValidationError } from '../errors';
-import type { ModuleRegistry } from '../module/registry';
-import type { Store } from '../store/store';
-import type { PipelineSource } from '../supervisor/supervisor';
 import { compilePipeline } from './compile';
 import { canonicalJson } from './hash';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from './types';
@@ -10,18 +7,34 @@ import type { CompiledPipeline, CompiledStep, RetryPolicy } from './types';
 /** When no step, module or pipeline says otherwise: three attempts, 1 s then 2 s apart. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1000, factor: 2, maxDelayMs: 300_000, jitter: 0.2 };
 
+/**
+ * What the catalog needs of the store: the stored definition of each version. Narrow, so the
+ * pipeline layer does not import the store (`SqlStore` and the test stores fit it).
+ */
+export interface PipelineVersionStore {
+  ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number>;
+  getPipelineVersion(pipelineId: string, version: number): Promise<{ hash: string; definition: string } | undefined>;
+}
+
+/** What the catalog needs of the module registry (`ModuleRegistry` fits it): names, and each module's retry policy. */
+export interface ModuleLookup {
+  names(): Set<string>;
+  get(name: string): { retry?: RetryPolicy } | undefined;
+}
+
 export interface PipelineEntry {
   pipeline: CompiledPipeline;
   version: number;
 }
 
-export class PipelineCatalog implements PipelineSource {
+/** Serves the supervisor as its `PipelineSource` (a structural fit: this layer does not import the supervisor). */
+export class PipelineCatalog {
   private readonly current = new Map<string, PipelineEntry>();
   private readonly pinned = new Map<string, CompiledPipeline>();
 
   constructor(
-    private readonly store: Store,
-    private readonly registry: ModuleRegistry,
+    private readonly store: PipelineVersionStore,
+    private readonly registry: ModuleLookup,
   ) {}
 
   /** Registers the loaded definitions; a definition never seen before gets a new version. */

@@ -3,10 +3,10 @@
  * no clock, store or network (time and ids come in through `env`), so it is tested with
  * tables. The shell commits the decision, then performs it.
  */
-import { evaluateCondition, findRoute } from '../conditions';
+import { anyHolds, findRoute } from '../conditions';
 import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
-import type { CompiledCondition, CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
+import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import { applyAssign } from './assign';
 import { unresumableParams } from './resumable';
 import { endedByOf, isPollResult, nextPollAt, WAIT_TIMEOUT } from './poll';
@@ -28,10 +28,8 @@ export function computeBackoff(policy: RetryPolicy, nextAttempt: number, random:
   return Math.max(0, Math.min(policy.maxDelayMs, Math.round(base + spread)));
 }
 
-/** True when one entry holds (siblings are "or", nested `success` entries are "and"). */
-export function anyHolds(entries: readonly CompiledCondition[], context: Record<string, unknown>): boolean {
-  return entries.some((c) => evaluateCondition(c, context) && (!c.success || anyHolds(c.success, context)));
-}
+/** Moved to the condition language (`src/conditions/evaluate.ts`); re-exported for the callers that import it from here. */
+export { anyHolds } from '../conditions';
 
 /**
  * Decides what follows an outcome. Returns `null` when the outcome is not news: a result for

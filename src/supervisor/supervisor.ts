@@ -12,7 +12,7 @@ import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import type { Logger } from '../log/logger';
 import { redact } from '../log/redact';
-import { noteAccessRows } from '../access/commit-rows';
+import { noteAccessRows } from './commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from '../pipeline/types';
 import type { GroupCommitter } from '../store/group-commit';
