@@ -10,7 +10,9 @@
 //   - winston is imported by `src/log/**` only: code depends on the `Logger` interface;
 //   - `process.env` is read in `src/config.ts` and `src/cli/**` only (`no-restricted-properties`);
 //   - error codes come from the catalog in `src/errors.ts`, not string literals (`no-restricted-syntax`).
-// `npm run lint` runs this and then `tsc --noEmit`.
+// Files in `src/` have at most 400 lines and functions at most 60. `npm run lint` runs this,
+// then `tsc --noEmit`, then `scripts/check-cycles.ts` (no import cycle between the folders of
+// `src/`, type imports included; `import-x/no-cycle` below sees cycles between files).
 import eslint from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import { createNodeResolver, importX } from 'eslint-plugin-import-x';
@@ -24,6 +26,20 @@ const PURE_FILES = [
   'src/conditions/**/*.ts',
   'src/supervisor/decide*.ts',
   'src/supervisor/core/**/*.ts',
+];
+
+/**
+ * Files of `src/` still over the size limits below while other work on issue 14 splits them
+ * (the supervisor, the store, the API's composition). TEMPORARY: the coordinator empties this
+ * list once that work is merged; add nothing to it.
+ */
+const SIZE_LIMIT_EXCEPTIONS_PENDING_SPLIT = [
+  'src/supervisor/decide.ts',
+  'src/supervisor/supervisor.ts',
+  'src/store/store.ts',
+  'src/store/intake-store.ts',
+  'src/api/app.ts',
+  'src/api/routes-workflow.ts',
 ];
 
 /** Database access belongs to `src/store/` alone. */
@@ -177,6 +193,17 @@ export default defineConfig(
           message: 'Use the catalog: ErrorCodes.X from src/errors.ts (add the code there if it is new).',
         },
       ],
+    },
+  },
+
+  // Files of at most 400 lines, functions of at most 60 (STYLE.md). Migrations are generated
+  // history and stay as written.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/store/migrations/**', ...SIZE_LIMIT_EXCEPTIONS_PENDING_SPLIT],
+    rules: {
+      'max-lines': ['error', { max: 400, skipBlankLines: false, skipComments: false }],
+      'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }],
     },
   },
 
