@@ -10,8 +10,8 @@
  * The layering it keeps, lowest first (a unit imports only units below it):
  *   errors.ts, model.ts, ids.ts, config.ts (leaf files) · tracing · log · bus · conditions ·
  *   templates · http · pipeline · store · module · transports · brokers · notify · dispatcher ·
- *   access · supervisor · intake · sources · housekeeping · engine.ts · metrics · dashboard ·
- *   api · index.ts (the package's exports) · cli
+ *   access · supervisor · intake · sources · housekeeping · migration · engine.ts · metrics ·
+ *   dashboard · api · index.ts (the package's exports) · cli
  *
  * `npm run lint` runs it (`tsx scripts/check-cycles.ts [src-dir]`): it prints each cycle with
  * the imports that make it and exits 1. test/unit/folder-cycles.test.ts runs it on `src/` and
