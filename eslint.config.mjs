@@ -10,7 +10,9 @@
 //   - winston is imported by `src/log/**` only: code depends on the `Logger` interface;
 //   - `process.env` is read in `src/config.ts` and `src/cli/**` only (`no-restricted-properties`);
 //   - error codes come from the catalog in `src/errors.ts`, not string literals (`no-restricted-syntax`).
-// `npm run lint` runs this and then `tsc --noEmit`.
+// Files in `src/` have at most 400 lines and functions at most 60. `npm run lint` runs this,
+// then `tsc --noEmit`, then `scripts/check-cycles.ts` (no import cycle between the folders of
+// `src/`, type imports included; `import-x/no-cycle` below sees cycles between files).
 import eslint from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import { createNodeResolver, importX } from 'eslint-plugin-import-x';
@@ -177,6 +179,17 @@ export default defineConfig(
           message: 'Use the catalog: ErrorCodes.X from src/errors.ts (add the code there if it is new).',
         },
       ],
+    },
+  },
+
+  // Files of at most 400 lines, functions of at most 60 (STYLE.md). Migrations are generated
+  // history and stay as written.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/store/migrations/**'],
+    rules: {
+      'max-lines': ['error', { max: 400, skipBlankLines: false, skipComments: false }],
+      'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }],
     },
   },
 

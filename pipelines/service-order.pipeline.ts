@@ -55,7 +55,8 @@
  * phone_number, email }, executor, executors: [...], moderators: [...], fieldsData, ... }`.
  * In test mode payments go through the provider's test account and never charge.
  */
-import { definePipeline, type ConditionDef, type Duration, type ModuleStepDef } from '../src';
+import { definePipeline, type ConditionDef, type Duration } from '../src';
+import { chat, MESSAGE, notify, outcomeSms, PAYED, payment, platform, push } from './service-order.steps';
 
 const RATING_WINDOW = (process.env.SERVICE_ORDER_RATING_WINDOW || '14d') as Duration;
 
@@ -69,8 +70,6 @@ const ORDER_FIELDS = [
 /** The customer's contact: hidden from executors as `hidden_customer_contact` says (see `redact`). */
 const CONTACT = ['payload.customerUser.phone_number', 'payload.customerUser.email'];
 
-/** The seed's chat field: the message a user writes. */
-const MESSAGE = 'field1416182395';
 const CHAT_FIELDS = { [MESSAGE]: { required: true, label: 'Сообщение' } };
 
 /**
@@ -85,38 +84,6 @@ const assignExecutor = (step: string) => ({ executor: `{{ ${step}.executor_user_
 const authorOf = (state: string, people: string): string =>
   `{% for u in order.${people} %}{% if u.id == ${state}.by %}{{ u.title }}{% endif %}{% endfor %}`;
 
-interface Texts {
-  title?: string;
-  body?: string;
-  message?: string;
-  subject?: string;
-  text?: string;
-}
-
-/** A `push` / `sms` / `email` step of the seed. */
-function notify<S extends string>(channel: 'push' | 'sms' | 'email', texts: Texts, recipients: string[], next: S[], executorUserId?: string): ModuleStepDef<S> {
-  return {
-    subsystem: 'notify',
-    params: { channel, ...texts, recipients, order: '{{ order }}', ...(executorUserId ? { executorUserId } : {}), apiKey: '{{ secrets.NOTIFY_API_KEY }}' },
-    next,
-  };
-}
-
-const push = <S extends string>(title: string, body: string, recipients: string[], next: S[], executorUserId?: string): ModuleStepDef<S> =>
-  notify('push', { title, body }, recipients, next, executorUserId);
-
-/** A chat action's push: the message goes to `recipients`, and the order stays in `state`. */
-const chat = <S extends string>(state: S, author: string, recipients: string[], executorUserId?: string): ModuleStepDef<S> =>
-  push(`Сообщение от ${author} к заказу #{{ order.code }}`, `{{ ${state}.data['${MESSAGE}'] }}`, recipients, [state], executorUserId);
-
-/** A `pay` / `confirmPay` / `voidPay` step. */
-function payment<S extends string>(operation: 'pay' | 'confirm' | 'void', route: { next?: S[]; condition?: ConditionDef<S>[] }): ModuleStepDef<S> {
-  const params = operation === 'pay'
-    ? { operation, amount: '{{ order.sum }}', currency: 'RUB', invoiceId: '{{ order.code }}', accountId: '{{ order.customerUser.id }}', description: 'Заказ #{{ order.code }}: {{ order.service.title }}' }
-    : { operation, transactionId: '{{ state1-pay.transactionId }}' };
-  return { subsystem: 'payment', params, ...route };
-}
-
 /** The order's statuses, as the seed's `status_id` values with their titles (`vars.status`). */
 const STATUS = {
   NEW: { id: 'NEW', title: 'Новый' },
@@ -125,20 +92,6 @@ const STATUS = {
   CANCELLED: { id: 'REJECTED', title: 'Отменен' },
   REJECTED: { id: 'REJECTED', title: 'Отклонен' },
 } as const;
-
-/** `vars.payed` as the customer reads it. */
-const PAYED = '{% if vars.payed %}да{% else %}нет{% endif %}';
-
-/** The customer's SMS at the end of an order: its status and payment now. */
-const outcomeSms = <S extends string>(next: S[]): ModuleStepDef<S> =>
-  notify('sms', { message: `Заказ #{{ order.code }}: {{ vars.status.title }}. Оплачен: ${PAYED}.` }, ['customer'], next);
-
-/** A call to the services platform. */
-const platform = <S extends string>(params: Record<string, unknown>, next: S[]): ModuleStepDef<S> => ({
-  subsystem: 'platform',
-  params: { ...params, order: '{{ order.code }}', apiKey: '{{ secrets.PLATFORM_API_KEY }}' },
-  next,
-});
 
 /** Where a step that sets the executor goes: through `registerExecutor` when the service asks for it. */
 const TO_STATE4 = { condition: [{ field: 'order.service.register_executor', operation: 'eq' as const, value: true, result: ['state4-registerExecutor' as const] }] };

@@ -4,7 +4,7 @@
  * everything over an in-process bus. Distributed, starts and results travel through bull on
  * Redis, and any number of api, engine and worker processes share one database.
  */
-import { Intake, type IntakeOptions } from './api/intake';
+import { Intake, type IntakeOptions } from './intake/intake';
 import { loadConfig, type Config } from './config';
 import { Bus } from './bus/bus';
 import { Dispatcher } from './dispatcher/dispatcher';

@@ -14,7 +14,7 @@
 import { Writable } from 'node:stream';
 import * as path from 'node:path';
 import winston from 'winston';
-import { signCallback } from '../../src/api/callback-token';
+import { signCallback } from '../../src/http/callback-token';
 import { newId } from '../../src/ids';
 import { startTestEngine, type TestEngine } from '../../test/support/engine';
 import { generateCase, type FuzzCase, type FuzzTarget } from './cases';

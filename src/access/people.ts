@@ -7,10 +7,9 @@
  * the effective roles of an actor on a request are its global roles without those names, plus
  * the participant roles it holds on this request.
  */
-import { getPath } from '../conditions';
+import { anyHolds, getPath } from '../conditions';
 import type { ParticipantRow } from '../model';
 import type { CompiledAction, CompiledPipeline } from '../pipeline/types';
-import { anyHolds } from '../supervisor/decide';
 
 export type { ParticipantRow };
 

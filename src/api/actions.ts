@@ -11,7 +11,7 @@ import type { CompiledAction, CompiledActionStep, CompiledPipeline } from '../pi
 import { anyHolds } from '../supervisor/decide';
 import { resultMessage } from '../supervisor/messages';
 import { holds, type Principal } from './auth';
-import { requestView, stepView } from './views';
+import { requestView, stepView } from '../http/views';
 
 export interface OfferedAction {
   stepId: string;

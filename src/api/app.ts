@@ -6,9 +6,9 @@ import { isId } from '../ids';
 import { pipelineGraphWithMermaid } from '../pipeline/graph';
 import { checkOutput } from '../transports/run-module';
 import { authMiddleware, requireRole, type KeyRing } from './auth';
-import { verifyCallback } from './callback-token';
-import { readJson } from './body';
-import { errorMiddleware } from './errors';
+import { verifyCallback } from '../http/callback-token';
+import { readJson } from '../http/body';
+import { errorMiddleware } from '../http/errors';
 import { submitRateLimit } from './rate-limit';
 import { mountOpsRoutes } from './routes-ops';
 import { fullRequestView, stepsView } from './actions';
@@ -17,7 +17,7 @@ import { mountWorkflowRoutes } from './routes-workflow';
 import { callbackUrlOf, mountIntakeRoutes } from './routes-intake';
 import { mountOverviewRoutes } from './routes-overview';
 import { mountMigrationRoutes } from './routes-migrations';
-import { acceptedView } from './views';
+import { acceptedView } from '../http/views';
 
 /** The longest `?wait=` honoured, in seconds. */
 export const MAX_WAIT_S = 60;

@@ -16,7 +16,7 @@ import type { HandleResult, InboxMessage, StepResult } from '../supervisor/messa
 import type { SqlStore } from '../store/store';
 import type { CallbackConfig } from '../transports/http';
 import type { OutboundPolicy } from '../transports/outbound';
-import type { Intake } from './intake';
+import type { Intake } from '../intake/intake';
 
 /** A request with its step runs and its context, as the API reads it. */
 export interface FoundRequest {

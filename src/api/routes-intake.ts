@@ -20,8 +20,8 @@ import { ClientError, ConveyorError, ErrorCodes } from '../errors';
 import { isCallbackUrl } from '../pipeline/compile-intake';
 import { checkOutboundUrl, type OutboundPolicy } from '../transports/outbound';
 import { requireRole, type Principal } from './auth';
-import { bodyLimit, parseJsonText } from './body';
-import type { SubmitInput } from './intake';
+import { bodyLimit, parseJsonText } from '../http/body';
+import type { SubmitInput } from '../intake/intake';
 
 const HEADER_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 /** Lines stored concurrently (their inserts share group commits); answers still go out in order. */

@@ -15,7 +15,7 @@ import { parseFilter, parsePlan } from '../migration/plan';
 import type { MigrationView } from '../migration/service';
 import type { Principal } from './auth';
 import { requireRole } from './auth';
-import { readJson } from './body';
+import { readJson } from '../http/body';
 import { fullRequestView } from './actions';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

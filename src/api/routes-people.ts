@@ -7,7 +7,7 @@ import type { ApiEngine } from './ports';
 import { ClientError, ErrorCodes } from '../errors';
 import type { StepRunRecord } from '../model';
 import { accessTo, redactorFor, type OfferedAction } from './actions';
-import { stepView } from './views';
+import { stepView } from '../http/views';
 import { holds, type Principal } from './auth';
 import { encodeCursor, QueryReader } from './search-params';
 import type { OpsMount } from './routes-ops';

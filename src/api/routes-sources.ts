@@ -4,7 +4,7 @@
  * messages the sources refused and dead-lettered.
  */
 import type Router from '@koa/router';
-import { redactUrl } from '../brokers/url';
+import { redactUrl } from '../pipeline/broker-url';
 import type { ApiEngine } from './ports';
 import type { SourceStatus } from '../sources/runner';
 import { requireRole } from './auth';

@@ -14,7 +14,7 @@ import type { Principal } from './auth';
 import { holds, isPerson, requireRole } from './auth';
 import { actorsOf } from './routes-people';
 import { accessTo, fullRequestView, redactorFor, takeAction, unknownRequest } from './actions';
-import { readJson } from './body';
+import { readJson } from '../http/body';
 import { endSpan, startRemoteSpan, traceparentOf } from '../tracing/spans';
 
 /** The most requests one event may wake at once. */

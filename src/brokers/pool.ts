@@ -10,7 +10,7 @@ import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from '
 import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log/logger';
-import { expandUrl, redactUrl } from './url';
+import { expandUrl, redactUrl } from '../pipeline/broker-url';
 
 interface AmqpLink {
   connection: ChannelModel;

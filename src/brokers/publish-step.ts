@@ -7,7 +7,7 @@ import { ConveyorError, ErrorCodes } from '../errors';
 import type { CompiledPublishStep } from '../pipeline/types';
 import { renderValue, type SecretSource } from '../templates/render';
 import type { BrokerPool } from './pool';
-import { expandUrl } from './url';
+import { expandUrl } from '../pipeline/broker-url';
 
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 

@@ -5,7 +5,7 @@
  */
 import isPlainObject from 'lodash/isPlainObject';
 import type { ValidationIssue } from '../errors';
-import { OPERATIONS, type BaseOperation, type CompiledCondition, type ConditionDef } from '../pipeline/types';
+import { OPERATIONS, type BaseOperation, type CompiledCondition, type ConditionDef } from './types';
 import { parsePath } from './path';
 
 /** The seed's negation prefix: `'!|empty'` holds when `empty` does not. */

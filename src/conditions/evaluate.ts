@@ -2,7 +2,7 @@
  * Evaluation of compiled conditions and the seed's routing rule. Pure: no I/O, no parsing at
  * evaluation time (paths and patterns were prepared by `compileCondition`).
  */
-import type { CompiledCondition } from '../pipeline/types';
+import type { CompiledCondition } from './types';
 import { evaluateOperation } from './operations';
 import { getPath } from './path';
 
@@ -40,4 +40,9 @@ export function findRoute(conditions: readonly CompiledCondition[], context: unk
     }
   }
   return undefined;
+}
+
+/** True when one entry holds (siblings are "or", nested `success` entries are "and"). */
+export function anyHolds(entries: readonly CompiledCondition[], context: Record<string, unknown>): boolean {
+  return entries.some((c) => evaluateCondition(c, context) && (!c.success || anyHolds(c.success, context)));
 }

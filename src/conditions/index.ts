@@ -5,4 +5,4 @@
 export { getPath, parsePath } from './path';
 export { evaluateOperation, compareValues, isEmpty } from './operations';
 export { compileCondition, parseOperation, isDottedPath, describeValue, NEGATION_PREFIX } from './compile';
-export { evaluateCondition, findRoute } from './evaluate';
+export { anyHolds, evaluateCondition, findRoute } from './evaluate';

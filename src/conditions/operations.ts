@@ -3,7 +3,7 @@
  */
 import isEqual from 'lodash/isEqual';
 import isPlainObject from 'lodash/isPlainObject';
-import type { BaseOperation } from '../pipeline/types';
+import type { BaseOperation } from './types';
 
 // A strict decimal literal. Number() alone would also accept '', ' ', '0x1f' and 'Infinity',
 // which would make `'' < 5` true: not what anyone writing a pipeline means.

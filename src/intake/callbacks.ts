@@ -8,7 +8,7 @@
 import axios from 'axios';
 import type http from 'node:http';
 import type https from 'node:https';
-import { requestView } from '../api/views';
+import { requestView } from '../http/views';
 import type { Logger } from '../log/logger';
 import type { CallbackClaim } from '../store/intake-store';
 import type { SqlStore } from '../store/store';

@@ -8,7 +8,7 @@ import type { Logger } from '../log/logger';
 import type { PipelineCatalog } from '../pipeline/catalog';
 import type { CompiledPipeline } from '../pipeline/types';
 import type { IntakeStore, Release } from '../store/intake-store';
-import { nextTick, prevTick } from './cron';
+import { nextTick, prevTick } from '../pipeline/cron';
 
 /** How many requests one release transaction takes at most (a rate or schedule releases more in further rounds). */
 const RELEASE_CHUNK = 500;

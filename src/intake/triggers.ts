@@ -17,7 +17,7 @@ import type { PipelineCatalog } from '../pipeline/catalog';
 import type { CompiledTrigger } from '../pipeline/types';
 import type { IntakeStore } from '../store/intake-store';
 import { renderValue } from '../templates/render';
-import { nextTick, prevTick, ticksBetween } from './cron';
+import { nextTick, prevTick, ticksBetween } from '../pipeline/cron';
 
 /** Submits a request as the intake does (idempotently). */
 export type TriggerSubmit = (input: { pipelineId: string; payload: Record<string, unknown>; idempotencyKey: string }) => Promise<unknown>;

@@ -53,6 +53,51 @@ export function substituteEnv(text: string, env: Env = processEnv()): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, dflt?: string) => env[name] ?? dflt ?? '');
 }
 
+type IssueAt = (path: string, message: string) => void;
+
+/** A `*.module.ts` (or `.js`) file: its default export, run in this process (`event` transport). */
+function loadCodeModule(path: string, source: string, issues: ValidationIssue[], issue: IssueAt): RegisteredModule | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const loaded = require(path) as { default?: ModuleDef<never, unknown> };
+  const def = loaded.default;
+  if (!def || typeof def !== 'object' || typeof def.handle !== 'function' || typeof def.name !== 'string') {
+    issue('', 'must `export default defineModule({ name, handle })`');
+    return undefined;
+  }
+  const timeoutMs = def.timeout === undefined ? undefined : parseDuration(def.timeout);
+  if (def.timeout !== undefined && timeoutMs === undefined) issue('timeout', `bad duration ${JSON.stringify(def.timeout)}`);
+  return { name: def.name, description: def.description, transport: 'event', def, timeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
+}
+
+/** A `*.module.json` file: a module served over HTTP elsewhere (`http` transport). */
+function loadHttpModule(path: string, source: string, issues: ValidationIssue[], issue: IssueAt): RegisteredModule | undefined {
+  let def: RemoteModuleDef;
+  try {
+    def = JSON.parse(substituteEnv(readFileSync(path, 'utf8'))) as RemoteModuleDef;
+  } catch (err) {
+    issue('', `invalid JSON: ${(err as Error).message}`);
+    return undefined;
+  }
+  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+    issue('name', 'a module needs a "name"');
+    return undefined;
+  }
+  const t = def.transport as Partial<RemoteModuleDef['transport']> | undefined;
+  if (!t || t.kind !== 'http') {
+    issue('transport.kind', 'must be "http"');
+    return undefined;
+  }
+  if (typeof t.url !== 'string' || !/^https?:\/\/[^\s]+$/.test(t.url)) {
+    issue('transport.url', `must be an http(s) URL, got ${JSON.stringify(t.url)}`);
+    return undefined;
+  }
+  const timeoutMs = t.timeout === undefined ? undefined : parseDuration(t.timeout);
+  if (t.timeout !== undefined && timeoutMs === undefined) issue('transport.timeout', `bad duration ${JSON.stringify(t.timeout)}`);
+  const callbackTimeoutMs = t.callbackTimeout === undefined ? undefined : parseDuration(t.callbackTimeout);
+  if (t.callbackTimeout !== undefined && !callbackTimeoutMs) issue('transport.callbackTimeout', `bad duration ${JSON.stringify(t.callbackTimeout)}`);
+  return { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, callbackTimeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
+}
+
 /** Loads every module in `dir`. Problems are returned, not thrown, so all are reported at once. */
 export function loadModules(dir: string, cwd = process.cwd()): { registry: ModuleRegistry; issues: ValidationIssue[] } {
   const registry = new ModuleRegistry();
@@ -62,49 +107,12 @@ export function loadModules(dir: string, cwd = process.cwd()): { registry: Modul
   for (const file of readdirSync(abs).sort()) {
     const path = join(abs, file);
     const source = relative(cwd, path).replace(/\\/g, '/');
-    const issue = (p: string, message: string): void => void issues.push({ source, path: p, message });
+    const issue: IssueAt = (p, message) => void issues.push({ source, path: p, message });
     try {
       let mod: RegisteredModule | undefined;
-      if (/\.module\.(ts|js)$/.test(file)) {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const loaded = require(path) as { default?: ModuleDef<never, unknown> };
-        const def = loaded.default;
-        if (!def || typeof def !== 'object' || typeof def.handle !== 'function' || typeof def.name !== 'string') {
-          issue('', 'must `export default defineModule({ name, handle })`');
-          continue;
-        }
-        const timeoutMs = def.timeout === undefined ? undefined : parseDuration(def.timeout);
-        if (def.timeout !== undefined && timeoutMs === undefined) issue('timeout', `bad duration ${JSON.stringify(def.timeout)}`);
-        mod = { name: def.name, description: def.description, transport: 'event', def, timeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
-      } else if (file.endsWith('.module.json')) {
-        let def: RemoteModuleDef;
-        try {
-          def = JSON.parse(substituteEnv(readFileSync(path, 'utf8'))) as RemoteModuleDef;
-        } catch (err) {
-          issue('', `invalid JSON: ${(err as Error).message}`);
-          continue;
-        }
-        if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
-          issue('name', 'a module needs a "name"');
-          continue;
-        }
-        const t = def.transport as Partial<RemoteModuleDef['transport']> | undefined;
-        if (!t || t.kind !== 'http') {
-          issue('transport.kind', 'must be "http"');
-          continue;
-        }
-        if (typeof t.url !== 'string' || !/^https?:\/\/[^\s]+$/.test(t.url)) {
-          issue('transport.url', `must be an http(s) URL, got ${JSON.stringify(t.url)}`);
-          continue;
-        }
-        const timeoutMs = t.timeout === undefined ? undefined : parseDuration(t.timeout);
-        if (t.timeout !== undefined && timeoutMs === undefined) issue('transport.timeout', `bad duration ${JSON.stringify(t.timeout)}`);
-        const callbackTimeoutMs = t.callbackTimeout === undefined ? undefined : parseDuration(t.callbackTimeout);
-        if (t.callbackTimeout !== undefined && !callbackTimeoutMs) issue('transport.callbackTimeout', `bad duration ${JSON.stringify(t.callbackTimeout)}`);
-        mod = { name: def.name, description: def.description, transport: 'http', url: t.url, timeoutMs, callbackTimeoutMs, retry: compileRetry({ source, issues }, def.retry, 'retry'), source };
-      } else {
-        continue;
-      }
+      if (/\.module\.(ts|js)$/.test(file)) mod = loadCodeModule(path, source, issues, issue);
+      else if (file.endsWith('.module.json')) mod = loadHttpModule(path, source, issues, issue);
+      if (!mod) continue;
       if (!NAME.test(mod.name)) issue('name', `module name ${JSON.stringify(mod.name)} must match ${NAME}`);
       const base = file.replace(/\.module\.(ts|js|json)$/, '');
       if (base !== mod.name) issue('name', `module "${mod.name}" must live in a file named ${mod.name}.module.*`);

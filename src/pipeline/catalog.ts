@@ -1,27 +1,39 @@
 /** The pipelines this engine serves, and the pinned versions its requests started on. */
 import { PipelineValidationError } from '../errors';
-import type { ModuleRegistry } from '../module/registry';
-import type { Store } from '../store/store';
-import type { PipelineSource } from '../supervisor/supervisor';
 import { compilePipeline } from './compile';
 import { canonicalJson } from './hash';
-import { resolveDelivery, retryPolicyOf } from './delivery';
+import { resolveDelivery, retryPolicyOf, type ModuleDelivery } from './delivery';
 import type { CompiledPipeline, CompiledStep, RetryPolicy } from './types';
 
 export { DEFAULT_RETRY } from './delivery';
+
+/**
+ * What the catalog needs of the store: the stored definition of each version. Narrow, so the
+ * pipeline layer does not import the store (`SqlStore` and the test stores fit it).
+ */
+export interface PipelineVersionStore {
+  ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number>;
+  getPipelineVersion(pipelineId: string, version: number): Promise<{ hash: string; definition: string } | undefined>;
+}
+
+/** What the catalog needs of the module registry (`ModuleRegistry` fits it): names, and each module's retry policy. */
+export interface ModuleLookup extends ModuleDelivery {
+  names(): Set<string>;
+}
 
 export interface PipelineEntry {
   pipeline: CompiledPipeline;
   version: number;
 }
 
-export class PipelineCatalog implements PipelineSource {
+/** Serves the supervisor as its `PipelineSource` (a structural fit: this layer does not import the supervisor). */
+export class PipelineCatalog {
   private readonly current = new Map<string, PipelineEntry>();
   private readonly pinned = new Map<string, CompiledPipeline>();
 
   constructor(
-    private readonly store: Store,
-    private readonly registry: ModuleRegistry,
+    private readonly store: PipelineVersionStore,
+    private readonly registry: ModuleLookup,
   ) {}
 
   /** Registers the loaded definitions; a definition never seen before gets a new version. */

@@ -4,7 +4,7 @@
  * at its exact path, like the rest of the compile step.
  */
 import { describeValue } from '../conditions/compile';
-import { DEFAULT_AMQP_URL, DEFAULT_NATS_URL, urlProblem } from '../brokers/url';
+import { DEFAULT_AMQP_URL, DEFAULT_NATS_URL, urlProblem } from './broker-url';
 import { checkObject, checkTargets, type StepScope } from './compile-shared';
 import { checkDuration, checkKeys, compileRetry, isRecord, join, report, type IssueSink } from './compile-values';
 import type { CompiledPublishStep, CompiledSource } from './types';

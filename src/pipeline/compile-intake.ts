@@ -5,7 +5,7 @@
  */
 import { describeValue } from '../conditions/compile';
 import { parsePath } from '../conditions/path';
-import { checkCron } from '../intake/cron';
+import { checkCron } from './cron';
 import { checkDuration, checkKeys, checkTimezone, isRecord, join, report, type IssueSink } from './compile-values';
 import type { BusinessKeyPolicy, BusinessKeyReuse, CompiledIntakeOptions, CompiledTrigger } from './types';
 

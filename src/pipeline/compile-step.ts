@@ -10,7 +10,7 @@ import { compilePublishStep, PUBLISH_KEYS } from './compile-brokers';
 import { compileActionStep, compileDelayStep, compileLoopStep, compileWaitStep, KIND_KEYS } from './compile-kinds';
 import { checkObject, checkTargets, collectResults, compileConditions, type StepScope } from './compile-shared';
 import { checkDuration, checkKeys, checkString, compileRetry, isRecord, report } from './compile-values';
-import type { CompiledStep } from './types';
+import type { CompiledModuleStep, CompiledStep } from './types';
 
 export type { StepScope } from './compile-shared';
 
@@ -91,6 +91,59 @@ function withoutUndefined<T extends object>(obj: T): T {
   return obj;
 }
 
+type Routes = Omit<CompiledModuleStep, 'kind' | 'subsystem' | 'params' | 'timeoutMs' | 'retry' | 'onError' | 'resumable'>;
+type Base = Pick<Routes, 'id' | 'description' | 'assign' | 'prev'>;
+
+/** A stop step: it ends the request, so it has no routes of its own. */
+function compileStopStep(scope: StepScope, raw: Record<string, unknown>, at: string, base: Base): CompiledStep {
+  const status = raw.status ?? 'stopped';
+  if (status !== 'completed' && status !== 'stopped') {
+    report(scope, `${at}.status`, `must be "completed" or "stopped" (got ${describeValue(status)})`);
+  }
+  const reason = checkString(scope, raw.reason, `${at}.reason`);
+  return {
+    id: base.id, kind: 'stop', description: base.description, assign: base.assign, next: [], prev: base.prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
+  };
+}
+
+/** The routes every other kind shares: `next`, `condition` and `join`; their targets go into `targets`. */
+function compileRoutes(scope: StepScope, raw: Record<string, unknown>, at: string, base: Base, targets: Set<string>): Routes {
+  const next = checkTargets(scope, raw.next, `${at}.next`).map((t) => t.id);
+  next.forEach((t) => targets.add(t));
+  const condition = compileConditions(scope, raw.condition, `${at}.condition`);
+  collectResults(scope, condition, targets);
+  const join = raw.join ?? 'any';
+  if (join !== 'any' && join !== 'all') {
+    report(scope, `${at}.join`, `must be "any" or "all" (got ${describeValue(join)})`);
+  } else if (join === 'all' && (!Array.isArray(raw.prev) || raw.prev.length < 2)) {
+    report(scope, `${at}.join`, '"all" waits for several steps and needs at least 2 in prev');
+  }
+  return { id: base.id, description: base.description, assign: base.assign, next, prev: base.prev, join: join as 'any' | 'all', condition };
+}
+
+/** A module step: the module that does the work, its params, timeout, retry and error route. */
+function compileModuleStep(scope: StepScope, raw: Record<string, unknown>, at: string, routes: Routes, targets: Set<string>): CompiledModuleStep {
+  const subsystem = raw.subsystem;
+  if (typeof subsystem !== 'string' || subsystem === '') {
+    report(scope, `${at}.subsystem`, subsystem === undefined ? 'is required' : `must be a module name (got ${describeValue(subsystem)})`);
+  } else if (!scope.modules.has(subsystem)) {
+    report(scope, `${at}.subsystem`, `unknown module "${subsystem}"`);
+  }
+  const onError = checkTargets(scope, raw.onError, `${at}.onError`).map((t) => t.id);
+  onError.forEach((t) => targets.add(t));
+  const params = checkObject(scope, raw.params, `${at}.params`, false);
+  return {
+    ...routes,
+    kind: 'module',
+    subsystem: String(subsystem),
+    params,
+    timeoutMs: checkDuration(scope, raw.timeout, `${at}.timeout`, true),
+    retry: compileRetry(scope, raw.retry, `${at}.retry`),
+    onError,
+    resumable: compileResumable(scope, raw.resumable, params, `${at}.resumable`),
+  };
+}
+
 /**
  * Validates one step and compiles it. Returns the compiled step (meaningful only when no
  * issue was reported) and its edges for the graph checks; the edges are returned even for a
@@ -110,17 +163,7 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
   const prevTargets = checkTargets(scope, raw.prev, `${at}.prev`);
   const edges: StepEdges = { targets: new Set(), prev: raw.prev === undefined ? undefined : prevTargets };
   const prev = prevTargets.map((p) => p.id);
-  if (kind === 'stop') {
-    const status = raw.status ?? 'stopped';
-    if (status !== 'completed' && status !== 'stopped') {
-      report(scope, `${at}.status`, `must be "completed" or "stopped" (got ${describeValue(status)})`);
-    }
-    const reason = checkString(scope, raw.reason, `${at}.reason`);
-    const step: CompiledStep = {
-      id, kind, description, assign, next: [], prev, join: 'any', condition: [], status: status as 'completed' | 'stopped', reason,
-    };
-    return { step: withoutUndefined(step), edges };
-  }
+  if (kind === 'stop') return { step: withoutUndefined(compileStopStep(scope, raw, at, { id, description, assign, prev })), edges };
 
   if (kind === 'loop') {
     const { step, targets } = compileLoopStep(scope, id, raw, at, { id, description, assign, prev });
@@ -128,39 +171,11 @@ export function compileStep(scope: StepScope, id: string, raw: unknown): { step?
   }
 
   const targets = new Set<string>();
-  const next = checkTargets(scope, raw.next, `${at}.next`).map((t) => t.id);
-  next.forEach((t) => targets.add(t));
-  const condition = compileConditions(scope, raw.condition, `${at}.condition`);
-  collectResults(scope, condition, targets);
-  const join = raw.join ?? 'any';
-  if (join !== 'any' && join !== 'all') {
-    report(scope, `${at}.join`, `must be "any" or "all" (got ${describeValue(join)})`);
-  } else if (join === 'all' && (!Array.isArray(raw.prev) || raw.prev.length < 2)) {
-    report(scope, `${at}.join`, '"all" waits for several steps and needs at least 2 in prev');
-  }
-  const routes = { id, description, assign, next, prev, join: join as 'any' | 'all', condition };
+  const routes = compileRoutes(scope, raw, at, { id, description, assign, prev }, targets);
 
   let step: CompiledStep | undefined;
   if (kind === 'module') {
-    const subsystem = raw.subsystem;
-    if (typeof subsystem !== 'string' || subsystem === '') {
-      report(scope, `${at}.subsystem`, subsystem === undefined ? 'is required' : `must be a module name (got ${describeValue(subsystem)})`);
-    } else if (!scope.modules.has(subsystem)) {
-      report(scope, `${at}.subsystem`, `unknown module "${subsystem}"`);
-    }
-    const onError = checkTargets(scope, raw.onError, `${at}.onError`).map((t) => t.id);
-    onError.forEach((t) => targets.add(t));
-    const params = checkObject(scope, raw.params, `${at}.params`, false);
-    step = {
-      ...routes,
-      kind,
-      subsystem: String(subsystem),
-      params,
-      timeoutMs: checkDuration(scope, raw.timeout, `${at}.timeout`, true),
-      retry: compileRetry(scope, raw.retry, `${at}.retry`),
-      onError,
-      resumable: compileResumable(scope, raw.resumable, params, `${at}.resumable`),
-    };
+    step = compileModuleStep(scope, raw, at, routes, targets);
   } else if (kind === 'setData') {
     step = { ...routes, kind, data: checkObject(scope, raw.data, `${at}.data`, true) };
   } else if (kind === 'wait') {

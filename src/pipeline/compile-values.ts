@@ -6,7 +6,7 @@
 import isPlainObject from 'lodash/isPlainObject';
 import { describeValue } from '../conditions/compile';
 import type { ValidationIssue } from '../errors';
-import { checkCron, isTimezone } from '../intake/cron';
+import { checkCron, isTimezone } from './cron';
 import { parseDuration } from './duration';
 import type { CompiledIntake, RetryPolicy } from './types';
 

@@ -12,7 +12,7 @@
 import type { Channel } from 'amqplib';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { BrokerPool } from '../brokers/pool';
-import { expandUrl } from '../brokers/url';
+import { expandUrl } from '../pipeline/broker-url';
 import type { CompiledSource } from '../pipeline/types';
 
 export interface Delivery {

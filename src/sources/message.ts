@@ -3,7 +3,7 @@
  * as an HTTP body (valid UTF-8 JSON, nesting depth, forbidden keys), or a reason to refuse it.
  * Pure, so it is tested by table.
  */
-import { parseJsonText } from '../api/body';
+import { parseJsonText } from '../http/body';
 import { ConveyorError, ErrorCodes } from '../errors';
 
 export type Decoded =

@@ -16,9 +16,9 @@
  * - Messages with the same business key are handed to intake one after another, in delivery
  *   order, so the key's `queue` policy sees them in the order the broker gave them.
  */
-import type { Accepted, Intake } from '../api/intake';
+import type { Accepted, Intake } from '../intake/intake';
 import type { BrokerPool } from '../brokers/pool';
-import { expandUrl, redactUrl } from '../brokers/url';
+import { expandUrl, redactUrl } from '../pipeline/broker-url';
 import { ConveyorError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { businessKeyOf } from '../intake/keys';

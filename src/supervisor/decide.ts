@@ -3,12 +3,12 @@
  * no clock, store or network (time and ids come in through `env`), so it is tested with
  * tables. The shell commits the decision, then performs it.
  */
-import { findRoute } from '../conditions';
+import { anyHolds, findRoute } from '../conditions';
 import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { applyAssign } from './assign';
-import { anyHolds, computeBackoff } from './rules';
+import { computeBackoff } from './rules';
 import { unresumableParams } from './resumable';
 import { answerPoll, endedByOf, isPollResult, WAIT_TIMEOUT, type PollAnswer } from './poll';
 
@@ -17,7 +17,9 @@ import { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type O
 export { WAIT_TIMEOUT } from './poll';
 export { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
 export { applyDecision } from './state';
-export { anyHolds, computeBackoff } from './rules';
+export { computeBackoff } from './rules';
+/** Moved to the condition language (`src/conditions/evaluate.ts`); re-exported for the callers that import it from here. */
+export { anyHolds } from '../conditions';
 
 
 /** Step kinds that hold a request without work in flight: the request is `waiting` on them. */

@@ -12,7 +12,7 @@
 import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { redact } from '../log/redact';
-import { noteAccessRows } from '../access/commit-rows';
+import { noteAccessRows } from './commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';

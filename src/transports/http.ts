@@ -2,7 +2,7 @@ import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type http from 'node:http';
 import type https from 'node:https';
 import type { Bus, ModuleCall } from '../bus/bus';
-import { signCallback } from '../api/callback-token';
+import { signCallback } from '../http/callback-token';
 import { ErrorCodes, type StepError } from '../errors';
 import type { RegisteredModule } from '../module/registry';
 import { traceHeaders } from '../tracing/spans';

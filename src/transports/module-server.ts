@@ -6,8 +6,8 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Server } from 'node:http';
-import { readJson } from '../api/body';
-import { errorMiddleware } from '../api/errors';
+import { readJson } from '../http/body';
+import { errorMiddleware } from '../http/errors';
 import type { ModuleCall } from '../bus/bus';
 import { ClientError, ErrorCodes } from '../errors';
 import type { Logger } from '../log/logger';

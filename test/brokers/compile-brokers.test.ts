@@ -1,6 +1,6 @@
 /** Sources and publish steps are checked at load, each problem at its exact path; message decoding and URL expansion by table. */
 import { expect } from 'chai';
-import { expandUrl, redactUrl, urlProblem } from '../../src/brokers/url';
+import { expandUrl, redactUrl, urlProblem } from '../../src/pipeline/broker-url';
 import { compilePipeline } from '../../src/pipeline/compile';
 import { decodeMessage } from '../../src/sources/message';
 

@@ -9,7 +9,7 @@ import axios from 'axios';
 import { expect } from 'chai';
 import bitrixLead from '../../pipelines/bitrix-lead.pipeline';
 import { BRANCH_PAYLOADS, startCrmStandin, type BranchPayload, type CrmStandin, type CrmState } from '../../scripts/crm-standin';
-import type { acceptedView, requestView, stepView } from '../../src/api/views';
+import type { acceptedView, requestView, stepView } from '../../src/http/views';
 import { ErrorCodes } from '../../src/errors';
 import { REPO_ROOT, startTestEngine, type TestEngine } from '../support/engine';
 import { pollUntil, sleep } from '../support/poll';

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { formatIssue } from '../../src/errors';
-import { prevTick, nextTick, ticksBetween } from '../../src/intake/cron';
+import { prevTick, nextTick, ticksBetween } from '../../src/pipeline/cron';
 import { compilePipeline } from '../../src/pipeline/compile';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { BRANCH_PAYLOADS, startCrmStandin, type BranchPayload, type CrmStandin, type CrmState } from '../../scripts/crm-standin';
 import { KeyRing } from '../../src/api/auth';
-import type { acceptedView, requestView, stepView } from '../../src/api/views';
+import type { acceptedView, requestView, stepView } from '../../src/http/views';
 import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine, type EngineOptions, type EngineRoles } from '../../src/engine';
 import {

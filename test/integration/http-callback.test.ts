@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { signCallback } from '../../src/api/callback-token';
+import { signCallback } from '../../src/http/callback-token';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { pollUntil } from '../support/poll';
 

@@ -20,8 +20,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import axios from 'axios';
 import { SingleBar } from 'cli-progress';
-import { parse as parseCsv } from 'csv-parse';
 import { ErrorCodes } from '../../errors';
+import { csvItems, ndjsonItems, type Item } from './import-read';
 import { CLIENT_FLAGS, CLIENT_OPTIONS, clientKey, clientUrl, CommandError, EXIT, parseArgs, runCommand, UsageError, type Io } from './args';
 
 export interface ImportOptions {
@@ -58,13 +58,6 @@ export interface ImportSummary {
   resumedAfter: number;
 }
 
-interface Item {
-  line: number;
-  bytes: number;
-  payload?: Record<string, unknown>;
-  error?: string;
-}
-
 interface Checkpoint {
   pipeline: string;
   keyPrefix: string;
@@ -76,56 +69,6 @@ interface Checkpoint {
 type LineAnswer = { line: number; id?: string; outcome?: string; error?: { code: string; message: string } };
 
 const MAX_BATCH_TRIES = 8;
-
-/** Reads NDJSON lines (1-based numbers), tracking bytes read for the progress bar. */
-async function* ndjsonItems(file: string): AsyncGenerator<Item> {
-  let rest = '';
-  let line = 0;
-  let bytes = 0;
-  for await (const chunk of fs.createReadStream(file)) {
-    bytes += (chunk as Buffer).length;
-    const text = rest + (chunk as Buffer).toString('utf8');
-    const parts = text.split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts) yield parseLine(++line, p, bytes);
-  }
-  if (rest.trim() !== '') yield parseLine(line + 1, rest, bytes);
-}
-
-function parseLine(line: number, text: string, bytes: number): Item {
-  if (text.trim() === '') return { line, bytes };
-  try {
-    const v: unknown = JSON.parse(text);
-    if (!v || typeof v !== 'object' || Array.isArray(v)) return { line, bytes, error: 'the line is not a JSON object' };
-    return { line, bytes, payload: v as Record<string, unknown> };
-  } catch (err) {
-    return { line, bytes, error: `the line is not valid JSON: ${(err as Error).message}` };
-  }
-}
-
-/** `{ "a.b": "1", c: "" }` → `{ a: { b: "1" } }` (empty cells are left out). */
-function unflatten(record: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) {
-    if (v === '' || v === undefined || k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
-    const parts = k.split('.');
-    let at = out;
-    for (const p of parts.slice(0, -1)) at = (at[p] && typeof at[p] === 'object' ? at[p] : (at[p] = {})) as Record<string, unknown>;
-    at[parts[parts.length - 1]!] = v;
-  }
-  return out;
-}
-
-async function* csvItems(file: string, cast: boolean): AsyncGenerator<Item> {
-  const parser = fs.createReadStream(file).pipe(parseCsv({ columns: true, skip_empty_lines: true, info: true, cast, bom: true, relax_column_count: false }));
-  try {
-    for await (const rec of parser as AsyncIterable<{ record: Record<string, unknown>; info: { lines: number; bytes: number } }>) {
-      yield { line: rec.info.lines, bytes: rec.info.bytes, payload: unflatten(rec.record) };
-    }
-  } catch (err) {
-    yield { line: -1, bytes: 0, error: `CSV error: ${(err as Error).message}` };
-  }
-}
 
 /** How often the checkpoint file is rewritten (ms); `CONVEYOR_IMPORT_CHECKPOINT_MS=0` writes it after every batch. */
 const CHECKPOINT_MS = Number(process.env.CONVEYOR_IMPORT_CHECKPOINT_MS ?? 1000);
@@ -145,170 +88,228 @@ function writeCheckpoint(file: string, c: Checkpoint): void {
   fs.renameSync(tmp, file);
 }
 
-/** Runs an import; `log` gets progress and messages (stderr by default). */
-export async function runImport(o: ImportOptions, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<ImportSummary> {
-  const started = Date.now();
-  const size = fs.statSync(o.file).size;
-  const isCsv = /\.csv$/i.test(o.file);
-  const keyPrefix = o.keyPrefix ?? `import:${path.basename(o.file)}`;
-  const stateFile = `${o.file}.import-state.json`;
-  const rejectsFile = `${o.file}.rejected.ndjson`;
-  const ident = { pipeline: o.pipeline, keyPrefix, idColumn: o.idColumn ?? null };
-  const resumeAfter = o.resume === false ? 0 : readCheckpoint(stateFile, ident);
-  const batchSize = o.batch ?? 1000;
-  const concurrency = o.concurrency ?? 2;
-  const rejects = fs.createWriteStream(rejectsFile, { flags: resumeAfter > 0 ? 'a' : 'w' });
-  const s: ImportSummary = { lines: 0, skipped: 0, accepted: 0, replayed: 0, existing: 0, rejected: 0, seconds: 0, rate: 0, peakRssMb: 0, resumedAfter: resumeAfter };
-  if (resumeAfter > 0) log(`resuming after line ${resumeAfter} (${stateFile})`);
+/** The progress shown while importing: a bar on a terminal, else a status line every 5 s, or nothing. */
+class Progress {
+  /** Bytes of the file read so far. */
+  bytes = 0;
+  private readonly bar?: SingleBar;
+  private readonly ticker?: NodeJS.Timeout;
 
-  const mode = o.progress ?? (process.stderr.isTTY ? 'bar' : 'lines');
-  const bar = mode === 'bar'
-    ? new SingleBar({
-      format: 'importing |{bar}| {percentage}% | {lines} lines | {rate} lines/s | ETA {eta_formatted} | stored {ok} rejected {bad}',
-      barsize: 24, hideCursor: true, etaBuffer: 50, stream: process.stderr,
-    })
-    : undefined;
-  let bytes = 0;
-  const tokens = (): Record<string, unknown> => {
-    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+  constructor(mode: ImportOptions['progress'], size: number, private readonly started: number, private readonly s: ImportSummary, log: (line: string) => void) {
+    this.bar = mode === 'bar'
+      ? new SingleBar({
+        format: 'importing |{bar}| {percentage}% | {lines} lines | {rate} lines/s | ETA {eta_formatted} | stored {ok} rejected {bad}',
+        barsize: 24, hideCursor: true, etaBuffer: 50, stream: process.stderr,
+      })
+      : undefined;
+    this.bar?.start(size, 0, this.tokens());
+    this.ticker = mode === 'lines'
+      ? setInterval(() => {
+        const t = this.tokens();
+        const pct = size > 0 ? Math.floor((this.bytes / size) * 100) : 100;
+        const eta = t.rate && this.bytes > 0 ? Math.round(((size - this.bytes) / this.bytes) * ((Date.now() - started) / 1000)) : 0;
+        log(`importing ${pct}% | ${String(t.lines)} lines | ${String(t.rate)} lines/s | ETA ${eta}s | stored ${String(t.ok)} rejected ${String(t.bad)}`);
+      }, 5000)
+      : undefined;
+  }
+
+  private tokens(): Record<string, unknown> {
+    const s = this.s;
+    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     return { lines: s.lines, rate: Math.round((s.lines - s.skipped) / secs), ok: s.accepted + s.replayed + s.existing, bad: s.rejected };
-  };
-  bar?.start(size, 0, tokens());
-  const ticker = mode === 'lines'
-    ? setInterval(() => {
-      const t = tokens();
-      const pct = size > 0 ? Math.floor((bytes / size) * 100) : 100;
-      const eta = t.rate && bytes > 0 ? Math.round(((size - bytes) / bytes) * ((Date.now() - started) / 1000)) : 0;
-      log(`importing ${pct}% | ${String(t.lines)} lines | ${String(t.rate)} lines/s | ETA ${eta}s | stored ${String(t.ok)} rejected ${String(t.bad)}`);
-    }, 5000)
-    : undefined;
+  }
 
-  // Batches in flight, oldest first; the checkpoint advances past a batch once it and every older one are done.
-  const inFlight: Array<{ lastLine: number; done: boolean; promise: Promise<void> }> = [];
-  let doneThrough = resumeAfter;
-  let lastWrite = 0;
-  let failure: Error | undefined;
-  const advance = (force = false): void => {
-    while (inFlight[0]?.done) doneThrough = inFlight.shift()!.lastLine;
-    if (force || Date.now() - lastWrite > CHECKPOINT_MS) {
-      writeCheckpoint(stateFile, { ...ident, doneThrough, updatedAt: new Date().toISOString() });
-      lastWrite = Date.now();
+  update(): void {
+    this.bar?.update(this.bytes, this.tokens());
+  }
+
+  stop(): void {
+    clearInterval(this.ticker);
+    this.update();
+    this.bar?.stop();
+  }
+}
+
+/**
+ * Posts one batch to the bulk route until the server stored every line (or refused the
+ * import): the answers, one a line. Every line carries its idempotency key, so sending a
+ * batch again cannot duplicate it.
+ */
+async function postBatch(o: ImportOptions, items: Item[], body: string): Promise<LineAnswer[]> {
+  for (let attempt = 1; ; attempt++) {
+    let problem: string | undefined;
+    try {
+      const res = await axios.post(`${o.url.replace(/\/+$/, '')}/api/pipelines/${encodeURIComponent(o.pipeline)}/requests/bulk?envelope=1${o.test ? '&test=1' : ''}`, body, {
+        headers: { authorization: `Bearer ${o.key}`, 'content-type': 'application/x-ndjson' },
+        responseType: 'text',
+        transformResponse: [(d: unknown) => d],
+        validateStatus: () => true,
+        timeout: 120_000,
+        maxBodyLength: Infinity,
+      });
+      if (res.status === 200) {
+        const answers = String(res.data).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LineAnswer);
+        if (answers.length === items.length && !answers.some((a) => a.error?.code === ErrorCodes.INTERNAL)) return answers;
+        problem = 'the server could not store every line';
+      } else if (res.status >= 400 && res.status < 500) {
+        throw new Error(`the server refused the import: ${res.status} ${String(res.data).slice(0, 300)}`);
+      } else problem = `the server answered ${res.status}`;
+    } catch (err) {
+      if (axios.isAxiosError(err)) problem = err.message;
+      else throw err;
     }
-  };
+    if (attempt >= MAX_BATCH_TRIES) throw new Error(`lines ${items[0]!.line}-${items[items.length - 1]!.line} could not be stored: ${problem}`);
+    // Every line carries its idempotency key: sending the batch again cannot duplicate it.
+    await new Promise((r) => setTimeout(r, Math.min(15_000, 500 * 2 ** (attempt - 1))));
+  }
+}
 
-  const reject = (line: number, error: { code: string; message: string }): void => {
-    s.rejected++;
-    rejects.write(`${JSON.stringify({ line, error })}\n`);
-  };
+/** One run of an import: the file read into batches, their answers counted, the checkpoint kept. */
+class ImportRun {
+  readonly started = Date.now();
+  readonly s: ImportSummary;
+  private readonly keyPrefix: string;
+  private readonly stateFile: string;
+  private readonly rejectsFile: string;
+  private readonly ident: Omit<Checkpoint, 'doneThrough' | 'updatedAt'>;
+  private readonly resumeAfter: number;
+  private readonly rejects: fs.WriteStream;
+  private readonly progress: Progress;
+  /** Batches in flight, oldest first; the checkpoint advances past a batch once it and every older one are done. */
+  private readonly inFlight: Array<{ lastLine: number; done: boolean; promise: Promise<void> }> = [];
+  private doneThrough: number;
+  private lastWrite = 0;
+  private failure: Error | undefined;
 
-  const send = async (items: Item[]): Promise<void> => {
-    const body = items.map((it) => JSON.stringify({ payload: it.payload, idempotencyKey: keyOf(it) })).join('\n');
-    for (let attempt = 1; ; attempt++) {
-      let answers: LineAnswer[] | undefined;
-      let problem: string | undefined;
-      try {
-        const res = await axios.post(`${o.url.replace(/\/+$/, '')}/api/pipelines/${encodeURIComponent(o.pipeline)}/requests/bulk?envelope=1${o.test ? '&test=1' : ''}`, body, {
-          headers: { authorization: `Bearer ${o.key}`, 'content-type': 'application/x-ndjson' },
-          responseType: 'text',
-          transformResponse: [(d: unknown) => d],
-          validateStatus: () => true,
-          timeout: 120_000,
-          maxBodyLength: Infinity,
-        });
-        if (res.status === 200) {
-          answers = String(res.data).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LineAnswer);
-          if (answers.length !== items.length || answers.some((a) => a.error?.code === ErrorCodes.INTERNAL)) {
-            problem = 'the server could not store every line';
-            answers = undefined;
-          }
-        } else if (res.status >= 400 && res.status < 500) {
-          throw new Error(`the server refused the import: ${res.status} ${String(res.data).slice(0, 300)}`);
-        } else problem = `the server answered ${res.status}`;
-      } catch (err) {
-        if (axios.isAxiosError(err)) problem = err.message;
-        else throw err;
-      }
-      if (answers) {
-        answers.forEach((a, i) => {
-          const it = items[i]!;
-          if (a.error) reject(it.line, a.error);
-          else if (a.outcome === 'replayed') s.replayed++;
-          else if (a.outcome === 'existing') s.existing++;
-          else s.accepted++;
-        });
-        return;
-      }
-      if (attempt >= MAX_BATCH_TRIES) throw new Error(`lines ${items[0]!.line}-${items[items.length - 1]!.line} could not be stored: ${problem}`);
-      // Every line carries its idempotency key: sending the batch again cannot duplicate it.
-      await new Promise((r) => setTimeout(r, Math.min(15_000, 500 * 2 ** (attempt - 1))));
+  constructor(private readonly o: ImportOptions, log: (line: string) => void) {
+    const size = fs.statSync(o.file).size;
+    this.keyPrefix = o.keyPrefix ?? `import:${path.basename(o.file)}`;
+    this.stateFile = `${o.file}.import-state.json`;
+    this.rejectsFile = `${o.file}.rejected.ndjson`;
+    this.ident = { pipeline: o.pipeline, keyPrefix: this.keyPrefix, idColumn: o.idColumn ?? null };
+    this.resumeAfter = o.resume === false ? 0 : readCheckpoint(this.stateFile, this.ident);
+    this.doneThrough = this.resumeAfter;
+    this.rejects = fs.createWriteStream(this.rejectsFile, { flags: this.resumeAfter > 0 ? 'a' : 'w' });
+    this.s = { lines: 0, skipped: 0, accepted: 0, replayed: 0, existing: 0, rejected: 0, seconds: 0, rate: 0, peakRssMb: 0, resumedAfter: this.resumeAfter };
+    if (this.resumeAfter > 0) log(`resuming after line ${this.resumeAfter} (${this.stateFile})`);
+    this.progress = new Progress(o.progress ?? (process.stderr.isTTY ? 'bar' : 'lines'), size, this.started, this.s, log);
+  }
+
+  private advance(force = false): void {
+    while (this.inFlight[0]?.done) this.doneThrough = this.inFlight.shift()!.lastLine;
+    if (force || Date.now() - this.lastWrite > CHECKPOINT_MS) {
+      writeCheckpoint(this.stateFile, { ...this.ident, doneThrough: this.doneThrough, updatedAt: new Date().toISOString() });
+      this.lastWrite = Date.now();
     }
-  };
+  }
 
-  const keyOf = (it: Item): string => {
-    if (!o.idColumn) return `${keyPrefix}:${it.line}`;
-    return `${keyPrefix}:${String(it.payload![o.idColumn])}`;
-  };
+  private reject(line: number, error: { code: string; message: string }): void {
+    this.s.rejected++;
+    this.rejects.write(`${JSON.stringify({ line, error })}\n`);
+  }
 
-  const flushBatch = async (items: Item[]): Promise<void> => {
+  private keyOf(it: Item): string {
+    if (!this.o.idColumn) return `${this.keyPrefix}:${it.line}`;
+    return `${this.keyPrefix}:${String(it.payload![this.o.idColumn])}`;
+  }
+
+  private async send(items: Item[]): Promise<void> {
+    const body = items.map((it) => JSON.stringify({ payload: it.payload, idempotencyKey: this.keyOf(it) })).join('\n');
+    const answers = await postBatch(this.o, items, body);
+    answers.forEach((a, i) => {
+      const it = items[i]!;
+      if (a.error) this.reject(it.line, a.error);
+      else if (a.outcome === 'replayed') this.s.replayed++;
+      else if (a.outcome === 'existing') this.s.existing++;
+      else this.s.accepted++;
+    });
+  }
+
+  private async flushBatch(items: Item[]): Promise<void> {
     const entry = { lastLine: items[items.length - 1]!.line, done: false, promise: Promise.resolve() };
-    entry.promise = send(items).then(
+    entry.promise = this.send(items).then(
       () => {
         entry.done = true;
-        advance();
+        this.advance();
       },
       (err: unknown) => {
-        failure ??= err as Error;
+        this.failure ??= err as Error;
       },
     );
-    inFlight.push(entry);
-    while (inFlight.filter((b) => !b.done).length >= concurrency && !failure) await Promise.race(inFlight.filter((b) => !b.done).map((b) => b.promise));
-  };
+    this.inFlight.push(entry);
+    const concurrency = this.o.concurrency ?? 2;
+    while (this.inFlight.filter((b) => !b.done).length >= concurrency && !this.failure) await Promise.race(this.inFlight.filter((b) => !b.done).map((b) => b.promise));
+  }
 
-  let batch: Item[] = [];
-  try {
-    for await (const it of isCsv ? csvItems(o.file, o.cast ?? false) : ndjsonItems(o.file)) {
-      if (failure) break;
-      bytes = it.bytes;
-      if (it.line === -1) throw new Error(it.error);
-      s.lines++;
-      bar?.update(bytes, tokens());
-      if (it.line <= resumeAfter) {
-        s.skipped++;
-        continue;
-      }
-      if (!it.payload) {
-        if (it.error) reject(it.line, { code: ErrorCodes.BAD_JSON, message: it.error });
-        continue;
-      }
-      if (o.idColumn && (it.payload[o.idColumn] === undefined || it.payload[o.idColumn] === '')) {
-        reject(it.line, { code: ErrorCodes.BAD_PARAM, message: `no value in the id column "${o.idColumn}"` });
-        continue;
-      }
+  /** Counts a line read; whether it goes into a batch (not skipped on resume, nor rejected here). */
+  private take(it: Item): boolean {
+    this.progress.bytes = it.bytes;
+    if (it.line === -1) throw new Error(it.error);
+    this.s.lines++;
+    this.progress.update();
+    if (it.line <= this.resumeAfter) {
+      this.s.skipped++;
+      return false;
+    }
+    if (!it.payload) {
+      if (it.error) this.reject(it.line, { code: ErrorCodes.BAD_JSON, message: it.error });
+      return false;
+    }
+    if (this.o.idColumn && (it.payload[this.o.idColumn] === undefined || it.payload[this.o.idColumn] === '')) {
+      this.reject(it.line, { code: ErrorCodes.BAD_PARAM, message: `no value in the id column "${this.o.idColumn}"` });
+      return false;
+    }
+    return true;
+  }
+
+  /** Reads the whole file in batches and waits for them; the checkpoint then names the last line. */
+  async run(): Promise<void> {
+    const batchSize = this.o.batch ?? 1000;
+    let batch: Item[] = [];
+    for await (const it of /\.csv$/i.test(this.o.file) ? csvItems(this.o.file, this.o.cast ?? false) : ndjsonItems(this.o.file)) {
+      if (this.failure) break;
+      if (!this.take(it)) continue;
       batch.push(it);
       if (batch.length >= batchSize) {
-        await flushBatch(batch);
+        await this.flushBatch(batch);
         batch = [];
       }
     }
-    if (batch.length > 0 && !failure) await flushBatch(batch);
-    await Promise.all(inFlight.map((b) => b.promise));
-    if (failure) throw failure;
+    if (batch.length > 0 && !this.failure) await this.flushBatch(batch);
+    await Promise.all(this.inFlight.map((b) => b.promise));
+    if (this.failure) throw this.failure;
     // Lines after the last batch (blank or rejected locally) are done too.
-    inFlight.length = 0;
-    doneThrough = Math.max(doneThrough, s.lines);
-    advance(true);
-  } finally {
-    clearInterval(ticker);
-    bar?.update(bytes, tokens());
-    bar?.stop();
-    await new Promise<void>((resolve) => rejects.end(() => resolve()));
-    if (inFlight.length > 0 || failure) advance(true);
+    this.inFlight.length = 0;
+    this.doneThrough = Math.max(this.doneThrough, this.s.lines);
+    this.advance(true);
   }
-  s.seconds = (Date.now() - started) / 1000;
-  s.rate = Math.round((s.lines - s.skipped) / Math.max(0.001, s.seconds));
-  s.peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-  if (s.rejected === 0) fs.rmSync(rejectsFile, { force: true });
-  return s;
+
+  /** Stops the progress, closes the rejects file, and keeps the checkpoint of a run that failed. */
+  async close(): Promise<void> {
+    this.progress.stop();
+    await new Promise<void>((resolve) => this.rejects.end(() => resolve()));
+    if (this.inFlight.length > 0 || this.failure) this.advance(true);
+  }
+
+  summary(): ImportSummary {
+    const s = this.s;
+    s.seconds = (Date.now() - this.started) / 1000;
+    s.rate = Math.round((s.lines - s.skipped) / Math.max(0.001, s.seconds));
+    s.peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+    if (s.rejected === 0) fs.rmSync(this.rejectsFile, { force: true });
+    return s;
+  }
+}
+
+/** Runs an import; `log` gets progress and messages (stderr by default). */
+export async function runImport(o: ImportOptions, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<ImportSummary> {
+  const run = new ImportRun(o, log);
+  try {
+    await run.run();
+  } finally {
+    await run.close();
+  }
+  return run.summary();
 }
 
 export const IMPORT_USAGE = `Usage: conveyor import <file.ndjson|file.csv> --pipeline <id> [options]

@@ -12,7 +12,6 @@
  * next poll mock (no repeat), else `--timeout`; an action step takes the next `--action`.
  * When nothing is left to give a waiting step, the simulation ends there, `waiting`.
  */
-import { readFileSync } from 'node:fs';
 import { collectFields } from '../../api/actions';
 import { loggedParams } from '../../dispatcher/params';
 import { loadProject } from '../../engine';
@@ -27,7 +26,10 @@ import { anyHolds, applyDecision, decide, WAIT_TIMEOUT, type Decision, type Open
 import { engineStepAnswer } from '../../supervisor/engine-steps';
 import { buildState } from '../../supervisor/state';
 import { maskedSecrets, renderValue } from '../../templates/render';
-import { CommandError, EXIT, processIo, runCommand, UsageError, type Io } from './args';
+import { CommandError, EXIT, processIo, runCommand, type Io } from './args';
+import { parseSimulateArgs, type SimulationInput } from './simulate-args';
+
+export { parseSimulateArgs, type SimulationInput } from './simulate-args';
 
 /** The text of `conveyor simulate --help`. */
 export const SIMULATE_USAGE = `Usage: conveyor simulate <pipeline> --input in.json [options]
@@ -66,19 +68,6 @@ export interface SimulatedRun {
   error: StepError | null;
   /** The process variables the run's `assign` set. */
   assigned: Record<string, unknown> | null;
-}
-
-/** What a simulation is given: the payload, the request's flags, and what stands in for the world. */
-export interface SimulationInput {
-  payload: Record<string, unknown>;
-  mode?: string | null;
-  test?: boolean;
-  /** stepId (or module name) → outputs (or `{ $error }`) in visit order. */
-  mocks?: Record<string, unknown[]>;
-  actions?: Record<string, Array<{ code: string; data: Record<string, unknown> }>>;
-  events?: Record<string, unknown[]>;
-  timeouts?: string[];
-  user?: string;
 }
 
 /** Where the simulated request ended, and the route it took. */
@@ -278,87 +267,6 @@ class Simulation {
 }
 
 // ---- the command ---------------------------------------------------------------------------
-
-function readJsonFile(file: string, what: string): unknown {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read ${file}: ${(e as Error).message}`);
-  }
-}
-
-/** `step=value`: the step id and the value. */
-function splitStep(flag: string, value: string): [string, string] {
-  const i = value.indexOf('=');
-  if (i <= 0) throw new UsageError(`--${flag} takes step=… (got "${value}")`);
-  return [value.slice(0, i), value.slice(i + 1)];
-}
-
-/** Reads the command line into a simulation input; repeated flags keep their order. */
-export function parseSimulateArgs(args: string[]): { pipeline: string; input: SimulationInput; json: boolean } {
-  const input: SimulationInput & Required<Pick<SimulationInput, 'mocks' | 'actions' | 'events' | 'timeouts'>> = { payload: {}, mocks: {}, actions: {}, events: {}, timeouts: [] };
-  let pipeline: string | undefined;
-  let json = false;
-  let sawInput = false;
-  const push = <T>(into: Record<string, T[]>, step: string, v: T): void => void (into[step] ??= []).push(v);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) {
-      if (pipeline) throw new UsageError(`unexpected argument "${a}"`);
-      pipeline = a;
-      continue;
-    }
-    const [name, inline] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    if (name === 'json' || name === 'test') {
-      if (name === 'json') json = true;
-      else input.test = true;
-      continue;
-    }
-    const value = inline ?? args[++i];
-    if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    switch (name) {
-      case 'input': {
-        const v = readJsonFile(value, '--input');
-        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('--input must hold a JSON object');
-        input.payload = v as Record<string, unknown>;
-        sawInput = true;
-        break;
-      }
-      case 'mock': {
-        const [step, file] = splitStep(name, value);
-        push(input.mocks, step, readJsonFile(file, `--mock ${step}`));
-        break;
-      }
-      case 'action': {
-        const [step, rest] = splitStep(name, value);
-        const [code, file] = rest.split(/:(.*)/s, 2) as [string, string | undefined];
-        const data = file ? readJsonFile(file, `--action ${step}`) : {};
-        if (!code || !data || typeof data !== 'object' || Array.isArray(data)) throw new UsageError(`--action ${step}: needs code[:data.json] with a JSON object`);
-        push(input.actions, step, { code, data: data as Record<string, unknown> });
-        break;
-      }
-      case 'event': {
-        const [step, file] = splitStep(name, value);
-        push(input.events, step, readJsonFile(file, `--event ${step}`));
-        break;
-      }
-      case 'timeout':
-        input.timeouts.push(value);
-        break;
-      case 'mode':
-        input.mode = value;
-        break;
-      case 'user':
-        input.user = value;
-        break;
-      default:
-        throw new UsageError(`unknown option --${name}`);
-    }
-  }
-  if (!pipeline) throw new UsageError('which pipeline? conveyor simulate <pipeline> --input in.json');
-  if (!sawInput) throw new UsageError('--input in.json is required');
-  return { pipeline, input, json };
-}
 
 const short = (v: unknown, max = 110): string => {
   const text = JSON.stringify(v) ?? 'null';

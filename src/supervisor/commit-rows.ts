@@ -1,8 +1,8 @@
 /** Keeping `request_participants` in step with each commit. Pure: it only fills in the commit. */
 import { OPEN_RUN_STATUSES } from '../model';
 import type { CompiledPipeline } from '../pipeline/types';
-import type { Decision, RequestState } from '../supervisor/decide';
-import { accessRows, hasAccessRows, sameParticipants } from './people';
+import type { Decision, RequestState } from './decide';
+import { accessRows, hasAccessRows, sameParticipants } from '../access/people';
 
 const OPEN_RUN = new Set<string>(OPEN_RUN_STATUSES);
 
