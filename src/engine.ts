@@ -167,7 +167,7 @@ export class Engine {
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
-    const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => this.supervisor.forget(ids) };
+    const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => void Promise.all(ids.map((requestId) => this.inbox.ask({ type: 'migrated', requestId }))) };
     this.migrations = new Migrations(migrationDeps);
     this.migrationRunner = new MigrationRunner(migrationDeps, this.migrations, { ...config.migrations, ...opts.migrations });
   }

@@ -28,7 +28,9 @@ export type InboxMessage =
   /** Timer: a waiting run passed its deadline. */
   | { type: 'wait-expired'; requestId: string; runId: string }
   /** Recovery: send again whatever the request still owes (single process, at start). */
-  | { type: 'resend'; requestId: string };
+  | { type: 'resend'; requestId: string }
+  /** A migration moved the request to another version in the store: what this process cached of it is stale. */
+  | { type: 'migrated'; requestId: string };
 
 /** How a message ended: committed, not news (duplicate, not applicable), or failed. */
 export type HandleResult = 'committed' | 'ignored' | 'failed';

@@ -81,11 +81,6 @@ export class Supervisor {
     return [...this.inFlight];
   }
 
-  /** Drops what this process cached of these requests (they were changed from outside: a migration). */
-  forget(requestIds: string[]): void {
-    for (const id of requestIds) this.states.delete(id);
-  }
-
   /** Switches to committing new runs as due `pending` rows (see `deferDispatch`). */
   setDeferDispatch(defer: boolean): void {
     this.o.deferDispatch = defer;
@@ -116,6 +111,12 @@ export class Supervisor {
         return this.timeOutWait(id, m.runId);
       case 'resend':
         return this.enqueue(id, () => this.resendOpenRuns(id));
+      case 'migrated':
+        // In line behind whatever this request is doing: the next message reads it afresh.
+        return this.enqueue(id, async () => {
+          this.states.delete(id);
+          return 'ignored';
+        });
     }
   }
 
