@@ -5,19 +5,15 @@
  * the ERP's exchange → an ERP document → each status to the customer → its final status back
  * in the shop).
  */
-import * as path from 'node:path';
 import { expect } from 'chai';
-import { connectErpBroker, type ErpBroker } from '../../scripts/erp-broker';
-import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
-import { startNotifyStandin, type NotifyState } from '../../scripts/notify-standin';
+import type { ErpBroker } from '../../scripts/erp-broker';
+import type { ErpStandin } from '../../scripts/erp-standin';
+import type { NotifyState } from '../../scripts/notify-standin';
+import type { SearchStandin } from '../../scripts/search-standin';
+import type { ShopStandin } from '../../scripts/shop-standin';
 import type { Standin } from '../../scripts/standin-kit';
-import { unique } from '../brokers/helpers';
-import { requireAmqp } from '../support/services';
-import { startSearchStandin, type SearchStandin } from '../../scripts/search-standin';
-import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
-import { startTestEngine, type TestEngine } from '../support/engine';
-import { cleanupTmpDirs, tmpDir } from '../support/tmp';
-import { freshPipeline } from '../workflow/support';
+import type { TestEngine } from '../support/engine';
+import { startErpWorld, type ErpWorld } from '../support/erp-world';
 import { until } from './helpers';
 
 interface RequestBody {
@@ -28,40 +24,22 @@ interface RequestBody {
 
 describe('seed 001 pipelines: erp-catalog-sync and order-to-erp (shop, search and ERP stand-ins)', function () {
   this.timeout(60_000);
+  let world: ErpWorld;
   let shop: ShopStandin;
   let search: SearchStandin;
   let erp: ErpStandin;
   let notify: Standin<NotifyState>;
   let erpBroker: ErpBroker;
   let t: TestEngine;
-  // This suite's own exchange and queues on the shared RabbitMQ.
-  const names = { exchange: unique('t.erp'), catalogQueue: unique('t.erp.catalog'), ordersQueue: unique('t.erp.orders') };
+  let names: ErpWorld['names'];
 
   before(async () => {
-    const amqpUrl = await requireAmqp();
-    shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
-    search = await startSearchStandin({ port: 0 });
     // Each ERP status lasts two reads, so the poller sees every one of them on any machine.
-    erp = await startErpStandin({ port: 0, statusReads: 2 });
-    erpBroker = await connectErpBroker(erp, amqpUrl, names);
-    notify = await startNotifyStandin({ port: 0 });
-    // ERP_POLL_EVERY is read as the pipeline file loads: load it afresh with this test's value.
-    freshPipeline('order-to-erp');
-    t = await startTestEngine({
-      env: {
-        SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '20ms', ERP_POLL_MAX_EVERY: '100ms',
-        AMQP_URL: amqpUrl, ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
-      },
-    });
+    world = await startErpWorld({ label: 't.erp', statusReads: 2, search: true, pollEvery: '20ms', pollMaxEvery: '100ms' });
+    ({ shop, erp, notify, erpBroker, t, names } = world);
+    search = world.search!;
   });
-  after(async () => {
-    await t?.close();
-    freshPipeline('order-to-erp');
-    await erpBroker?.deleteAll();
-    await erpBroker?.close();
-    await Promise.all([shop?.close(), search?.close(), erp?.close(), notify?.close()]);
-    cleanupTmpDirs();
-  });
+  after(() => world?.close());
 
   const run = async (pipeline: string, payload: Record<string, unknown>, headers: Record<string, string> = {}): Promise<RequestBody> => {
     const r = await t.api<RequestBody>('POST', `/api/pipelines/${pipeline}/requests?wait=20`, { body: payload, headers });

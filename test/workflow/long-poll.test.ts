@@ -5,22 +5,17 @@
  * its poll history, and never count toward the request's `maxSteps` (1000 by default). The
  * order reaches the ERP over RabbitMQ (`send-to-erp`), as in production.
  */
-import * as path from 'node:path';
 import { expect } from 'chai';
-import { connectErpBroker, type ErpBroker } from '../../scripts/erp-broker';
-import { startErpStandin, type ErpStandin } from '../../scripts/erp-standin';
-import { startNotifyStandin, type NotifyState } from '../../scripts/notify-standin';
-import { startShopStandin, type ShopStandin } from '../../scripts/shop-standin';
+import type { ErpStandin } from '../../scripts/erp-standin';
+import type { NotifyState } from '../../scripts/notify-standin';
+import type { ShopStandin } from '../../scripts/shop-standin';
 import type { Standin } from '../../scripts/standin-kit';
 import { compilePipeline } from '../../src/pipeline/compile';
 import { pollIntervalMs } from '../../src/supervisor/poll';
 import { formatIssue } from '../../src/errors';
-import { unique } from '../brokers/helpers';
-import { startTestEngine, type TestEngine } from '../support/engine';
+import type { TestEngine } from '../support/engine';
+import { startErpWorld, type ErpWorld } from '../support/erp-world';
 import { settle } from '../support/poll';
-import { requireAmqp } from '../support/services';
-import { cleanupTmpDirs, tmpDir } from '../support/tmp';
-import { freshPipeline } from './support';
 
 describe('long polling: a wait is one step run however often it polls', function () {
   this.timeout(180_000);
@@ -51,36 +46,17 @@ describe('long polling: a wait is one step run however often it polls', function
   });
 
   describe('order-to-erp against an ERP that answers after 1,100 polls', () => {
+    let world: ErpWorld;
     let shop: ShopStandin;
     let erp: ErpStandin;
     let notify: Standin<NotifyState>;
-    let erpBroker: ErpBroker;
     let t: TestEngine;
-    const names = { exchange: unique('t.lp.erp'), catalogQueue: unique('t.lp.erp.catalog'), ordersQueue: unique('t.lp.erp.orders') };
 
     before(async () => {
-      const amqpUrl = await requireAmqp();
-      shop = await startShopStandin({ port: 0, database: path.join(tmpDir('shop'), 'shop.db') });
-      erp = await startErpStandin({ port: 0, statusReads: 1100 });
-      erpBroker = await connectErpBroker(erp, amqpUrl, names);
-      notify = await startNotifyStandin({ port: 0 });
-      // ERP_POLL_EVERY is read as the pipeline file loads: load it afresh with this test's value.
-      freshPipeline('order-to-erp');
-      t = await startTestEngine({
-        env: {
-          SHOP_BASE_URL: shop.url, ERP_BASE_URL: erp.url, NOTIFY_BASE_URL: notify.url, ERP_POLL_EVERY: '1ms', ERP_POLL_MAX_EVERY: '1ms',
-          AMQP_URL: amqpUrl, ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
-        },
-      });
+      world = await startErpWorld({ label: 't.lp.erp', statusReads: 1100, pollEvery: '1ms', pollMaxEvery: '1ms' });
+      ({ shop, erp, notify, t } = world);
     });
-    after(async () => {
-      await t?.close();
-      freshPipeline('order-to-erp');
-      await erpBroker?.deleteAll();
-      await erpBroker?.close();
-      await Promise.all([shop?.close(), erp?.close(), notify?.close()]);
-      cleanupTmpDirs();
-    });
+    after(() => world?.close());
 
     it('completes the order; each wait is one run whose polls are in its history, and none counts toward maxSteps', async () => {
       const order = { event: 'order.created', order_id: 'ORD-SLOW', user_id: 'U-1', items: [{ product_id: '1001', quantity: 1 }], total: 100, customer: { email: 'slow@example.com' } };
