@@ -90,8 +90,6 @@ describe('intake: limits shared by two engine processes (MariaDB + Redis)', func
     const dispatched = (firsts as Array<{ started_at: number }>).map((r) => Number(r.started_at));
     expect(dispatched).to.have.length(30);
     expect(maxInAnySpan(dispatched, 1000), 'first dispatches in any 1 s span').to.be.at.most(5);
-    const releasers = procs.slice(1).filter((p) => p.output.some((l) => l.includes('requests released') && l.includes('in-rate')));
-    expect(releasers.map((p) => p.name), 'both engines released some').to.have.length(2);
   });
 
   it('business key, queue: 20 concurrent submits with one key run one at a time across both engines', async () => {
