@@ -8,6 +8,7 @@
  * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
  */
 import type { SqlExecutor } from './sql-executor';
+import { SEARCHED_RUN_STATUSES } from './migrations/1763800000300-sqlite-lean-indexes';
 
 /** The last row of a page: where the next page starts (exclusive). */
 export interface SearchCursor {
@@ -113,10 +114,34 @@ function whereClause(filters: Filter[], time: string, w: SearchWindow): { sql: s
   return { sql: parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '', params };
 }
 
+/**
+ * On SQLite some search indexes are partial (migration `1763800000300`): a query may use one
+ * only if its WHERE names the index's condition as written, which a bound parameter does not.
+ * This adds that condition where the filter's value implies it. Open runs (pending,
+ * dispatched) are few and sit in the sweeper's partial indexes, which SQLite, without
+ * statistics, would not pick over walking the time index through every completed run.
+ */
+const OPEN_RUN_INDEX: Record<string, string> = { pending: 'ix_step_runs_due', dispatched: 'ix_step_runs_lease' };
+
+function partialTerms(x: SqlExecutor, table: string, filters: Filter[]): { terms: string[]; index?: string } {
+  if (x.dialect !== 'sqlite') return { terms: [] };
+  const value = (column: string): unknown => filters.find(([c]) => c === column)?.[1];
+  if (table === 'step_runs') {
+    const status = value('status');
+    if (status === 'waiting' || status === 'failed' || status === 'cancelled') return { terms: [SEARCHED_RUN_STATUSES] };
+    if (status === 'pending' || status === 'dispatched') return { terms: [`status = '${status}'`], index: OPEN_RUN_INDEX[status] };
+  }
+  if (table === 'requests' && value('test') === 1) return { terms: ['test = 1'] };
+  return { terms: [] };
+}
+
 async function page(x: SqlExecutor, table: string, columns: string, time: string, filters: Filter[], w: SearchWindow): Promise<RowPage> {
   const where = whereClause(filters, time, w);
+  const partial = partialTerms(x, table, filters);
+  if (partial.terms.length > 0) where.sql = `${where.sql ? `${where.sql} AND` : 'WHERE'} ${partial.terms.join(' AND ')}`;
+  const hint = partial.index ? ` INDEXED BY ${partial.index}` : indexHint(x, table, filters);
   const rows = await x.all<Record<string, unknown>>(
-    `SELECT ${columns} FROM ${table}${indexHint(x, table, filters)} ${where.sql} ORDER BY ${time} DESC, id DESC LIMIT ?`,
+    `SELECT ${columns} FROM ${table}${hint} ${where.sql} ORDER BY ${time} DESC, id DESC LIMIT ?`,
     [...where.params, w.limit + 1],
   );
   if (rows.length <= w.limit) return { rows, next: undefined };

@@ -27,10 +27,10 @@ const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_co
 /**
  * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
  * every index on a column named in SET even when its value does not change, and `status`
- * is in several. It holds only when the status already is the new one; otherwise
- * {@link GUARD_SQL} runs next.
+ * is in several (`finished_at` in one). It holds only when the status and the finish time
+ * already are the new ones; otherwise {@link GUARD_SQL} runs next.
  */
-const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ?';
+const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ? AND finished_at IS ?';
 /** The two guards for a commit that also writes the request's `vars`. */
 const GUARD_VARS_SQL = GUARD_SQL.replace('error = ?', 'vars = ?, error = ?');
 const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'vars = ?, error = ?');
@@ -53,7 +53,7 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
     guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
     // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
     guardFirst: dialect === 'sqlite'
-      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev, r.status] }
+      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] }
       : undefined,
     then,
   };

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { runEngineScenario } from '../../scripts/bench/engine-scenario';
 import { latencyStats, median } from '../../scripts/bench/common';
 import { sqliteSettings } from '../../src/store/data-source';
+import { searchRequestRows, searchStepRows } from '../../src/store/search';
+import type { SqlExecutor } from '../../src/store/sql-executor';
 import { SqlStore } from '../../src/store/store';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
@@ -88,6 +90,39 @@ describe('SQLite settings for the hot path', () => {
       }
       const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);
       expect(indexes).to.not.include.members(['ix_step_runs_status_available', 'ix_step_runs_status_lease', 'ix_step_runs_wait']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('every search of GET /api/requests and /api/steps is served by an index, also where the index is partial', async () => {
+    const store = await SqlStore.open(`sqlite:${path.join(tmpDir('plans'), 's.db')}`);
+    // The search builds its SQL through this executor, which keeps it instead of running it.
+    const seen: Array<{ sql: string; params: unknown[] }> = [];
+    const capture = { dialect: 'sqlite', all: async (sql: string, params: unknown[] = []) => (seen.push({ sql, params }), []) } as unknown as SqlExecutor;
+    const plan = async (q: { sql: string; params: unknown[] }): Promise<string> =>
+      (await store.query<{ detail: string }>(`EXPLAIN QUERY PLAN ${q.sql}`, q.params)).map((r) => r.detail).join('; ');
+    try {
+      const window = { limit: 50, after: { t: 1, id: 'x' } };
+      const steps = [{}, { pipeline: 'p' }, { pipeline: 'p', step: 's' }, ...['pending', 'dispatched', 'waiting', 'completed', 'failed', 'cancelled'].flatMap((status) => [{ status }, { pipeline: 'p', status }])];
+      for (const f of steps) await searchStepRows(capture, 'id, started_at', { ...window, ...f } as never);
+      const requests = [{}, { pipeline: 'p' }, { status: 'completed' }, { pipeline: 'p', status: 'running' }, { businessKey: 'k' }, { test: true }, { test: false }];
+      for (const f of requests) await searchRequestRows(capture, 'id, created_at', { ...window, ...f } as never);
+      expect(seen).to.have.length(steps.length + requests.length);
+      for (const q of seen) {
+        const p = await plan(q);
+        // A search on some index (never a full scan of the table).
+        expect(p, q.sql).to.match(/(SEARCH|SCAN) (step_runs|requests) USING (COVERING )?INDEX/);
+        expect(p, q.sql).to.not.match(/SCAN (step_runs|requests)(;|$)/);
+      }
+      // The partial search indexes are the ones used where the filter implies their condition.
+      const failed = seen.find((q) => q.params.includes('failed') && !q.params.includes('p'))!;
+      expect(await plan(failed)).to.include('ix_step_runs_search_status');
+      for (const [status, index] of [['pending', 'ix_step_runs_due'], ['dispatched', 'ix_step_runs_lease']]) {
+        for (const q of seen.filter((x) => x.params.includes(status))) expect(await plan(q), `${status}: the open runs only`).to.include(index);
+      }
+      const testOnly = seen.find((q) => q.sql.includes('test = 1'))!;
+      expect(await plan(testOnly)).to.include('ix_requests_search_test');
     } finally {
       await store.close();
     }
