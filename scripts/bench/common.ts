@@ -40,6 +40,14 @@ export type BaselineSpec =
 
 export type Spec = EngineSpec | BaselineSpec;
 
+/** Statements, rows written, KiB and (SQLite) pages written per step (see `scripts/bench/db-work.ts`). */
+export interface DbWorkFigures {
+  statements: number;
+  rowsWritten: number;
+  kib: number;
+  pages?: number;
+}
+
 export interface ScaleSample {
   /** Requests finished so far. */
   done: number;
@@ -80,6 +88,8 @@ export interface Result {
   /** Group commit: transactions written and items per transaction. */
   batches?: number;
   itemsPerBatch?: number;
+  /** Database work per step of the batch, and of the one-in-flight phase (`scripts/bench/db-work.ts`). */
+  work?: { batch: DbWorkFigures; sequential?: DbWorkFigures };
   /** The persisted verdict: completed requests and runs found in the database. */
   verified?: { requestsCompleted: number; runsCompleted: number; duplicateRuns: number; ok: boolean };
   samples?: ScaleSample[];

@@ -16,6 +16,7 @@ import { KeyRing } from '../../src/api/auth';
 import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log/logger';
+import { mysqlMeter, sqliteMeter } from './db-work';
 import { latencyStats, mb, peakRssMb, type EngineSpec, type Result, type ScaleSample } from './common';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
@@ -153,8 +154,11 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     await Promise.all(Array.from({ length: Math.min(WARMUP, spec.requests) }, () => runOne()));
     waiters = new Map();
 
+    const meter = spec.mode === 'embedded' ? sqliteMeter() : mysqlMeter(box.databaseUrl);
+    const seqWork0 = await meter.read();
     const seq: number[] = [];
     for (let i = 0; i < spec.sequential; i++) seq.push(await runOne());
+    const seqWork = spec.sequential > 0 ? meter.perStep(seqWork0, await meter.read(), spec.sequential * steps) : undefined;
 
     // The batch.
     ended.clear();
@@ -216,6 +220,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     const elu0 = performance.eventLoopUtilization();
     let peakHeap = 0;
     const heapSampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 100);
+    const work0 = await meter.read();
     const batches0 = eng.committer.stats.batches;
     const items0 = eng.committer.stats.items;
     batchStart = performance.now();
@@ -231,6 +236,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     }
     await allDone;
     const seconds = (performance.now() - batchStart) / 1000;
+    const work = { batch: meter.perStep(work0, await meter.read(), n * steps), sequential: seqWork };
     const cpu = process.cpuUsage(cpu0);
     const elu = performance.eventLoopUtilization(elu0);
     clearInterval(heapSampler);
@@ -257,7 +263,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       p50Ms: lat.p50, p99Ms: lat.p99, seqP50Ms: seqLat.p50, seqP99Ms: seqLat.p99,
       peakRssMb: peakRssMb(), baseRssMb, cpuUsPerRequest: (cpu.user + cpu.system) / n,
       loopUsPerRequest: (elu.active * 1000) / n, peakHeapMb: mb(peakHeap), batches, itemsPerBatch: batches > 0 ? items / batches : 0,
-      verified, samples: spec.sampleEvery ? samples : undefined,
+      verified, work, samples: spec.sampleEvery ? samples : undefined,
     };
   } finally {
     await server?.close();

@@ -29,7 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
-import { median, RESULT_MARKER, type EngineSpec, type Result, type Spec } from './common';
+import { median, RESULT_MARKER, type DbWorkFigures, type EngineSpec, type Result, type Spec } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHILD = path.join(__dirname, 'child.ts');
@@ -232,6 +232,25 @@ function printTable(rows: Row[]): void {
   console.log('`steps/raw tx`: step results committed per second ÷ single-insert transactions per second on the same database.');
 }
 
+/** Database work per step, medians over the runs: the batch, and one request in flight. */
+function printWork(rows: Row[]): void {
+  const engines = rows.filter((r) => r.kind === 'engine' && r.runs.some((x) => x.work));
+  if (engines.length === 0) return;
+  console.log('\nDatabase work per step (statements, rows written, KiB and pages written; `scripts/bench/db-work.ts` says how each is counted)');
+  const head = ['scenario', 'stmts', 'rows', 'KiB', 'pages', '1-in-flight stmts', 'rows', 'KiB', 'pages'];
+  const widths = [34, 6, 5, 6, 6, 17, 5, 6, 6];
+  console.log(pad(head, widths));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of engines) {
+    const m = (get: (x: Result) => number | undefined): number => median(r.runs.map((x) => get(x) ?? NaN));
+    const b = (k: keyof DbWorkFigures) => m((x) => x.work?.batch[k]);
+    const q = (k: keyof DbWorkFigures) => m((x) => x.work?.sequential?.[k]);
+    const cells = (f: (k: keyof DbWorkFigures) => number) => [fmt(f('statements'), 1), fmt(f('rowsWritten'), 1), fmt(f('kib'), 1), fmt(f('pages'), 1)];
+    console.log(pad([r.name, ...cells(b), ...cells(q)], widths));
+  }
+  console.log('SQLite: bytes the process wrote (WAL frames and checkpoint copies), pages = bytes ÷ 4,120. MariaDB: Handler_write/update/delete rows, Questions, redo log bytes; server-wide.');
+}
+
 interface Target {
   what: string;
   measured: string;
@@ -354,6 +373,7 @@ async function main(): Promise<void> {
   const rows = summarise(specs, runs);
   console.log(`\nMedians of ${a.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s in all. Load average now: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   printTable(rows);
+  printWork(rows);
   const t = targets(rows);
   printTargets(t);
   if (a.json) {
