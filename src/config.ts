@@ -83,8 +83,8 @@ export interface Config {
   sqliteSynchronous: 'NORMAL' | 'FULL' | undefined;
   /** `LOG_LEVEL`. */
   logLevel: string;
-  /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`; unset keeps the supervisor's defaults. */
-  supervisor: { sweepIntervalMs?: number; leaseGraceMs?: number; queueLeaseMs?: number };
+  /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`; unset keeps the supervisor's defaults. */
+  supervisor: { sweepIntervalMs?: number; leaseGraceMs?: number; queueLeaseMs?: number; maxInFlight?: number };
   /** `CONVEYOR_REQUEST_CALLBACK_*`; unset keeps the sender's defaults. */
   requestCallbacks: { secret?: string; attempts?: number; backoffMs?: number };
   /** `CONVEYOR_ADMIN_*`. */
@@ -139,6 +139,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_QUEUE_LEASE_MS: '600000',
   CONVEYOR_LEASE_GRACE_MS: '10000',
   CONVEYOR_SWEEP_MS: '1000',
+  CONVEYOR_MAX_IN_FLIGHT: '4000',
   CONVEYOR_REQUEST_CALLBACK_SECRET: '',
   CONVEYOR_REQUEST_CALLBACK_ATTEMPTS: '8',
   CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS: '1000',
@@ -267,7 +268,12 @@ function tunings(r: Reader): Pick<Config, 'supervisor' | 'requestCallbacks' | 'a
       pollMs: r.atLeastZero('CONVEYOR_MIGRATION_POLL_MS'),
       pauseMs: r.atLeastZero('CONVEYOR_MIGRATION_PAUSE_MS'),
     }),
-    supervisor: defined({ sweepIntervalMs: r.ms('CONVEYOR_SWEEP_MS', undefined), leaseGraceMs: r.ms('CONVEYOR_LEASE_GRACE_MS', undefined), queueLeaseMs: r.ms('CONVEYOR_QUEUE_LEASE_MS', undefined) }),
+    supervisor: defined({
+      sweepIntervalMs: r.ms('CONVEYOR_SWEEP_MS', undefined),
+      leaseGraceMs: r.ms('CONVEYOR_LEASE_GRACE_MS', undefined),
+      queueLeaseMs: r.ms('CONVEYOR_QUEUE_LEASE_MS', undefined),
+      maxInFlight: r.int('CONVEYOR_MAX_IN_FLIGHT', 0, MAX_INT, undefined),
+    }),
     requestCallbacks: defined({
       secret: r.str('CONVEYOR_REQUEST_CALLBACK_SECRET'),
       attempts: r.int('CONVEYOR_REQUEST_CALLBACK_ATTEMPTS', 1, MAX_INT, undefined),

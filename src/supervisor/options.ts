@@ -40,4 +40,10 @@ export interface SupervisorOptions {
    * request on an error also writes one alert row per channel. @default none
    */
   alertChannels?: string[];
+  /**
+   * Admission control: at most this many requests in flight in this process (running, with
+   * their state in memory); further starts stay buffered in the store and are taken oldest
+   * first as others end. 0: no cap. `CONVEYOR_MAX_IN_FLIGHT`. @default 4000
+   */
+  maxInFlight?: number;
 }

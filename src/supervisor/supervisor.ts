@@ -12,6 +12,7 @@
 import { ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { redact } from '../log/redact';
+import { Admission } from './admission';
 import { noteAccessRows } from './commit-rows';
 import { ACTIVE_STATUSES } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
@@ -39,6 +40,7 @@ export class Supervisor {
   /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
   private readonly inFlight: Set<string>;
   private readonly timers: SupervisorTimers;
+  private readonly admission: Admission;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
   private readonly traceDeps: TraceDeps;
@@ -48,27 +50,40 @@ export class Supervisor {
     options: SupervisorOptions = {},
   ) {
     this.traceDeps = { store: d.store, logger: d.logger };
-    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], ...options };
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, ...options };
     this.outbox = new Outbox(d, (r) => void this.takeResult(r));
     this.inFlight = this.outbox.inFlight;
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
+    this.admission = new Admission(this.o.maxInFlight > 0 ? this.o.maxInFlight : Number.POSITIVE_INFINITY, {
+      cached: () => this.states.size,
+      listStartable: (before, limit) => d.store.listStaleBuffered(before, limit),
+      start: (requestId) => void this.receive({ type: 'start', requestId }),
+      logger: d.logger,
+    });
   }
 
   /** Starts the sweeper (the inbox feeds everything else). */
   start(): void {
     this.timers.start();
+    this.admission.start();
   }
 
   /** Stops taking messages; results that arrive later are left for recovery to redeliver. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.timers.stop();
+    this.admission.stop();
     await Promise.allSettled([...this.chains.values()]);
   }
 
   /** Requests whose state this process keeps in memory (running ones only). */
   get cachedCount(): number {
     return this.states.size;
+  }
+
+  /** Requests in flight in this process (admission control), and starts it deferred to the store or pulled back. */
+  get admitted(): { inFlight: number; deferred: number; pulled: number } {
+    return { inFlight: this.admission.inFlight, ...this.admission.stats };
   }
 
   /** Runs currently with a module, in this process. */
@@ -94,7 +109,9 @@ export class Supervisor {
     const id = m.requestId;
     switch (m.type) {
       case 'start':
-        return this.enqueue(id, () => this.handle(id, { type: 'start' }));
+        // Beyond the cap the request stays buffered in the store, pulled back as others end.
+        if (!this.admission.admit(id)) return Promise.resolve('ignored');
+        return this.enqueue(id, () => this.handle(id, { type: 'start' })).finally(() => this.admission.started(id));
       case 'result':
         return this.takeResult(m.result);
       case 'accepted':
@@ -165,6 +182,7 @@ export class Supervisor {
     // The chain entry is dropped as the work ends (two promises per event, not four).
     const next: Promise<HandleResult> = prev.then(work).then((r) => {
       if (this.chains.get(requestId) === next) this.chains.delete(requestId);
+      this.admission.freed();
       return r ?? 'committed';
     }, (err: unknown): HandleResult => {
       if (this.chains.get(requestId) === next) this.chains.delete(requestId);
@@ -185,8 +203,11 @@ export class Supervisor {
     // A request still `buffered` has never started, so it has no step runs to read.
     const state = buildState(request, request.status === 'buffered' ? [] : await this.d.store.listStepRuns(requestId));
     // Only requests with work moving are cached: a waiting request (days, maybe) costs rows only.
-    if (request.status === 'running' || request.status === 'buffered') this.states.set(requestId, state);
-    else this.states.delete(requestId);
+    if (request.status === 'running' || request.status === 'buffered') {
+      this.states.set(requestId, state);
+      // Now counted among the cached: no longer also among the starts under way.
+      this.admission.started(requestId);
+    } else this.states.delete(requestId);
     return state;
   }
 

@@ -1,0 +1,94 @@
+/**
+ * Admission control: at most `max` requests in flight in this process. A start beyond that
+ * is not kept in memory: the request stays `buffered` in the store (where intake already put
+ * it), and is pulled back, oldest release first, as requests in flight end. So 100,000
+ * requests submitted at once cost rows, not heap.
+ *
+ * In flight = the requests whose state the supervisor keeps (running ones) plus the starts
+ * under way. Several engine processes may pull the same request: its start is a guarded
+ * commit, so one of them starts it and the others find it running.
+ */
+import type { Logger } from '../log/logger';
+
+/** How many starts one pull asks the store for, at most. */
+const PULL_CHUNK = 500;
+/** A room smaller than a chunk is still filled after this long (ms), so a backlog never starves. */
+const PULL_EVERY_MS = 200;
+
+export interface AdmissionDeps {
+  /** Requests whose state the supervisor keeps in memory. */
+  cached(): number;
+  /** Ids of `buffered` requests released before `before`, oldest release first. */
+  listStartable(before: number, limit: number): Promise<string[]>;
+  /** Hands a pulled request to the supervisor as a start. */
+  start(requestId: string): void;
+  logger: Logger;
+}
+
+export class Admission {
+  private readonly starting = new Set<string>();
+  /** Whether a start was turned away since the store was last found empty of them. */
+  private backlog = false;
+  private pulling = false;
+  private lastPull = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  /** Starts turned away and starts pulled back, for metrics and tests. */
+  readonly stats = { deferred: 0, pulled: 0 };
+
+  constructor(
+    private readonly max: number,
+    private readonly d: AdmissionDeps,
+  ) {}
+
+  /** Checks for a backlog now and then, in case nothing ends to trigger a pull. */
+  start(): void {
+    if (Number.isFinite(this.max)) this.ticker = setInterval(() => this.freed(), 1000).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.ticker);
+  }
+
+  get inFlight(): number {
+    return this.d.cached() + this.starting.size;
+  }
+
+  /** Whether the start of `requestId` may go ahead now; false leaves it in the store for later. */
+  admit(requestId: string): boolean {
+    if (this.starting.has(requestId) || this.inFlight < this.max) {
+      this.starting.add(requestId);
+      return true;
+    }
+    this.backlog = true;
+    this.stats.deferred++;
+    return false;
+  }
+
+  /** The start of `requestId` is done (committed, refused or no news), or its state is now cached. */
+  started(requestId: string): void {
+    this.starting.delete(requestId);
+  }
+
+  /** Something ended or left memory: pulls waiting starts if there is room. */
+  freed(): void {
+    if (!this.backlog || this.pulling) return;
+    const room = this.max - this.inFlight;
+    if (room <= 0) return;
+    const now = Date.now();
+    if (room < Math.min(PULL_CHUNK, this.max / 4) && now - this.lastPull < PULL_EVERY_MS) return;
+    this.pulling = true;
+    this.lastPull = now;
+    const limit = Math.min(room, PULL_CHUNK);
+    void this.d.listStartable(now + 1, limit + this.starting.size)
+      .then((ids) => {
+        const fresh = ids.filter((id) => !this.starting.has(id)).slice(0, limit);
+        if (ids.length < limit + this.starting.size) this.backlog = false;
+        this.stats.pulled += fresh.length;
+        for (const id of fresh) this.d.start(id);
+      })
+      .catch((err: unknown) => this.d.logger.warn('admission: reading waiting starts failed', { error: (err as Error).message }))
+      .finally(() => {
+        this.pulling = false;
+      });
+  }
+}

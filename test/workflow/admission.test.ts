@@ -1,0 +1,69 @@
+/**
+ * Admission control (docs/performance.md#admission-control): an engine keeps at most
+ * `maxInFlight` requests in flight; the starts beyond it stay `buffered` in the store and are
+ * taken back oldest first as requests end. Nothing is lost or started twice.
+ */
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { startTestEngine, type TestEngine } from '../support/engine';
+import { waitFor } from '../support/poll';
+
+const FIXTURES = path.join(__dirname, '..', 'fixtures', 'admission');
+
+interface Gate {
+  open: boolean;
+  waiters: Array<() => void>;
+  started: number[];
+  running: number;
+  maxRunning: number;
+}
+
+describe('admission control: at most maxInFlight requests in flight, the rest wait in the store', function () {
+  this.timeout(30_000);
+  let t: TestEngine;
+  const gate: Gate = { open: false, waiters: [], started: [], running: 0, maxRunning: 0 };
+
+  before(async () => {
+    (globalThis as { __admissionGate?: Gate }).__admissionGate = gate;
+    t = await startTestEngine({
+      pipelinesDir: path.join(FIXTURES, 'pipelines'), modulesDir: path.join(FIXTURES, 'modules'), listen: false,
+      engine: { supervisor: { maxInFlight: 5 } },
+    });
+  });
+
+  after(async () => {
+    gate.open = true;
+    for (const w of gate.waiters.splice(0)) w();
+    await t?.close();
+    delete (globalThis as { __admissionGate?: Gate }).__admissionGate;
+  });
+
+  it('starts 5 of 20, keeps 15 buffered in the store, then starts them oldest first as slots free; all 20 complete once', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await t.engine.intake.submit({ pipelineId: 'admission', payload: { i } })).id);
+    await waitFor('5 first steps running', () => (gate.running === 5 ? true : undefined), 10_000, 10);
+    const stats = () => t.engine.supervisor.admitted;
+    await waitFor('15 starts deferred', () => (stats().deferred >= 15 ? true : undefined), 10_000, 10);
+    expect(stats().deferred, 'starts turned away while 5 were in flight').to.equal(15);
+    expect(gate.started.slice().sort((a, b) => a - b)).to.deep.equal([0, 1, 2, 3, 4]);
+    const buffered = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'admission' AND status = 'buffered'");
+    expect(Number(buffered[0]!.n), 'the excess waits in the store').to.equal(15);
+
+    gate.open = true;
+    for (const w of gate.waiters.splice(0)) w();
+    await waitFor('20 completed', async () => {
+      const r = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'admission' AND status = 'completed'");
+      return Number(r[0]!.n) === 20 ? true : undefined;
+    }, 20_000, 50);
+    expect(gate.maxRunning, 'never more than the cap at once').to.be.at.most(5);
+    expect(gate.started.slice().sort((a, b) => a - b), 'each first step ran once').to.deep.equal(Array.from({ length: 20 }, (_, i) => i));
+    expect(stats().pulled, 'the deferred starts, taken back from the store').to.be.at.least(15);
+    // Oldest first: the deferred requests started in the order they were released.
+    const rows = await t.engine.store.query<{ id: string; release_at: unknown }>("SELECT id, release_at FROM requests WHERE pipeline_id = 'admission'");
+    const releaseOf = new Map(rows.map((r) => [String(r.id), Number(r.release_at)]));
+    const later = gate.started.slice(5).map((i) => releaseOf.get(ids[i]!)!);
+    expect(later).to.deep.equal([...later].sort((a, b) => a - b));
+    const runs = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE pipeline_id = 'admission' AND status = 'completed'");
+    expect(Number(runs[0]!.n), 'two steps each, once').to.equal(40);
+  });
+});
