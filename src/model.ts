@@ -185,3 +185,8 @@ export interface ParticipantRow {
   role: string;
   actorId: string;
 }
+
+/** The `request` key of a request's context (templates, conditions, participants). */
+export function requestInfo(r: RequestRecord): Record<string, unknown> {
+  return { id: r.id, pipeline: r.pipelineId, version: r.version, businessKey: r.businessKey, mode: r.mode, test: r.test, actor: r.submittedBy ?? null };
+}

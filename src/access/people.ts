@@ -8,7 +8,7 @@
  * the participant roles it holds on this request.
  */
 import { anyHolds, getPath } from '../conditions';
-import type { ParticipantRow } from '../model';
+import { requestInfo, type ParticipantRow, type RequestRecord } from '../model';
 import type { CompiledAction, CompiledPipeline } from '../pipeline/types';
 
 export type { ParticipantRow };
@@ -168,6 +168,15 @@ export function accessRows(pipeline: CompiledPipeline, context: Record<string, u
   }
   const rows = [...people, ...[...offered].map((actorId) => ({ role: OFFERED, actorId }))];
   return rows.sort((a, b) => (a.role < b.role ? -1 : a.role > b.role ? 1 : a.actorId < b.actorId ? -1 : a.actorId > b.actorId ? 1 : 0));
+}
+
+/**
+ * The rows a request has as it is submitted, from its payload and submitter alone (no step
+ * has run, no action is open): stored with the request, so its participants find it at once.
+ */
+export function submittedAccessRows(pipeline: CompiledPipeline, record: RequestRecord): ParticipantRow[] {
+  if (Object.keys(pipeline.participants ?? {}).length === 0) return [];
+  return participantsOf(pipeline, { payload: record.payload, request: requestInfo(record), vars: {} });
 }
 
 /** Whether a pipeline ever has access rows (participants or action steps). */

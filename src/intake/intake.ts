@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Bus } from '../bus/bus';
+import { submittedAccessRows } from '../access/people';
 import { ClientError, ErrorCodes } from '../errors';
 import { newId } from '../ids';
 import { CallbackSender, type CallbackOptions } from './callbacks';
@@ -26,6 +27,7 @@ import { DEFAULT_IDEMPOTENCY_WINDOW_MS, DEFAULT_REUSE_WINDOW_MS } from '../pipel
 import { canonicalJson } from '../pipeline/hash';
 import type { GroupCommitter } from '../store/group-commit';
 import type { Hold } from '../store/intake-store';
+import type { IntakeInsert } from '../store/rows';
 import type { SqlStore } from '../store/store';
 import { beginRequestTrace } from '../tracing/spans';
 
@@ -178,19 +180,22 @@ export class Intake {
     };
     const trace = beginRequestTrace(input.traceparent, { requestId: record.id, pipeline: pipeline.id });
     if (trace) record.traceContext = trace;
+    // Participant rows go in with the request: a participant finds it before its first step.
+    const access = submittedAccessRows(pipeline, record);
     if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
-      await this.d.committer.insertRequest(record);
+      await this.d.committer.insertRequest(record, access);
       this.d.notify(record.id);
       return { request: record, outcome: 'created' };
     }
-    return this.acceptKeyed(record, gated, keyPolicy, callbackUrl, options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS, options?.businessKey);
+    return this.acceptKeyed({ record, hold: null, activeKey: null, callbackUrl, access }, gated, keyPolicy, options?.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS, options?.businessKey);
   }
 
   /** The insert that unique keys may refuse; each refusal is resolved by the policy and tried again. */
   private async acceptKeyed(
-    record: RequestRecord, gated: boolean, keyPolicy: string | undefined, callbackUrl: string | null, windowMs: number,
+    insert: IntakeInsert, gated: boolean, keyPolicy: string | undefined, windowMs: number,
     keyOptions: CompiledIntakeOptions['businessKey'],
   ): Promise<Accepted> {
+    const { record, callbackUrl, access } = insert;
     const { pipelineId, businessKey, idempotencyKey } = record;
     const store = this.d.store.intake;
     // A newcomer queues behind requests already waiting for its key, to keep them in order.
@@ -199,7 +204,7 @@ export class Intake {
       const hold: Hold = queue ? 'key' : gated ? 'gate' : null;
       record.releaseAt = hold === null ? record.createdAt : null;
       const activeKey = keyPolicy && !queue ? businessKey : null;
-      if (await this.d.committer.insertKeyed({ record, hold, activeKey, callbackUrl })) {
+      if (await this.d.committer.insertKeyed({ record, hold, activeKey, callbackUrl, access })) {
         if (hold === null) this.d.notify(record.id);
         else if (hold === 'gate') this.releaser.poke(pipelineId);
         // The holder may have ended between our conflict and this insert.

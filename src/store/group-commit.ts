@@ -1,4 +1,5 @@
-import type { RequestCommit, RequestRecord } from '../model';
+import type { ParticipantRow, RequestCommit, RequestRecord } from '../model';
+import type { NewAccess } from './participants';
 import type { IntakeInsert } from './rows';
 import type { Store } from './store';
 
@@ -22,7 +23,7 @@ interface Pending<T> {
  * the store locks rows in id order.
  */
 export class GroupCommitter {
-  private requests: Array<Pending<RequestRecord>> = [];
+  private requests: Array<Pending<{ record: RequestRecord; access?: NewAccess }>> = [];
   private commits: Array<Pending<RequestCommit>> = [];
   private keyed: Array<Pending<IntakeInsert>> = [];
   private scheduled = false;
@@ -39,10 +40,11 @@ export class GroupCommitter {
     this.parallel = Math.max(1, parallel ?? 1);
   }
 
-  /** Stores a new request; resolves once it is durable. */
-  insertRequest(record: RequestRecord): Promise<void> {
+  /** Stores a new request, with its participant rows if it has some; resolves once it is durable. */
+  insertRequest(record: RequestRecord, access?: ParticipantRow[]): Promise<void> {
     return new Promise<boolean>((resolve, reject) => {
-      this.requests.push({ item: record, resolve, reject });
+      const item = access && access.length > 0 ? { record, access: { requestId: record.id, createdAt: record.createdAt, rows: access } } : { record };
+      this.requests.push({ item, resolve, reject });
       this.schedule();
     }).then(() => undefined);
   }
@@ -94,7 +96,8 @@ export class GroupCommitter {
     const commits = this.commits.splice(0, Math.max(0, this.maxBatch - requests.length));
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
-    const batch = { newRequests: requests.map((p) => p.item), commits: commits.map((p) => p.item) };
+    const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
+    const batch = { newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item), ...(newAccess.length > 0 ? { newAccess } : {}) };
     const flush: Promise<void> = this.store
       .write(keyed.length === 0 ? batch : { ...batch, keyed: keyed.map((p) => p.item) })
       .then(

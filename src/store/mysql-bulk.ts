@@ -1,7 +1,7 @@
 /** The MySQL group-commit write: a whole batch in a handful of bulk statements. */
 import { all, InvariantError, run, type Script } from './sql-executor';
 import { alertStmts, FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam } from './rows';
-import { participantStmts } from './participants';
+import { newParticipantStmts, participantStmts } from './participants';
 import type { WriteBatch } from './write';
 
 /** Rows per bulk statement, and roughly the most parameter bytes in one (under MySQL's 16 MB packet). */
@@ -118,7 +118,7 @@ export function* bulkScript(batch: WriteBatch): Script<boolean[]> {
   yield* updateRequests(ok);
   yield* closeRuns(ok);
   const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
-  for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs), ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS)]) {
+  for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs), ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS), ...newParticipantStmts(batch.newAccess ?? [], BULK_ROWS)]) {
     yield* run(st.sql, st.params);
   }
   return held;

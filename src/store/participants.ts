@@ -2,7 +2,7 @@
  * The participants table (`request_participants`): written with the commits that change it,
  * and read to scope searches to one actor. Statements only; the store runs them.
  */
-import type { RequestCommit } from '../model';
+import type { ParticipantRow, RequestCommit } from '../model';
 import { insertStmts } from './rows';
 import type { SqlExecutor, Stmt } from './sql-executor';
 
@@ -23,6 +23,20 @@ export function participantStmts(commits: readonly RequestCommit[], chunk: numbe
   for (const c of changed) last.set(c.requestId, c);
   const rows = [...last.values()].flatMap((c) => c.participants!.rows.map((r) => [c.requestId, r.actorId, r.role, c.participants!.createdAt]));
   return [...out, ...insertStmts('request_participants', PARTICIPANT_COLUMNS, rows, chunk)];
+}
+
+/** A new request's participant rows, written in the transaction that stores it. */
+export interface NewAccess {
+  requestId: string;
+  createdAt: number;
+  rows: ParticipantRow[];
+}
+
+/** The inserts of new requests' participant rows (nothing to delete: the requests are new). */
+export function newParticipantStmts(entries: readonly NewAccess[], chunk: number): Stmt[] {
+  if (entries.length === 0) return [];
+  const rows = entries.flatMap((e) => e.rows.map((r) => [e.requestId, r.actorId, r.role, e.createdAt]));
+  return insertStmts('request_participants', PARTICIPANT_COLUMNS, rows, chunk);
 }
 
 /** Which of these requests have a participant row for one of `actors`. */

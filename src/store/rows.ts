@@ -4,7 +4,7 @@
  * shared by the store's per-commit path (`write.ts`), the MySQL bulk path (`mysql-bulk.ts`),
  * the intake's keyed inserts and every read.
  */
-import { OPEN_RUN_STATUSES, type AdminAlertRow, type PollRecord, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
+import { OPEN_RUN_STATUSES, type AdminAlertRow, type ParticipantRow, type PollRecord, type RequestCommit, type RequestRecord, type RequestStatus, type StepRunRecord } from '../model';
 import type { Stmt } from './sql-executor';
 
 export const REQUEST_COLUMNS =
@@ -44,6 +44,8 @@ export interface IntakeInsert {
   /** The business key, when this request takes it on insert. */
   activeKey: string | null;
   callbackUrl: string | null;
+  /** The participant rows the request has from its payload alone (written only if it is inserted). */
+  access?: ParticipantRow[];
 }
 
 /** A keyed insert writes the request's columns, then the intake's. */

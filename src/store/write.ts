@@ -5,7 +5,7 @@
  */
 import type { RequestCommit, RequestRecord } from '../model';
 import { bulkScript } from './mysql-bulk';
-import { participantStmts } from './participants';
+import { newParticipantStmts, participantStmts, type NewAccess } from './participants';
 import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
   REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
@@ -21,6 +21,8 @@ export interface WriteBatch {
    * request only, never the batch.
    */
   keyed?: IntakeInsert[];
+  /** Participant rows of `newRequests` (only those that have some). */
+  newAccess?: NewAccess[];
 }
 
 const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
@@ -75,6 +77,9 @@ function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script
     const found = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${ids.map(() => '?').join(',')})`, ids);
     for (const f of found) inserted.add(String(f.id));
   }
+  const access = rows.filter((r) => r.access && r.access.length > 0 && inserted.has(r.record.id))
+    .map((r) => ({ requestId: r.record.id, createdAt: r.record.createdAt, rows: r.access! }));
+  for (const st of newParticipantStmts(access, INSERT_CHUNK)) yield* run(st.sql, st.params);
   return rows.map((r) => inserted.has(r.record.id));
 }
 
@@ -107,7 +112,11 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
     : undefined;
   const commits = order ? order.map((o) => o.c) : batch.commits;
   const units = commits.map((c) => commitUnit(c, dialect));
-  const tail = (held: boolean[]): Stmt[] => tailStmts(batch.newRequests, commits, held, dialect === 'sqlite' ? 1 : INSERT_CHUNK);
+  const tail = (held: boolean[]): Stmt[] => {
+    const chunk = dialect === 'sqlite' ? 1 : INSERT_CHUNK;
+    const out = tailStmts(batch.newRequests, commits, held, chunk);
+    return batch.newAccess?.length ? [...out, ...newParticipantStmts(batch.newAccess, chunk)] : out;
+  };
   const script = keyed.length === 0
     ? () => unitsScript(units, tail)
     : function* (): Script<boolean[]> {

@@ -1,13 +1,8 @@
 /** Rebuilding a request's state from its stored records: pure. */
-import { OPEN_RUN_STATUSES, type RequestRecord, type StepRunRecord } from '../model';
+import { OPEN_RUN_STATUSES, requestInfo, type RequestRecord, type StepRunRecord } from '../model';
 import type { Decision, OpenRun, RequestState } from './decision';
 
 const OPEN = new Set<string>(OPEN_RUN_STATUSES);
-
-/** The `request` key of the context. */
-export function requestInfo(r: RequestRecord): Record<string, unknown> {
-  return { id: r.id, pipeline: r.pipelineId, version: r.version, businessKey: r.businessKey, mode: r.mode, test: r.test, actor: r.submittedBy ?? null };
-}
 
 /**
  * The context is never stored as one blob: it is the payload, the request's `vars`, and for
