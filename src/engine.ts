@@ -301,6 +301,11 @@ export class Engine {
     return this.supervisor.inFlightCount;
   }
 
+  /** Admission control: requests in flight here, starts deferred to the store and pulled back. */
+  get admitted(): { inFlight: number; deferred: number; pulled: number } {
+    return this.supervisor.admitted;
+  }
+
   async getRequest(id: string): Promise<{ request: RequestRecord; runs: StepRunRecord[]; context: Record<string, unknown> } | undefined> {
     const request = await this.store.getRequest(id);
     if (!request) return undefined;

@@ -25,6 +25,8 @@ export interface MetricsSource {
   readonly hub: QueueHub | undefined;
   /** Step attempts sent to a module by this process and not answered yet. */
   readonly inFlightCount: number;
+  /** Admission control: requests in flight in this process, starts it left in the store, starts it took back. */
+  readonly admitted: { inFlight: number; deferred: number; pulled: number };
 }
 
 /** Request statuses counted by the `conveyor_requests` gauge: the ones that stay few. */
@@ -51,6 +53,9 @@ export class EngineMetrics {
   private readonly errorStop: Gauge;
   private readonly queueJobs: Gauge<'queue' | 'state'>;
   private readonly inFlight: Gauge;
+  private readonly requestsInFlight: Gauge;
+  private readonly deferred: Counter;
+  private deferredSeen = 0;
   private readonly finished: Counter<'pipeline' | 'status'>;
   private readonly duration: Histogram<'pipeline' | 'step' | 'transport' | 'outcome'>;
   private readonly retries: Counter<'pipeline' | 'step'>;
@@ -75,6 +80,8 @@ export class EngineMetrics {
     this.errorStop = new Gauge({ name: 'conveyor_error_stop_requests', help: 'Requests halted in error_stop, waiting for an operator.', registers });
     this.queueJobs = new Gauge({ name: 'conveyor_queue_jobs', help: 'Jobs in the bull queues (distributed mode), by queue and state.', labelNames: ['queue', 'state'], registers });
     this.inFlight = new Gauge({ name: 'conveyor_steps_in_flight', help: 'Step attempts sent to a module by this process and not answered yet.', registers });
+    this.requestsInFlight = new Gauge({ name: 'conveyor_requests_in_flight', help: 'Requests in flight in this process (admission control: at most CONVEYOR_MAX_IN_FLIGHT).', registers });
+    this.deferred = new Counter({ name: 'conveyor_starts_deferred_total', help: 'Starts this process left buffered in the store because CONVEYOR_MAX_IN_FLIGHT requests were in flight.', registers });
     this.finished = new Counter({ name: 'conveyor_requests_finished_total', help: 'Requests that ended, by pipeline and final status, seen by this process.', labelNames: ['pipeline', 'status'], registers });
     this.duration = new Histogram({
       name: 'conveyor_step_duration_seconds',
@@ -170,6 +177,10 @@ export class EngineMetrics {
     this.waiting.set(total.waiting ?? 0);
     this.errorStop.set(total.error_stop ?? 0);
     this.inFlight.set(this.engine.inFlightCount);
+    const admitted = this.engine.admitted;
+    this.requestsInFlight.set(admitted.inFlight);
+    if (admitted.deferred > this.deferredSeen) this.deferred.inc(admitted.deferred - this.deferredSeen);
+    this.deferredSeen = admitted.deferred;
     await this.readQueues();
   }
 

@@ -41,6 +41,8 @@ describe('metrics and readiness', function () {
     expect(sample(text, 'conveyor_buffered_requests')).to.equal(0);
     expect(sample(text, 'conveyor_waiting_requests')).to.equal(0);
     expect(sample(text, 'conveyor_steps_in_flight')).to.equal(0);
+    expect(sample(text, 'conveyor_requests_in_flight')).to.equal(0);
+    expect(sample(text, 'conveyor_starts_deferred_total')).to.equal(0);
   });
 
   it('counts finished requests by pipeline and final status', async () => {

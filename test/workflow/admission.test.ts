@@ -46,6 +46,10 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
     await waitFor('15 starts deferred', () => (stats().deferred >= 15 ? true : undefined), 10_000, 10);
     expect(stats().deferred, 'starts turned away while 5 were in flight').to.equal(15);
     expect(gate.started.slice().sort((a, b) => a - b)).to.deep.equal([0, 1, 2, 3, 4]);
+    // The operator sees it in /metrics: 5 in flight, 15 starts left in the store.
+    const metrics = (await t.api<string>('GET', '/metrics', { key: t.keys.admin })).text;
+    expect(metrics).to.match(/^conveyor_requests_in_flight 5$/m);
+    expect(metrics).to.match(/^conveyor_starts_deferred_total 15$/m);
     const buffered = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'admission' AND status = 'buffered'");
     expect(Number(buffered[0]!.n), 'the excess waits in the store').to.equal(15);
 
