@@ -79,10 +79,13 @@ export class Admission {
     this.pulling = true;
     this.lastPull = now;
     const limit = Math.min(room, PULL_CHUNK);
-    void this.d.listStartable(now + 1, limit + this.starting.size)
+    // A start turned away while this read runs may be stored after it: then the backlog stays.
+    const deferredBefore = this.stats.deferred;
+    const asked = limit + this.starting.size;
+    void this.d.listStartable(now + 1, asked)
       .then((ids) => {
         const fresh = ids.filter((id) => !this.starting.has(id)).slice(0, limit);
-        if (ids.length < limit + this.starting.size) this.backlog = false;
+        if (ids.length < asked && this.stats.deferred === deferredBefore) this.backlog = false;
         this.stats.pulled += fresh.length;
         for (const id of fresh) this.d.start(id);
       })
