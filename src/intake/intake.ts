@@ -79,6 +79,12 @@ export interface IntakeOptions {
 }
 
 const MAX_CONFLICT_ROUNDS = 6;
+/**
+ * Submissions being stored at once, at most: two group-commit batches' worth. Beyond it a
+ * caller waits before its request is even built, so a caller that submits 100,000 at once
+ * holds 100,000 small promises, not 100,000 requests.
+ */
+export const MAX_PENDING_INSERTS = 4096;
 
 export class Intake {
   private readonly releaser: Releaser;
@@ -89,6 +95,8 @@ export class Intake {
   private sweeper: NodeJS.Timeout | undefined;
   private sweeping = false;
   private readonly offs: Array<() => void> = [];
+  private pendingInserts = 0;
+  private readonly insertWaiters: Array<() => void> = [];
 
   constructor(
     private readonly d: IntakeDeps,
@@ -148,6 +156,24 @@ export class Intake {
 
   /** Like {@link submit}, and says whether the request is new, replayed or an existing active one. */
   async accept(input: SubmitInput): Promise<Accepted> {
+    // A full house hands its slot straight to the next waiter as a submission ends.
+    if (this.pendingInserts >= MAX_PENDING_INSERTS) await new Promise<void>((resolve) => this.insertWaiters.push(resolve));
+    else this.pendingInserts++;
+    try {
+      return await this.acceptNow(input);
+    } finally {
+      const next = this.insertWaiters.shift();
+      if (next) next();
+      else this.pendingInserts--;
+    }
+  }
+
+  /** Submissions being stored now, and callers waiting for a turn (for tests and metrics). */
+  get pending(): { storing: number; waiting: number } {
+    return { storing: this.pendingInserts, waiting: this.insertWaiters.length };
+  }
+
+  private async acceptNow(input: SubmitInput): Promise<Accepted> {
     const entry = this.d.catalog.latest(input.pipelineId);
     if (!entry) throw new ClientError(404, ErrorCodes.UNKNOWN_PIPELINE, `unknown pipeline "${input.pipelineId}"`);
     const pipeline = entry.pipeline;

@@ -92,8 +92,11 @@ export class GroupCommitter {
 
   private flush(): Promise<void> {
     if (this.flushes.size >= this.parallel) return Promise.resolve();
-    const requests = this.requests.splice(0, this.maxBatch);
-    const commits = this.commits.splice(0, Math.max(0, this.maxBatch - requests.length));
+    // Step results get at least half of a batch: a flood of new requests must not stall the
+    // requests already running (their ends are what frees room for the new ones).
+    const half = Math.ceil(this.maxBatch / 2);
+    const commits = this.commits.splice(0, Math.max(half, this.maxBatch - this.requests.length - this.keyed.length));
+    const requests = this.requests.splice(0, this.maxBatch - commits.length);
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
     const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
