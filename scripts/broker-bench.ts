@@ -11,6 +11,7 @@
  * - HTTP bulk: the same N events as `POST …/requests/bulk` of 10,000 lines each, one after
  *   another, with an `Idempotency-Key` prefix; timed until the last line's answer (each line
  *   is answered once stored). `--paths broker` or `--paths http-bulk` runs one side only.
+ *   `--curve` prints the time and RSS after each bulk request (where a run slows down).
  *
  * Stored events/s and the process's peak RSS are printed. The source's `maxBuffered` is
  * raised above N for the bench (the pipeline's own 20,000 would pause the source and hold
@@ -103,6 +104,7 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
         });
         await res.text();
         sent += size;
+        if (process.argv.includes('--curve')) out(`    ${String(sent).padStart(8)} lines  ${String(Date.now() - t0).padStart(7)} ms  RSS ${Math.round(process.memoryUsage().rss / 1_048_576)} MB`);
       }
       if ((await stored()) < n) throw new Error(`HTTP bulk stored ${await stored()} of ${n}`);
     }

@@ -81,6 +81,8 @@ export interface Config {
   shutdownDeadlineMs: number;
   /** `CONVEYOR_SQLITE_SYNCHRONOUS`; undefined: the URL's, else `NORMAL`. */
   sqliteSynchronous: 'NORMAL' | 'FULL' | undefined;
+  /** `CONVEYOR_SQLITE_CACHE_MB`; undefined: 64. */
+  sqliteCacheMb: number | undefined;
   /** `LOG_LEVEL`. */
   logLevel: string;
   /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`; unset keeps the supervisor's defaults. */
@@ -135,6 +137,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_RETENTION: '',
   CONVEYOR_SHUTDOWN_DEADLINE_MS: '10000',
   CONVEYOR_SQLITE_SYNCHRONOUS: 'NORMAL',
+  CONVEYOR_SQLITE_CACHE_MB: '64',
   LOG_LEVEL: 'info',
   CONVEYOR_QUEUE_LEASE_MS: '600000',
   CONVEYOR_LEASE_GRACE_MS: '10000',
@@ -315,6 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionMs: retentionMs(r),
     shutdownDeadlineMs: r.int('CONVEYOR_SHUTDOWN_DEADLINE_MS', 0, MAX_INT, 10_000),
     sqliteSynchronous: r.oneOf('CONVEYOR_SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const),
+    sqliteCacheMb: r.int('CONVEYOR_SQLITE_CACHE_MB', 1, 65_536, undefined),
     logLevel: r.oneOf('LOG_LEVEL', ['ERROR', 'WARN', 'INFO', 'HTTP', 'VERBOSE', 'DEBUG', 'SILLY'] as const)?.toLowerCase() ?? 'info',
     ...tunings(r),
     outboundAllow: r.str('CONVEYOR_OUTBOUND_ALLOW'),

@@ -224,8 +224,10 @@ export class Intake {
     const { record, callbackUrl, access } = insert;
     const { pipelineId, businessKey, idempotencyKey } = record;
     const store = this.d.store.intake;
-    // A newcomer queues behind requests already waiting for its key, to keep them in order.
-    let queue = keyPolicy === 'queue' && (await store.hasKeyWaiters(pipelineId, businessKey!));
+    // A newcomer queues behind requests already waiting for its key, to keep them in order,
+    // and straight away when an active request holds the key (rather than after an insert the
+    // unique index refuses and two reads of who refused it). The unique index still decides.
+    let queue = keyPolicy === 'queue' && (await store.mustQueueForKey(pipelineId, businessKey!));
     for (let round = 0; round < MAX_CONFLICT_ROUNDS; round++) {
       const hold: Hold = queue ? 'key' : gated ? 'gate' : null;
       record.releaseAt = hold === null ? record.createdAt : null;

@@ -42,6 +42,26 @@ export interface StoreOptions {
    * `?synchronous=FULL`, else `CONVEYOR_SQLITE_SYNCHRONOUS`, else `NORMAL`.
    */
   sqliteSynchronous?: 'NORMAL' | 'FULL';
+  /** SQLite only: the page cache in MB. When unset: `CONVEYOR_SQLITE_CACHE_MB`, else 64. */
+  sqliteCacheMb?: number;
+}
+
+/** The page cache's default size in MB (SQLite's own default is about 2 MB). */
+export const SQLITE_CACHE_MB = 64;
+
+/**
+ * The SQLite page cache in MB: the option, else `CONVEYOR_SQLITE_CACHE_MB`, else 64. SQLite's
+ * own ~2 MB holds the indexes of a few ten thousand requests; beyond that every statement that
+ * probes a random key (a business key, an idempotency key) reads its pages back from the OS,
+ * and intake slowed down as the tables grew (docs/performance.md).
+ */
+export function sqliteCacheMb(options: StoreOptions = {}, env: Env = processEnv()): number {
+  if (options.sqliteCacheMb !== undefined) return options.sqliteCacheMb;
+  const raw = env.CONVEYOR_SQLITE_CACHE_MB?.trim();
+  if (!raw) return SQLITE_CACHE_MB;
+  const mb = Number(raw);
+  if (!/^\d+$/.test(raw) || mb < 1 || mb > 65_536) throw new Error(`CONVEYOR_SQLITE_CACHE_MB must be an integer 1-65536, got "${raw}"`);
+  return mb;
 }
 
 const SYNCHRONOUS = ['NORMAL', 'FULL'] as const;
@@ -78,6 +98,7 @@ export function dataSourceOptions(url: string, options: StoreOptions = {}): Data
   const common = { migrations: MIGRATIONS, synchronize: false, logging: false } as const;
   if (url.startsWith('sqlite:')) {
     const { path, synchronous } = sqliteSettings(url, options);
+    const cacheMb = sqliteCacheMb(options);
     const database = path === ':memory:' ? ':memory:' : resolve(path);
     if (database !== ':memory:') mkdirSync(dirname(database), { recursive: true });
     return {
@@ -93,6 +114,8 @@ export function dataSourceOptions(url: string, options: StoreOptions = {}): Data
         // pages (open runs, running requests) are rewritten many times between checkpoints, and
         // each checkpoint copies a page once and fsyncs once, however often it changed.
         db.pragma('wal_autocheckpoint = 10000');
+        // A negative cache_size is in KiB. The cache fills only as far as the database is read.
+        db.pragma(`cache_size = ${-cacheMb * 1024}`);
       },
     };
   }

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as path from 'node:path';
 import { runEngineScenario } from '../../scripts/bench/engine-scenario';
 import { latencyStats, median } from '../../scripts/bench/common';
-import { sqliteSettings } from '../../src/store/data-source';
+import { sqliteCacheMb, sqliteSettings } from '../../src/store/data-source';
 import { searchRequestRows, searchStepRows } from '../../src/store/search';
 import type { SqlExecutor } from '../../src/store/sql-executor';
 import { SqlStore } from '../../src/store/store';
@@ -67,6 +67,19 @@ describe('SQLite settings for the hot path', () => {
     } finally {
       await full.close();
       await normal.close();
+    }
+  });
+
+  it('takes the page cache from the option, else CONVEYOR_SQLITE_CACHE_MB, else 64 MB, and opens the database with it', async () => {
+    expect(sqliteCacheMb({}, {})).to.equal(64);
+    expect(sqliteCacheMb({}, { CONVEYOR_SQLITE_CACHE_MB: '256' })).to.equal(256);
+    expect(sqliteCacheMb({ sqliteCacheMb: 8 }, { CONVEYOR_SQLITE_CACHE_MB: '256' })).to.equal(8);
+    expect(() => sqliteCacheMb({}, { CONVEYOR_SQLITE_CACHE_MB: '1.5' })).to.throw(/integer 1-65536/);
+    const store = await SqlStore.open(`sqlite:${path.join(tmpDir('cache'), 'c.db')}`, { sqliteCacheMb: 16 });
+    try {
+      expect(await store.query('PRAGMA cache_size')).to.deep.equal([{ cache_size: -16 * 1024 }]);
+    } finally {
+      await store.close();
     }
   });
 
