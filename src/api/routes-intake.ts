@@ -25,7 +25,7 @@ import type { SubmitInput } from '../intake/intake';
 
 const HEADER_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 /** Lines stored concurrently (their inserts share group commits); answers still go out in order. */
-const WINDOW = 256;
+export const BULK_WINDOW = 256;
 /** Pause reading input while this much output waits for a slow reader. */
 const OUTPUT_HIGH_WATER = 4 * 1024 * 1024;
 const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/json-lines', 'application/jsonlines'];
@@ -60,7 +60,7 @@ interface BulkBase {
   actor: string;
 }
 
-type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
+export type LineResult = { line: number; id: string; status: string; outcome: string } | { line: number; error: { code: string; message: string } };
 
 /** Splits a byte stream into lines without holding more than one line (at most `limit` bytes) in memory. */
 async function* readLines(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<{ n: number; text: string | null; utf8: boolean }> {
@@ -160,7 +160,31 @@ export function mountIntakeRoutes(api: Router, engine: ApiEngine): void {
   });
 }
 
-async function streamResults(ctx: Context, engine: ApiEngine, base: BulkBase, out: PassThrough): Promise<void> {
+function streamResults(ctx: Context, engine: ApiEngine, base: BulkBase, out: PassThrough): Promise<void> {
+  const store = async (n: number, text: string): Promise<LineResult> => {
+    try {
+      const input = toSubmit(parseJsonText(text), { ...base, line: n, outbound: engine.outbound });
+      const { request, outcome } = await engine.intake.accept(input);
+      return { line: n, id: request.id, status: request.status, outcome };
+    } catch (err) {
+      return errorOf(n, err);
+    }
+  };
+  return answerLines(ctx.req, bodyLimit(ctx), store, out, (err) => {
+    engine.logger.warn('bulk intake interrupted', { pipeline: base.pipelineId, error: err.message });
+  });
+}
+
+/**
+ * Reads NDJSON from `source` and writes one answer per non-blank line to `out`, in input
+ * order, each as soon as its line and every line before it are stored. At most
+ * {@link BULK_WINDOW} lines are between read and answered: reading (and so the request body,
+ * by TCP backpressure) waits for the oldest line's answer, and for a slow reader of `out`.
+ * Memory per call is therefore bounded whatever the number of lines.
+ */
+export async function answerLines(
+  source: AsyncIterable<Buffer>, limit: number, store: (n: number, text: string) => Promise<LineResult>, out: PassThrough, onError: (err: Error) => void,
+): Promise<void> {
   const window: Array<Promise<LineResult>> = [];
   const writeOne = async (): Promise<void> => {
     const r = await window.shift()!;
@@ -169,31 +193,19 @@ async function streamResults(ctx: Context, engine: ApiEngine, base: BulkBase, ou
     }
   };
   try {
-    for await (const { n, text, utf8 } of readLines(ctx.req, bodyLimit(ctx))) {
+    for await (const { n, text, utf8 } of readLines(source, limit)) {
       if (out.destroyed) break;
       let result: Promise<LineResult>;
-      if (text === null) {
-        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${bodyLimit(ctx)}-byte limit` } });
-      } else if (!utf8) {
-        result = Promise.resolve({ line: n, error: { code: ErrorCodes.BAD_JSON, message: 'line is not valid UTF-8' } });
-      } else if (text.trim() === '') continue;
-      else {
-        result = (async (): Promise<LineResult> => {
-          try {
-            const input = toSubmit(parseJsonText(text), { ...base, line: n, outbound: engine.outbound });
-            const { request, outcome } = await engine.intake.accept(input);
-            return { line: n, id: request.id, status: request.status, outcome };
-          } catch (err) {
-            return errorOf(n, err);
-          }
-        })();
-      }
+      if (text === null) result = Promise.resolve({ line: n, error: { code: ErrorCodes.BODY_TOO_LARGE, message: `line is over the ${limit}-byte limit` } });
+      else if (!utf8) result = Promise.resolve({ line: n, error: { code: ErrorCodes.BAD_JSON, message: 'line is not valid UTF-8' } });
+      else if (text.trim() === '') continue;
+      else result = store(n, text);
       window.push(result);
-      if (window.length >= WINDOW) await writeOne();
+      if (window.length >= BULK_WINDOW) await writeOne();
     }
     while (window.length > 0) await writeOne();
   } catch (err) {
-    engine.logger.warn('bulk intake interrupted', { pipeline: base.pipelineId, error: (err as Error).message });
+    onError(err as Error);
     await Promise.allSettled(window);
   } finally {
     out.end();
