@@ -11,7 +11,8 @@
  * - HTTP bulk: the same N events as `POST …/requests/bulk` of 10,000 lines each, one after
  *   another, with an `Idempotency-Key` prefix; timed until the last line's answer (each line
  *   is answered once stored). `--paths broker` or `--paths http-bulk` runs one side only.
- *   `--curve` prints the time and RSS after each bulk request (where a run slows down).
+ *   `--curve` prints the time and memory after each bulk request (where a run slows down or
+ *   grows; under `node --expose-gc` also the live heap after a full GC).
  *
  * Stored events/s and the process's peak RSS are printed. The source's `maxBuffered` is
  * raised above N for the bench (the pipeline's own 20,000 would pause the source and hold
@@ -104,7 +105,13 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
         });
         await res.text();
         sent += size;
-        if (process.argv.includes('--curve')) out(`    ${String(sent).padStart(8)} lines  ${String(Date.now() - t0).padStart(7)} ms  RSS ${Math.round(process.memoryUsage().rss / 1_048_576)} MB`);
+        if (process.argv.includes('--curve')) {
+          const m = process.memoryUsage();
+          const mb = (b: number): number => Math.round(b / 1_048_576);
+          global.gc?.(); // with node --expose-gc: the live heap after this request
+          const live = global.gc ? `, live after GC ${mb(process.memoryUsage().heapUsed)}` : '';
+          out(`    ${String(sent).padStart(8)} lines  ${String(Date.now() - t0).padStart(7)} ms  RSS ${mb(m.rss)} MB (V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}${live}, external ${mb(m.external)})`);
+        }
       }
       if ((await stored()) < n) throw new Error(`HTTP bulk stored ${await stored()} of ${n}`);
     }

@@ -81,7 +81,7 @@ export interface Config {
   shutdownDeadlineMs: number;
   /** `CONVEYOR_SQLITE_SYNCHRONOUS`; undefined: the URL's, else `NORMAL`. */
   sqliteSynchronous: 'NORMAL' | 'FULL' | undefined;
-  /** `CONVEYOR_SQLITE_CACHE_MB`; undefined: 64. */
+  /** `CONVEYOR_SQLITE_CACHE_MB`; undefined: 32. */
   sqliteCacheMb: number | undefined;
   /** `LOG_LEVEL`. */
   logLevel: string;
@@ -137,7 +137,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_RETENTION: '',
   CONVEYOR_SHUTDOWN_DEADLINE_MS: '10000',
   CONVEYOR_SQLITE_SYNCHRONOUS: 'NORMAL',
-  CONVEYOR_SQLITE_CACHE_MB: '64',
+  CONVEYOR_SQLITE_CACHE_MB: '32',
   LOG_LEVEL: 'info',
   CONVEYOR_QUEUE_LEASE_MS: '600000',
   CONVEYOR_LEASE_GRACE_MS: '10000',

@@ -70,8 +70,8 @@ describe('SQLite settings for the hot path', () => {
     }
   });
 
-  it('takes the page cache from the option, else CONVEYOR_SQLITE_CACHE_MB, else 64 MB, and opens the database with it', async () => {
-    expect(sqliteCacheMb({}, {})).to.equal(64);
+  it('takes the page cache from the option, else CONVEYOR_SQLITE_CACHE_MB, else 32 MB, and opens the database with it', async () => {
+    expect(sqliteCacheMb({}, {})).to.equal(32);
     expect(sqliteCacheMb({}, { CONVEYOR_SQLITE_CACHE_MB: '256' })).to.equal(256);
     expect(sqliteCacheMb({ sqliteCacheMb: 8 }, { CONVEYOR_SQLITE_CACHE_MB: '256' })).to.equal(8);
     expect(() => sqliteCacheMb({}, { CONVEYOR_SQLITE_CACHE_MB: '1.5' })).to.throw(/integer 1-65536/);
