@@ -6,20 +6,21 @@
  */
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { installGate, openGate, removeGate, type Gate } from '../fixtures/admission/gate';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { waitFor } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const KEY = { alice: 'alice-key-0000001', bob: 'bob-key-00000001' };
-/** The `gate` module holds each call until `open` (test/fixtures/admission/modules/gate.module.ts). */
-const gate = { open: false, waiters: [] as Array<() => void>, started: [] as number[], running: 0, maxRunning: 0 };
 
 describe('people: participant rows are written with the request, before its first step', function () {
   this.timeout(30_000);
   let t: TestEngine;
+  let gate: Gate;
 
   before(async () => {
-    (globalThis as { __admissionGate?: typeof gate }).__admissionGate = gate;
+    // The slow ticket's step is held by the `gate` module until the end.
+    gate = installGate();
     t = await startTestEngine({
       pipelinesDir: path.join(FIXTURES, 'intake-pipelines'), modulesDir: path.join(__dirname, '..', 'fixtures', 'admission', 'modules'), listen: false,
       extraKeys: `alice=${KEY.alice}:submit,bob=${KEY.bob}:submit`,
@@ -27,10 +28,9 @@ describe('people: participant rows are written with the request, before its firs
     });
   });
   after(async () => {
-    gate.open = true;
-    for (const w of gate.waiters.splice(0)) w();
+    openGate(gate);
     await t?.close();
-    delete (globalThis as { __admissionGate?: typeof gate }).__admissionGate;
+    removeGate(gate);
   });
 
   const submit = async (pipeline: string, customer: string): Promise<string> => {

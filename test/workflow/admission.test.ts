@@ -5,26 +5,19 @@
  */
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { installGate, openGate, removeGate, type Gate } from '../fixtures/admission/gate';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { waitFor } from '../support/poll';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'admission');
 
-interface Gate {
-  open: boolean;
-  waiters: Array<() => void>;
-  started: number[];
-  running: number;
-  maxRunning: number;
-}
-
 describe('admission control: at most maxInFlight requests in flight, the rest wait in the store', function () {
   this.timeout(30_000);
   let t: TestEngine;
-  const gate: Gate = { open: false, waiters: [], started: [], running: 0, maxRunning: 0 };
+  let gate: Gate;
 
   before(async () => {
-    (globalThis as { __admissionGate?: Gate }).__admissionGate = gate;
+    gate = installGate();
     t = await startTestEngine({
       pipelinesDir: path.join(FIXTURES, 'pipelines'), modulesDir: path.join(FIXTURES, 'modules'), listen: false,
       engine: { supervisor: { maxInFlight: 5 } },
@@ -32,10 +25,9 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
   });
 
   after(async () => {
-    gate.open = true;
-    for (const w of gate.waiters.splice(0)) w();
+    openGate(gate);
     await t?.close();
-    delete (globalThis as { __admissionGate?: Gate }).__admissionGate;
+    removeGate(gate);
   });
 
   it('starts 5 of 20, keeps 15 buffered in the store, then starts them oldest first as slots free; all 20 complete once', async () => {
@@ -53,8 +45,7 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
     const buffered = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'admission' AND status = 'buffered'");
     expect(Number(buffered[0]!.n), 'the excess waits in the store').to.equal(15);
 
-    gate.open = true;
-    for (const w of gate.waiters.splice(0)) w();
+    openGate(gate);
     await waitFor('20 completed', async () => {
       const r = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'admission' AND status = 'completed'");
       return Number(r[0]!.n) === 20 ? true : undefined;
