@@ -2,32 +2,32 @@
  * `npm run bench:broker`: how fast catalog events reach `erp-catalog-sync` from RabbitMQ,
  * beside the HTTP bulk intake (NDJSON) of the same events.
  *
- * For each size (`--sizes 10000,100000`), on a fresh SQLite file each time, with the real
- * `erp-catalog-sync` (its rate policy releases 400 events/s to the shop, search and
- * notification stand-ins meanwhile) and its AMQP source on a queue of its own:
+ * For each size (`--sizes 10000,100000,1000000`), on a fresh SQLite file each time, the real
+ * `erp-catalog-sync` runs in an engine process of its own (`conveyor start`, as a user runs
+ * it), with its AMQP source on a queue of its own; its rate policy releases 400 events/s to
+ * the shop, search and notification stand-ins meanwhile. The stand-ins, the publisher and the
+ * HTTP client run in this process, so the engine's peak RSS (`VmHWM`) is the engine's alone.
  *
- * - broker: the ERP stand-in publishes N events (confirmed) to its exchange; timed from the
- *   first publish until N requests are stored (the source acknowledges each after storing);
+ * - broker: the ERP stand-in publishes N events (confirmed) to its exchange before the engine
+ *   starts (an ERP export waiting in the queue; publishing a million messages keeps RabbitMQ
+ *   busy, which is the broker's work, not the engine's); timed from the first request stored
+ *   until N are (the source acknowledges each message after storing it);
  * - HTTP bulk: the same N events as `POST …/requests/bulk` of 10,000 lines each, one after
  *   another, with an `Idempotency-Key` prefix; timed until the last line's answer (each line
  *   is answered once stored). `--paths broker` or `--paths http-bulk` runs one side only.
- *   `--curve` prints the time and memory after each bulk request (where a run slows down or
- *   grows; under `node --expose-gc` also the live heap after a full GC).
  *
- * Stored events/s and the process's peak RSS are printed. The source's `maxBuffered` is
- * raised above N for the bench (the pipeline's own 20,000 would pause the source and hold
- * intake to the release rate: that is backpressure working, not intake speed). The engine
- * runs in this process, so the RSS includes the publisher (small: events are generated as
- * they are sent).
+ * `--curve` prints, along each run, the events stored, the rate over the last tenth and the
+ * engine's RSS at each tenth of N (where a run slows down or grows). `--profile DIR` writes the
+ * engine's CPU profile there (`node --cpu-prof`). The source's `maxBuffered` is raised above N
+ * for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
+ * release rate: that is backpressure working, not intake speed).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { KeyRing } from '../src/api/auth';
-import { serve } from '../src/cli/server';
-import { Engine } from '../src/engine';
-import { createLogger } from '../src/log/logger';
+import Database from 'better-sqlite3';
 import type { PipelineDef } from '../src/pipeline/types';
 import catalogSync from '../pipelines/erp-catalog-sync.pipeline';
 import { connectErpBroker } from './erp-broker';
@@ -36,6 +36,7 @@ import { startSearchStandin } from './search-standin';
 import { startShopStandin } from './shop-standin';
 
 const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'conveyor.js');
 const out = (line = ''): void => void process.stdout.write(`${line}\n`);
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -49,17 +50,90 @@ interface Figure {
   n: number;
   ms: number;
   perSec: number;
+  /** The engine process's peak RSS (VmHWM). */
   peakRssMb: number;
+  /** The engine's CPU time per event over the timed part (user + system), in µs. */
+  cpuUsPerEvent: number;
+  /** The RabbitMQ server's CPU time per event (broker path, when its process is on this machine). */
+  brokerCpuUsPerEvent?: number;
 }
 
-/** Samples RSS every 100 ms until stopped; returns the peak in MB. */
-function rssSampler(): () => number {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 100);
-  return () => {
-    clearInterval(timer);
-    return Math.round(Math.max(peak, process.memoryUsage().rss) / 1_048_576);
+/** A live process's resident set (`VmRSS`) and its peak (`VmHWM`), in MB. */
+function rssOf(pid: number): { rss: number; peak: number } {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
+  } catch {
+    return { rss: 0, peak: 0 };
+  }
+}
+
+/** CPU seconds a live process has used (user + system, `/proc/<pid>/stat`). */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime: clock ticks of 1/100 s
+  } catch {
+    return 0;
+  }
+}
+
+/** The local RabbitMQ server's process (Erlang `beam.smp`), if it runs on this machine. */
+function rabbitPid(): number | undefined {
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('rabbit')) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** `conveyor start` on the given environment; resolves once `/healthz` answers. */
+async function startEngine(env: Record<string, string>, apiUrl: string, spawned: (child: ChildProcess) => void): Promise<void> {
+  const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(arg('profile', '.'))}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'start'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned(child);
+  const output: string[] = [];
+  const keep = (c: Buffer): void => {
+    output.push(c.toString('utf8'));
+    if (output.length > 100) output.shift();
   };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const tail = (): string => output.join('').slice(-3000);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the engine exited with ${child.exitCode}:\n${tail()}`);
+    if (Date.now() > deadline) throw new Error(`the engine did not answer /healthz within 60 s:\n${tail()}`);
+    try {
+      if ((await fetch(`${apiUrl}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+}
+
+/** Stops the engine as an operator would (SIGTERM, then SIGKILL after 10 s). */
+async function stopEngine(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** What a run must undo if the bench is interrupted (Ctrl-C): its engine, queues and files. */
+let interrupted: (() => Promise<void>) | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void (interrupted?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
 }
 
 async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promise<Figure> {
@@ -70,28 +144,67 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
   const search = await startSearchStandin({ port: 0, host: '127.0.0.1' });
   const erp = await startErpStandin({ port: 0, host: '127.0.0.1' });
   const broker = await connectErpBroker(erp, amqpUrl, names);
-  // The real pipeline, with the source's maxBuffered raised above N (see the header).
-  const def: PipelineDef = structuredClone(catalogSync as PipelineDef);
-  def.sources = (def.sources ?? []).map((s) => ({ ...s, maxBuffered: n + 1 }));
-  fs.mkdirSync(path.join(dir, 'pipelines'));
-  fs.writeFileSync(path.join(dir, 'pipelines', 'erp-catalog-sync.pipeline.json'), JSON.stringify(def));
-  Object.assign(process.env, {
-    SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, AMQP_URL: amqpUrl,
-    ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
-  });
-  const engine = await Engine.create({ databaseUrl: `sqlite:${path.join(dir, 'bench.db')}`, pipelinesDir: path.join(dir, 'pipelines'), modulesDir: path.join(ROOT, 'modules'), cwd: ROOT, logger: createLogger('error') });
-  await engine.start();
-  const key = `bench-${randomBytes(12).toString('hex')}`;
-  const server = await serve(engine, '127.0.0.1', 0, () => undefined, { keys: new KeyRing(engine.store, `${key}:submit+read`) });
-  const stored = async (): Promise<number> => Number((await engine.store.query<{ n: number | string }>("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'erp-catalog-sync'"))[0]?.n ?? 0);
-  global.gc?.();
-  const peak = rssSampler();
-  const t0 = Date.now();
+  const engine: { child?: ChildProcess } = {};
+  const cleanup = async (): Promise<void> => {
+    interrupted = undefined;
+    if (engine.child) await stopEngine(engine.child);
+    await broker.deleteAll().catch(() => undefined);
+    await broker.close();
+    await Promise.all([shop.close(), search.close(), erp.close()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  interrupted = cleanup;
+  try {
+    // The real pipeline, with the source's maxBuffered raised above N (see the header).
+    const def: PipelineDef = structuredClone(catalogSync as PipelineDef);
+    def.sources = (def.sources ?? []).map((s) => ({ ...s, maxBuffered: n + 1 }));
+    fs.mkdirSync(path.join(dir, 'pipelines'));
+    fs.writeFileSync(path.join(dir, 'pipelines', 'erp-catalog-sync.pipeline.json'), JSON.stringify(def));
+    if (kind === 'broker') {
+      const p0 = Date.now();
+      await broker.publishCatalog(generateEvents(n, Math.max(1, Math.floor(n / 2)), 0, 3));
+      out(`    published ${n} events to RabbitMQ in ${Date.now() - p0} ms (before the engine starts; not timed)`);
+    }
+    const key = `bench-${randomBytes(12).toString('hex')}`;
+    const port = 39600 + Math.floor(Math.random() * 1000);
+    const apiUrl = `http://127.0.0.1:${port}`;
+    const dbFile = path.join(dir, 'bench.db');
+    await startEngine({
+      DATABASE_URL: `sqlite:${dbFile}`, CONVEYOR_PIPELINES_DIR: path.join(dir, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(ROOT, 'modules'),
+      PORT: String(port), HOST: '127.0.0.1', CONVEYOR_API_KEYS: `${key}:submit+read`, LOG_LEVEL: 'error', REDIS_URL: '',
+      SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, AMQP_URL: amqpUrl,
+      ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
+    }, apiUrl, (child) => (engine.child = child));
+    return await measure(kind, n, { pid: engine.child!.pid!, dbFile, apiUrl, key, tag });
+  } finally {
+    await cleanup();
+  }
+}
+
+/** Times one run against a started engine: until N requests are stored. */
+async function measure(kind: Figure['path'], n: number, e: { pid: number; dbFile: string; apiUrl: string; key: string; tag: string }): Promise<Figure> {
+  // Progress is read from the engine's database file (WAL: a reader never blocks the engine).
+  // The requests table is insert-only during a run, so its largest rowid is its row count; the
+  // final figure is an exact COUNT(*).
+  const db = new Database(e.dbFile, { readonly: true, fileMustExist: true });
+  const stored = (): number => Number((db.prepare('SELECT MAX(rowid) AS n FROM requests').get() as { n: number | null }).n ?? 0);
+  const curve = process.argv.includes('--curve') ? progressCurve(n, e.pid, stored) : undefined;
+  let enginePeak = 0;
+  const sampler = setInterval(() => (enginePeak = Math.max(enginePeak, rssOf(e.pid).peak)), 500);
+  let t0 = Date.now();
+  let cpu0 = cpuSecondsOf(e.pid);
+  const rabbit = kind === 'broker' ? rabbitPid() : undefined;
+  let rabbit0 = 0;
   try {
     if (kind === 'broker') {
-      await broker.publishCatalog(generateEvents(n, Math.max(1, Math.floor(n / 2)), 0, 3));
-      while ((await stored()) < n) await sleep(100);
+      while (stored() === 0) await sleep(5);
+      t0 = Date.now();
+      cpu0 = cpuSecondsOf(e.pid);
+      rabbit0 = rabbit ? cpuSecondsOf(rabbit) : 0;
+      curve?.start(t0);
+      while (stored() < n) await sleep(100);
     } else {
+      curve?.start(t0);
       // Bulk requests of 10,000 lines, one after another (an importer's batches; one request
       // of 100,000 would outlive Node's 5-minute request timeout on a loaded machine).
       const events = generateEvents(n, Math.max(1, Math.floor(n / 2)), 0, 3);
@@ -99,46 +212,62 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
         const size = Math.min(BULK_LINES, n - sent);
         let lines = '';
         for (let i = 0; i < size; i++) lines += `${JSON.stringify(events.next().value)}\n`;
-        const res = await fetch(`${server.url}/api/pipelines/erp-catalog-sync/requests/bulk`, {
+        const res = await fetch(`${e.apiUrl}/api/pipelines/erp-catalog-sync/requests/bulk`, {
           method: 'POST', body: lines,
-          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/x-ndjson', 'idempotency-key': `${tag}-${part}` },
+          headers: { authorization: `Bearer ${e.key}`, 'content-type': 'application/x-ndjson', 'idempotency-key': `${e.tag}-${part}` },
         });
         await res.text();
         sent += size;
-        if (process.argv.includes('--curve')) {
-          const m = process.memoryUsage();
-          const mb = (b: number): number => Math.round(b / 1_048_576);
-          global.gc?.(); // with node --expose-gc: the live heap after this request
-          const live = global.gc ? `, live after GC ${mb(process.memoryUsage().heapUsed)}` : '';
-          out(`    ${String(sent).padStart(8)} lines  ${String(Date.now() - t0).padStart(7)} ms  RSS ${mb(m.rss)} MB (V8 heap ${mb(m.heapUsed)} used of ${mb(m.heapTotal)}${live}, external ${mb(m.external)})`);
-        }
       }
-      if ((await stored()) < n) throw new Error(`HTTP bulk stored ${await stored()} of ${n}`);
     }
     const ms = Date.now() - t0;
-    return { path: kind, n, ms, perSec: Math.round((n * 1000) / ms), peakRssMb: peak() };
+    const cpuUsPerEvent = Math.round(((cpuSecondsOf(e.pid) - cpu0) * 1e6) / n);
+    const brokerCpuUsPerEvent = rabbit ? Math.round(((cpuSecondsOf(rabbit) - rabbit0) * 1e6) / n) : undefined;
+    const exact = Number((db.prepare("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'erp-catalog-sync'").get() as { n: number }).n);
+    if (exact !== n) throw new Error(`${kind} stored ${exact} requests for ${n} events`);
+    enginePeak = Math.max(enginePeak, rssOf(e.pid).peak);
+    return { path: kind, n, ms, perSec: Math.round((n * 1000) / ms), peakRssMb: enginePeak, cpuUsPerEvent, brokerCpuUsPerEvent };
   } finally {
-    peak();
-    await server.close().catch(() => undefined);
-    await engine.stop({ deadlineMs: 2000 }).catch(() => undefined);
-    await broker.deleteAll().catch(() => undefined);
-    await broker.close();
-    await Promise.all([shop.close(), search.close(), erp.close()]);
-    fs.rmSync(dir, { recursive: true, force: true });
+    clearInterval(sampler);
+    curve?.stop();
+    db.close();
   }
+}
+
+/** `--curve`: a line at each tenth of N stored: time, rate over that tenth, engine RSS. */
+function progressCurve(n: number, pid: number, stored: () => number): { start(t0: number): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    start(t0) {
+      let next = 1;
+      let last = { t: t0, count: 0 };
+      timer = setInterval(() => {
+        const count = stored();
+        while (next <= 10 && count >= (n * next) / 10) {
+          const now = Date.now();
+          const rate = Math.round(((count - last.count) * 1000) / Math.max(1, now - last.t));
+          const m = rssOf(pid);
+          out(`    ${String(count).padStart(8)} stored  ${String(now - t0).padStart(8)} ms  ${String(rate).padStart(6)} events/s over the last tenth  engine RSS ${m.rss} MB (peak ${m.peak})`);
+          last = { t: now, count };
+          next++;
+        }
+      }, 250);
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 async function main(): Promise<void> {
   const sizes = arg('sizes', '10000,100000').split(',').map(Number);
   const paths = arg('paths', 'broker,http-bulk').split(',') as Array<Figure['path']>;
   const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
-  out(`broker bench: erp-catalog-sync, events stored per second (Node ${process.version}, ${os.cpus().length} CPUs, SQLite)`);
+  out(`broker bench: erp-catalog-sync, events stored per second, engine in its own process (Node ${process.version}, ${os.cpus().length} CPUs, SQLite)`);
   const figures: Figure[] = [];
   for (const n of sizes) {
     for (const kind of paths) {
       const f = await runOnce(kind, n, amqpUrl);
       figures.push(f);
-      out(`  ${kind.padEnd(9)} ${String(n).padStart(8)} events  ${String(f.ms).padStart(7)} ms  ${String(f.perSec).padStart(6)} events/s  peak RSS ${f.peakRssMb} MB`);
+      out(`  ${kind.padEnd(9)} ${String(n).padStart(8)} events  ${String(f.ms).padStart(7)} ms  ${String(f.perSec).padStart(6)} events/s  engine peak RSS ${f.peakRssMb} MB  engine CPU ${f.cpuUsPerEvent} µs/event${f.brokerCpuUsPerEvent !== undefined ? `  RabbitMQ CPU ${f.brokerCpuUsPerEvent} µs/event` : ''}`);
     }
   }
   for (const kind of ['broker', 'http-bulk'] as const) {

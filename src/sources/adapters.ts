@@ -9,7 +9,7 @@
  * - JetStream: a durable pull consumer (`ack: explicit`, `max_ack_pending = prefetch`); the
  *   stream is created for the subject when missing. Dead-letter = `term`.
  */
-import type { Channel } from 'amqplib';
+import type { Channel, Message } from 'amqplib';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { BrokerPool } from '../brokers/pool';
 import { expandUrl } from '../pipeline/broker-url';
@@ -38,6 +38,8 @@ export function adapterFor(source: CompiledSource, pool: BrokerPool): SourceAdap
 
 class AmqpAdapter implements SourceAdapter {
   private ch: Channel | undefined;
+  /** One per channel: a pause and a new consume on the same channel share it (see AckBatcher). */
+  private acks: AckBatcher | undefined;
   private tag: string | undefined;
   private closing = false;
   /** The queue name, `${VAR:-default}` expanded (at open: a missing variable is the source's error, not the engine's). */
@@ -72,11 +74,13 @@ class AmqpAdapter implements SourceAdapter {
       if (!this.closing) onLost(new Error('the AMQP channel closed'));
     });
     this.ch = ch;
+    this.acks = new AckBatcher(ch, () => this.ch === ch);
   }
 
   async start(deliver: (d: Delivery) => void): Promise<void> {
     const ch = this.ch;
     if (!ch || this.tag) return;
+    const acks = this.acks!;
     const ok = await ch.consume(this.queue, (msg) => {
       if (!msg) return; // cancelled by the broker (queue deleted): the channel's close follows or the sweep reopens
       let settled = false;
@@ -85,12 +89,13 @@ class AmqpAdapter implements SourceAdapter {
         settled = true;
         fn();
       };
+      acks.delivered(msg);
       deliver({
         content: msg.content,
         messageId: typeof msg.properties.messageId === 'string' && msg.properties.messageId !== '' ? msg.properties.messageId : null,
-        ack: () => once(() => ch.ack(msg)),
-        deadLetter: () => once(() => ch.nack(msg, false, false)),
-        retry: (delayMs) => setTimeout(() => once(() => ch.nack(msg, false, true)), delayMs),
+        ack: () => once(() => acks.ack(msg)),
+        deadLetter: () => once(() => acks.nack(msg, false)),
+        retry: (delayMs) => setTimeout(() => once(() => acks.nack(msg, true)), delayMs),
       });
     }, { noAck: false });
     this.tag = ok.consumerTag;
@@ -107,6 +112,82 @@ class AmqpAdapter implements SourceAdapter {
     await this.pause();
     await this.ch?.close().catch(() => undefined);
     this.ch = undefined;
+  }
+}
+
+/**
+ * Acknowledges a channel's deliveries in as few frames as the order allows. An `ack` is sent at
+ * the end of the event-loop turn it was asked in (never later): the acked deliveries at the
+ * front of the unsettled ones (in delivery order) go as one `basic.ack` with `multiple`, and any
+ * acked behind a delivery still unsettled go one by one. A `nack` (dead-letter or retry) is sent
+ * at once, on its own. So a message is never acknowledged before its request is stored, and no
+ * acknowledgement waits for another message.
+ */
+export class AckBatcher {
+  /** Unsettled deliveries by delivery tag, in delivery order; `true` once acked but not yet sent. */
+  private readonly open = new Map<number, { msg: Message; acked: boolean }>();
+  private scheduled = false;
+  /** Frames sent: `basic.ack` frames and the deliveries they settled (for tests and the bench). */
+  readonly sent = { ackFrames: 0, acked: 0 };
+
+  /**
+   * One per channel, for every consume on it: a `multiple` ack settles every earlier delivery
+   * on the channel, so all of them must be known here. `live` is false once the channel is
+   * gone: nothing is sent on it then (its unsettled deliveries come back to the broker).
+   */
+  constructor(
+    private readonly ch: Pick<Channel, 'ack' | 'nack'>,
+    private readonly live: () => boolean = () => true,
+  ) {}
+
+  delivered(msg: Message): void {
+    this.open.set(msg.fields.deliveryTag, { msg, acked: false });
+  }
+
+  ack(msg: Message): void {
+    const entry = this.open.get(msg.fields.deliveryTag);
+    if (!entry) return;
+    entry.acked = true;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  nack(msg: Message, requeue: boolean): void {
+    if (!this.open.delete(msg.fields.deliveryTag) || !this.live()) return;
+    this.ch.nack(msg, false, requeue);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (!this.live()) return;
+    let front: Message | undefined;
+    let frontCount = 0;
+    let inOrder = true;
+    for (const [tag, entry] of this.open) {
+      if (!entry.acked) {
+        if (front) this.send(front, frontCount > 1, frontCount);
+        front = undefined;
+        inOrder = false;
+        continue;
+      }
+      this.open.delete(tag);
+      if (inOrder) {
+        front = entry.msg;
+        frontCount++;
+      } else this.send(entry.msg, false, 1);
+    }
+    if (front) this.send(front, frontCount > 1, frontCount);
+  }
+
+  private send(msg: Message, multiple: boolean, count: number): void {
+    try {
+      this.ch.ack(msg, multiple);
+    } catch {
+      return; // the channel closed meanwhile: the broker redelivers what it did not get
+    }
+    this.sent.ackFrames++;
+    this.sent.acked += count;
   }
 }
 
