@@ -164,7 +164,8 @@ export class Engine {
     );
     this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
-    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
+    const startNew = (record: RequestRecord): Promise<boolean> => this.inbox.startNew(record);
+    this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify, startNew }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);
     const migrationDeps = { store: store.migrations, pipelines: catalog, logger, moved: (ids: string[]) => void Promise.all(ids.map((requestId) => this.inbox.ask({ type: 'migrated', requestId }))) };

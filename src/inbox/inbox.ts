@@ -5,6 +5,7 @@
  * (`src/engine.ts`): in-process here, over Redis in `redis-inbox.ts`.
  */
 import type { Bus } from '../bus/bus';
+import type { RequestRecord } from '../model';
 import type { HandleResult, InboxMessage, StepResult } from '../supervisor/messages';
 import { resultMessage } from '../supervisor/messages';
 import type { Supervisor } from '../supervisor/supervisor';
@@ -23,6 +24,13 @@ export interface Inbox {
    * it could not be, and the sender should try again.
    */
   post(message: InboxMessage): Promise<boolean>;
+  /**
+   * A new request intake has not stored yet, started in the transaction that stores it when
+   * this process would start it at once anyway (`src/supervisor/start-new.ts`). Resolves
+   * `false` when it is not: intake then stores it `buffered` and posts a start. Rejects when
+   * the write failed; nothing is stored then.
+   */
+  startNew(record: RequestRecord): Promise<boolean>;
   /** Starts feeding the supervisor: this process's bus (and, distributed, the Redis queues). */
   start(): void;
   /** Stops listening. */
@@ -35,9 +43,14 @@ export class LocalInbox implements Inbox {
   private listening = false;
 
   constructor(
-    protected readonly supervisor: Pick<Supervisor, 'receive'>,
+    protected readonly supervisor: Pick<Supervisor, 'receive'> & Partial<Pick<Supervisor, 'startNew'>>,
     protected readonly bus: Bus,
   ) {}
+
+  startNew(record: RequestRecord): Promise<boolean> {
+    // Before the engine runs a request is left buffered, as a start would be.
+    return this.listening && this.supervisor.startNew ? this.supervisor.startNew(record) : Promise.resolve(false);
+  }
 
   ask(message: InboxMessage): Promise<HandleResult> {
     return this.supervisor.receive(message);

@@ -8,6 +8,7 @@
  */
 import type { Bus } from '../bus/bus';
 import type { Logger } from '../log/logger';
+import type { RequestRecord } from '../model';
 import type { Supervisor } from '../supervisor/supervisor';
 import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
@@ -20,6 +21,11 @@ export class RedisInbox extends LocalInbox {
     private readonly logger: Logger,
   ) {
     super(supervisor, bus);
+  }
+
+  /** Starts travel through Redis to whichever engine takes them, so none is started at submit. */
+  override startNew(_record: RequestRecord): Promise<boolean> {
+    return Promise.resolve(false);
   }
 
   override async post(message: InboxMessage): Promise<boolean> {

@@ -66,6 +66,11 @@ export interface IntakeDeps {
   logger: Logger;
   /** Announces that a stored request may start: a `start` posted to the inbox (in-process, or through Redis). */
   notify(requestId: string): void;
+  /**
+   * Offers a new plain request to the supervisor to be stored already started, with its first
+   * runs, in one transaction (`Inbox.startNew`); `false`: store it buffered and `notify`.
+   */
+  startNew?(record: RequestRecord): Promise<boolean>;
 }
 
 export interface IntakeOptions {
@@ -209,6 +214,7 @@ export class Intake {
     // Participant rows go in with the request: a participant finds it before its first step.
     const access = submittedAccessRows(pipeline, record);
     if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
+      if (access.length === 0 && this.d.startNew && (await this.d.startNew(record))) return { request: record, outcome: 'created' };
       await this.d.committer.insertRequest(record, access);
       this.d.notify(record.id);
       return { request: record, outcome: 'created' };

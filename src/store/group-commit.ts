@@ -1,4 +1,4 @@
-import type { ParticipantRow, RequestCommit, RequestRecord } from '../model';
+import type { ParticipantRow, RequestCommit, RequestRecord, StepRunRecord } from '../model';
 import type { NewAccess } from './participants';
 import type { IntakeInsert } from './rows';
 import type { Store } from './store';
@@ -23,7 +23,7 @@ interface Pending<T> {
  * the store locks rows in id order.
  */
 export class GroupCommitter {
-  private requests: Array<Pending<{ record: RequestRecord; access?: NewAccess }>> = [];
+  private requests: Array<Pending<{ record: RequestRecord; access?: NewAccess; runs?: StepRunRecord[] }>> = [];
   private commits: Array<Pending<RequestCommit>> = [];
   private keyed: Array<Pending<IntakeInsert>> = [];
   private scheduled = false;
@@ -40,10 +40,16 @@ export class GroupCommitter {
     this.parallel = Math.max(1, parallel ?? 1);
   }
 
-  /** Stores a new request, with its participant rows if it has some; resolves once it is durable. */
-  insertRequest(record: RequestRecord, access?: ParticipantRow[]): Promise<void> {
+  /**
+   * Stores a new request, with its participant rows if it has some; resolves once it is
+   * durable. `runs`: a request inserted already started also gets its first runs, in the
+   * same transaction (embedded mode: `Supervisor.startNew`).
+   */
+  insertRequest(record: RequestRecord, access?: ParticipantRow[], runs?: StepRunRecord[]): Promise<void> {
     return new Promise<boolean>((resolve, reject) => {
-      const item = access && access.length > 0 ? { record, access: { requestId: record.id, createdAt: record.createdAt, rows: access } } : { record };
+      const item: { record: RequestRecord; access?: NewAccess; runs?: StepRunRecord[] } = { record };
+      if (access && access.length > 0) item.access = { requestId: record.id, createdAt: record.createdAt, rows: access };
+      if (runs && runs.length > 0) item.runs = runs;
       this.requests.push({ item, resolve, reject });
       this.schedule();
     }).then(() => undefined);
@@ -100,7 +106,11 @@ export class GroupCommitter {
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
     const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
-    const batch = { newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item), ...(newAccess.length > 0 ? { newAccess } : {}) };
+    const newRuns = requests.flatMap((p) => p.item.runs ?? []);
+    const batch = {
+      newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item),
+      ...(newAccess.length > 0 ? { newAccess } : {}), ...(newRuns.length > 0 ? { newRuns } : {}),
+    };
     const flush: Promise<void> = this.store
       .write(keyed.length === 0 ? batch : { ...batch, keyed: keyed.map((p) => p.item) })
       .then(

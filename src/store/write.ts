@@ -3,7 +3,7 @@
  * transaction. Each commit is a guarded unit (its `rev` check first, then its writes); on
  * MySQL a larger batch takes the bulk path (`mysql-bulk.ts`) instead.
  */
-import type { RequestCommit, RequestRecord } from '../model';
+import type { RequestCommit, RequestRecord, StepRunRecord } from '../model';
 import { bulkScript } from './mysql-bulk';
 import { newParticipantStmts, participantStmts, type NewAccess } from './participants';
 import {
@@ -23,6 +23,8 @@ export interface WriteBatch {
   keyed?: IntakeInsert[];
   /** Participant rows of `newRequests` (only those that have some). */
   newAccess?: NewAccess[];
+  /** The first runs of `newRequests` inserted already started, written after them. */
+  newRuns?: StepRunRecord[];
 }
 
 const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
@@ -85,7 +87,7 @@ function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script
 
 /** MySQL takes the bulk path for three or more commits of distinct requests without polls or budgets. */
 function bulkable(batch: WriteBatch): boolean {
-  return batch.commits.length >= 3 && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length
+  return batch.commits.length >= 3 && !batch.newRuns?.length && new Set(batch.commits.map((c) => c.requestId)).size === batch.commits.length
     && batch.commits.every((c) => !c.poll && !c.repollRun && c.request.maxSteps === undefined);
 }
 
@@ -114,7 +116,7 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
   const units = commits.map((c) => commitUnit(c, dialect));
   const tail = (held: boolean[]): Stmt[] => {
     const chunk = dialect === 'sqlite' ? 1 : INSERT_CHUNK;
-    const out = tailStmts(batch.newRequests, commits, held, chunk);
+    const out = tailStmts(batch.newRequests, commits, held, chunk, batch.newRuns);
     return batch.newAccess?.length ? [...out, ...newParticipantStmts(batch.newAccess, chunk)] : out;
   };
   const script = keyed.length === 0
@@ -132,8 +134,9 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
 }
 
 /** The inserts that follow the guarded units: new requests, the held commits' runs, alerts and participants. */
-function tailStmts(newRequests: RequestRecord[], commits: RequestCommit[], held: boolean[], chunk: number): Stmt[] {
-  const runs: unknown[][] = [];
+function tailStmts(newRequests: RequestRecord[], commits: RequestCommit[], held: boolean[], chunk: number, newRuns: StepRunRecord[] = []): Stmt[] {
+  // After the requests: a run's request must exist (foreign key).
+  const runs: unknown[][] = newRuns.map(runParams);
   commits.forEach((c, k) => {
     if (held[k]) for (const r of c.insertRuns) runs.push(runParams(r));
   });

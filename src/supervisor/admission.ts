@@ -53,6 +53,11 @@ export class Admission {
     return this.d.cached() + this.starting.size;
   }
 
+  /** Whether a start would be admitted now (without counting a refusal). */
+  hasRoom(): boolean {
+    return this.inFlight < this.max;
+  }
+
   /** Whether the start of `requestId` may go ahead now; false leaves it in the store for later. */
   admit(requestId: string): boolean {
     if (this.starting.has(requestId) || this.inFlight < this.max) {

@@ -12,6 +12,17 @@ import type { OpenRun, Outcome } from './decision';
 /** Step errors that mean "the wait ran out", which the step's `onTimeout` route handles. */
 export const WAIT_TIMEOUT = ErrorCodes.WAIT_TIMEOUT;
 
+/**
+ * The error of a wait or action step's run that ran out of time. A module that answered 202
+ * and never called back fails that attempt, retryably.
+ */
+export function timeoutError(run: Pick<OpenRun, 'stepId' | 'deadlineAt'>): StepError {
+  // Only wait and action steps have a deadline; a module run waiting without one is a 202.
+  return run.deadlineAt !== null && run.deadlineAt !== undefined
+    ? { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false }
+    : { code: ErrorCodes.TIMEOUT, message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true };
+}
+
 /** The interval after poll number `n` (1 for the first poll). */
 export function pollIntervalMs(poll: CompiledPoll, n: number): number {
   return Math.min(poll.maxEveryMs, Math.round(poll.everyMs * poll.backoff ** Math.max(0, n - 1)));

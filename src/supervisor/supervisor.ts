@@ -9,20 +9,21 @@
  * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
-import { ErrorCodes } from '../errors';
-import { newId } from '../ids';
 import { redact } from '../log/redact';
 import { Admission } from './admission';
 import { noteAccessRows } from './commit-rows';
-import { ACTIVE_STATUSES } from '../model';
+import { ACTIVE_STATUSES, type RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
-import { applyDecision, decide, WAIT_TIMEOUT, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decide';
+import { applyDecision, decide, type Decision, type OpenRun, type Outcome, type RequestState } from './decide';
+import { DecisionEnvs } from './envs';
 import type { HandleResult, InboxMessage, StepResult } from './messages';
 import type { SupervisorDeps, SupervisorOptions } from './options';
 import { Outbox } from './outbox';
+import { timeoutError } from './poll';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState } from './state';
+import { decideNewStart } from './start-new';
 import { SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
@@ -34,7 +35,7 @@ const MAX_ATTEMPTS = 8;
 
 export class Supervisor {
   private readonly states = new Map<string, RequestState>();
-  private readonly envs = new WeakMap<CompiledPipeline, DecisionEnv>();
+  private readonly envs: DecisionEnvs;
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly outbox: Outbox;
   /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
@@ -50,6 +51,7 @@ export class Supervisor {
     options: SupervisorOptions = {},
   ) {
     this.traceDeps = { store: d.store, logger: d.logger };
+    this.envs = new DecisionEnvs(d.pipelines);
     this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, ...options };
     this.outbox = new Outbox(d, (r) => void this.takeResult(r));
     this.inFlight = this.outbox.inFlight;
@@ -137,6 +139,29 @@ export class Supervisor {
     }
   }
 
+  /**
+   * A new request intake has not stored yet, started in the transaction that stores it
+   * (`start-new.ts`). False: it takes the usual way (stored `buffered`, then a start).
+   * Rejects when the write failed; nothing is stored then.
+   */
+  async startNew(record: RequestRecord): Promise<boolean> {
+    if (this.stopping || !this.admission.hasRoom() || !this.admission.admit(record.id)) return false;
+    try {
+      const pipeline = await this.d.pipelines.get(record.pipelineId, record.version).catch(() => undefined);
+      const start = pipeline && !this.stopping ? decideNewStart(pipeline, record, this.envs.of(pipeline), this.o) : undefined;
+      if (!pipeline || !start) return false;
+      const { state, decision } = start;
+      await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns);
+      applyDecision(state, decision);
+      this.states.set(record.id, state);
+      this.perform(pipeline, state, decision, undefined);
+      if (state.request.traceContext) traceCommit(this.traceDeps, pipeline, state, decision, undefined, { type: 'start' });
+      return true;
+    } finally {
+      this.admission.started(record.id);
+    }
+  }
+
   /** A module's answer (or an event, or an action). */
   private takeResult(e: StepResult): Promise<HandleResult> {
     if (this.stopping) return Promise.resolve('failed');
@@ -211,26 +236,6 @@ export class Supervisor {
     return state;
   }
 
-  /**
-   * The decision env of a pipeline, made once and re-stamped with the time: building five
-   * closures per step was measurable. `decide` is synchronous and keeps no reference to it.
-   */
-  private env(pipeline: CompiledPipeline): DecisionEnv {
-    let env = this.envs.get(pipeline);
-    if (!env) {
-      env = {
-        now: 0,
-        newId: () => newId(),
-        random: Math.random,
-        retryPolicy: (step) => this.d.pipelines.retryPolicy(pipeline, step),
-        transportOf: (step) => deliveryOf(pipeline, step.id).transport,
-      };
-      this.envs.set(pipeline, env);
-    }
-    env.now = Date.now();
-    return env;
-  }
-
   private async handle(requestId: string, outcome: Outcome): Promise<HandleResult> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !this.stopping; attempt++) {
       const cached = attempt === 0 && this.states.has(requestId);
@@ -243,7 +248,7 @@ export class Supervisor {
       const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
       const at = outcome.type === 'start' ? await this.firstDispatchAt(pipeline, state) : Date.now();
       if (at === undefined) return 'ignored';
-      const env = this.env(pipeline);
+      const env = this.envs.of(pipeline);
       env.now = at;
       const decision = decide(pipeline, state, outcome, env);
       if (!decision) {
@@ -365,20 +370,10 @@ export class Supervisor {
     return state && run ? this.timeOut(state, run) : 'ignored';
   }
 
-  /**
-   * A wait or action step ran out of time: its `onTimeout` route applies. A module that
-   * answered 202 and never called back fails that attempt, retryably.
-   */
+  /** A wait or action step ran out of time (`timeoutError`): its `onTimeout` route applies. */
   private timeOut(state: RequestState, run: OpenRun): Promise<HandleResult> {
-    const now = Date.now();
-    // Only wait and action steps have a deadline; a module run waiting without one is a 202.
-    const kind = run.deadlineAt !== null && run.deadlineAt !== undefined ? 'wait' : 'callback';
-    return this.takeResult({
-      requestId: state.request.id, runId: run.id, stepId: run.stepId, attempt: run.attempt, finishedAt: now, durationMs: 0,
-      error: kind === 'wait'
-        ? { code: WAIT_TIMEOUT, message: `step "${run.stepId}" waited past its timeout`, retryable: false }
-        : { code: ErrorCodes.TIMEOUT, message: `step "${run.stepId}" accepted the call (202) but did not call back in time`, retryable: true },
-    });
+    const { id: runId, stepId, attempt } = run;
+    return this.takeResult({ requestId: state.request.id, runId, stepId, attempt, finishedAt: Date.now(), durationMs: 0, error: timeoutError(run) });
   }
 
   /** Reloads a request from the store and sends whatever it still owes (single process). */

@@ -1,0 +1,45 @@
+/**
+ * A new request started in the transaction that stores it (embedded mode, issue 18
+ * "Performance"). Intake would store the request `buffered` and post a start; the start would
+ * then read the request back and commit `running` with its first runs: two transactions, and
+ * the status indexes written twice. When this process will start it at once anyway (no `rate`
+ * slot to claim, no access rows, room under admission control), the supervisor decides the
+ * start on the record intake hands over, and intake stores the request already started, with
+ * those runs, in one transaction. Everything else takes the usual way.
+ */
+import { hasAccessRows } from '../access/people';
+import type { RequestRecord } from '../model';
+import type { CompiledPipeline } from '../pipeline/types';
+import { decide, type Decision, type DecisionEnv, type RequestState } from './decide';
+import { prepareRuns, type PrepareOptions } from './prepare';
+import { buildState } from './state';
+
+export interface NewStart {
+  state: RequestState;
+  decision: Decision;
+  /** The request as it is stored: already started (`rev` 1). */
+  started: RequestRecord;
+}
+
+/**
+ * The start of a `buffered` record not stored yet, or undefined when it must take the usual
+ * way: a `rate` pipeline (the first dispatch claims a slot in the store), access rows, or a
+ * start that does more than insert runs (ends the request, owes alerts).
+ */
+export function decideNewStart(pipeline: CompiledPipeline, record: RequestRecord, env: DecisionEnv, o: PrepareOptions): NewStart | undefined {
+  if (record.status !== 'buffered' || pipeline.intake.kind === 'rate' || hasAccessRows(pipeline)) return undefined;
+  const state = buildState(record, []);
+  const decision = decide(pipeline, state, { type: 'start' }, env);
+  if (!decision || decision.finished) return undefined;
+  const c = decision.commit;
+  const plain = !c.finishRun && !c.repollRun && !c.poll && c.request.maxSteps === undefined && c.cancelRuns.length === 0 && !c.participants && c.request.vars === undefined;
+  if (!plain || decision.outputs.length > 0) return undefined;
+  prepareRuns(pipeline, decision, { ...state.context }, o);
+  if (c.alerts) return undefined;
+  const started: RequestRecord = {
+    ...record,
+    status: c.request.status, error: c.request.error, joins: c.request.joins, stepCount: c.request.stepCount,
+    finishedAt: c.request.finishedAt, updatedAt: c.request.updatedAt, rev: record.rev + 1,
+  };
+  return { state, decision, started };
+}
