@@ -124,6 +124,11 @@ export interface PollRecord {
 export interface RequestCommit {
   requestId: string;
   expectRev: number;
+  /**
+   * True when the commit changes the request's status or finish time as its decision saw
+   * them: the store then skips the guard that keeps them (a stale view is refused by `rev`).
+   */
+  moved?: boolean;
   request: {
     status: RequestStatus;
     error: RequestError | null;

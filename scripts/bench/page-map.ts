@@ -111,7 +111,8 @@ async function main(): Promise<void> {
         } else if (cur) cur.push(s);
         else txs.push([`(autocommit) ${s}`]);
       }
-      const writing = txs.filter((t) => t.some((s) => !/^\s*(\(autocommit\) )?SELECT/i.test(s)));
+      // Only transactions write WAL frames here (the sweeps' autocommit updates match no row).
+      const writing = txs.filter((t) => !t[0]?.startsWith('(autocommit)') && t.some((s) => !/^\s*SELECT/i.test(s)));
       console.log(`\n=== request ${r + 1}: ${stmts.length} statements, ${commits.length} commits, ${commits.reduce((a, c) => a + c.length, 0)} WAL pages`);
       commits.forEach((pages, i) => {
         const names = pages.map((p) => (p === 1 ? 'page1' : (owner.get(p) ?? 'free')));

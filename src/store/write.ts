@@ -32,7 +32,8 @@ const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_co
  * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
  * every index on a column named in SET even when its value does not change, and `status`
  * is in several (`finished_at` in one). It holds only when the status and the finish time
- * already are the new ones; otherwise {@link GUARD_SQL} runs next.
+ * already are the new ones; otherwise {@link GUARD_SQL} runs next. A commit that says it
+ * moves them (`moved`: a start, an end) runs {@link GUARD_SQL} alone.
  */
 const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ? AND finished_at IS ?';
 /** The two guards for a commit that also writes the request's `vars`. */
@@ -56,7 +57,7 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
   return {
     guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
     // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
-    guardFirst: dialect === 'sqlite'
+    guardFirst: dialect === 'sqlite' && !c.moved
       ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] }
       : undefined,
     then,

@@ -1,4 +1,4 @@
-/** Keeping `request_participants` in step with each commit. Pure: it only fills in the commit. */
+/** Keeping `request_participants` in step with each commit, and marking the commits that move a request. Pure: it only fills in the commit. */
 import { OPEN_RUN_STATUSES } from '../model';
 import type { CompiledPipeline } from '../pipeline/types';
 import type { Decision, RequestState } from './decide';
@@ -23,4 +23,14 @@ export function noteAccessRows(pipeline: CompiledPipeline, state: RequestState, 
   if (starting || !sameParticipants(rows, accessRows(pipeline, state.context, before))) {
     c.participants = { createdAt: state.request.createdAt, rows };
   }
+}
+
+/**
+ * Marks a commit that changes the request's status or finish time from what its decision saw
+ * (`RequestCommit.moved`: a start, an end), so the store does not first try the guard that
+ * keeps them.
+ */
+export function noteMoved(state: RequestState, decision: Decision): void {
+  const c = decision.commit;
+  if (c.request.status !== state.request.status || c.request.finishedAt !== state.request.finishedAt) c.moved = true;
 }

@@ -11,7 +11,7 @@
  */
 import { redact } from '../log/redact';
 import { Admission } from './admission';
-import { noteAccessRows } from './commit-rows';
+import { noteAccessRows, noteMoved } from './commit-rows';
 import { ACTIVE_STATUSES, type RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -266,6 +266,7 @@ export class Supervisor {
       if (decision.commit.request.vars) context.vars = decision.commit.request.vars;
       prepareRuns(pipeline, decision, context, this.o);
       noteAccessRows(pipeline, state, decision, context, outcome.type === 'start');
+      noteMoved(state, decision);
       let ok: boolean;
       try {
         ok = await this.d.committer.commit(decision.commit);
