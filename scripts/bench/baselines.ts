@@ -12,9 +12,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
-import { latencyStats, peakRssMb, type BaselineSpec, type Result } from './common';
-
-const WARMUP = 500;
+import { latencyStats, peakRssMb, WARMUP, type BaselineSpec, type Result } from './common';
 
 interface ChainJob {
   i: number;
@@ -55,7 +53,8 @@ export async function runBullChain(spec: Extract<BaselineSpec, { kind: 'bull-cha
   };
   try {
     await q.isReady();
-    await Promise.all(Array.from({ length: Math.min(WARMUP, spec.requests) }, () => chain()));
+    await Promise.all(Array.from({ length: Math.min(WARMUP.concurrent, spec.requests) }, () => chain()));
+    for (let k = 0; spec.sequential > 0 && k < WARMUP.oneAtATime; k++) await chain();
     const seq: number[] = [];
     for (let k = 0; k < spec.sequential; k++) seq.push(await chain());
     const t0 = performance.now();

@@ -3,6 +3,21 @@
  * statistics, and a memory sampler.
  */
 
+/**
+ * The warm-up before anything is measured, the same in every scenario that runs requests (the
+ * engine's and the bull chain): `concurrent` requests at once, then, before the 1-in-flight
+ * phase, `oneAtATime` requests one after another; none of them is counted. The second part
+ * is for the 1-in-flight latency: after the concurrent warm-up alone, V8 was still compiling
+ * the supervisor's and the store's hot functions with TurboFan (`node --trace-opt`, embedded:
+ * 56 and 38 optimizations in the first two hundred requests then run one at a time, 12 in
+ * the fifth), so the measured 200 paid for compiles that a server running for a while has
+ * long done.
+ */
+export const WARMUP = { concurrent: 500, oneAtATime: 500 } as const;
+
+/** The warm-up of a scenario, in words (printed with the results). */
+export const WARMUP_TEXT = `warm-up in every scenario (not counted): ${WARMUP.concurrent} requests at once, then ${WARMUP.oneAtATime} one at a time before the 1-in-flight phase`;
+
 /** The marker before the one JSON line a bench child prints to report its result. */
 export const RESULT_MARKER = 'BENCH_RESULT ';
 

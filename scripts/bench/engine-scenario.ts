@@ -17,11 +17,10 @@ import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log/logger';
 import { mysqlMeter, sqliteMeter } from './db-work';
-import { latencyStats, mb, peakRssMb, type EngineSpec, type Result, type ScaleSample } from './common';
+import { latencyStats, mb, peakRssMb, WARMUP, type EngineSpec, type Result, type ScaleSample } from './common';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const STEPS: Record<EngineSpec['pipeline'], number> = { 'bench-linear': 5, 'bench-cond': 5, 'bench-three': 3 };
-const WARMUP = 500;
 const API_KEY = 'bench-key-0123456789';
 
 /** A place to run: its database URL and Redis prefix, and how to remove them afterwards. */
@@ -150,8 +149,10 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       return performance.now() - t0;
     };
 
-    // Warm-up: JIT, statement caches, connection pools.
-    await Promise.all(Array.from({ length: Math.min(WARMUP, spec.requests) }, () => runOne()));
+    // Warm-up (`WARMUP`): JIT, statement caches, connection pools.
+    await Promise.all(Array.from({ length: Math.min(WARMUP.concurrent, spec.requests) }, () => runOne()));
+    const warmOneAtATime = spec.sequential > 0 ? WARMUP.oneAtATime : 0;
+    for (let i = 0; i < warmOneAtATime; i++) await runOne();
     waiters = new Map();
 
     const meter = spec.mode === 'embedded' ? sqliteMeter() : mysqlMeter(box.databaseUrl);
@@ -248,7 +249,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     const items = eng.committer.stats.items - items0;
 
     // The verdict, from the database itself.
-    const total = n + spec.sequential + Math.min(WARMUP, spec.requests);
+    const total = n + spec.sequential + Math.min(WARMUP.concurrent, spec.requests) + warmOneAtATime;
     const [r] = await eng.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE status = 'completed'");
     const [s] = await eng.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE status = 'completed'");
     const [d] = await eng.store.query<{ n: unknown }>(

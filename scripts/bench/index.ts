@@ -29,7 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
-import { median, RESULT_MARKER, type DbWorkFigures, type EngineSpec, type Result, type Spec } from './common';
+import { median, RESULT_MARKER, WARMUP_TEXT, type DbWorkFigures, type EngineSpec, type Result, type Spec } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHILD = path.join(__dirname, 'child.ts');
@@ -345,6 +345,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(TMP, { recursive: true });
   const m = machine();
   console.log(`Conveyor bench — ${m.cores} cores (${String(m.cpu)}), ${String(m.memGb)} GB, Node ${String(m.node)}, load average ${(m.loadAvgAtStart as number[]).join(' ')}`);
+  console.log(`(${WARMUP_TEXT})`);
   if (a.distributed) {
     const down = await servicesUp();
     if (down) {
