@@ -1,11 +1,12 @@
 /**
- * `npx tsx scripts/bench/page-map.ts [--warm N] [--requests K]`: where the WAL pages of one
+ * `npx tsx scripts/bench/page-map.ts [--warm N] [--requests K] [--sql] [--all]`: where the WAL pages of one
  * request go (issue "Performance"). Runs the embedded engine on a fresh SQLite file with the
  * `bench-linear` pipeline, warms it up with N requests, then for each of K requests run one
  * at a time: checkpoints the WAL (TRUNCATE), runs the request, and reads the WAL's frame
  * headers. Each transaction is listed with its statements and, for every page it wrote, the
  * B-tree the page belongs to (`dbstat`), `page1` (the header, rewritten when the file grows
- * or the freelist changes) or `free` (on the freelist now).
+ * or the freelist changes) or `free` (on the freelist now). `--sql`: each commit's writes;
+ * `--all`: every statement the request ran, reads included.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
           totals.set(n, (totals.get(n) ?? 0) + 1);
         }
         console.log(`-- commit ${i + 1}: ${pages.length} pages: ${[...count].map(([n, c]) => `${n}×${c}`).join(', ')}`);
-        for (const s of writing[i] ?? []) console.log(`     ${s.replace(/\s+/g, ' ').slice(0, 150)}`);
+        if (process.argv.includes('--sql')) for (const s of writing[i] ?? []) console.log(`     ${s.replace(/\s+/g, ' ').slice(0, 150)}`);
       });
       if (process.argv.includes('--all')) for (const s of stmts) console.log(`   | ${s.replace(/\s+/g, ' ').slice(0, 200)}`);
       if (writing.length !== commits.length) console.log(`   (${writing.length} writing transactions in the log, ${commits.length} commits in the WAL)`);

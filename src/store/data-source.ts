@@ -20,7 +20,7 @@ import { OverviewIndex1763800000141 } from './migrations/1763800000141-overview-
 import { People1763800000100 } from './migrations/1763800000100-people';
 import { RequestMigrations1763800000200 } from './migrations/1763800000200-request-migrations';
 import { SqliteLeanIndexes1763800000300 } from './migrations/1763800000300-sqlite-lean-indexes';
-import { SqlitePartialHold1763800000310 } from './migrations/1763800000310-sqlite-partial-hold';
+import { SqliteLeanRequestIndexes1763800000310 } from './migrations/1763800000310-sqlite-lean-request-indexes';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -30,7 +30,7 @@ export const MIGRATIONS = [
   Initial1763800000000, Leases1763800000001, Settings1763800000002, Utf8mb41763800000003, Waits1763800000004, SearchIndexes1763800000010, Intake1763800000020,
   SqliteOpenRunIndexes1763800000090, People1763800000100, Vars1763800000110, IntakeRejects1763800000120, LongWaits1763800000130, AdminAlerts1763800000140,
   OverviewIndex1763800000141, TraceContext1763800000160, RequestMigrations1763800000200,
-  SqliteLeanIndexes1763800000300, SqlitePartialHold1763800000310,
+  SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

@@ -101,11 +101,13 @@ describe('SQLite settings for the hot path', () => {
         expect(p, sql).to.match(/SEARCH step_runs USING (COVERING )?INDEX/);
         expect(p, sql).to.not.match(/SCAN step_runs/);
       }
-      // Held requests (a gate, a business key's queue) are found through the partial ix_requests_hold (as in intake-release.ts / intake-store.ts).
-      for (const sql of [
-        "SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate' AND created_at <= ? ORDER BY created_at, id LIMIT ?",
-        "SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?",
-      ]) expect(await plan(sql), sql).to.include('ix_requests_hold');
+      // Held requests (a gate, a business key's queue) and requests waiting to start are found through
+      // the partial ix_requests_hold and ix_requests_status (as in intake-release.ts, intake-store.ts, SqlStore.listStaleBuffered).
+      for (const [sql, index] of [
+        ["SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate' AND created_at <= ? ORDER BY created_at, id LIMIT ?", 'ix_requests_hold'],
+        ["SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", 'ix_requests_hold'],
+        ["SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", 'ix_requests_status (status=? AND release_at<?)'],
+      ] as const) expect(await plan(sql), sql).to.include(index);
       const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);
       expect(indexes).to.not.include.members(['ix_step_runs_status_available', 'ix_step_runs_status_lease', 'ix_step_runs_wait']);
     } finally {
