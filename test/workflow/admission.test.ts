@@ -61,4 +61,24 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
     const runs = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE pipeline_id = 'admission' AND status = 'completed'");
     expect(Number(runs[0]!.n), 'two steps each, once').to.equal(40);
   });
+
+  it('a request with room to start is stored already running, with its first run, in the one transaction that stores it', async () => {
+    gate = installGate();
+    const batches = t.engine.committer.stats.batches;
+    const { id } = await t.engine.intake.submit({ pipelineId: 'admission', payload: { i: 100 } });
+    expect(t.engine.committer.stats.batches - batches, 'one transaction for the submit and the start').to.equal(1);
+    const [request] = await t.engine.store.query<{ status: string; rev: unknown }>('SELECT status, rev FROM requests WHERE id = ?', [id]);
+    expect([request!.status, Number(request!.rev)]).to.deep.equal(['running', 1]);
+    const first = await t.engine.store.query<{ seq: unknown; status: string }>('SELECT seq, status FROM step_runs WHERE request_id = ?', [id]);
+    expect(first.map((r) => [Number(r.seq), r.status])).to.deep.equal([[1, 'dispatched']]);
+    await waitFor('its first step running', () => (gate.running === 1 ? true : undefined), 10_000, 10);
+    openGate(gate);
+    await waitFor('completed', async () => {
+      const [r] = await t.engine.store.query<{ status: string }>('SELECT status FROM requests WHERE id = ?', [id]);
+      return r?.status === 'completed' ? true : undefined;
+    }, 10_000, 20);
+    const runs = await t.engine.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE request_id = ? AND status = 'completed'", [id]);
+    expect(Number(runs[0]!.n), 'two steps, once each').to.equal(2);
+    expect(gate.started).to.deep.equal([100]);
+  });
 });
