@@ -23,10 +23,19 @@ export interface NewStart {
 
 /**
  * The start of a `buffered` record not stored yet, or undefined when it must take the usual
- * way: a `rate` pipeline (the first dispatch claims a slot in the store), access rows, or a
- * start that does more than insert runs (ends the request, owes alerts).
+ * way: a `rate` pipeline (the first dispatch claims a slot in the store), access rows, a
+ * start that does more than insert runs (ends the request, owes alerts), or one that throws
+ * here (the usual way stores the request first, and handles the error as it always did).
  */
 export function decideNewStart(pipeline: CompiledPipeline, record: RequestRecord, env: DecisionEnv, o: PrepareOptions): NewStart | undefined {
+  try {
+    return decideOrDecline(pipeline, record, env, o);
+  } catch {
+    return undefined;
+  }
+}
+
+function decideOrDecline(pipeline: CompiledPipeline, record: RequestRecord, env: DecisionEnv, o: PrepareOptions): NewStart | undefined {
   if (record.status !== 'buffered' || pipeline.intake.kind === 'rate' || hasAccessRows(pipeline)) return undefined;
   const state = buildState(record, []);
   const decision = decide(pipeline, state, { type: 'start' }, env);
