@@ -43,6 +43,8 @@ export interface EngineSpec {
   sampleEvery?: number;
   mysqlUrl?: string;
   redisUrl?: string;
+  /** Extra Node flags for the scenario's child process (e.g. a heap limit). */
+  nodeArgs?: string[];
   /** Where SQLite files go. */
   tmpDir: string;
 }

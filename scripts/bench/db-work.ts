@@ -47,17 +47,22 @@ function patchSqlite(): void {
   const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...a: unknown[]) => unknown>;
   probe.close();
   const run = proto.run!;
-  proto.run = function (this: unknown, ...a: unknown[]) {
+  // `apply(this, arguments)` rather than rest parameters: V8 passes `arguments` through without
+  // building an array, so the meter adds no garbage to the run it measures (rest parameters
+  // allocated ~1 KB a step, 5% of what the engine allocates, and moved GC and peak RSS).
+  proto.run = function (this: unknown) {
     counts.statements++;
-    const r = run.apply(this, a) as { changes: number };
+    // eslint-disable-next-line prefer-rest-params
+    const r = run.apply(this, arguments as unknown as unknown[]) as { changes: number };
     counts.rows += r.changes;
     return r;
   };
   for (const name of ['all', 'get', 'iterate']) {
     const f = proto[name]!;
-    proto[name] = function (this: unknown, ...a: unknown[]) {
+    proto[name] = function (this: unknown) {
       counts.statements++;
-      return f.apply(this, a);
+      // eslint-disable-next-line prefer-rest-params
+      return f.apply(this, arguments as unknown as unknown[]);
     };
   }
 }

