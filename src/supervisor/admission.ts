@@ -45,8 +45,7 @@ export class Admission {
   /**
    * Every second, with room, looks in the store for starts waiting there longer than a tick,
    * whatever the backlog flag says. The flag spares the store a read as each request ends; it
-   * is a hint, and a start it missed (seen once in a 100,000 burst: 468 requests left
-   * `buffered` with the process idle) is found here within two seconds.
+   * is a hint; should it ever miss a start, the start is found here within two seconds.
    */
   start(): void {
     if (Number.isFinite(this.max)) this.ticker = setInterval(() => this.tick(), TICK_MS).unref();
@@ -110,8 +109,12 @@ export class Admission {
     const asked = limit + this.starting.size;
     void this.d.listStartable(before, asked)
       .then((ids) => {
-        const fresh = ids.filter((id) => !this.starting.has(id)).slice(0, limit);
-        if (ids.length < asked && this.stats.deferred === deferredBefore) this.backlog = false;
+        const unstarted = ids.filter((id) => !this.starting.has(id));
+        const fresh = unstarted.slice(0, limit);
+        // The store holds no more waiting starts only if the read came back short and this
+        // pull starts every one it found. (`starting` may hold requests that are not buffered
+        // rows, e.g. started at submit, so a short read can still find more than the room.)
+        if (ids.length < asked && unstarted.length <= limit && this.stats.deferred === deferredBefore) this.backlog = false;
         this.stats.pulled += fresh.length;
         for (const id of fresh) this.d.start(id);
       })

@@ -1,8 +1,9 @@
 /**
- * Admission control's once-a-second look (src/supervisor/admission.ts `tick`): with room, it
- * reads the store for starts waiting longer than a tick even when no start was turned away
- * (the backlog flag is only a hint; a 100,000 burst once left 468 requests `buffered` with the
- * process idle), and starts those that are not already starting. Without room it reads nothing.
+ * Admission control's pulls (src/supervisor/admission.ts). The once-a-second look: with room,
+ * it reads the store for starts waiting longer than a tick even when no start was turned away
+ * (the backlog flag is only a hint), and starts those not already starting; without room it
+ * reads nothing. And the flag itself: a 100,000 burst once left 468 requests `buffered` with
+ * the process idle, because a short read that found more than the room cleared it.
  */
 import { expect } from 'chai';
 import { Admission } from '../../src/supervisor/admission';
@@ -49,6 +50,26 @@ describe('admission: the once-a-second look for waiting starts', () => {
     expect(reads).to.have.length(1);
     expect(reads[0]!.limit, 'room 1, plus the 1 starting that the read may return').to.equal(2);
     expect(started).to.deep.equal(['r2']);
+  });
+
+  it('a short read that finds more waiting starts than the room keeps the backlog, so the next end pulls the rest', async () => {
+    const o = { cached: 5, max: 10, waiting: ['r1', 'r2', 'r3', 'r4'] };
+    const { a, reads, started } = harness(o);
+    // Three starts under way that are not buffered rows (started at submit): room 2, asked 5.
+    for (const id of ['x1', 'x2', 'x3']) expect(a.admit(id)).to.equal(true);
+    expect(a.admit('late')).to.equal(true); // in flight 9
+    a.started('late');
+    o.cached = 5;
+    a.tick();
+    await settle();
+    expect(reads.at(-1)!.limit).to.equal(5);
+    expect(started).to.deep.equal(['r1', 'r2']);
+    // r1, r2 start and leave the store; room frees as the x's end.
+    o.waiting = ['r3', 'r4'];
+    for (const id of ['x1', 'x2', 'x3']) a.started(id);
+    a.freed();
+    await settle();
+    expect(started, 'the rest found by the pull an end triggers, not a second later').to.deep.equal(['r1', 'r2', 'r3', 'r4']);
   });
 
   it('without room it does not read the store', async () => {
