@@ -171,6 +171,9 @@ function runChild(spec: Spec, a: Args): Promise<Result | undefined> {
 const fmt = (v: number | undefined, digits = 0): string =>
   v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
+/** The scenario column: wide enough for the longest name. */
+const nameWidth = (rows: Array<{ name: string }>): number => Math.max(34, ...rows.map((r) => r.name.length));
+
 function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
@@ -216,7 +219,7 @@ function summarise(specs: Spec[], runs: Array<Map<string, Result>>): Row[] {
 
 function printTable(rows: Row[]): void {
   const head = ['scenario', 'req/s', 'steps/s', 'p50 ms', 'p99 ms', '1-in-flight p50', 'p99', 'peak RSS MB', '× bull', 'steps/raw tx', 'ok'];
-  const widths = [34, 8, 9, 8, 8, 15, 7, 11, 7, 12, 4];
+  const widths = [nameWidth(rows), 8, 9, 8, 8, 15, 7, 11, 7, 12, 4];
   console.log(pad(head, widths));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) {
@@ -240,7 +243,7 @@ function printWork(rows: Row[]): void {
   if (engines.length === 0) return;
   console.log('\nDatabase work per step (statements, rows written, KiB and pages written; `scripts/bench/db-work.ts` says how each is counted)');
   const head = ['scenario', 'stmts', 'rows', 'KiB', 'pages', '1-in-flight stmts', 'rows', 'KiB', 'pages'];
-  const widths = [34, 6, 5, 6, 6, 17, 5, 6, 6];
+  const widths = [nameWidth(rows), 6, 5, 6, 6, 17, 5, 6, 6];
   console.log(pad(head, widths));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of engines) {
