@@ -7,7 +7,8 @@
  * shows, to know whether there is a next one. The indexes that keep these under a few
  * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
  */
-import type { SqlExecutor } from './sql-executor';
+import { dialectSql, type SqlExecutor } from './sql-executor';
+import { MYSQL_SEARCHED_RUN_STATUSES } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SEARCHED_RUN_STATUSES } from './migrations/1763800000300-sqlite-lean-indexes';
 
 /** The last row of a page: where the next page starts (exclusive). */
@@ -77,8 +78,8 @@ const EXACT_INDEX: Record<string, Record<string, string>> = {
     '': 'ix_step_runs_started',
     pipeline_id: 'ix_step_runs_search_pipeline',
     'pipeline_id,step_id': 'ix_step_runs_search_pipeline_step',
-    status: 'ix_step_runs_search_status',
-    'pipeline_id,status': 'ix_step_runs_search_pipeline_status',
+    searched_status: 'ix_step_runs_search_status',
+    'pipeline_id,searched_status': 'ix_step_runs_search_pipeline_status',
   },
 };
 
@@ -123,6 +124,25 @@ function whereClause(filters: Filter[], time: string, w: SearchWindow): { sql: s
  */
 const OPEN_RUN_INDEX: Record<string, string> = { pending: 'ix_step_runs_due', dispatched: 'ix_step_runs_lease' };
 
+/**
+ * MariaDB: the step log's status indexes hold `searched_status` (migration `1763800000320`),
+ * which is NULL but for waiting, failed and cancelled runs. A search for one of those filters
+ * on it; pending runs are read through the due index, dispatched ones through the lease
+ * index (both few), and completed ones through the time index of the other filters (most runs
+ * are completed, so a page is found at once).
+ */
+function mysqlRunStatus(filters: Filter[]): { filters: Filter[]; terms: string[]; index?: string } {
+  const status = filters.find(([c]) => c === 'status')?.[1];
+  if (status === undefined) return { filters, terms: [] };
+  if ((MYSQL_SEARCHED_RUN_STATUSES as readonly unknown[]).includes(status)) {
+    return { filters: filters.map(([c, v]) => [c === 'status' ? 'searched_status' : c, v]), terms: [] };
+  }
+  if (status === 'pending') return { filters, terms: ['due_at IS NOT NULL'], index: 'ix_step_runs_due' };
+  if (status === 'dispatched') return { filters, terms: [], index: 'ix_step_runs_status_lease' };
+  const key = filters.filter(([c, v]) => v !== undefined && c !== 'status').map(([c]) => c).join(',');
+  return { filters, terms: [], index: EXACT_INDEX.step_runs![key] };
+}
+
 function partialTerms(x: SqlExecutor, table: string, filters: Filter[]): { terms: string[]; index?: string } {
   if (x.dialect !== 'sqlite') return { terms: [] };
   const value = (column: string): unknown => filters.find(([c]) => c === column)?.[1];
@@ -135,11 +155,13 @@ function partialTerms(x: SqlExecutor, table: string, filters: Filter[]): { terms
   return { terms: [] };
 }
 
-async function page(x: SqlExecutor, table: string, columns: string, time: string, filters: Filter[], w: SearchWindow): Promise<RowPage> {
+async function page(x: SqlExecutor, table: string, columns: string, time: string, given: Filter[], w: SearchWindow): Promise<RowPage> {
+  const mysqlRuns = x.dialect === 'mysql' && table === 'step_runs' ? mysqlRunStatus(given) : undefined;
+  const filters = mysqlRuns?.filters ?? given;
   const where = whereClause(filters, time, w);
-  const partial = partialTerms(x, table, filters);
+  const partial = mysqlRuns ?? partialTerms(x, table, filters);
   if (partial.terms.length > 0) where.sql = `${where.sql ? `${where.sql} AND` : 'WHERE'} ${partial.terms.join(' AND ')}`;
-  const hint = partial.index ? ` INDEXED BY ${partial.index}` : indexHint(x, table, filters);
+  const hint = partial.index ? dialectSql.withIndex(x.dialect, '', partial.index) : indexHint(x, table, filters);
   const rows = await x.all<Record<string, unknown>>(
     `SELECT ${columns} FROM ${table}${hint} ${where.sql} ORDER BY ${time} DESC, id DESC LIMIT ?`,
     [...where.params, w.limit + 1],

@@ -26,8 +26,11 @@ export class StepStore {
   }
 
   async claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
+    // MySQL: `due_at` is `available_at` of a pending run, NULL otherwise (migration 1763800000320).
     const rows = await this.x.all<{ id: string; request_id: string }>(
-      "SELECT id, request_id FROM step_runs WHERE status = 'pending' AND available_at <= ? ORDER BY available_at LIMIT ?",
+      this.x.dialect === 'mysql'
+        ? 'SELECT id, request_id FROM step_runs WHERE due_at <= ? ORDER BY due_at LIMIT ?'
+        : "SELECT id, request_id FROM step_runs WHERE status = 'pending' AND available_at <= ? ORDER BY available_at LIMIT ?",
       [now, limit],
     );
     const claimed: ClaimedRun[] = [];
@@ -64,7 +67,8 @@ export class StepStore {
 
   async findWaitingForEvent(name: string, key: string, limit: number): Promise<ClaimedRun[]> {
     const rows = await this.x.all<{ id: string; request_id: string }>(
-      `SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND status IN (${OPEN}) ORDER BY seq LIMIT ?`,
+      // MySQL: `wait_status` is the status of a run with a `wait_event` (migration 1763800000320).
+      `SELECT id, request_id FROM step_runs WHERE wait_event = ? AND wait_key = ? AND ${this.x.dialect === 'mysql' ? 'wait_status' : 'status'} IN (${OPEN}) ORDER BY seq LIMIT ?`,
       [name, key, limit],
     );
     return rows.map((r) => ({ id: String(r.id), requestId: String(r.request_id) }));
