@@ -14,32 +14,36 @@ function chunked<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-/** Splits rows (as parameter lists) into chunks bounded in rows and in bytes. */
-function* derivedChunks<T>(items: T[], toRow: (item: T) => unknown[]): Generator<{ rows: number; params: unknown[] }> {
-  let params: unknown[] = [];
-  let rows = 0;
+/**
+ * Splits rows into JSON arrays of arrays (one parameter each), bounded in rows and in bytes.
+ * The server reads one with `JSON_TABLE`: one string to scan, where a derived table of
+ * `SELECT ? … UNION ALL SELECT ? …` made it parse and prepare a SELECT per row.
+ */
+function* jsonChunks<T>(items: T[], toRow: (item: T) => unknown[]): Generator<{ rows: number; json: string }> {
+  let parts: string[] = [];
   let bytes = 0;
   for (const item of items) {
-    const row = toRow(item);
-    const size = row.reduce<number>((n, v) => n + (typeof v === 'string' ? v.length : 8), 0);
-    if (rows > 0 && (rows >= BULK_ROWS || bytes + size > BULK_BYTES)) {
-      yield { rows, params };
-      params = [];
-      rows = 0;
+    const row = JSON.stringify(toRow(item));
+    if (parts.length > 0 && (parts.length >= BULK_ROWS || bytes + row.length > BULK_BYTES)) {
+      yield { rows: parts.length, json: `[${parts.join(',')}]` };
+      parts = [];
       bytes = 0;
     }
-    for (const v of row) params.push(v);
-    rows++;
-    bytes += size;
+    parts.push(row);
+    bytes += row.length;
   }
-  if (rows > 0) yield { rows, params };
+  if (parts.length > 0) yield { rows: parts.length, json: `[${parts.join(',')}]` };
 }
 
-/** `SELECT ? AS a, ? AS b UNION ALL SELECT ?, ? …`: a derived table of `rows` rows. */
-function unionSelect(columns: string[], rows: number): string {
-  const first = `SELECT ${columns.map((c) => `? AS ${c}`).join(', ')}`;
-  const rest = ` UNION ALL SELECT ${columns.map(() => '?').join(', ')}`;
-  return first + rest.repeat(rows - 1);
+/**
+ * `JSON_TABLE(?, '$[*]' COLUMNS (…)) v STRAIGHT_JOIN <table>`: the rows of one chunk as a
+ * table, read first, each joined to its row of `table` by primary key (`eq_ref`). Ids are
+ * compared in the tables' own collation, so the primary key serves the join. A JSON `null`
+ * reads as NULL.
+ */
+function jsonRows(columns: Array<[name: string, type: string]>, table: string): string {
+  const cols = columns.map(([name, type], i) => `${name} ${type === 'id' ? 'VARCHAR(36) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin' : type} PATH '$[${i}]'`);
+  return `JSON_TABLE(?, '$[*]' COLUMNS (${cols.join(', ')})) v STRAIGHT_JOIN ${table}`;
 }
 
 /** Locks the batch's requests (in id order) and tells, per commit, whether its `rev` is still the expected one. */
@@ -58,16 +62,20 @@ function* lockRevs(commits: WriteBatch['commits']): Script<boolean[]> {
 
 /** The held commits' request rows, one `UPDATE … JOIN` per chunk. */
 function* updateRequests(ok: WriteBatch['commits']): Script<void> {
-  for (const { rows, params } of derivedChunks(ok, (c) => {
+  const columns: Array<[string, string]> = [
+    ['id', 'id'], ['rev', 'INT'], ['status', 'VARCHAR(16)'], ['set_vars', 'INT'], ['vars', 'LONGTEXT'], ['error', 'LONGTEXT'], ['joins', 'LONGTEXT'],
+    ['step_count', 'INT'], ['finished_at', 'BIGINT'], ['updated_at', 'BIGINT'],
+  ];
+  for (const { rows, json: rowsJson } of jsonChunks(ok, (c) => {
     const r = c.request;
     // `set_vars` 0 keeps the request's vars (the commit assigned nothing).
     const setVars = r.vars !== undefined;
     return [c.requestId, c.expectRev, r.status, setVars ? 1 : 0, setVars ? varsParam(r.vars) : null, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
   })) {
     const n = yield* run(
-      `UPDATE requests r JOIN (${unionSelect(['id', 'rev', 'status', 'set_vars', 'vars', 'error', 'joins', 'step_count', 'finished_at', 'updated_at'], rows)}) v ON r.id = v.id AND r.rev = v.rev ` +
+      `UPDATE ${jsonRows(columns, 'requests r')} ON r.id = v.id AND r.rev = v.rev ` +
       'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1',
-      params,
+      [rowsJson],
     );
     if (n !== rows) throw new InvariantError(`expected ${rows} request row(s) changed under lock, got ${n}`);
   }
@@ -81,25 +89,28 @@ function* closeRuns(ok: WriteBatch['commits']): Script<void> {
   // whole transaction back (nothing of it is written). A locking read first would only
   // cost a round trip: the request rows locked above already serialise every writer of
   // these runs.
-  for (const { rows, params } of derivedChunks(finishing, (c) => {
+  const columns: Array<[string, string]> = [
+    ['id', 'id'], ['status', 'VARCHAR(16)'], ['output', 'LONGTEXT'], ['error', 'LONGTEXT'], ['assigned', 'LONGTEXT'], ['finished_at', 'BIGINT'], ['ended_by', 'VARCHAR(16)'],
+  ];
+  for (const { rows, json: rowsJson } of jsonChunks(finishing, (c) => {
     const f = c.finishRun!;
-    return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.durationMs, f.endedBy ?? null];
+    return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.endedBy ?? null];
   })) {
     const n = yield* run(
-      `UPDATE step_runs s JOIN (${unionSelect(['id', 'status', 'output', 'error', 'assigned', 'finished_at', 'duration_ms', 'ended_by'], rows)}) v ON s.id = v.id ` +
+      `UPDATE ${jsonRows(columns, 'step_runs s')} ON s.id = v.id ` +
       // decide() never ends a run before its start; the duration is derived from the row's own start.
       'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.finished_at - s.started_at, ' +
       `s.finished_at = v.finished_at, s.ended_by = v.ended_by WHERE s.status IN (${OPEN})`,
-      params,
+      [rowsJson],
     );
     if (n !== rows) throw new InvariantError(`expected ${rows} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`);
   }
   const cancels = ok.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
-  for (const { rows, params } of derivedChunks(cancels, (row) => row)) {
+  for (const { json: rowsJson } of jsonChunks(cancels, (row) => row)) {
     yield* run(
-      `UPDATE step_runs s JOIN (${unionSelect(['id', 'finished_at'], rows)}) v ON s.id = v.id SET s.status = 'cancelled', ` +
+      `UPDATE ${jsonRows([['id', 'id'], ['finished_at', 'BIGINT']], 'step_runs s')} ON s.id = v.id SET s.status = 'cancelled', ` +
       `s.finished_at = v.finished_at, s.duration_ms = GREATEST(0, v.finished_at - s.started_at) WHERE s.status IN (${OPEN})`,
-      params,
+      [rowsJson],
     );
   }
 }

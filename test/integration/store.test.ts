@@ -510,6 +510,22 @@ function storeSuite(make: () => Target): void {
       expect(firsts.map((r) => r!.assigned)).to.deep.equal([big, null, { i: 2 }, null]);
     });
 
+    it('outputs and errors with quotes, backslashes, control and 4-byte characters round-trip through the group commit (MySQL: the bulk path)', async () => {
+      const seededMany = await Promise.all([0, 1, 2].map(() => seeded()));
+      const tricky = { s: 'a "quoted" \\ back\nslash \u0000 ? $[0] \' 😀 Ж', n: 2 ** 53 - 1, nested: [null, true, { x: '\t' }] };
+      const commits = seededMany.map(({ req, first }, i) => {
+        const c = commit(req, 1, { finish: first.id });
+        if (i === 1) c.finishRun = { ...c.finishRun!, status: 'failed', output: undefined, error: tricky };
+        else c.finishRun!.output = tricky;
+        return c;
+      });
+      const committer = new GroupCommitter(store, 100, 2);
+      expect(await Promise.all(commits.map((c) => committer.commit(c)))).to.deep.equal([true, true, true]);
+      expect(committer.stats.batches, 'one transaction for the three').to.equal(1);
+      const firsts = await Promise.all(seededMany.map(({ first }) => store.getStepRun(first.id)));
+      expect(firsts.map((r) => [r!.status, r!.output, r!.error])).to.deep.equal([['completed', tricky, null], ['failed', null, tricky], ['completed', tricky, null]]);
+    });
+
     it('api keys: insert, find by hash, count', async () => {
       const before = await store.countApiKeys();
       expect(before).to.be.a('number');
