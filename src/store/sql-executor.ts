@@ -1,4 +1,5 @@
 import type { DataSource, QueryRunner } from 'typeorm';
+import { createPool, format, type Pool, type ResultSetHeader } from 'mysql2/promise';
 
 /** One SQL statement with `?` placeholders. */
 export interface Stmt {
@@ -222,10 +223,58 @@ async function drive<T>(qr: QueryRunner, gen: Script<T>): Promise<T> {
   }
 }
 
+/**
+ * Statements for {@link MysqlExecutor.sendAll}: each with the rows it must change, if that
+ * matters (`expect`), else any count is fine.
+ */
+export type Checked = Stmt & { expect?: number };
+
 /** Executes on MySQL/MariaDB through a TypeORM query runner per transaction. */
 export class MysqlExecutor implements SqlExecutor {
   readonly dialect = 'mysql' as const;
+  /** A small pool whose connections accept several statements in one query (`sendAll` only). */
+  private multi: Pool | undefined;
   constructor(private readonly ds: DataSource) {}
+
+  /**
+   * One transaction in one or two round trips instead of one per statement: `START
+   * TRANSACTION` and every statement go in one query (a multi-statement query, on a pool of
+   * its own), then `COMMIT` if every count is the expected one, else `ROLLBACK` and `false`
+   * (nothing of it is written; the caller takes the statement-by-statement path, which tells
+   * a refusal from a broken invariant). With no expectation at all, `COMMIT` rides the same
+   * query. Every value is still escaped by the driver (`format`). A statement that fails
+   * (a unique key that a concurrent commit took, a deadlock) rolls it back too, and answers
+   * `false`: the statement-by-statement path then decides, and throws what it must.
+   */
+  async sendAll(stmts: Checked[]): Promise<boolean> {
+    const options = this.ds.options as { url?: string };
+    this.multi ??= createPool({
+      uri: options.url, multipleStatements: true, charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, connectionLimit: 4,
+    });
+    const checked = stmts.some((st) => st.expect !== undefined);
+    const text = ['START TRANSACTION', ...stmts.map((st) => format(st.sql, norm(st.params) as never)), ...(checked ? [] : ['COMMIT'])].join(';\n');
+    const conn = await this.multi.getConnection();
+    try {
+      const [results] = await conn.query(text);
+      const counts = (results as ResultSetHeader[]).slice(1, 1 + stmts.length).map((r) => r.affectedRows);
+      if (!checked) return true;
+      const ok = stmts.every((st, i) => st.expect === undefined || counts[i] === st.expect);
+      await conn.query(ok ? 'COMMIT' : 'ROLLBACK');
+      return ok;
+    } catch {
+      // A failed statement ends the query there; what ran before it is undone.
+      await conn.query('ROLLBACK').catch(() => undefined);
+      return false;
+    } finally {
+      conn.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.multi;
+    this.multi = undefined;
+    await pool?.end();
+  }
 
   /** A single statement can be a deadlock's victim too (InnoDB rolled it back), so it runs again like a script. */
   all<T>(sql: string, params: unknown[] = []): Promise<T[]> {

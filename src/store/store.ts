@@ -360,6 +360,7 @@ export class SqlStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.x instanceof MysqlExecutor) await this.x.close();
     if (this.ds.isInitialized) await this.ds.destroy();
   }
 }

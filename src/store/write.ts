@@ -10,7 +10,7 @@ import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
   REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
 } from './rows';
-import { all, dialectSql, run, unitsScript, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
+import { all, dialectSql, MysqlExecutor, run, unitsScript, type Checked, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
 
 export interface WriteBatch {
   newRequests: RequestRecord[];
@@ -126,12 +126,36 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
       const held = yield* unitsScript(units, tail);
       return [...held, ...(yield* keyedScript(keyed, dialect))];
     };
-  return x.script(script).then((held) => {
-    if (!order) return held.map((h) => h ?? false);
-    const result = held.slice(0);
-    order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
-    return result;
-  });
+  if (x instanceof MysqlExecutor && keyed.length === 0) return sendAllFirst(x, units, tail, order, script);
+  return x.script(script).then((held) => inBatchOrder(held, order));
+}
+
+/** Answers in the batch's order, from answers in the order the commits were written. */
+function inBatchOrder(held: boolean[], order: Array<{ i: number }> | undefined): boolean[] {
+  if (!order) return held.map((h) => h ?? false);
+  const result = held.slice(0);
+  order.forEach(({ i }, k) => (result[i] = held[k] ?? false));
+  return result;
+}
+
+const SEND_ALL_BYTES = 1024 * 1024;
+
+/**
+ * MySQL, a small batch (one request in flight sends one commit at a time): written as if
+ * every guard holds, in one multi-statement query and a `COMMIT` (`MysqlExecutor.sendAll`),
+ * instead of a round trip per statement. When a guard or a `then` count is not the expected
+ * one, that transaction is rolled back whole and the batch goes the statement-by-statement
+ * way, which decides per commit exactly as before.
+ */
+async function sendAllFirst(x: MysqlExecutor, units: GuardedUnit[], tail: (held: boolean[]) => Stmt[], order: Array<{ i: number }> | undefined, script: () => Script<boolean[]>): Promise<boolean[]> {
+  const stmts: Checked[] = [];
+  for (const unit of units) stmts.push({ ...unit.guard, expect: 1 }, ...unit.then.map((st) => ({ sql: st.sql, params: st.params, expect: st.expectAffected })));
+  const held = units.map(() => true);
+  stmts.push(...tail(held));
+  // A large batch (many new requests, large outputs) keeps one statement per query, well under the packet limit.
+  const bytes = stmts.reduce((n, st) => st.params.reduce<number>((m, v) => m + (typeof v === 'string' ? v.length : 8), n), 0);
+  if (bytes <= SEND_ALL_BYTES && (await x.sendAll(stmts))) return inBatchOrder(held, order);
+  return x.script(script).then((h) => inBatchOrder(h, order));
 }
 
 /** The inserts that follow the guarded units: new requests, the held commits' runs, alerts and participants. */
