@@ -172,15 +172,15 @@ export class Intake {
       return new Promise<Accepted>((resolve, reject) => void this.insertWaiters.push({ input, resolve, reject }));
     }
     this.pendingInserts++;
-    return this.store(input);
+    return this.storeInTurn(input);
   }
 
   /** Stores one submission; as it ends, its slot passes straight to the next waiter. */
-  private store(input: SubmitInput): Promise<Accepted> {
+  private storeInTurn(input: SubmitInput): Promise<Accepted> {
     const done = this.acceptNow(input);
     const handOn = (): void => {
       const next = this.insertWaiters.shift();
-      if (next) this.store(next.input).then(next.resolve, next.reject);
+      if (next) this.storeInTurn(next.input).then(next.resolve, next.reject);
       else this.pendingInserts--;
     };
     done.then(handOn, handOn);
