@@ -30,6 +30,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { PipelineDef } from '../src/pipeline/types';
 import catalogSync from '../pipelines/erp-catalog-sync.pipeline';
+import { freePort } from '../test/support/ports';
 import { connectErpBroker } from './erp-broker';
 import { generateEvents, startErpStandin } from './erp-standin';
 import { startSearchStandin } from './search-standin';
@@ -66,6 +67,17 @@ function rssOf(pid: number): { rss: number; peak: number } {
     return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
   } catch {
     return { rss: 0, peak: 0 };
+  }
+}
+
+/** A live process's I/O counters (`/proc/<pid>/io`): read and write syscalls, bytes written. */
+function ioOf(pid: number): { syscr: number; syscw: number; wchar: number } {
+  try {
+    const io = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    const v = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(io)?.[1] ?? 0);
+    return { syscr: v('syscr'), syscw: v('syscw'), wchar: v('wchar') };
+  } catch {
+    return { syscr: 0, syscw: 0, wchar: 0 };
   }
 }
 
@@ -166,7 +178,7 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
       out(`    published ${n} events to RabbitMQ in ${Date.now() - p0} ms (before the engine starts; not timed)`);
     }
     const key = `bench-${randomBytes(12).toString('hex')}`;
-    const port = 39600 + Math.floor(Math.random() * 1000);
+    const port = await freePort();
     const apiUrl = `http://127.0.0.1:${port}`;
     const dbFile = path.join(dir, 'bench.db');
     await startEngine({
@@ -240,15 +252,22 @@ function progressCurve(n: number, pid: number, stored: () => number): { start(t0
   return {
     start(t0) {
       let next = 1;
-      let last = { t: t0, count: 0 };
+      let last = { t: t0, count: 0, cpu: cpuSecondsOf(pid), io: ioOf(pid) };
       timer = setInterval(() => {
         const count = stored();
         while (next <= 10 && count >= (n * next) / 10) {
           const now = Date.now();
-          const rate = Math.round(((count - last.count) * 1000) / Math.max(1, now - last.t));
+          const d = Math.max(1, count - last.count);
+          const rate = Math.round((d * 1000) / Math.max(1, now - last.t));
           const m = rssOf(pid);
-          out(`    ${String(count).padStart(8)} stored  ${String(now - t0).padStart(8)} ms  ${String(rate).padStart(6)} events/s over the last tenth  engine RSS ${m.rss} MB (peak ${m.peak})`);
-          last = { t: now, count };
+          const cpu = cpuSecondsOf(pid);
+          const io = ioOf(pid);
+          // Per event over the tenth: the engine's CPU, and its read and write syscalls and bytes
+          // written (SQLite reads a page missing from its cache with one pread; WAL frames and
+          // checkpoints are its writes). Counts, so comparable whatever the machine's load.
+          const per = (a: number, b: number, k = 1): string => ((a - b) / d / k).toFixed(1);
+          out(`    ${String(count).padStart(8)} stored  ${String(now - t0).padStart(8)} ms  ${String(rate).padStart(6)} events/s over the last tenth  engine RSS ${m.rss} MB (peak ${m.peak})  per event: CPU ${Math.round(((cpu - last.cpu) * 1e6) / d)} µs, ${per(io.syscr, last.io.syscr)} reads, ${per(io.syscw, last.io.syscw)} writes, ${per(io.wchar, last.io.wchar, 1024)} KiB written`);
+          last = { t: now, count, cpu, io };
           next++;
         }
       }, 250);

@@ -60,11 +60,13 @@ export class IntakeStore {
   }
 
   /**
-   * `requests` read through the (pipeline, business key, status) index. Without statistics a
-   * planner may prefer the hold index and walk every queued request of the pipeline.
+   * `requests` read for the requests queued for a business key (`hold = 'key'`). Without
+   * statistics a planner may prefer the hold index and walk every queued request of the
+   * pipeline. SQLite: the partial index of queued requests alone, in promotion order
+   * (migration `1763800000330`); MySQL: the (pipeline, business key, status) index.
    */
   private get byBusinessKey(): string {
-    return dialectSql.withIndex(this.x.dialect, 'requests', 'ix_requests_business_key');
+    return dialectSql.withIndex(this.x.dialect, 'requests', this.x.dialect === 'sqlite' ? 'ix_requests_key_waiters' : 'ix_requests_business_key');
   }
 
   private select<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {

@@ -105,9 +105,18 @@ describe('SQLite settings for the hot path', () => {
       // the partial ix_requests_hold and ix_requests_status (as in intake-release.ts, intake-store.ts, SqlStore.listStaleBuffered).
       for (const [sql, index] of [
         ["SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate' AND created_at <= ? ORDER BY created_at, id LIMIT ?", 'ix_requests_hold'],
-        ["SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", 'ix_requests_hold'],
+        ["SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", 'SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=?)'],
         ["SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", 'ix_requests_status (status=? AND release_at<?)'],
       ] as const) expect(await plan(sql), sql).to.include(index);
+      // A business key's queue is read from the partial index of queued requests alone, without
+      // a row of the table (as in IntakeStore.mustQueueForKey / hasKeyWaiters), and the key's
+      // whole history never enters it (migration 1763800000330).
+      for (const sql of [
+        "SELECT 1 FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1",
+        "SELECT id FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1",
+      ]) expect(await plan(sql), sql).to.equal('SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=? AND business_key=?)');
+      const requestIndexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'")).map((r) => r.name);
+      expect(requestIndexes).to.include('ix_requests_key_waiters').and.not.include('ix_requests_business_key');
       const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);
       expect(indexes).to.not.include.members(['ix_step_runs_status_available', 'ix_step_runs_status_lease', 'ix_step_runs_wait']);
     } finally {
