@@ -5,27 +5,29 @@
  * to be no news. What this process's own bus carries, and commands that await a reply, are
  * decided here, as in one process; commits are guarded by the request's `rev`, so they never
  * race with another engine's.
+ *
+ * A new request that this engine would start at once is started where it is submitted, in
+ * the transaction that stores it (`Inbox.startNew`, as in one process): no start job, no
+ * second transaction. The rest is stored `buffered` and its start queued, as before: a
+ * request with a key, a hold (a `rate`, `batch` or `schedule` policy, or `maxActive`, whose
+ * bounds hold across processes only in the store) or a callback, a pipeline with access rows,
+ * a start beyond this engine's admission cap (another engine with room takes it), and every
+ * submit to a process that runs no engine (`conveyor api`).
  */
 import type { Bus } from '../bus/bus';
 import type { Logger } from '../log/logger';
-import type { RequestRecord } from '../model';
 import type { Supervisor } from '../supervisor/supervisor';
 import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
 
 export class RedisInbox extends LocalInbox {
   constructor(
-    supervisor: Pick<Supervisor, 'receive'>,
+    supervisor: Pick<Supervisor, 'receive'> & Partial<Pick<Supervisor, 'startNew'>>,
     bus: Bus,
     private readonly hub: QueueHub,
     private readonly logger: Logger,
   ) {
     super(supervisor, bus);
-  }
-
-  /** Starts travel through Redis to whichever engine takes them, so none is started at submit. */
-  override startNew(_record: RequestRecord): Promise<boolean> {
-    return Promise.resolve(false);
   }
 
   override async post(message: InboxMessage): Promise<boolean> {

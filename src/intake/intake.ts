@@ -228,7 +228,8 @@ export class Intake {
     // Participant rows go in with the request: a participant finds it before its first step.
     const access = submittedAccessRows(pipeline, record);
     if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
-      if (access.length === 0 && this.d.startNew && (await this.d.startNew(record))) return { request: record, outcome: 'created' };
+      // Said outright: a request that has no callback costs no callback claim when it ends.
+      if (access.length === 0 && this.d.startNew && (await this.d.startNew({ ...record, hasCallback: false }))) return { request: record, outcome: 'created' };
       await this.d.committer.insertRequest(record, access);
       this.d.notify(record.id);
       return { request: record, outcome: 'created' };

@@ -43,7 +43,7 @@ export class GroupCommitter {
   /**
    * Stores a new request, with its participant rows if it has some; resolves once it is
    * durable. `runs`: a request inserted already started also gets its first runs, in the
-   * same transaction (embedded mode: `Supervisor.startNew`).
+   * same transaction (`Supervisor.startNew`).
    */
   insertRequest(record: RequestRecord, access?: ParticipantRow[], runs?: StepRunRecord[]): Promise<void> {
     return new Promise<boolean>((resolve, reject) => {
