@@ -10,11 +10,18 @@
  * 4. proves that every accepted request completes, that each (request, step) has exactly one
  *    committed result, and that nothing is left running past the timeout.
  *
+ * `--via engines`: no `api` process; the two engines are `conveyor start` processes (api,
+ * engine and worker roles) and the requests are submitted to them in turn, so each is started
+ * at submit, in the transaction that stores it (docs/performance.md, "Distributed: start at
+ * submit"), and the SIGKILLed one dies with such requests in flight. A submit whose engine
+ * died is sent again to the other one; a request stored by the dead engine whose answer was
+ * lost is not among the accepted, but must complete too (every stored request is judged).
+ *
  * It prints the counts (accepted, completed, duplicates, stuck, elapsed, req/s) and exits 1 on
  * any violation.
  *
  *   npm run chaos:distributed                          # 2,000 requests
- *   npx tsx scripts/chaos-distributed.ts --requests 400 [--timeout 120] [--keep]
+ *   npx tsx scripts/chaos-distributed.ts --requests 400 [--timeout 120] [--via engines] [--keep]
  *
  * MariaDB and Redis come from `TEST_MYSQL_URL` / `TEST_REDIS_URL` or `.tmp/services.env`
  * (`bash scripts/services.sh`), as for the tests. Short lock, sweep and lease settings make
@@ -46,12 +53,18 @@ export interface ChaosOptions {
   concurrency?: number;
   /** Leave the database and Redis keys in place (printed) for a look. @default false */
   keep?: boolean;
+  /** Where requests are submitted: an `api` process, or the two engines (`conveyor start`). @default 'api' */
+  via?: 'api' | 'engines';
   /** Progress lines. @default nothing */
   log?: (line: string) => void;
 }
 
 export interface ChaosSummary {
   requests: number;
+  /** Where the requests were submitted. */
+  via: 'api' | 'engines';
+  /** Submits sent again to the other engine after theirs died (`--via engines`). */
+  resent: number;
   accepted: number;
   rejected: number;
   completed: number;
@@ -89,7 +102,7 @@ export async function runChaos(o: ChaosOptions = {}): Promise<ChaosSummary> {
   const errorSamples: Record<string, string> = {};
   const hub = new QueueHub(redisUrl, { prefix });
   const summary: ChaosSummary = {
-    requests: N, accepted: 0, rejected: 0, completed: 0, duplicates: 0, stuck: 0, openRuns: 0, elapsedMs: 0, reqPerSec: 0,
+    requests: N, via: o.via ?? 'api', resent: 0, accepted: 0, rejected: 0, completed: 0, duplicates: 0, stuck: 0, openRuns: 0, elapsedMs: 0, reqPerSec: 0,
     kill: null, warnings, errorSamples, verdict: null, violations: [], database: db.name, prefix,
   };
 
@@ -119,7 +132,8 @@ export async function runChaos(o: ChaosOptions = {}): Promise<ChaosSummary> {
       // not a log line
     }
   };
-  const start = (role: 'api' | 'engine' | 'worker', n: number, extra: Record<string, string> = {}): ConveyorProc => {
+  const via = o.via ?? 'api';
+  const start = (role: 'api' | 'engine' | 'start' | 'worker', n: number, extra: Record<string, string> = {}): ConveyorProc => {
     const args = role === 'worker' ? ['worker', '--modules', 'chaos-q'] : [role];
     const p = spawnConveyor(`${role}#${n}`, args, { ...common, ...extra }, { onLine });
     procs.push(p);
@@ -140,37 +154,61 @@ export async function runChaos(o: ChaosOptions = {}): Promise<ChaosSummary> {
   let c: Connection | undefined;
   try {
     c = await db.sql();
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const api = start('api', 1, { HOST: '127.0.0.1', PORT: String(port) });
-    const engines = [start('engine', 1), start('engine', 2)];
+    /** Where submits go; with `--via engines`, each engine's own API (`urls[k]` of `engines[k]`). */
+    const urls: string[] = [];
+    const startEngine = async (n: number): Promise<ConveyorProc> => {
+      if (via === 'api') return start('engine', n);
+      const port = await freePort();
+      const p = start('start', n, { HOST: '127.0.0.1', PORT: String(port) });
+      await waitHealthy(`http://127.0.0.1:${port}`, p, 60_000);
+      urls[n === 2 ? 1 : 0] = `http://127.0.0.1:${port}`;
+      return p;
+    };
+    if (via === 'api') {
+      const port = await freePort();
+      urls.push(`http://127.0.0.1:${port}`);
+      const api = start('api', 1, { HOST: '127.0.0.1', PORT: String(port) });
+      await waitHealthy(urls[0]!, api, 60_000);
+    }
+    const engines = [await startEngine(1), await startEngine(2)];
     const workers = [start('worker', 1), start('worker', 2)];
-    await waitHealthy(url, api, 60_000);
     await waitConsumers(RESULTS_QUEUE, 2, 'the engines');
     await waitConsumers(MODULE_QUEUE_PREFIX + 'chaos-q', 2, 'the workers');
-    log(`chaos: 1 api + 2 engines + 2 workers up (db ${db.name}, prefix ${prefix}); submitting ${N} requests`);
+    log(`chaos: ${via === 'api' ? '1 api + 2 engines' : '2 engines (conveyor start) taking the submits'} + 2 workers up (db ${db.name}, prefix ${prefix}); submitting ${N} requests`);
 
     // ---- submit, and kill midway ----------------------------------------------------------------
     const t0 = Date.now();
     const ids: string[] = [];
     const failures: string[] = [];
+    /** Submits sent again after their engine died (`--via engines`). */
+    let resent = 0;
     let next = 0;
     const submitter = async (): Promise<void> => {
       while (next < N) {
         const i = next++;
-        try {
-          const res = await fetch(`${url}/api/pipelines/chaos/requests`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ i }),
-            signal: AbortSignal.timeout(30_000),
-          });
-          const text = await res.text();
-          const id = res.status === 202 ? (JSON.parse(text) as { id?: string }).id : undefined;
-          if (id) ids.push(id);
-          else failures.push(`${res.status} ${text.slice(0, 200)}`);
-        } catch (err) {
-          failures.push((err as Error).message);
+        // Through the engines, a submit whose engine died is sent to the other one (a few tries).
+        for (let attempt = 0; ; attempt++) {
+          const url = urls[(i + attempt) % urls.length]!;
+          try {
+            const res = await fetch(`${url}/api/pipelines/chaos/requests`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ i }),
+              signal: AbortSignal.timeout(30_000),
+            });
+            const text = await res.text();
+            const id = res.status === 202 ? (JSON.parse(text) as { id?: string }).id : undefined;
+            if (id) ids.push(id);
+            else failures.push(`${res.status} ${text.slice(0, 200)}`);
+          } catch (err) {
+            if (via === 'engines' && attempt < 5) {
+              resent++;
+              await sleep(50);
+              continue;
+            }
+            failures.push((err as Error).message);
+          }
+          break;
         }
       }
     };
@@ -194,13 +232,14 @@ export async function runChaos(o: ChaosOptions = {}): Promise<ChaosSummary> {
     };
     log(`chaos: SIGKILLed engine#1 (pid ${engines[0]!.pid}) and worker#1 (pid ${workers[0]!.pid}) at ${completedAtKill}/${N} completed, ${ids.length} accepted so far, open step runs ${JSON.stringify(openByTransport)}`);
     await sleep(o.restartAfterMs ?? 1000);
-    engines[0] = start('engine', 3);
+    engines[0] = await startEngine(3);
     workers[0] = start('worker', 3);
     log('chaos: engine#3 and worker#3 started in their place');
 
     await submitting;
     summary.accepted = ids.length;
     summary.rejected = failures.length;
+    summary.resent = resent;
     if (failures.length > 0) log(`chaos: ${failures.length} submits failed, e.g. ${failures.slice(0, 3).join(' | ')}`);
 
     // ---- wait until every accepted request has ended, or the timeout ------------------------
@@ -268,9 +307,9 @@ async function completedAmong(c: Connection, ids: string[]): Promise<number> {
 /** The summary as printed by the script. */
 export function formatSummary(s: ChaosSummary): string {
   const lines = [
-    `chaos-distributed: ${s.requests} requests, 1 api + 2 engines + 2 workers; SIGKILL of 1 engine + 1 worker midway, then restart`,
+    `chaos-distributed: ${s.requests} requests, ${s.via === 'api' ? '1 api + 2 engines' : 'submitted to 2 engines (conveyor start, started at submit)'} + 2 workers; SIGKILL of 1 engine + 1 worker midway, then restart`,
     s.kill ? `  killed     engine pid ${s.kill.engine}, worker pid ${s.kill.worker} at ${s.kill.completedAtKill}/${s.requests} completed (open step runs ${JSON.stringify(s.kill.openByTransport)})` : '  killed     (no kill happened)',
-    `  accepted   ${s.accepted}${s.rejected ? ` (${s.rejected} refused)` : ''}`,
+    `  accepted   ${s.accepted}${s.rejected ? ` (${s.rejected} refused)` : ''}${s.resent ? ` (${s.resent} sent again after their engine died)` : ''}`,
     `  completed  ${s.completed}`,
     `  duplicates ${s.duplicates}`,
     `  stuck      ${s.stuck}`,
@@ -298,7 +337,12 @@ if (require.main === module) {
     process.stderr.write('usage: chaos-distributed [--requests N (>= 10)] [--timeout seconds] [--keep]\n');
     process.exit(2);
   }
-  runChaos({ requests, timeoutMs: timeout * 1000, keep: process.argv.includes('--keep'), log: (l) => process.stdout.write(`${l}\n`) }).then(
+  const via = arg('via') ?? 'api';
+  if (via !== 'api' && via !== 'engines') {
+    process.stderr.write('chaos-distributed: --via must be api or engines\n');
+    process.exit(2);
+  }
+  runChaos({ requests, timeoutMs: timeout * 1000, via, keep: process.argv.includes('--keep'), log: (l) => process.stdout.write(`${l}\n`) }).then(
     (s) => {
       process.stdout.write(`${formatSummary(s)}\n`);
       process.exit(s.violations.length === 0 ? 0 : 1);
