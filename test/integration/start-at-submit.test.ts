@@ -32,6 +32,8 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
   const offered: Array<{ id: string; taken: boolean }> = [];
   /** How each request was inserted: `status` and `hold` as written. */
   const inserted = new Map<string, { status: string; hold: string | null; runs: number }>();
+  /** The `callback` flag of each request's end event (false: no callback claim is tried). */
+  const ends = new Map<string, boolean | undefined>();
 
   before(async function () {
     this.timeout(30_000);
@@ -67,6 +69,7 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
       inserted.set(row.record.id, { status: row.record.status, hold: row.hold, runs: 0 });
       return insertKeyed(row);
     };
+    e.bus.on('RequestFinished', ({ requestId, callback }) => void ends.set(requestId, callback));
     await e.start({ engine: true, worker: true });
   });
 
@@ -102,6 +105,8 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
     expect(await runsOf(id)).to.deep.equal([['held', 'completed', 'event'], ['remote', 'completed', 'queue']]);
     expect(startJobs, 'no start went through conveyor:requests').to.deep.equal([]);
     expect(gate.started).to.deep.equal([1]);
+    await waitFor('its end event', () => ends.has(id) || undefined, 10_000, 10);
+    expect(ends.get(id), 'known to have no callback: none is claimed').to.equal(false);
   });
 
   it('maxActive (bounded across processes in the store): stored buffered under the gate, started through conveyor:requests', async () => {
