@@ -11,7 +11,7 @@
  * (which tolerate duplicates) are keyed inserts of the group commit (`write.ts`).
  */
 import { num, type Hold } from './rows';
-import { batchScript, firstDispatchScript, rateScript, scheduleScript, type Release } from './intake-release';
+import { batchScript, firstDispatchScript, rateScript, scheduleScript, type FirstDispatch, type Release } from './intake-release';
 import { dialectSql, isUniqueViolation, type SqlExecutor } from './sql-executor';
 
 export type { Hold, IntakeInsert } from './rows';
@@ -52,7 +52,18 @@ const ENDED = "('completed','stopped','error_stop')";
 const KEY_FREE = "('completed','stopped')";
 
 /** The intake's persistence, reached as `SqlStore.intake`. */
+/** First-dispatch claims of one pipeline waiting for the end of the event-loop turn. */
+interface ClaimBatch {
+  pipelineId: string;
+  rate: { max: number; perMs: number };
+  now: number;
+  waiting: Array<{ requestId: string; resolve(answer: FirstDispatch): void; reject(err: unknown): void }>;
+}
+
 export class IntakeStore {
+  /** Claims of the current turn, by pipeline and rate. */
+  private readonly claims = new Map<string, ClaimBatch>();
+
   constructor(private readonly x: SqlExecutor) {}
 
   get dialect(): 'sqlite' | 'mysql' {
@@ -216,9 +227,35 @@ export class IntakeStore {
    * step, so that no span of `perMs` holds more than `max` first dispatches of the pipeline,
    * across every process (serialised on the pipeline's gate mark). A request that claimed
    * before (a start decided again) keeps its moment. Refused: when a moment frees up.
+   *
+   * The claims of one pipeline made in the same event-loop turn go in one transaction
+   * ({@link firstDispatchScript}), in the order they were made.
    */
-  claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }> {
-    return this.x.script(() => firstDispatchScript(this.x.dialect, pipelineId, requestId, rate, now));
+  claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<FirstDispatch> {
+    return new Promise<FirstDispatch>((resolve, reject) => {
+      const key = `${pipelineId}\u0000${rate.max}\u0000${rate.perMs}`;
+      let batch = this.claims.get(key);
+      if (!batch) {
+        const fresh: ClaimBatch = { pipelineId, rate, now, waiting: [] };
+        this.claims.set(key, fresh);
+        setImmediate(() => {
+          this.claims.delete(key);
+          void this.flushClaims(fresh);
+        });
+        batch = fresh;
+      }
+      batch.now = Math.max(batch.now, now);
+      batch.waiting.push({ requestId, resolve, reject });
+    });
+  }
+
+  private async flushClaims(b: ClaimBatch): Promise<void> {
+    try {
+      const answers = await this.x.script(() => firstDispatchScript(this.x.dialect, b.pipelineId, b.waiting.map((w) => w.requestId), b.rate, b.now));
+      b.waiting.forEach((w, i) => w.resolve(answers[i]!));
+    } catch (err) {
+      for (const w of b.waiting) w.reject(err);
+    }
   }
 
   /** `batch: { size, every }`: at each tick (`floor(now / every) * every`), the `size` oldest held requests. */
