@@ -76,8 +76,23 @@ export class KeyKeeper {
    * submits within `reuseWindow` to meet ({@link reuseOf}).
    */
   async onFinished(requestId: string): Promise<void> {
-    const freed = await this.d.store.releaseKey(requestId, (pipelineId) => (this.d.catalog.latest(pipelineId)?.pipeline.intakeOptions?.businessKey?.reuse ?? 'allow') !== 'allow');
-    if (freed) await this.promote(freed.pipelineId, freed.key);
+    const handed = await this.d.store.handOverKey(requestId, this.keeps, this.gated);
+    if (handed?.promoted) this.promoted(handed.pipelineId, handed.key, handed.promoted);
+  }
+
+  /** Whether an ended request keeps a key nobody queues for (`reuse` other than `allow`). */
+  private readonly keeps = (pipelineId: string): boolean => (this.d.catalog.latest(pipelineId)?.pipeline.intakeOptions?.businessKey?.reuse ?? 'allow') !== 'allow';
+
+  private readonly gated = (pipelineId: string): boolean => {
+    const entry = this.d.catalog.latest(pipelineId);
+    return entry ? isGated(entry.pipeline) : false;
+  };
+
+  /** A queued request took the key: it waits for its pipeline's gate, or starts. */
+  private promoted(pipelineId: string, key: string, id: string): void {
+    this.d.logger.info('queued request took its business key', { requestId: id, pipeline: pipelineId, businessKey: key });
+    if (this.gated(pipelineId)) this.d.poke(pipelineId);
+    else this.d.notify(id);
   }
 
   /** Gives back the key an ended request kept (its window passed, or its policy lets it go). */
@@ -88,13 +103,8 @@ export class KeyKeeper {
 
   /** Hands `key` to its oldest queued request, if the key is free. */
   async promote(pipelineId: string, key: string): Promise<void> {
-    const entry = this.d.catalog.latest(pipelineId);
-    const gated = entry ? isGated(entry.pipeline) : false;
-    const id = await this.d.store.promoteKeyWaiter(pipelineId, key, gated, Date.now());
-    if (!id) return;
-    this.d.logger.info('queued request took its business key', { requestId: id, pipeline: pipelineId, businessKey: key });
-    if (gated) this.d.poke(pipelineId);
-    else this.d.notify(id);
+    const id = await this.d.store.promoteKeyWaiter(pipelineId, key, this.gated(pipelineId), Date.now());
+    if (id) this.promoted(pipelineId, key, id);
   }
 
   /**

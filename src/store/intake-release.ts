@@ -70,9 +70,13 @@ export function* rateScript(d: Dialect, pipelineId: string, rate: { max: number;
   let room = Number.POSITIVE_INFINITY;
   let rateFullUntil = Number.POSITIVE_INFINITY;
   if (rate) {
-    const [w] = yield* all<{ n: unknown; oldest: unknown }>('SELECT COUNT(*) AS n, MIN(release_at) AS oldest FROM requests WHERE pipeline_id = ? AND release_at > ?', [
-      pipelineId, now - rate.perMs,
-    ]);
+    const [w] = yield* all<{ n: unknown; oldest: unknown; newest: unknown }>(
+      'SELECT COUNT(*) AS n, MIN(release_at) AS oldest, MAX(release_at) AS newest FROM requests WHERE pipeline_id = ? AND release_at > ?',
+      [pipelineId, now - rate.perMs],
+    );
+    // `now` was read before the lock was had: another process may have released meanwhile at
+    // a later moment. Releasing no earlier than that keeps releases in arrival order.
+    if (w?.newest !== null && w?.newest !== undefined) now = Math.max(now, num(w.newest));
     const oldest = w?.oldest === null || w?.oldest === undefined ? now : num(w.oldest);
     room = rate.max - num(w?.n ?? 0);
     rateFullUntil = oldest + rate.perMs;
@@ -112,10 +116,12 @@ export function* firstDispatchScript(d: Dialect, pipelineId: string, requestIds:
     const rows = yield* all<{ id: string; at: unknown }>(`SELECT id, first_dispatch_at AS at FROM requests WHERE id IN (${ids.map(() => '?').join(',')}) AND first_dispatch_at IS NOT NULL`, ids);
     for (const r of rows) before.set(String(r.id), num(r.at));
   }
-  const [w] = yield* all<{ n: unknown; oldest: unknown }>(
-    'SELECT COUNT(*) AS n, MIN(first_dispatch_at) AS oldest FROM requests WHERE pipeline_id = ? AND first_dispatch_at > ?',
+  const [w] = yield* all<{ n: unknown; oldest: unknown; newest: unknown }>(
+    'SELECT COUNT(*) AS n, MIN(first_dispatch_at) AS oldest, MAX(first_dispatch_at) AS newest FROM requests WHERE pipeline_id = ? AND first_dispatch_at > ?',
     [pipelineId, now - rate.perMs],
   );
+  // As in `rateScript`: no moment earlier than one another process gave while we waited.
+  if (w?.newest !== null && w?.newest !== undefined) now = Math.max(now, num(w.newest));
   let room = rate.max - num(w?.n ?? 0);
   const retryAt = Math.min(num(w?.oldest ?? now), now) + rate.perMs;
   const given = new Map<string, FirstDispatch>();

@@ -101,6 +101,22 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
       expect(scripts.n).to.equal(3);
     });
 
+    it('a claim or a release whose `now` predates a moment given meanwhile (it waited for the lock) takes that later moment', async () => {
+      const store = await open();
+      const reqs = Array.from({ length: 4 }, buffered);
+      const committer = new GroupCommitter(store);
+      for (const r of reqs) expect(await committer.insertKeyed({ record: { ...r, releaseAt: null }, hold: 'gate', activeKey: null, callbackUrl: null })).to.equal(true);
+      const rate = { max: 10, perMs: 1000 };
+      // Released in arrival order, two at a time; the second release read its clock first.
+      const first = await store.intake.releaseRate('p', rate, undefined, NOW + 50, 2);
+      const second = await store.intake.releaseRate('p', rate, undefined, NOW + 20, 2);
+      expect([...first.ids, ...second.ids]).to.deep.equal(reqs.map((r) => r.id));
+      const released = await store.query<{ at: unknown }>("SELECT release_at AS at FROM requests WHERE pipeline_id = 'p' ORDER BY created_at, id");
+      expect(released.map((r) => Number(r.at))).to.deep.equal([NOW + 50, NOW + 50, NOW + 50, NOW + 50]);
+      expect(await store.claimFirstDispatch('p', reqs[0]!.id, rate, NOW + 60)).to.deep.equal({ at: NOW + 60 });
+      expect(await store.claimFirstDispatch('p', reqs[1]!.id, rate, NOW + 30)).to.deep.equal({ at: NOW + 60 });
+    });
+
     it('claims of separate turns and a second store on the same database never give more than max in a window', async () => {
       const a = await open();
       const b = await open();
