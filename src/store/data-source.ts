@@ -23,6 +23,7 @@ import { SqliteLeanIndexes1763800000300 } from './migrations/1763800000300-sqlit
 import { SqliteLeanRequestIndexes1763800000310 } from './migrations/1763800000310-sqlite-lean-request-indexes';
 import { MysqlLeanRunIndexes1763800000320 } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SqliteKeyWaitersIndex1763800000330 } from './migrations/1763800000330-sqlite-key-waiters-index';
+import { MysqlLeanRequestIndexes1763800000340 } from './migrations/1763800000340-mysql-lean-request-indexes';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -33,7 +34,7 @@ export const MIGRATIONS = [
   SqliteOpenRunIndexes1763800000090, People1763800000100, Vars1763800000110, IntakeRejects1763800000120, LongWaits1763800000130, AdminAlerts1763800000140,
   OverviewIndex1763800000141, TraceContext1763800000160, RequestMigrations1763800000200,
   SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
-  MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330,
+  MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330, MysqlLeanRequestIndexes1763800000340,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

@@ -12,6 +12,7 @@
  */
 import { num, type Hold } from './rows';
 import { batchScript, firstDispatchScript, rateScript, scheduleScript, type FirstDispatch, type Release } from './intake-release';
+import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
 import { dialectSql, isUniqueViolation, type SqlExecutor } from './sql-executor';
 import { handOverScript, KEY_ROW_SQL, nextWaiterSql, PROMOTE_SQL, RELEASE_SQL, UNQUEUE_SQL, type HandOver, type HandOverBatch, type KeyRow, type Waiter } from './key-handover';
 
@@ -75,11 +76,17 @@ export class IntakeStore {
   /**
    * `requests` read for the requests queued for a business key (`hold = 'key'`). Without
    * statistics a planner may prefer the hold index and walk every queued request of the
-   * pipeline. SQLite: the partial index of queued requests alone, in promotion order
-   * (migration `1763800000330`); MySQL: the (pipeline, business key, status) index.
+   * pipeline. `ix_requests_key_waiters` holds the queued requests alone, in promotion order:
+   * a partial index on SQLite (migration `1763800000330`), on MySQL an index on
+   * `key_queued_at`, which is NULL but for them (migration `1763800000340`).
    */
   private get byBusinessKey(): string {
-    return dialectSql.withIndex(this.x.dialect, 'requests', this.x.dialect === 'sqlite' ? 'ix_requests_key_waiters' : 'ix_requests_business_key');
+    return dialectSql.withIndex(this.x.dialect, 'requests', 'ix_requests_key_waiters');
+  }
+
+  /** `hold = 'key'`, as the dialect's key-waiters index matches it. */
+  private get keyQueued(): string {
+    return requestIndexTerms(this.x.dialect).keyQueued;
   }
 
   private select<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
@@ -119,7 +126,7 @@ export class IntakeStore {
 
   /** Whether requests wait in the queue of `key` (a newcomer then queues behind them). */
   async hasKeyWaiters(pipelineId: string, key: string): Promise<boolean> {
-    const rows = await this.select(`SELECT id FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1`, [pipelineId, key]);
+    const rows = await this.select(`SELECT id FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND ${this.keyQueued} LIMIT 1`, [pipelineId, key]);
     return rows.length > 0;
   }
 
@@ -131,7 +138,7 @@ export class IntakeStore {
    */
   async mustQueueForKey(pipelineId: string, key: string): Promise<boolean> {
     const rows = await this.select<{ waiters: unknown; holder: string | null }>(
-      `SELECT (SELECT 1 FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1) AS waiters,
+      `SELECT (SELECT 1 FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND ${this.keyQueued} LIMIT 1) AS waiters,
         (SELECT status FROM requests WHERE pipeline_id = ? AND active_key = ?) AS holder`,
       [pipelineId, key, pipelineId, key],
     );
@@ -158,7 +165,7 @@ export class IntakeStore {
         this.handOvers = batch;
         setImmediate(() => {
           this.handOvers = undefined;
-          this.x.script(() => handOverScript(this.byBusinessKey, batch, Date.now())).then(
+          this.x.script(() => handOverScript(this.x.dialect, this.byBusinessKey, batch, Date.now())).then(
             (answers) => batch.forEach((it, i) => it.resolve(answers[i])),
             (err: unknown) => batch.forEach((it) => it.reject(err)),
           );
@@ -198,7 +205,7 @@ export class IntakeStore {
       // Whether the key is taken comes with the waiter: a queued submit promotes while the
       // holder is usually still active, and letting the unique index refuse the UPDATE costs a
       // statement rollback and a thrown error each time (measured on the bulk intake's hot path).
-      const rows = await this.select<Waiter>(nextWaiterSql(this.byBusinessKey), [pipelineId, key, pipelineId, key]);
+      const rows = await this.select<Waiter>(nextWaiterSql(this.byBusinessKey, this.x.dialect), [pipelineId, key, pipelineId, key]);
       const w = rows[0];
       if (!w) return undefined;
       const id = String(w.id);
@@ -303,7 +310,7 @@ export class IntakeStore {
 
   /** Buffered requests that were released but not started (their start event was lost in a crash). */
   async listReleased(limit: number, afterId = ''): Promise<string[]> {
-    const rows = await this.select<{ id: string }>("SELECT id FROM requests WHERE status = 'buffered' AND hold IS NULL AND id > ? ORDER BY id LIMIT ?", [afterId, limit]);
+    const rows = await this.select<{ id: string }>(`SELECT id FROM requests WHERE ${requestIndexTerms(this.x.dialect).buffered} AND hold IS NULL AND id > ? ORDER BY id LIMIT ?`, [afterId, limit]);
     return rows.map((r) => String(r.id));
   }
 
@@ -320,7 +327,8 @@ export class IntakeStore {
   /** Claims owed callbacks whose time has come, at most once across processes. */
   async claimDueCallbacks(now: number, leaseUntil: number, limit: number): Promise<CallbackClaim[]> {
     const rows = await this.select<{ id: string; callback_due: unknown }>(
-      `SELECT id, callback_due FROM requests WHERE callback_due <= ? AND ${IntakeStore.OWED} ORDER BY callback_due LIMIT ?`,
+      // MySQL: `callback_status` is the status of the rows with a `callback_due` (migration `1763800000340`).
+      `SELECT id, callback_due FROM requests WHERE callback_due <= ? AND ${this.x.dialect === 'mysql' ? `callback_status IN ${ENDED} AND ` : ''}${IntakeStore.OWED} ORDER BY callback_due LIMIT ?`,
       [now, limit],
     );
     const out: CallbackClaim[] = [];

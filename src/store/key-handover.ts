@@ -4,6 +4,7 @@
  * `IntakeStore.releaseKey`, `IntakeStore.promoteKeyWaiter` and the per-turn
  * `IntakeStore.handOverKey`.
  */
+import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
 import { all, run, type Script } from './sql-executor';
 
 export const KEY_FREE = "('completed','stopped')";
@@ -30,10 +31,15 @@ export type Waiter = { id: string; status: string; held: unknown };
 
 export const KEY_ROW_SQL = 'SELECT pipeline_id, active_key, status FROM requests WHERE id = ?';
 export const RELEASE_SQL = `UPDATE requests SET active_key = NULL WHERE id = ? AND active_key = ? AND status IN ${KEY_FREE}`;
-/** The oldest request queued for a key, and whether the key is taken (params: pipeline, key, pipeline, key). */
-export const nextWaiterSql = (byKey: string): string =>
-  `SELECT id, status, (SELECT 1 FROM requests WHERE pipeline_id = ? AND active_key = ?) AS held
-    FROM ${byKey} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1`;
+/**
+ * The oldest request queued for a key, and whether the key is taken (params: pipeline, key,
+ * pipeline, key). On MySQL `hold = 'key'` is read as `key_queued_at` (migration `1763800000340`).
+ */
+export const nextWaiterSql = (byKey: string, dialect: 'sqlite' | 'mysql'): string => {
+  const t = requestIndexTerms(dialect);
+  return `SELECT id, status, (SELECT 1 FROM requests WHERE pipeline_id = ? AND active_key = ?) AS held
+    FROM ${byKey} WHERE pipeline_id = ? AND business_key = ? AND ${t.keyQueued} ORDER BY ${t.keyOrder} LIMIT 1`;
+};
 /** A queued request stopped meanwhile: it no longer waits for anything. */
 export const UNQUEUE_SQL = "UPDATE requests SET hold = NULL WHERE id = ? AND hold = 'key'";
 export const PROMOTE_SQL = "UPDATE requests SET active_key = ?, hold = ?, release_at = ? WHERE id = ? AND hold = 'key' AND status = 'buffered'";
@@ -42,7 +48,7 @@ export const PROMOTE_SQL = "UPDATE requests SET active_key = ?, hold = ?, releas
  * `IntakeStore.handOverKey` for the ended requests of one turn, in one write
  * transaction (SQLite): the same statements as `releaseKey` and `promoteKeyWaiter`.
  */
-export function* handOverScript(byKey: string, items: HandOverItem[], now: number): Script<Array<HandOver | undefined>> {
+export function* handOverScript(dialect: 'sqlite' | 'mysql', byKey: string, items: HandOverItem[], now: number): Script<Array<HandOver | undefined>> {
   const out: Array<HandOver | undefined> = [];
   for (const { requestId, keep, gated } of items) {
     const [r] = yield* all<KeyRow>(KEY_ROW_SQL, [requestId]);
@@ -52,7 +58,7 @@ export function* handOverScript(byKey: string, items: HandOverItem[], now: numbe
     }
     const pipelineId = String(r.pipeline_id);
     const key = String(r.active_key);
-    let waiter = yield* all<Waiter>(nextWaiterSql(byKey), [pipelineId, key, pipelineId, key]);
+    let waiter = yield* all<Waiter>(nextWaiterSql(byKey, dialect), [pipelineId, key, pipelineId, key]);
     // Under `reuse`, a key nobody queues for stays with its ended request.
     if (waiter.length === 0 && keep(pipelineId)) {
       out.push(undefined);
@@ -71,7 +77,7 @@ export function* handOverScript(byKey: string, items: HandOverItem[], now: numbe
         break;
       }
       yield* run(UNQUEUE_SQL, [w.id]);
-      waiter = yield* all<Waiter>(nextWaiterSql(byKey), [pipelineId, key, pipelineId, key]);
+      waiter = yield* all<Waiter>(nextWaiterSql(byKey, dialect), [pipelineId, key, pipelineId, key]);
     }
     out.push(promoted === undefined ? { pipelineId, key } : { pipelineId, key, promoted });
   }

@@ -2,13 +2,15 @@
  * The aggregates behind the dashboard overview (`GET /api/overview`), each one query that an
  * index bounds, on SQLite and MariaDB alike:
  *
- * - open requests by pipeline and status: `ix_requests_status` (open requests are few);
+ * - open requests by pipeline and status: a status index (open requests are few);
  * - requests created and finished per minute of the window: ranges of `ix_requests_created`
- *   and `ix_requests_finished`, which cover the queries (no table rows read);
+ *   and `ix_requests_finished`, which cover the queries (no table rows read; on MySQL it
+ *   holds `finished_status`, the status of a finished request, migration `1763800000340`);
  * - the slowest steps: p50 / p95 (nearest rank) per pipeline step over the latest `sample`
  *   finished attempts of the window, through `ix_step_runs_started` and window functions;
  * - a marker that changes whenever a request arrives or a step starts (two index maxima).
  */
+import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
 import type { SqlExecutor } from './sql-executor';
 
 export interface OverviewOptions {
@@ -44,12 +46,13 @@ export async function readOverview(x: SqlExecutor, now: number, o: OverviewOptio
   const bucketMs = o.bucketMs ?? 60_000;
   const since = now - windowMs;
   const bucket = (col: string): string => (x.dialect === 'mysql' ? `(${col} - ?) DIV ?` : `(${col} - ?) / ?`);
+  const finishedStatus = requestIndexTerms(x.dialect).finishedStatus;
   const [open, finishedRows, createdRows, slow, marker] = await Promise.all([
     x.all<{ pipeline_id: string; status: string; n: unknown }>(
       `SELECT pipeline_id, status, COUNT(*) AS n FROM requests WHERE status IN (${OPEN.map(() => '?').join(',')}) GROUP BY pipeline_id, status`, OPEN,
     ),
     x.all<{ b: unknown; pipeline_id: string; status: string; n: unknown }>(
-      `SELECT ${bucket('finished_at')} AS b, pipeline_id, status, COUNT(*) AS n FROM requests WHERE finished_at >= ? GROUP BY b, pipeline_id, status`,
+      `SELECT ${bucket('finished_at')} AS b, pipeline_id, ${finishedStatus} AS status, COUNT(*) AS n FROM requests WHERE finished_at >= ? GROUP BY b, pipeline_id, ${finishedStatus}`,
       [since, bucketMs, since],
     ),
     x.all<{ b: unknown; n: unknown }>(`SELECT ${bucket('created_at')} AS b, COUNT(*) AS n FROM requests WHERE created_at >= ? GROUP BY b`, [since, bucketMs, since]),

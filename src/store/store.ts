@@ -18,6 +18,7 @@ import { MysqlExecutor, SqliteExecutor, type SqlExecutor } from './sql-executor'
 import { writeBatch, type WriteBatch } from './write';
 import { ApiKeyStore, type ApiKeyRecord } from './api-key-store';
 import { StepStore, type ClaimedRun } from './step-store';
+import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
 
 export type { WriteBatch } from './write';
 export type { ApiKeyRecord } from './api-key-store';
@@ -258,7 +259,7 @@ export class SqlStore implements Store {
   }
 
   async listStaleBuffered(before: number, limit: number): Promise<string[]> {
-    const rows = await this.x.all<{ id: string }>("SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", [before, limit]);
+    const rows = await this.x.all<{ id: string }>(`SELECT id FROM requests WHERE ${requestIndexTerms(this.x.dialect).buffered} AND release_at < ? ORDER BY release_at LIMIT ?`, [before, limit]);
     return rows.map((r) => String(r.id));
   }
 
