@@ -30,7 +30,8 @@ async function sqliteSchema(store: SqlStore): Promise<Schema> {
 async function mysqlSchema(store: SqlStore): Promise<Schema> {
   const out: Schema = {};
   // Generated columns are MariaDB's stand-ins for SQLite's partial indexes (migration
-  // 1763800000320): computed from the columns compared here, never written by the store.
+  // 1763800000320 and 1763800000340): computed from the columns compared here, never written
+  // by the store.
   const rows = await store.query<{ t: string; c: string; nullable: string; k: string }>(
     "SELECT table_name AS t, column_name AS c, is_nullable AS nullable, column_key AS k FROM information_schema.columns WHERE table_schema = DATABASE() AND extra NOT LIKE '%GENERATED%'",
   );
