@@ -9,7 +9,9 @@
  * - Redis commands: the ones this process sends (ioredis, a Lua script call counts once), and
  *   the server's `INFO commandstats` delta, which also counts the commands bull's Lua scripts
  *   run. The server is a private `redis-server` started here on a free port, so no other
- *   client is counted.
+ *   client is counted;
+ * - InnoDB buffer-pool page writes (`Innodb_buffer_pool_write_requests`: every index page a
+ *   statement changes) and redo bytes: server-wide counters, so run it on a quiet server.
  *
  * The periodic sweeps (leases, timers, admission, keys, alerts, migrations) are set to an
  * hour so they do not run during the count; what is left is the requests' own work.
@@ -183,6 +185,12 @@ async function main(): Promise<void> {
       if (!ended.delete(r.id)) await new Promise<void>((resolve) => waiters.set(r.id, resolve));
     };
     for (let i = 0; i < warm; i++) await runOne();
+    // InnoDB's page writes and redo, server-wide (run it on an otherwise quiet server); read before m0 and after m1, so not counted.
+    const innodb = async (): Promise<Record<string, number>> => {
+      const [rows] = await admin.query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_write_requests', 'Innodb_os_log_written')");
+      return Object.fromEntries((rows as Array<{ Variable_name: string; Value: string }>).map((r) => [r.Variable_name, Number(r.Value)]));
+    };
+    const i0 = await innodb();
     const m0 = { ...mysqlCount, shapes: new Map(mysqlCount.shapes) };
     const s0 = await commandstats(redis.url);
     // Read after the INFO call: its own client is left out.
@@ -193,8 +201,10 @@ async function main(): Promise<void> {
     }
     const last = traced;
     traced = undefined;
+    const m1 = { ...mysqlCount, shapes: new Map(mysqlCount.shapes) };
+    const i1 = await innodb();
     const s1 = await commandstats(redis.url);
-    const shapes = delta(m0.shapes, mysqlCount.shapes);
+    const shapes = delta(m0.shapes, m1.shapes);
     const sent = delta(m0Sent, redisSent);
     sent.delete('info');
     const server = delta(s0, s1);
@@ -203,8 +213,10 @@ async function main(): Promise<void> {
     const [runs] = await eng.store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE status = 'completed'");
     console.log(`${n} requests one at a time (after ${warm} warm-up): ` +
       `completed ${Number(done?.n)} of ${n + warm}, step runs completed ${Number(runs?.n)} of ${(n + warm) * 5}`);
-    console.log(`MySQL per request: ${per(mysqlCount.roundTrips - m0.roundTrips, n)} round trips, ${per(mysqlCount.statements - m0.statements, n)} statements, ` +
-      `${per(mysqlCount.commits - m0.commits, n)} transactions (COMMIT), ${per(mysqlCount.rollbacks - m0.rollbacks, n)} rollbacks`);
+    console.log(`MySQL per request: ${per(m1.roundTrips - m0.roundTrips, n)} round trips, ${per(m1.statements - m0.statements, n)} statements, ` +
+      `${per(m1.commits - m0.commits, n)} transactions (COMMIT), ${per(m1.rollbacks - m0.rollbacks, n)} rollbacks`);
+    const di = (k: string): number => (i1[k] ?? 0) - (i0[k] ?? 0);
+    console.log(`InnoDB per request (server-wide): ${per(di('Innodb_buffer_pool_write_requests'), n)} page writes, ${(di('Innodb_os_log_written') / 1024 / n).toFixed(1)} redo KiB`);
     console.log(`Redis per request: ${per(sumOf(sent), n)} commands sent by this process, ${per(sumOf(server), n)} executed by the server (Lua's included)`);
     if (process.argv.includes('--shapes')) {
       console.log(`  MySQL statements: ${list(shapes, n)}`);
