@@ -205,7 +205,7 @@ export class SqlStore implements Store {
 
   async pruneFinished(before: number, limit: number, beforeDelete?: (ids: string[]) => Promise<void>): Promise<string[]> {
     const rows = await this.x.all<{ id: string }>(
-      "SELECT id FROM requests WHERE status IN ('completed', 'stopped') AND finished_at < ? ORDER BY finished_at LIMIT ?",
+      `SELECT id FROM requests WHERE ${requestIndexTerms(this.x.dialect).finishedStatus} IN ('completed', 'stopped') AND finished_at < ? ORDER BY finished_at LIMIT ?`,
       [before, limit],
     );
     const ids = rows.map((r) => String(r.id));
