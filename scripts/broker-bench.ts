@@ -16,6 +16,8 @@
  *   another, with an `Idempotency-Key` prefix; timed until the last line's answer (each line
  *   is answered once stored). `--paths broker` or `--paths http-bulk` runs one side only.
  *
+ * Before the clock starts, `--warm` events (2,000) go through the same path, untimed.
+ *
  * `--curve` prints, along each run, the events stored, the rate over the last tenth and the
  * engine's RSS at each tenth of N (where a run slows down or grows). `--profile DIR` writes the
  * engine's CPU profile there (`node --cpu-prof`). The source's `maxBuffered` is raised above N
@@ -44,6 +46,14 @@ const arg = (name: string, fallback: string): string => {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 };
 const BULK_LINES = 10_000;
+/**
+ * Events stored before the clock starts, through the same path (`--warm`): V8 compiles the
+ * engine's hot path over the first thousands, which a running engine has long done. Without
+ * it a 10,000 run is mostly its warm-up (its first tenth ran at half the rate of its last).
+ */
+const WARM = Number(arg('warm', '2000'));
+/** The bench's events: N after `WARM`, about two per SKU. */
+const eventsFor = (n: number): Generator<Record<string, unknown>> => generateEvents(WARM + n, Math.max(1, Math.floor((WARM + n) / 2)), 0, 3);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Figure {
@@ -169,13 +179,13 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
   try {
     // The real pipeline, with the source's maxBuffered raised above N (see the header).
     const def: PipelineDef = structuredClone(catalogSync as PipelineDef);
-    def.sources = (def.sources ?? []).map((s) => ({ ...s, maxBuffered: n + 1 }));
+    def.sources = (def.sources ?? []).map((s) => ({ ...s, maxBuffered: WARM + n + 1 }));
     fs.mkdirSync(path.join(dir, 'pipelines'));
     fs.writeFileSync(path.join(dir, 'pipelines', 'erp-catalog-sync.pipeline.json'), JSON.stringify(def));
     if (kind === 'broker') {
       const p0 = Date.now();
-      await broker.publishCatalog(generateEvents(n, Math.max(1, Math.floor(n / 2)), 0, 3));
-      out(`    published ${n} events to RabbitMQ in ${Date.now() - p0} ms (before the engine starts; not timed)`);
+      await broker.publishCatalog(eventsFor(n));
+      out(`    published ${WARM} + ${n} events to RabbitMQ in ${Date.now() - p0} ms (before the engine starts; not timed)`);
     }
     const key = `bench-${randomBytes(12).toString('hex')}`;
     const port = await freePort();
@@ -200,7 +210,9 @@ async function measure(kind: Figure['path'], n: number, e: { pid: number; dbFile
   // final figure is an exact COUNT(*).
   const db = new Database(e.dbFile, { readonly: true, fileMustExist: true });
   const stored = (): number => Number((db.prepare('SELECT MAX(rowid) AS n FROM requests').get() as { n: number | null }).n ?? 0);
-  const curve = process.argv.includes('--curve') ? progressCurve(n, e.pid, stored) : undefined;
+  // What the timed part stored: the warm-up's events come first.
+  const timed = (): number => Math.max(0, stored() - WARM);
+  const curve = process.argv.includes('--curve') ? progressCurve(n, e.pid, timed) : undefined;
   let enginePeak = 0;
   const sampler = setInterval(() => (enginePeak = Math.max(enginePeak, rssOf(e.pid).peak)), 500);
   let t0 = Date.now();
@@ -209,19 +221,24 @@ async function measure(kind: Figure['path'], n: number, e: { pid: number; dbFile
   let rabbit0 = 0;
   try {
     if (kind === 'broker') {
-      while (stored() === 0) await sleep(5);
+      while (stored() < WARM) await sleep(5);
       t0 = Date.now();
       cpu0 = cpuSecondsOf(e.pid);
       rabbit0 = rabbit ? cpuSecondsOf(rabbit) : 0;
       curve?.start(t0);
-      while (stored() < n) await sleep(100);
+      while (timed() < n) await sleep(100);
     } else {
-      curve?.start(t0);
       // Bulk requests of 10,000 lines, one after another (an importer's batches; one request
-      // of 100,000 would outlive Node's 5-minute request timeout on a loaded machine).
-      const events = generateEvents(n, Math.max(1, Math.floor(n / 2)), 0, 3);
-      for (let sent = 0, part = 0; sent < n; part++) {
-        const size = Math.min(BULK_LINES, n - sent);
+      // of 100,000 would outlive Node's 5-minute request timeout on a loaded machine). The
+      // warm-up's lines go first, in requests of their own, before the clock starts.
+      const events = eventsFor(n);
+      for (let sent = -WARM, part = 0; sent < n; part++) {
+        if (sent === 0) {
+          t0 = Date.now();
+          cpu0 = cpuSecondsOf(e.pid);
+          curve?.start(t0);
+        }
+        const size = sent < 0 ? Math.min(BULK_LINES, -sent) : Math.min(BULK_LINES, n - sent);
         let lines = '';
         for (let i = 0; i < size; i++) lines += `${JSON.stringify(events.next().value)}\n`;
         const res = await fetch(`${e.apiUrl}/api/pipelines/erp-catalog-sync/requests/bulk`, {
@@ -236,7 +253,7 @@ async function measure(kind: Figure['path'], n: number, e: { pid: number; dbFile
     const cpuUsPerEvent = Math.round(((cpuSecondsOf(e.pid) - cpu0) * 1e6) / n);
     const brokerCpuUsPerEvent = rabbit ? Math.round(((cpuSecondsOf(rabbit) - rabbit0) * 1e6) / n) : undefined;
     const exact = Number((db.prepare("SELECT COUNT(*) AS n FROM requests WHERE pipeline_id = 'erp-catalog-sync'").get() as { n: number }).n);
-    if (exact !== n) throw new Error(`${kind} stored ${exact} requests for ${n} events`);
+    if (exact !== WARM + n) throw new Error(`${kind} stored ${exact} requests for ${WARM} + ${n} events`);
     enginePeak = Math.max(enginePeak, rssOf(e.pid).peak);
     return { path: kind, n, ms, perSec: Math.round((n * 1000) / ms), peakRssMb: enginePeak, cpuUsPerEvent, brokerCpuUsPerEvent };
   } finally {
@@ -280,7 +297,7 @@ async function main(): Promise<void> {
   const sizes = arg('sizes', '10000,100000').split(',').map(Number);
   const paths = arg('paths', 'broker,http-bulk').split(',') as Array<Figure['path']>;
   const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
-  out(`broker bench: erp-catalog-sync, events stored per second, engine in its own process (Node ${process.version}, ${os.cpus().length} CPUs, SQLite)`);
+  out(`broker bench: erp-catalog-sync, events stored per second, engine in its own process (Node ${process.version}, ${os.cpus().length} CPUs, SQLite; ${WARM} events through the same path first, untimed)`);
   const figures: Figure[] = [];
   for (const n of sizes) {
     for (const kind of paths) {
