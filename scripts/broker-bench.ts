@@ -20,7 +20,8 @@
  *
  * `--curve` prints, along each run, the events stored, the rate over the last tenth and the
  * engine's RSS at each tenth of N (where a run slows down or grows). `--profile DIR` writes the
- * engine's CPU profile there (`node --cpu-prof`). The source's `maxBuffered` is raised above N
+ * engine's CPU profile there (`node --cpu-prof`); `--sql-time` prints the engine's SQLite time by
+ * statement (`scripts/bench/sql-time.cjs`). The source's `maxBuffered` is raised above N
  * for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
  * release rate: that is backpressure working, not intake speed).
  */
@@ -117,7 +118,8 @@ function rabbitPid(): number | undefined {
 /** `conveyor start` on the given environment; resolves once `/healthz` answers. */
 async function startEngine(env: Record<string, string>, apiUrl: string, spawned: (child: ChildProcess) => void): Promise<void> {
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(arg('profile', '.'))}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'start'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const sqlTime = env.CONVEYOR_SQL_TIME_FILE ? ['--require', path.join(ROOT, 'scripts', 'bench', 'sql-time.cjs')] : [];
+  const child = spawn(process.execPath, [...profile, ...sqlTime, BIN, 'start'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   spawned(child);
   const output: string[] = [];
   const keep = (c: Buffer): void => {
@@ -167,9 +169,11 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
   const erp = await startErpStandin({ port: 0, host: '127.0.0.1' });
   const broker = await connectErpBroker(erp, amqpUrl, names);
   const engine: { child?: ChildProcess } = {};
+  const sqlTimeFile = process.argv.includes('--sql-time') ? path.join(dir, 'sql-time.json') : undefined;
   const cleanup = async (): Promise<void> => {
     interrupted = undefined;
     if (engine.child) await stopEngine(engine.child);
+    if (sqlTimeFile && fs.existsSync(sqlTimeFile)) printSqlTime(sqlTimeFile, WARM + n);
     await broker.deleteAll().catch(() => undefined);
     await broker.close();
     await Promise.all([shop.close(), search.close(), erp.close()]);
@@ -195,11 +199,21 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
       DATABASE_URL: `sqlite:${dbFile}`, CONVEYOR_PIPELINES_DIR: path.join(dir, 'pipelines'), CONVEYOR_MODULES_DIR: path.join(ROOT, 'modules'),
       PORT: String(port), HOST: '127.0.0.1', CONVEYOR_API_KEYS: `${key}:submit+read`, LOG_LEVEL: 'error', REDIS_URL: '',
       SHOP_BASE_URL: shop.url, SEARCH_BASE_URL: search.url, ERP_BASE_URL: erp.url, AMQP_URL: amqpUrl,
-      ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue,
+      ERP_EXCHANGE: names.exchange, ERP_CATALOG_QUEUE: names.catalogQueue, ...(sqlTimeFile ? { CONVEYOR_SQL_TIME_FILE: sqlTimeFile } : {}),
     }, apiUrl, (child) => (engine.child = child));
     return await measure(kind, n, { pid: engine.child!.pid!, dbFile, apiUrl, key, tag });
   } finally {
     await cleanup();
+  }
+}
+
+/** The engine's SQLite time by statement (`--sql-time`), the costliest first, per event stored. */
+function printSqlTime(file: string, events: number): void {
+  const rows = JSON.parse(fs.readFileSync(file, 'utf8')) as Array<{ sql: string; calls: number; ms: number }>;
+  const total = rows.reduce((a, r) => a + r.ms, 0);
+  out(`    engine SQLite time by statement (${Math.round(total)} ms in all, ${Math.round((total * 1000) / events)} µs per event stored):`);
+  for (const r of rows.slice(0, 12)) {
+    out(`      ${((r.ms * 100) / total).toFixed(1).padStart(5)}%  ${(r.calls / events).toFixed(2).padStart(6)} calls/event  ${String(Math.round((r.ms * 1000) / r.calls)).padStart(6)} µs/call  ${r.sql.slice(0, 110)}`);
   }
 }
 
