@@ -8,7 +8,7 @@
  */
 import type { Bus } from '../bus/bus';
 import type { Dispatcher } from '../dispatcher/dispatcher';
-import type { Logger } from '../log/logger';
+import { logsAt, type Logger } from '../log/logger';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
 import { idempotencyKeyOf, type OpenRun, type RequestState } from './decision';
@@ -36,10 +36,13 @@ export class Outbox {
     // taken by any engine, so this one might never hear of it and would then refuse to
     // redeliver the run after its lease ran out.
     if (transport !== 'queue') this.inFlight.add(run.id);
-    this.d.logger.info('step dispatched', {
-      requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
-      module: step.kind === 'module' ? step.subsystem : null, transport, ...traced(state, run.id),
-    });
+    // A line per step: its fields are built only when `info` is written.
+    if (logsAt(this.d.logger, 'info')) {
+      this.d.logger.info('step dispatched', {
+        requestId: state.request.id, pipeline: pipeline.id, stepId: run.stepId, runId: run.id, attempt: run.attempt,
+        module: step.kind === 'module' ? step.subsystem : null, transport, ...traced(state, run.id),
+      });
+    }
     const context = { ...state.context };
     if (ENGINE_STEP_KINDS.has(step.kind)) {
       return runEngineStep({ requestId: state.request.id, step, runId: run.id, attempt: run.attempt, context }, this.d.logger, (r) => {

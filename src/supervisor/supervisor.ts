@@ -9,6 +9,7 @@
  * a commit built on a stale view is refused, and the shell reloads and decides again. Runs
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
+import { logsAt } from '../log/logger';
 import { redact } from '../log/redact';
 import { Admission } from './admission';
 import { noteAccessRows, noteMoved } from './commit-rows';
@@ -310,13 +311,17 @@ export class Supervisor {
     const { logger, bus } = this.d;
     const requestId = state.request.id;
     const f = d.commit.finishRun;
+    // The `info` lines' fields are built only when `info` is written (a line per step).
+    const info = logsAt(logger, 'info');
     if (f && closed) {
-      const run = { requestId, pipeline: pipeline.id, runId: f.id, stepId: closed.stepId, attempt: closed.attempt, durationMs: f.durationMs, ...traced(state, f.id) };
-      if (f.status === 'completed') logger.info('step completed', { ...run, status: 'completed' });
-      else logger.warn('step failed', { ...run, status: 'failed', error: f.error });
+      if (f.status !== 'completed' || info) {
+        const run = { requestId, pipeline: pipeline.id, runId: f.id, stepId: closed.stepId, attempt: closed.attempt, durationMs: f.durationMs, ...traced(state, f.id) };
+        if (f.status === 'completed') logger.info('step completed', { ...run, status: 'completed' });
+        else logger.warn('step failed', { ...run, status: 'failed', error: f.error });
+      }
       bus.emit('StepCommitted', { requestId, pipeline: pipeline.id, stepId: closed.stepId, attempt: closed.attempt, transport: deliveryOf(pipeline, closed.stepId).transport, status: f.status });
     }
-    for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
+    if (info) for (const note of d.notes) logger.info(note.message, { requestId, ...note.fields });
     for (const run of d.dispatch) this.outbox.send(pipeline, state, run);
     if (!this.o.deferDispatch) for (const run of d.schedule) this.timers.arm(state.request.id, run.id, run.availableAt ?? 0);
     // A wait that polls again is the same run, pending until its next poll.
@@ -325,7 +330,7 @@ export class Supervisor {
     if (state.request.status === 'waiting') this.states.delete(requestId);
     if (d.finished) {
       this.states.delete(requestId);
-      logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
+      if (info) logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
       if (d.finished === 'error_stop') {
         // Seed 000 §7: the run halts, keeps its state, and the admin is told.
         logger.error('admin notified: request stopped on error', { requestId, pipeline: pipeline.id, error: state.request.error });
