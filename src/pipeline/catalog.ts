@@ -29,7 +29,8 @@ export interface PipelineEntry {
 /** Serves the supervisor as its `PipelineSource` (a structural fit: this layer does not import the supervisor). */
 export class PipelineCatalog {
   private readonly current = new Map<string, PipelineEntry>();
-  private readonly pinned = new Map<string, CompiledPipeline>();
+  /** Compiled pinned versions, by pipeline id then version (no key string to build per lookup). */
+  private readonly pinned = new Map<string, Map<number, CompiledPipeline>>();
 
   constructor(
     private readonly store: PipelineVersionStore,
@@ -42,7 +43,7 @@ export class PipelineCatalog {
       resolveDelivery(p, this.registry);
       const version = await this.store.ensurePipelineVersion(p.id, p.hash, canonicalJson(p.definition));
       this.current.set(p.id, { pipeline: p, version });
-      this.pinned.set(`${p.id}@${version}`, p);
+      this.pin(p.id, version, p);
     }
   }
 
@@ -55,16 +56,31 @@ export class PipelineCatalog {
     return [...this.current.values()];
   }
 
+  private pin(pipelineId: string, version: number, pipeline: CompiledPipeline): void {
+    let versions = this.pinned.get(pipelineId);
+    if (!versions) this.pinned.set(pipelineId, (versions = new Map()));
+    versions.set(version, pipeline);
+  }
+
+  /**
+   * The pinned definition when it is already compiled here (almost always), else undefined
+   * and {@link get} reads it. Synchronous: the supervisor asks on every step, and an `await`
+   * of a ready promise still costs a turn of the microtask queue and a promise.
+   */
+  cached(pipelineId: string, version: number): CompiledPipeline | undefined {
+    return this.pinned.get(pipelineId)?.get(version);
+  }
+
   /** The exact definition a request is pinned to, even after the file changed. */
   async get(pipelineId: string, version: number): Promise<CompiledPipeline> {
-    const key = `${pipelineId}@${version}`;
-    const hit = this.pinned.get(key);
+    const hit = this.cached(pipelineId, version);
     if (hit) return hit;
+    const key = `${pipelineId}@${version}`;
     const stored = await this.store.getPipelineVersion(pipelineId, version);
     if (!stored) throw new Error(`pipeline ${key} is not stored`);
     const res = compilePipeline(JSON.parse(stored.definition), { source: `pipelines/${pipelineId}@${version}`, modules: this.registry.names() });
     if (!res.pipeline) throw new PipelineValidationError(res.issues);
-    this.pinned.set(key, resolveDelivery(res.pipeline, this.registry));
+    this.pin(pipelineId, version, resolveDelivery(res.pipeline, this.registry));
     return res.pipeline;
   }
 

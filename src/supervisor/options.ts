@@ -9,6 +9,8 @@ import type { Store } from '../store/store';
 /** Finds the compiled pipeline a request is pinned to. */
 export interface PipelineSource {
   get(pipelineId: string, version: number): Promise<CompiledPipeline>;
+  /** The same, when it is at hand without waiting (`PipelineCatalog.cached`); undefined: ask `get`. */
+  cached?(pipelineId: string, version: number): CompiledPipeline | undefined;
   retryPolicy(pipeline: CompiledPipeline, step: CompiledStep): RetryPolicy;
 }
 

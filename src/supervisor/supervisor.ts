@@ -246,7 +246,8 @@ export class Supervisor {
         this.d.logger.warn('event for unknown request dropped', { requestId });
         return 'ignored';
       }
-      const pipeline = await this.d.pipelines.get(state.request.pipelineId, state.request.version);
+      // Without an `await` when the pinned version is compiled already (nearly every step).
+      const pipeline = this.d.pipelines.cached?.(state.request.pipelineId, state.request.version) ?? (await this.d.pipelines.get(state.request.pipelineId, state.request.version));
       const at = outcome.type === 'start' ? await this.firstDispatchAt(pipeline, state) : Date.now();
       if (at === undefined) return 'ignored';
       const env = this.envs.of(pipeline);
