@@ -8,10 +8,10 @@ import { ErrorCodes, type StepError } from '../errors';
 import type { EndedBy, PollRecord, RequestCommit, RequestError, RequestStatus, StepRunRecord } from '../model';
 import type { CompiledPipeline, CompiledStep } from '../pipeline/types';
 import { applyAssign } from './assign';
+import { copyJoins } from './state';
 import { computeBackoff } from './rules';
 import { unresumableParams } from './resumable';
 import { answerPoll, endedByOf, isPollResult, WAIT_TIMEOUT, type PollAnswer } from './poll';
-
 import { idempotencyKeyOf, type Decision, type DecisionEnv, type OpenRun, type Outcome, type RequestState } from './decision';
 
 export { WAIT_TIMEOUT } from './poll';
@@ -20,7 +20,6 @@ export { applyDecision } from './state';
 export { computeBackoff } from './rules';
 /** Moved to the condition language (`src/conditions/evaluate.ts`); re-exported for the callers that import it from here. */
 export { anyHolds } from '../conditions';
-
 
 /** Step kinds that hold a request without work in flight: the request is `waiting` on them. */
 const HOLDING_KINDS: ReadonlySet<string> = new Set(['wait', 'action', 'delay']);
@@ -101,7 +100,7 @@ class DecisionBuilder {
     const r = state.request;
     this.status = r.status === 'buffered' ? 'running' : r.status;
     this.error = r.error;
-    this.joins = structuredClone(r.joins);
+    this.joins = copyJoins(r.joins);
     this.stepCount = r.stepCount;
     this.maxSteps = r.maxSteps ?? pipeline.maxSteps;
     this.seq = state.lastSeq;
@@ -393,6 +392,7 @@ class DecisionBuilder {
       dispatch: newRuns.filter((r) => r.status === 'dispatched'),
       schedule: newRuns.filter((r) => r.status === 'pending'),
       outputs: this.outputs,
+      context: this.context,
       finished: ended ? this.status : undefined,
       notes: this.notes,
     };

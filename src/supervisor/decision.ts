@@ -71,6 +71,12 @@ export interface Decision {
   schedule: StepRunRecord[];
   /** The output to merge into the context under its step id (the closed run's, then any skipped steps'). */
   outputs: Array<{ stepId: string; value: unknown }>;
+  /**
+   * The context as the decision leaves it: the request's, with `outputs` merged in and the
+   * `vars` an `assign` made. A new object (the state's is not touched); the shell renders the
+   * new runs' params with it. Not to be changed.
+   */
+  context: Record<string, unknown>;
   /** Set when the request ends with this decision. */
   finished?: RequestStatus;
   /** Human-readable facts for the log: `retry scheduled`, `join waiting`, ... */

@@ -14,7 +14,7 @@ import type { RequestRecord } from '../model';
 import type { CompiledPipeline } from '../pipeline/types';
 import { decide, type Decision, type DecisionEnv, type RequestState } from './decide';
 import { prepareRuns, type PrepareOptions } from './prepare';
-import { buildState } from './state';
+import { buildState, requestAfter } from './state';
 
 export interface NewStart {
   state: RequestState;
@@ -46,12 +46,7 @@ function decideOrDecline(pipeline: CompiledPipeline, record: RequestRecord, env:
   const c = decision.commit;
   const plain = !c.finishRun && !c.repollRun && !c.poll && c.request.maxSteps === undefined && c.cancelRuns.length === 0 && !c.participants && c.request.vars === undefined;
   if (!plain || decision.outputs.length > 0) return undefined;
-  prepareRuns(pipeline, decision, { ...state.context }, o);
+  prepareRuns(pipeline, decision, decision.context, o);
   if (c.alerts) return undefined;
-  const started: RequestRecord = {
-    ...record,
-    status: c.request.status, error: c.request.error, joins: c.request.joins, stepCount: c.request.stepCount,
-    finishedAt: c.request.finishedAt, updatedAt: c.request.updatedAt, rev: record.rev + 1,
-  };
-  return { state, decision, started };
+  return { state, decision, started: requestAfter(record, c.request) };
 }

@@ -263,9 +263,8 @@ export class Supervisor {
         if ('runId' in outcome) this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
         return 'ignored';
       }
-      const context = { ...state.context };
-      for (const o of decision.outputs) context[o.stepId] = o.value;
-      if (decision.commit.request.vars) context.vars = decision.commit.request.vars;
+      // The context with this decision's outputs and vars, as the core left it (not a copy per step).
+      const context = decision.context;
       prepareRuns(pipeline, decision, context, this.o);
       noteAccessRows(pipeline, state, decision, context, outcome.type === 'start');
       noteMoved(state, decision);
