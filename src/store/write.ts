@@ -52,16 +52,18 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
   const error = json(r.error);
   const joins = json(r.joins);
   // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
+  // Its parameter goes where the `_VARS_SQL` forms name it (`vars = ?` before `error = ?`);
+  // added after the literal, not spread into it, which V8 does slowly (a commit per step).
   const withVars = r.vars !== undefined;
-  const vars = withVars ? [varsParam(r.vars)] : [];
-  return {
-    guard: { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, ...vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] },
-    // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
-    guardFirst: dialect === 'sqlite' && !c.moved
-      ? { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [...vars, error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] }
-      : undefined,
-    then,
-  };
+  const guard = { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] };
+  if (withVars) guard.params.splice(1, 0, varsParam(r.vars));
+  // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
+  let guardFirst: Stmt | undefined;
+  if (dialect === 'sqlite' && !c.moved) {
+    guardFirst = { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] };
+    if (withVars) guardFirst.params.unshift(varsParam(r.vars));
+  }
+  return { guard, guardFirst, then };
 }
 
 /**
@@ -126,7 +128,11 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
       const held = yield* unitsScript(units, tail);
       return [...held, ...(yield* keyedScript(keyed, dialect))];
     };
-  if (x instanceof MysqlExecutor && keyed.length === 0) return sendAllFirst(x, units, tail, order, script);
+  if (keyed.length === 0) {
+    if (x instanceof MysqlExecutor) return sendAllFirst(x, units, tail, order, script);
+    // SQLite: the units without the script's generator (`SqliteExecutor.transaction`).
+    return x.transaction(units, tail).then((held) => inBatchOrder(held, order));
+  }
   return x.script(script).then((held) => inBatchOrder(held, order));
 }
 
