@@ -6,6 +6,8 @@
  * supervisor. The pure core's narrower vocabulary is `Outcome` (`decision.ts`).
  */
 import type { BusEvents } from '../bus/bus';
+import { redact } from '../log/redact';
+import type { Outcome } from './decision';
 
 /** A module's answer, an external event or a user action, as the bus carries it. */
 export type StepResult = BusEvents['StepCompleted'] | BusEvents['StepFailed'];
@@ -38,4 +40,11 @@ export type HandleResult = 'committed' | 'ignored' | 'failed';
 /** The message of a step result. */
 export function resultMessage(result: StepResult): InboxMessage {
   return { type: 'result', requestId: result.requestId, result };
+}
+
+/** What a step result is to the core: its output redacted (secrets never reach the step log). */
+export function outcomeOf(e: StepResult): Outcome {
+  return 'output' in e
+    ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs, via: e.via, trace: e.trace }
+    : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs, trace: e.trace };
 }

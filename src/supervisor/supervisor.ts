@@ -10,7 +10,6 @@
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
 import { logsAt } from '../log/logger';
-import { redact } from '../log/redact';
 import { Admission } from './admission';
 import { noteAccessRows, noteMoved } from './commit-rows';
 import { ACTIVE_STATUSES, type RequestRecord } from '../model';
@@ -18,7 +17,7 @@ import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
 import { applyDecision, decide, type Decision, type OpenRun, type Outcome, type RequestState } from './decide';
 import { DecisionEnvs } from './envs';
-import type { HandleResult, InboxMessage, StepResult } from './messages';
+import { outcomeOf, type HandleResult, type InboxMessage, type StepResult } from './messages';
 import type { SupervisorDeps, SupervisorOptions } from './options';
 import { Outbox } from './outbox';
 import { timeoutError } from './poll';
@@ -154,6 +153,8 @@ export class Supervisor {
       const { state, decision } = start;
       await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns);
       applyDecision(state, decision);
+      // Intake offers only plain requests (no callback URL): its end claims none (the sweep would find one anyway).
+      state.request.hasCallback = false;
       this.states.set(record.id, state);
       this.perform(pipeline, state, decision, undefined);
       if (state.request.traceContext) traceCommit(this.traceDeps, pipeline, state, decision, undefined, { type: 'start' });
@@ -167,9 +168,7 @@ export class Supervisor {
   private takeResult(e: StepResult): Promise<HandleResult> {
     if (this.stopping) return Promise.resolve('failed');
     this.inFlight.delete(e.runId);
-    const outcome: Outcome = 'output' in e
-      ? { type: 'completed', runId: e.runId, output: redact(e.output), finishedAt: e.finishedAt, durationMs: e.durationMs, via: e.via, trace: e.trace }
-      : { type: 'failed', runId: e.runId, error: e.error, finishedAt: e.finishedAt, durationMs: e.durationMs, trace: e.trace };
+    const outcome = outcomeOf(e);
     return this.enqueue(e.requestId, () => this.handle(e.requestId, outcome));
   }
 
