@@ -9,23 +9,33 @@ let counter = 0;
  */
 const POOL = Buffer.allocUnsafe(4096);
 let poolAt = POOL.length;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** The id being written, as ASCII: `tttttttt-tttt-7ccc-vrrr-rrrrrrrrrrrr`. */
+const OUT = Buffer.from('00000000-0000-7000-8000-000000000000', 'latin1');
+const DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** The millisecond whose 12 hex digits `OUT` holds (written again only when it changes). */
+let outMs = -1;
 
-/** 8 random bytes as 16 hex digits, the first byte carrying the RFC 9562 variant (10xx xxxx). */
-function randomTail(): string {
-  if (poolAt + 8 > POOL.length) {
-    randomFillSync(POOL);
-    poolAt = 0;
+/** Writes `n` as `width` hex digits ending before `end`. */
+function writeHex(n: number, end: number, width: number): void {
+  for (let i = 1; i <= width; i++) {
+    OUT[end - i] = DIGITS[n % 16]!;
+    n = Math.floor(n / 16);
   }
-  let out = HEX[(POOL[poolAt]! & 0x3f) | 0x80]!;
-  for (let i = 1; i < 8; i++) out += HEX[POOL[poolAt + i]!]!;
-  poolAt += 8;
-  return out;
+}
+
+/** Writes byte `b` as two hex digits at `at`. */
+function writeByte(b: number, at: number): void {
+  OUT[at] = DIGITS[b >> 4]!;
+  OUT[at + 1] = DIGITS[b & 15]!;
 }
 
 /**
  * A UUIDv7: time-ordered, so ids sort by creation (cursors, step order), and monotonic within
- * a process even when many are made in the same millisecond.
+ * a process even when many are made in the same millisecond. Written as ASCII into one
+ * buffer and read out as one string: built from hex pieces and slices it took ~25 strings
+ * and ~850 bytes, six times a request. 48 bits of milliseconds (until the year 10889), the
+ * version nibble 7 and a 12-bit counter, then 8 random bytes whose first carries the RFC 9562
+ * variant (10xx xxxx).
  */
 export function newId(now = Date.now()): string {
   if (now <= lastMs) {
@@ -38,10 +48,21 @@ export function newId(now = Date.now()): string {
     lastMs = now;
     counter = 0;
   }
-  const hex = lastMs.toString(16).padStart(12, '0');
-  const ver = (0x7000 | counter).toString(16);
-  const rand = randomTail();
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${ver}-${rand.slice(0, 4)}-${rand.slice(4, 16)}`;
+  if (lastMs !== outMs) {
+    writeHex(Math.floor(lastMs / 0x10000), 8, 8);
+    writeHex(lastMs % 0x10000, 13, 4);
+    outMs = lastMs;
+  }
+  writeHex(counter, 18, 3);
+  if (poolAt + 8 > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  writeByte((POOL[poolAt]! & 0x3f) | 0x80, 19);
+  writeByte(POOL[poolAt + 1]!, 21);
+  for (let i = 2; i < 8; i++) writeByte(POOL[poolAt + i]!, 20 + 2 * i);
+  poolAt += 8;
+  return OUT.toString('latin1', 0, 36);
 }
 
 /** True for a string shaped like the ids Conveyor makes (any UUID). */
