@@ -43,8 +43,9 @@ const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'v
 /** Turns one commit into its guarded statements: the rev check first, then its writes. */
 function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
   const r = c.request;
-  const then: GuardedUnit['then'] = [];
-  if (c.finishRun) then.push({ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 });
+  // Most commits close one run and do nothing else: a one-item literal, not a push into `[]`
+  // (which gives the array room for 17).
+  const then: GuardedUnit['then'] = c.finishRun ? [{ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 }] : [];
   if (c.repollRun) then.push(repollStmt(c.repollRun));
   if (c.poll) then.push(...insertStmts('step_polls', POLL_COLUMNS, [pollParams(c.poll)], 1));
   if (c.request.maxSteps !== undefined) then.push({ sql: 'UPDATE requests SET max_steps = ? WHERE id = ?', params: [c.request.maxSteps, c.requestId] });
