@@ -111,7 +111,10 @@ class DecisionBuilder {
   assign(run: OpenRun, output: unknown): StepError | undefined {
     const assign = this.pipeline.steps[run.stepId]?.assign;
     if (!assign) return undefined;
-    const result = applyAssign(run.stepId, assign, this.vars, { ...this.context, [run.stepId]: output });
+    // The context with the step's output, copied as in the constructor (not a spread that gains a key).
+    const scope: Record<string, unknown> = Object.assign({}, this.context);
+    scope[run.stepId] = output;
+    const result = applyAssign(run.stepId, assign, this.vars, scope);
     if ('error' in result) return result.error;
     this.vars = result.vars;
     this.assigned = result.assigned;
