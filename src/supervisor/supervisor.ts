@@ -153,8 +153,6 @@ export class Supervisor {
       const { state, decision } = start;
       await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns);
       applyDecision(state, decision);
-      // Intake offers only plain requests (no callback URL): its end claims none (the sweep would find one anyway).
-      state.request.hasCallback = false;
       this.states.set(record.id, state);
       this.perform(pipeline, state, decision, undefined);
       if (state.request.traceContext) traceCommit(this.traceDeps, pipeline, state, decision, undefined, { type: 'start' });
