@@ -9,11 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { createConnection } from 'mysql2/promise';
 import type { RequestRecord } from '../../src/model';
 import { GroupCommitter } from '../../src/store/group-commit';
 import { SqlStore } from '../../src/store/store';
-import { requireMysql } from '../support/services';
+import { tempMysqlDatabase } from '../support/mysql-db';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
 const NOW = 1_700_000_000_000;
@@ -48,19 +47,9 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
     beforeEach(async () => {
       if (dialect === 'sqlite') url = `sqlite:${path.join(tmpDir('first-dispatch'), 'fd.db')}`;
       else {
-        const admin = await requireMysql();
-        const db = `conveyor_fd_${randomBytes(5).toString('hex')}`;
-        const conn = await createConnection({ uri: admin });
-        await conn.query(`CREATE DATABASE \`${db}\``);
-        await conn.end();
-        const u = new URL(admin);
-        u.pathname = `/${db}`;
-        url = u.toString();
-        dropDb = async () => {
-          const c = await createConnection({ uri: admin });
-          await c.query(`DROP DATABASE IF EXISTS \`${db}\``);
-          await c.end();
-        };
+        const db = await tempMysqlDatabase('conveyor_fd');
+        url = db.url;
+        dropDb = db.drop;
       }
     });
 

@@ -9,12 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { createConnection } from 'mysql2/promise';
 import type { RequestRecord } from '../../src/model';
 import { GroupCommitter } from '../../src/store/group-commit';
 import type { Hold } from '../../src/store/rows';
 import { SqlStore } from '../../src/store/store';
-import { requireMysql } from '../support/services';
+import { tempMysqlDatabase } from '../support/mysql-db';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
 const T0 = 1_700_000_000_000;
@@ -37,19 +36,9 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
     beforeEach(async () => {
       let url = `sqlite:${path.join(tmpDir('key-handover'), 'kh.db')}`;
       if (dialect === 'mysql') {
-        const admin = await requireMysql();
-        const db = `conveyor_kh_${randomBytes(5).toString('hex')}`;
-        const c = await createConnection({ uri: admin });
-        await c.query(`CREATE DATABASE \`${db}\``);
-        await c.end();
-        const u = new URL(admin);
-        u.pathname = `/${db}`;
-        url = u.toString();
-        drop = async () => {
-          const d = await createConnection({ uri: admin });
-          await d.query(`DROP DATABASE IF EXISTS \`${db}\``);
-          await d.end();
-        };
+        const db = await tempMysqlDatabase('conveyor_kh');
+        url = db.url;
+        drop = db.drop;
       }
       store = await SqlStore.open(url);
     });
