@@ -12,7 +12,7 @@
  */
 import { num, type Hold } from './rows';
 import { batchScript, firstDispatchScript, rateScript, scheduleScript, type FirstDispatch, type Release } from './intake-release';
-import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
+import { requestIndexTerms } from './request-index-terms';
 import { dialectSql, isUniqueViolation, type SqlExecutor } from './sql-executor';
 import { handOverScript, KEY_ROW_SQL, nextWaiterSql, PROMOTE_SQL, RELEASE_SQL, UNQUEUE_SQL, type HandOver, type HandOverBatch, type KeyRow, type Waiter } from './key-handover';
 

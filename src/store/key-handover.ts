@@ -4,7 +4,7 @@
  * `IntakeStore.releaseKey`, `IntakeStore.promoteKeyWaiter` and the per-turn
  * `IntakeStore.handOverKey`.
  */
-import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
+import { requestIndexTerms } from './request-index-terms';
 import { all, run, type Script } from './sql-executor';
 
 export const KEY_FREE = "('completed','stopped')";

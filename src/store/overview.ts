@@ -10,7 +10,7 @@
  *   finished attempts of the window, through `ix_step_runs_started` and window functions;
  * - a marker that changes whenever a request arrives or a step starts (two index maxima).
  */
-import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
+import { requestIndexTerms } from './request-index-terms';
 import type { SqlExecutor } from './sql-executor';
 
 export interface OverviewOptions {

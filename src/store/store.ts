@@ -18,7 +18,7 @@ import { MysqlExecutor, SqliteExecutor, type SqlExecutor } from './sql-executor'
 import { writeBatch, type WriteBatch } from './write';
 import { ApiKeyStore, type ApiKeyRecord } from './api-key-store';
 import { StepStore, type ClaimedRun } from './step-store';
-import { requestIndexTerms } from './migrations/1763800000340-mysql-lean-request-indexes';
+import { requestIndexTerms } from './request-index-terms';
 
 export type { WriteBatch } from './write';
 export type { ApiKeyRecord } from './api-key-store';

@@ -68,18 +68,3 @@ export class MysqlLeanRequestIndexes1763800000340 implements MigrationInterface 
     await queryRunner.query(`ALTER TABLE requests ${changes.join(', ')}`);
   }
 }
-
-/**
- * The terms the queries of `requests` write for the generated columns above: on MySQL they
- * name the columns (MariaDB uses an index on a generated column only when the query names
- * it); on SQLite the plain conditions, which its partial indexes match.
- */
-export function requestIndexTerms(dialect: 'sqlite' | 'mysql'): { buffered: string; keyQueued: string; keyOrder: string; finishedStatus: string } {
-  const my = dialect === 'mysql';
-  return {
-    buffered: my ? "buffered_status = 'buffered'" : "status = 'buffered'",
-    keyQueued: my ? 'key_queued_at IS NOT NULL' : "hold = 'key'",
-    keyOrder: my ? 'key_queued_at, id' : 'created_at, id',
-    finishedStatus: my ? 'finished_status' : 'status',
-  };
-}
