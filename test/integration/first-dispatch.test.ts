@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import type { RequestRecord } from '../../src/model';
 import { GroupCommitter } from '../../src/store/group-commit';
 import { SqlStore } from '../../src/store/store';
-import { tempMysqlDatabase } from '../support/mysql-db';
+import { createMysqlDatabase } from '../support/mysql-db';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
 const NOW = 1_700_000_000_000;
@@ -47,7 +47,7 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
     beforeEach(async () => {
       if (dialect === 'sqlite') url = `sqlite:${path.join(tmpDir('first-dispatch'), 'fd.db')}`;
       else {
-        const db = await tempMysqlDatabase('conveyor_fd');
+        const db = await createMysqlDatabase('conveyor_fd');
         url = db.url;
         dropDb = db.drop;
       }

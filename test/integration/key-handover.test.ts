@@ -13,7 +13,7 @@ import type { RequestRecord } from '../../src/model';
 import { GroupCommitter } from '../../src/store/group-commit';
 import type { Hold } from '../../src/store/rows';
 import { SqlStore } from '../../src/store/store';
-import { tempMysqlDatabase } from '../support/mysql-db';
+import { createMysqlDatabase } from '../support/mysql-db';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
 const T0 = 1_700_000_000_000;
@@ -36,7 +36,7 @@ for (const dialect of ['sqlite', 'mysql'] as const) {
     beforeEach(async () => {
       let url = `sqlite:${path.join(tmpDir('key-handover'), 'kh.db')}`;
       if (dialect === 'mysql') {
-        const db = await tempMysqlDatabase('conveyor_kh');
+        const db = await createMysqlDatabase('conveyor_kh');
         url = db.url;
         drop = db.drop;
       }

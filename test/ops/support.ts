@@ -3,10 +3,7 @@
  * retries, then a standard or an express branch) and pipeline `greet` (one step), plus a
  * helper that submits a known mix of requests and waits for each to end.
  */
-import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { createConnection } from 'mysql2/promise';
-import { requireMysql } from '../support/services';
 import { startTestEngine, type TestEngine, type TestEngineOptions } from '../support/engine';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
@@ -55,27 +52,5 @@ export async function submitMix(t: TestEngine): Promise<Mix> {
   return mix;
 }
 
-/** A fresh, empty MariaDB database for one suite, and its removal. */
-export async function createMysqlDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const admin = await requireMysql();
-  const db = `conveyor_ops_${randomBytes(6).toString('hex')}`;
-  const conn = await createConnection({ uri: admin });
-  try {
-    await conn.query(`CREATE DATABASE \`${db}\``);
-  } finally {
-    await conn.end();
-  }
-  const url = new URL(admin);
-  url.pathname = `/${db}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = await createConnection({ uri: admin });
-      try {
-        await c.query(`DROP DATABASE IF EXISTS \`${db}\``);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
+/** Kept here too, where the suites that use it first found it. */
+export { createMysqlDatabase } from '../support/mysql-db';

@@ -1,11 +1,11 @@
-/** A MariaDB database of a test's own, on the test server: its URL, and how to drop it. */
+/** A fresh, empty MariaDB database for one suite or test, on the test server: its URL, and its removal. */
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'mysql2/promise';
 import { requireMysql } from './services';
 
-export async function tempMysqlDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createMysqlDatabase(prefix = 'conveyor_ops'): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = await requireMysql();
-  const db = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const db = `${prefix}_${randomBytes(6).toString('hex')}`;
   const conn = await createConnection({ uri: admin });
   try {
     await conn.query(`CREATE DATABASE \`${db}\``);
