@@ -209,11 +209,12 @@ async function runOnce(kind: Figure['path'], n: number, amqpUrl: string): Promis
 
 /** The engine's SQLite time by statement (`--sql-time`), the costliest first, per event stored. */
 function printSqlTime(file: string, events: number): void {
-  const rows = JSON.parse(fs.readFileSync(file, 'utf8')) as Array<{ sql: string; calls: number; ms: number }>;
+  const rows = JSON.parse(fs.readFileSync(file, 'utf8')) as Array<{ sql: string; calls: number; ms: number; reads?: number; written?: number }>;
   const total = rows.reduce((a, r) => a + r.ms, 0);
   out(`    engine SQLite time by statement (${Math.round(total)} ms in all, ${Math.round((total * 1000) / events)} µs per event stored):`);
   for (const r of rows.slice(0, 12)) {
-    out(`      ${((r.ms * 100) / total).toFixed(1).padStart(5)}%  ${(r.calls / events).toFixed(2).padStart(6)} calls/event  ${String(Math.round((r.ms * 1000) / r.calls)).padStart(6)} µs/call  ${r.sql.slice(0, 110)}`);
+    const io = r.reads === undefined ? '' : `  ${(r.reads / events).toFixed(2).padStart(6)} reads/event  ${((r.written ?? 0) / 1024 / events).toFixed(1).padStart(5)} KiB/event`;
+    out(`      ${((r.ms * 100) / total).toFixed(1).padStart(5)}%  ${(r.calls / events).toFixed(2).padStart(6)} calls/event  ${String(Math.round((r.ms * 1000) / r.calls)).padStart(6)} µs/call${io}  ${r.sql.slice(0, 110)}`);
   }
 }
 

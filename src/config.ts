@@ -83,6 +83,8 @@ export interface Config {
   sqliteSynchronous: 'NORMAL' | 'FULL' | undefined;
   /** `CONVEYOR_SQLITE_CACHE_MB`; undefined: 32. */
   sqliteCacheMb: number | undefined;
+  /** `CONVEYOR_SQLITE_CHECKPOINT`; undefined: `THREAD`. */
+  sqliteCheckpoint: 'THREAD' | 'COMMIT' | undefined;
   /** `LOG_LEVEL`. */
   logLevel: string;
   /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`; unset keeps the supervisor's defaults. */
@@ -138,6 +140,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_SHUTDOWN_DEADLINE_MS: '10000',
   CONVEYOR_SQLITE_SYNCHRONOUS: 'NORMAL',
   CONVEYOR_SQLITE_CACHE_MB: '32',
+  CONVEYOR_SQLITE_CHECKPOINT: 'THREAD',
   LOG_LEVEL: 'info',
   CONVEYOR_QUEUE_LEASE_MS: '600000',
   CONVEYOR_LEASE_GRACE_MS: '10000',
@@ -319,6 +322,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownDeadlineMs: r.int('CONVEYOR_SHUTDOWN_DEADLINE_MS', 0, MAX_INT, 10_000),
     sqliteSynchronous: r.oneOf('CONVEYOR_SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const),
     sqliteCacheMb: r.int('CONVEYOR_SQLITE_CACHE_MB', 1, 65_536, undefined),
+    sqliteCheckpoint: r.oneOf('CONVEYOR_SQLITE_CHECKPOINT', ['THREAD', 'COMMIT'] as const),
     logLevel: r.oneOf('LOG_LEVEL', ['ERROR', 'WARN', 'INFO', 'HTTP', 'VERBOSE', 'DEBUG', 'SILLY'] as const)?.toLowerCase() ?? 'info',
     ...tunings(r),
     outboundAllow: r.str('CONVEYOR_OUTBOUND_ALLOW'),

@@ -49,6 +49,12 @@ export interface StoreOptions {
   sqliteSynchronous?: 'NORMAL' | 'FULL';
   /** SQLite only: the page cache in MB. When unset: `CONVEYOR_SQLITE_CACHE_MB`, else 32. */
   sqliteCacheMb?: number;
+  /**
+   * SQLite only: who checkpoints the WAL. `THREAD`: a second connection on a worker thread
+   * (`checkpointer.ts`); `COMMIT`: the committing connection, SQLite's own way. When unset:
+   * `CONVEYOR_SQLITE_CHECKPOINT`, else `THREAD`.
+   */
+  sqliteCheckpoint?: 'THREAD' | 'COMMIT';
 }
 
 /** The page cache's default size in MB (SQLite's own default is about 2 MB). */
@@ -68,6 +74,16 @@ export function sqliteCacheMb(options: StoreOptions = {}, env: Env = processEnv(
   const mb = Number(raw);
   if (!/^\d+$/.test(raw) || mb < 1 || mb > 65_536) throw new Error(`CONVEYOR_SQLITE_CACHE_MB must be an integer 1-65536, got "${raw}"`);
   return mb;
+}
+
+/** Who checkpoints the WAL: the option, else `CONVEYOR_SQLITE_CHECKPOINT`, else `THREAD`. */
+export function sqliteCheckpoint(options: StoreOptions = {}, env: Env = processEnv()): 'THREAD' | 'COMMIT' {
+  if (options.sqliteCheckpoint !== undefined) return options.sqliteCheckpoint;
+  const raw = env.CONVEYOR_SQLITE_CHECKPOINT?.trim();
+  if (!raw) return 'THREAD';
+  const v = raw.toUpperCase();
+  if (v === 'THREAD' || v === 'COMMIT') return v;
+  throw new Error(`CONVEYOR_SQLITE_CHECKPOINT must be THREAD or COMMIT, got "${raw}"`);
 }
 
 const SYNCHRONOUS = ['NORMAL', 'FULL'] as const;
@@ -118,7 +134,9 @@ export function dataSourceOptions(url: string, options: StoreOptions = {}): Data
         db.pragma('busy_timeout = 5000');
         // Checkpoint every ~40 MB of WAL instead of the default ~4 MB: under load the same hot
         // pages (open runs, running requests) are rewritten many times between checkpoints, and
-        // each checkpoint copies a page once and fsyncs once, however often it changed.
+        // each checkpoint copies a page once and fsyncs once, however often it changed. With
+        // the checkpoint thread (`checkpointer.ts`) this is the WAL's bound: the committing
+        // connection checkpoints only what the thread has not copied yet.
         db.pragma('wal_autocheckpoint = 10000');
         // A negative cache_size is in KiB. The cache fills only as far as the database is read.
         db.pragma(`cache_size = ${-cacheMb * 1024}`);

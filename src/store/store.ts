@@ -5,7 +5,9 @@ import {
   type RequestStatus,
   type StepRunRecord,
 } from '../model';
-import { openDataSource, type StoreOptions } from './data-source';
+import { resolve } from 'node:path';
+import { openDataSource, sqliteCheckpoint, sqliteSettings, type StoreOptions } from './data-source';
+import { startCheckpointer, type Checkpointer } from './checkpointer';
 import { IntakeStore } from './intake-store';
 import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
@@ -95,6 +97,7 @@ export class SqlStore implements Store {
   private constructor(
     private readonly ds: DataSource,
     private readonly x: SqlExecutor,
+    private readonly checkpointer?: Checkpointer,
   ) {}
 
   get dialect(): 'sqlite' | 'mysql' {
@@ -145,7 +148,12 @@ export class SqlStore implements Store {
   static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {
     const ds = await openDataSource(url, options);
     const x = ds.driver.options.type === 'mysql' ? new MysqlExecutor(ds) : SqliteExecutor.from(ds);
-    return new SqlStore(ds, x);
+    let checkpointer: Checkpointer | undefined;
+    if (x.dialect === 'sqlite' && sqliteCheckpoint(options) === 'THREAD') {
+      const { path, synchronous } = sqliteSettings(url, options);
+      if (path !== ':memory:') checkpointer = startCheckpointer(resolve(path), synchronous);
+    }
+    return new SqlStore(ds, x, checkpointer);
   }
 
   async ensurePipelineVersion(pipelineId: string, hash: string, definition: string): Promise<number> {
@@ -360,7 +368,13 @@ export class SqlStore implements Store {
     return this.x.all<T>(sql, params);
   }
 
+  /** SQLite with the checkpoint thread: its checkpoints so far; otherwise undefined. */
+  checkpointStats(): Promise<{ runs: number; frames: number; copied: number }> | undefined {
+    return this.checkpointer?.stats();
+  }
+
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     if (this.x instanceof MysqlExecutor) await this.x.close();
     if (this.ds.isInitialized) await this.ds.destroy();
   }

@@ -69,23 +69,36 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
 
 /**
  * Keyed inserts, skipping any that would break a unique index (the same idempotency key, or
- * a business key already held). Answers, per row, whether it was inserted: the ids found
- * afterwards are the ones inserted (they are new).
+ * a business key already held). Answers, per row, whether it was inserted.
+ *
+ * On SQLite each row is a single-row statement, whose change count answers. A multi-row
+ * INSERT there needs a statement journal (it may have to undo its earlier rows), and a
+ * journal of 400 rows' pages outgrew its 64 KiB in memory and went to a temporary file:
+ * 12.7 KiB written per event at 300,000 events (`CONVEYOR_SQL_IO`, `scripts/bench/sql-time.cjs`).
+ * On MySQL, chunks of `INSERT_CHUNK` rows (round trips); the ids found afterwards are the ones
+ * inserted (they are new).
  */
 function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script<boolean[]> {
   if (rows.length === 0) return [];
   const onConflict = dialectSql.skipDuplicates(dialect);
-  const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams));
   const inserted = new Set<string>();
-  for (let i = 0; i < stmts.length; i++) {
-    yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params);
-    const ids = rows.slice(i * INSERT_CHUNK, (i + 1) * INSERT_CHUNK).map((r) => r.record.id);
-    const found = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${ids.map(() => '?').join(',')})`, ids);
-    for (const f of found) inserted.add(String(f.id));
+  if (dialect === 'sqlite') {
+    const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams), 1);
+    for (let i = 0; i < stmts.length; i++) {
+      if ((yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params)) === 1) inserted.add(rows[i]!.record.id);
+    }
+  } else {
+    const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams));
+    for (let i = 0; i < stmts.length; i++) {
+      yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params);
+      const ids = rows.slice(i * INSERT_CHUNK, (i + 1) * INSERT_CHUNK).map((r) => r.record.id);
+      const found = yield* all<{ id: string }>(`SELECT id FROM requests WHERE id IN (${ids.map(() => '?').join(',')})`, ids);
+      for (const f of found) inserted.add(String(f.id));
+    }
   }
   const access = rows.filter((r) => r.access && r.access.length > 0 && inserted.has(r.record.id))
     .map((r) => ({ requestId: r.record.id, createdAt: r.record.createdAt, rows: r.access! }));
-  for (const st of newParticipantStmts(access, INSERT_CHUNK)) yield* run(st.sql, st.params);
+  for (const st of newParticipantStmts(access, dialect === 'sqlite' ? 1 : INSERT_CHUNK)) yield* run(st.sql, st.params);
   return rows.map((r) => inserted.has(r.record.id));
 }
 

@@ -18,7 +18,7 @@ describe('configuration (src/config.ts)', () => {
       host: '127.0.0.1', port: 3000, databaseUrl: 'sqlite:./data/conveyor.db', redisUrl: undefined, apiKeys: '', jwt: undefined,
       pipelinesDir: './pipelines', modulesDir: './modules', bodyLimit: 1_048_576, queueModules: [], queueLockMs: 30_000,
       queuePrefix: undefined, publicUrl: undefined, callbackSecret: undefined, submitRate: undefined, retentionMs: undefined,
-      shutdownDeadlineMs: 10_000, sqliteSynchronous: undefined, sqliteCacheMb: undefined, logLevel: 'info', supervisor: {}, requestCallbacks: {}, admin: {},
+      shutdownDeadlineMs: 10_000, sqliteSynchronous: undefined, sqliteCacheMb: undefined, sqliteCheckpoint: undefined, logLevel: 'info', supervisor: {}, requestCallbacks: {}, admin: {},
       outboundAllow: undefined, liveIntervalMs: 2000, metrics: undefined, migrations: {},
     } satisfies Config);
   });
@@ -44,6 +44,7 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_SHUTDOWN_DEADLINE_MS: '5000' }, { shutdownDeadlineMs: 5000 }],
     [{ CONVEYOR_SQLITE_SYNCHRONOUS: 'full' }, { sqliteSynchronous: 'FULL' }],
     [{ CONVEYOR_SQLITE_CACHE_MB: '256' }, { sqliteCacheMb: 256 }],
+    [{ CONVEYOR_SQLITE_CHECKPOINT: 'commit' }, { sqliteCheckpoint: 'COMMIT' }],
     [{ LOG_LEVEL: 'WARN' }, { logLevel: 'warn' }],
     [{ CONVEYOR_SWEEP_MS: '250', CONVEYOR_LEASE_GRACE_MS: '1000', CONVEYOR_QUEUE_LEASE_MS: '10000' }, { supervisor: { sweepIntervalMs: 250, leaseGraceMs: 1000, queueLeaseMs: 10_000 } }],
     [{ CONVEYOR_MAX_IN_FLIGHT: '2000' }, { supervisor: { maxInFlight: 2000 } }],
@@ -85,6 +86,7 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_RETENTION: '0d' }, 'CONVEYOR_RETENTION must be a duration such as "30d" (got "0d")'],
     [{ CONVEYOR_SQLITE_SYNCHRONOUS: 'OFF' }, 'CONVEYOR_SQLITE_SYNCHRONOUS must be NORMAL or FULL, got "OFF"'],
     [{ CONVEYOR_SQLITE_CACHE_MB: '0' }, 'CONVEYOR_SQLITE_CACHE_MB must be an integer 1-65536, got "0"'],
+    [{ CONVEYOR_SQLITE_CHECKPOINT: 'never' }, 'CONVEYOR_SQLITE_CHECKPOINT must be THREAD or COMMIT, got "never"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be ERROR or WARN or INFO or HTTP or VERBOSE or DEBUG or SILLY, got "loud"'],
     [{ CONVEYOR_SWEEP_MS: '0' }, 'CONVEYOR_SWEEP_MS must be a number of milliseconds above 0, got "0"'],
     [{ CONVEYOR_MAX_IN_FLIGHT: 'lots' }, 'CONVEYOR_MAX_IN_FLIGHT must be an integer 0-2147483647, got "lots"'],

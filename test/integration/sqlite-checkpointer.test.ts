@@ -1,0 +1,71 @@
+/**
+ * SQLite's WAL checkpoints on a thread of their own (`src/store/checkpointer.ts`,
+ * `CONVEYOR_SQLITE_CHECKPOINT`). Fewer pages are written here than the committing connection's
+ * own bound (`wal_autocheckpoint = 10000`), so only the thread can have copied them into the
+ * database file; with `COMMIT` they stay in the WAL until that bound.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { SqlStore } from '../../src/store/store';
+import { pollUntil } from '../support/poll';
+import { cleanupTmpDirs, tmpDir } from '../support/tmp';
+
+/** ~2,000 pages: 2,000 rows of 3 KiB each. */
+async function writePages(store: SqlStore): Promise<void> {
+  await store.query('CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+  const body = 'x'.repeat(3000);
+  for (let i = 0; i < 20; i++) {
+    await store.query(`INSERT INTO filler (body) SELECT ? FROM (WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 100) SELECT k FROM n)`, [body]);
+  }
+}
+
+describe('SQLite WAL checkpoints (CONVEYOR_SQLITE_CHECKPOINT)', function () {
+  this.timeout(30_000);
+  afterEach(() => cleanupTmpDirs());
+
+  it('THREAD: a worker thread copies committed pages into the database file', async () => {
+    const file = path.join(tmpDir('ckpt'), 'c.db');
+    const store = await SqlStore.open(`sqlite:${file}`, { sqliteCheckpoint: 'THREAD' });
+    try {
+      const before = fs.statSync(file).size;
+      await writePages(store);
+      const stats = await pollUntil(() => store.checkpointStats()!, (s) => s.copied >= 2000 && fs.statSync(file).size >= before + 2000 * 4096, {
+        timeoutMs: 10_000, failure: (s) => `the thread copied ${s.copied} frames; the file is ${fs.statSync(file).size} bytes`,
+      });
+      expect(stats.runs).to.be.greaterThan(0);
+      const [{ n }] = await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM filler');
+      expect(n).to.equal(2000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('COMMIT: no thread; the pages stay in the WAL below the bound', async () => {
+    const file = path.join(tmpDir('ckpt'), 'c.db');
+    const store = await SqlStore.open(`sqlite:${file}`, { sqliteCheckpoint: 'COMMIT' });
+    try {
+      expect(store.checkpointStats()).to.equal(undefined);
+      const before = fs.statSync(file).size;
+      await writePages(store);
+      expect(fs.statSync(file).size).to.equal(before);
+      expect(fs.statSync(`${file}-wal`).size).to.be.greaterThan(2000 * 4096);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('closing the store stops the thread, and the data is all there on reopening', async () => {
+    const file = path.join(tmpDir('ckpt'), 'c.db');
+    const store = await SqlStore.open(`sqlite:${file}`);
+    await writePages(store);
+    await store.close();
+    const again = await SqlStore.open(`sqlite:${file}`);
+    try {
+      const [{ n }] = await again.query<{ n: number }>('SELECT COUNT(*) AS n FROM filler');
+      expect(n).to.equal(2000);
+    } finally {
+      await again.close();
+    }
+  });
+});
