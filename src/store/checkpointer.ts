@@ -20,6 +20,12 @@ import { Worker } from 'node:worker_threads';
 export interface Checkpointer {
   /** Checkpoints run so far, and frames they found in the WAL (for tests and the bench). */
   stats(): Promise<{ runs: number; frames: number; copied: number }>;
+  /**
+   * Runs a read on the thread's own connection, off the engine's thread: a long count (a
+   * broker source's backlog) neither blocks the event loop nor evicts the intake's pages
+   * from the engine's page cache. It reads the last committed state.
+   */
+  read<T>(sql: string, params: unknown[]): Promise<T[]>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +51,14 @@ const timer = setInterval(() => {
   }
 }, workerData.everyMs);
 parentPort.on('message', (m) => {
+  if (m && typeof m === 'object') {
+    try {
+      parentPort.postMessage({ id: m.id, rows: db.prepare(m.sql).all(m.params) });
+    } catch (err) {
+      parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
+    }
+    return;
+  }
   if (m === 'stats') parentPort.postMessage({ stats });
   if (m === 'stop') {
     clearInterval(timer);
@@ -79,8 +93,28 @@ export function startCheckpointer(path: string, synchronous: 'NORMAL' | 'FULL', 
     worker.postMessage(message);
   });
   let stopped: Promise<void> | undefined;
+  let nextId = 0;
+  const reads = new Map<number, { resolve(rows: unknown[]): void; reject(err: Error): void }>();
+  worker.on('message', (m: { id?: number; rows?: unknown[]; error?: string }) => {
+    if (m.id === undefined) return;
+    const r = reads.get(m.id);
+    reads.delete(m.id);
+    if (m.error !== undefined) r?.reject(new Error(m.error));
+    else r?.resolve(m.rows ?? []);
+  });
+  const failAll = (why: string): void => {
+    for (const r of reads.values()) r.reject(new Error(why));
+    reads.clear();
+  };
+  worker.on('exit', () => failAll('the SQLite side thread has stopped'));
   return {
     stats: async () => (await ask<{ runs: number; frames: number; copied: number }>('stats', 'stats')) ?? { runs: 0, frames: 0, copied: 0 },
+    read: <T>(sql: string, params: unknown[]) => new Promise<T[]>((resolve, reject) => {
+      if (failed || stopped) return reject(new Error('the SQLite side thread has stopped'));
+      const id = nextId++;
+      reads.set(id, { resolve: resolve as (rows: unknown[]) => void, reject });
+      worker.postMessage({ id, sql, params });
+    }),
     stop: () => (stopped ??= ask('stop', 'stopped').then(() => worker.terminate()).then(() => undefined)),
   };
 }

@@ -24,6 +24,7 @@ import { SqliteLeanRequestIndexes1763800000310 } from './migrations/176380000031
 import { MysqlLeanRunIndexes1763800000320 } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SqliteKeyWaitersIndex1763800000330 } from './migrations/1763800000330-sqlite-key-waiters-index';
 import { MysqlLeanRequestIndexes1763800000340 } from './migrations/1763800000340-mysql-lean-request-indexes';
+import { SqliteEndedKeyHolders1763800000350 } from './migrations/1763800000350-sqlite-ended-key-holders';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -35,6 +36,7 @@ export const MIGRATIONS = [
   OverviewIndex1763800000141, TraceContext1763800000160, RequestMigrations1763800000200,
   SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
   MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330, MysqlLeanRequestIndexes1763800000340,
+  SqliteEndedKeyHolders1763800000350,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

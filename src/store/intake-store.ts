@@ -14,7 +14,7 @@ import { num, type Hold } from './rows';
 import { batchScript, firstDispatchScript, rateScript, scheduleScript, type FirstDispatch, type Release } from './intake-release';
 import { requestIndexTerms } from './request-index-terms';
 import { dialectSql, isUniqueViolation, type SqlExecutor } from './sql-executor';
-import { handOverScript, KEY_ROW_SQL, nextWaiterSql, PROMOTE_SQL, RELEASE_SQL, UNQUEUE_SQL, type HandOver, type HandOverBatch, type KeyRow, type Waiter } from './key-handover';
+import { handOverScript, HELD_SQL, KEY_ROW_SQL, MUST_QUEUE_SQLITE, nextWaiterSql, PROMOTE_SQL, RELEASE_SQL, UNQUEUE_SQL, type HandOver, type HandOverBatch, type KeyRow, type Waiter } from './key-handover';
 
 export type { Hold, IntakeInsert } from './rows';
 export type { Release } from './intake-release';
@@ -50,8 +50,6 @@ export interface IntakeColumns {
 
 /** Statuses in which a request has ended for its caller (error_stop included: it halted). */
 const ENDED = "('completed','stopped','error_stop')";
-/** Whether a request holds the key (params: pipeline, key): the unique index answers alone. */
-const HELD_SQL = 'SELECT 1 AS held FROM requests WHERE pipeline_id = ? AND active_key = ?';
 /** Statuses after which a request gives its business key back (error_stop keeps it: it may resume). */
 
 /** The intake's persistence, reached as `SqlStore.intake`. */
@@ -139,6 +137,13 @@ export class IntakeStore {
    * and kept it (`reuse`) is not a reason to queue: the submit meets that holder instead.
    */
   async mustQueueForKey(pipelineId: string, key: string): Promise<boolean> {
+    if (this.x.dialect === 'sqlite') {
+      // From indexes alone (migration `1763800000350`): the holder's row is not read.
+      const [r] = await this.select<{ waiters: unknown; held: unknown; ended: unknown }>(MUST_QUEUE_SQLITE, [pipelineId, key, pipelineId, key, pipelineId, key]);
+      if (!r) return false;
+      if (r.waiters !== null && r.waiters !== undefined) return true;
+      return r.held !== null && r.held !== undefined && (r.ended === null || r.ended === undefined);
+    }
     const rows = await this.select<{ waiters: unknown; holder: string | null }>(
       `SELECT (SELECT 1 FROM ${this.byBusinessKey} WHERE pipeline_id = ? AND business_key = ? AND ${this.keyQueued} LIMIT 1) AS waiters,
         (SELECT status FROM requests WHERE pipeline_id = ? AND active_key = ?) AS holder`,

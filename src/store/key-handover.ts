@@ -40,6 +40,15 @@ export const nextWaiterSql = (byKey: string, dialect: 'sqlite' | 'mysql'): strin
   return `SELECT id, status, (SELECT 1 FROM requests WHERE pipeline_id = ? AND active_key = ?) AS held
     FROM ${byKey} WHERE pipeline_id = ? AND business_key = ? AND ${t.keyQueued} ORDER BY ${t.keyOrder} LIMIT 1`;
 };
+/**
+ * `mustQueueForKey` on SQLite (params: pipeline, key, three times): requests queue for the
+ * key; someone holds it; the holder has ended (completed or stopped) and kept it.
+ */
+export const MUST_QUEUE_SQLITE = `SELECT (SELECT 1 FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1) AS waiters,
+  (SELECT 1 FROM requests INDEXED BY uq_requests_active_key WHERE pipeline_id = ? AND active_key = ?) AS held,
+  (SELECT 1 FROM requests INDEXED BY ix_requests_key_ended WHERE pipeline_id = ? AND active_key = ? AND status IN ('completed', 'stopped')) AS ended`;
+/** Whether a request holds the key (params: pipeline, key): the unique index answers alone. */
+export const HELD_SQL = 'SELECT 1 AS held FROM requests WHERE pipeline_id = ? AND active_key = ?';
 /** A queued request stopped meanwhile: it no longer waits for anything. */
 export const UNQUEUE_SQL = "UPDATE requests SET hold = NULL WHERE id = ? AND hold = 'key'";
 export const PROMOTE_SQL = "UPDATE requests SET active_key = ?, hold = ?, release_at = ? WHERE id = ? AND hold = 'key' AND status = 'buffered'";

@@ -13,7 +13,14 @@ export interface IntakeReject {
 }
 
 export class SourceStore {
-  constructor(private readonly x: SqlExecutor) {}
+  /**
+   * @param sideRead SQLite with the side thread (`checkpointer.ts`): reads the backlog count
+   *   there, off the engine's thread and page cache.
+   */
+  constructor(
+    private readonly x: SqlExecutor,
+    private readonly sideRead?: <T>(sql: string, params: unknown[]) => Promise<T[]>,
+  ) {}
 
   async recordReject(r: IntakeReject): Promise<void> {
     await this.x.run('INSERT INTO intake_rejects (id, pipeline_id, source, message_id, code, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
@@ -45,10 +52,8 @@ export class SourceStore {
    * no more than a small one.
    */
   async backlog(pipelineId: string, cap: number): Promise<number> {
-    const [row] = await this.x.all<{ n: unknown }>(
-      `SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM requests WHERE pipeline_id = ? AND status IN ('buffered','running') LIMIT ${Math.max(1, Math.floor(cap)) + 1}) b`,
-      [pipelineId],
-    );
+    const sql = `SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM requests WHERE pipeline_id = ? AND status IN ('buffered','running') LIMIT ${Math.max(1, Math.floor(cap)) + 1}) b`;
+    const [row] = await (this.sideRead ? this.sideRead<{ n: unknown }>(sql, [pipelineId]) : this.x.all<{ n: unknown }>(sql, [pipelineId]));
     return Number(row?.n ?? 0);
   }
 }

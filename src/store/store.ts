@@ -142,7 +142,8 @@ export class SqlStore implements Store {
   private sourceStore: SourceStore | undefined;
   /** Broker sources' rejects and backlog: `source-store.ts`. */
   get sources(): SourceStore {
-    return (this.sourceStore ??= new SourceStore(this.x));
+    const side = this.checkpointer;
+    return (this.sourceStore ??= new SourceStore(this.x, side ? (sql, params) => side.read(sql, params) : undefined));
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<SqlStore> {

@@ -10,6 +10,7 @@ import { latencyStats, median } from '../../scripts/bench/common';
 import { sqliteCacheMb, sqliteSettings } from '../../src/store/data-source';
 import { searchRequestRows, searchStepRows } from '../../src/store/search';
 import type { SqlExecutor } from '../../src/store/sql-executor';
+import { HELD_SQL, MUST_QUEUE_SQLITE } from '../../src/store/key-handover';
 import { SqlStore } from '../../src/store/store';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
@@ -115,6 +116,15 @@ describe('SQLite settings for the hot path', () => {
         "SELECT 1 FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1",
         "SELECT id FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1",
       ]) expect(await plan(sql), sql).to.equal('SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=? AND business_key=?)');
+      // Whether a newcomer must queue, and whether a queued submit can be promoted, read no
+      // row of the table either: the holder's status comes from the small index of holders
+      // that ended (migration 1763800000350), which is read only when it has an entry.
+      expect(await plan(MUST_QUEUE_SQLITE)).to.equal([
+        'SCAN CONSTANT ROW', 'SCALAR SUBQUERY 1', 'SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=? AND business_key=?)',
+        'SCALAR SUBQUERY 2', 'SEARCH requests USING COVERING INDEX uq_requests_active_key (pipeline_id=? AND active_key=?)',
+        'SCALAR SUBQUERY 3', 'SEARCH requests USING INDEX ix_requests_key_ended (pipeline_id=? AND active_key=?)',
+      ].join('; '));
+      expect(await plan(HELD_SQL)).to.equal('SEARCH requests USING COVERING INDEX uq_requests_active_key (pipeline_id=? AND active_key=?)');
       const requestIndexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'")).map((r) => r.name);
       expect(requestIndexes).to.include('ix_requests_key_waiters').and.not.include('ix_requests_business_key');
       const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);

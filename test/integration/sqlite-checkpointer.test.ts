@@ -55,6 +55,31 @@ describe('SQLite WAL checkpoints (CONVEYOR_SQLITE_CHECKPOINT)', function () {
     }
   });
 
+  it("a broker source's backlog count runs on the thread's connection and sees what was committed", async () => {
+    const file = path.join(tmpDir('ckpt'), 'c.db');
+    const store = await SqlStore.open(`sqlite:${file}`);
+    try {
+      const at = Date.now();
+      const insert = "INSERT INTO requests (id, pipeline_id, version, status, payload, created_at, updated_at) VALUES (?, 'p', 1, ?, '{}', ?, ?)";
+      for (const [i, status] of ['buffered', 'running', 'completed', 'buffered'].entries()) await store.query(insert, [`r${i}`, status, at, at]);
+      expect(await store.sources.backlog('p', 100)).to.equal(3);
+      expect(await store.sources.backlog('p', 1)).to.equal(2); // counted up to cap + 1
+      expect(await store.sources.backlog('other', 100)).to.equal(0);
+      const stopped = await SqlStore.open(`sqlite:${file}`, { sqliteCheckpoint: 'COMMIT' });
+      try {
+        expect(await stopped.sources.backlog('p', 100)).to.equal(3); // the same count on the engine's own connection
+      } finally {
+        await stopped.close();
+      }
+    } finally {
+      await store.close();
+    }
+    await store.sources.backlog('p', 100).then(
+      () => expect.fail('a read after close must fail'),
+      (err: Error) => expect(err.message).to.match(/side thread has stopped|closed/),
+    );
+  });
+
   it('closing the store stops the thread, and the data is all there on reopening', async () => {
     const file = path.join(tmpDir('ckpt'), 'c.db');
     const store = await SqlStore.open(`sqlite:${file}`);
