@@ -17,6 +17,8 @@
  *   is answered once stored). `--paths broker` or `--paths http-bulk` runs one side only.
  *
  * Before the clock starts, `--warm` events (2,000) go through the same path, untimed.
+ * `--runs 3,3,1` runs each size that many times (one number: every size) and reports the
+ * median: a 10,000 run lasts about a second, and single ones spread by a third.
  *
  * `--curve` prints, along each run, the events stored, the rate over the last tenth and the
  * engine's RSS at each tenth of N (where a run slows down or grows). `--profile DIR` writes the
@@ -313,17 +315,43 @@ function progressCurve(n: number, pid: number, stored: () => number): { start(t0
   };
 }
 
+/**
+ * `--runs`: how many runs of each size, one number for all or one per size (`3,3,1`); each
+ * figure is then the median run by events/s, interleaving the paths.
+ */
+export function runsPerSize(spec: string, sizes: number[]): number[] {
+  const list = spec.split(',').map((v) => Number(v.trim()));
+  if (list.some((v) => !Number.isInteger(v) || v < 1) || (list.length !== 1 && list.length !== sizes.length)) {
+    throw new Error(`--runs must be one whole number of 1 or more, or one per size (${sizes.length}), got "${spec}"`);
+  }
+  return sizes.map((_, i) => list[list.length === 1 ? 0 : i]!);
+}
+
 async function main(): Promise<void> {
   const sizes = arg('sizes', '10000,100000').split(',').map(Number);
   const paths = arg('paths', 'broker,http-bulk').split(',') as Array<Figure['path']>;
+  const runs = runsPerSize(arg('runs', '1'), sizes);
   const amqpUrl = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
   out(`broker bench: erp-catalog-sync, events stored per second, engine in its own process (Node ${process.version}, ${os.cpus().length} CPUs, SQLite; ${WARM} events through the same path first, untimed)`);
+  const line = (f: Figure, tag = ''): string =>
+    `  ${f.path.padEnd(9)} ${String(f.n).padStart(8)} events  ${String(f.ms).padStart(7)} ms  ${String(f.perSec).padStart(6)} events/s  engine peak RSS ${f.peakRssMb} MB  engine CPU ${f.cpuUsPerEvent} µs/event${f.brokerCpuUsPerEvent !== undefined ? `  RabbitMQ CPU ${f.brokerCpuUsPerEvent} µs/event` : ''}${tag}`;
   const figures: Figure[] = [];
-  for (const n of sizes) {
+  for (const [i, n] of sizes.entries()) {
+    const seen = new Map<Figure['path'], Figure[]>(paths.map((k) => [k, []]));
+    for (let r = 0; r < runs[i]!; r++) {
+      for (const kind of paths) {
+        const f = await runOnce(kind, n, amqpUrl);
+        seen.get(kind)!.push(f);
+        out(line(f, runs[i]! > 1 ? `  (run ${r + 1} of ${runs[i]})` : ''));
+      }
+    }
     for (const kind of paths) {
-      const f = await runOnce(kind, n, amqpUrl);
+      const list = seen.get(kind)!;
+      const median = [...list].sort((a, b) => a.perSec - b.perSec)[Math.floor((list.length - 1) / 2)]!;
+      // The peak RSS is the largest of the runs, not the median's.
+      const f = { ...median, peakRssMb: Math.max(...list.map((x) => x.peakRssMb)) };
       figures.push(f);
-      out(`  ${kind.padEnd(9)} ${String(n).padStart(8)} events  ${String(f.ms).padStart(7)} ms  ${String(f.perSec).padStart(6)} events/s  engine peak RSS ${f.peakRssMb} MB  engine CPU ${f.cpuUsPerEvent} µs/event${f.brokerCpuUsPerEvent !== undefined ? `  RabbitMQ CPU ${f.brokerCpuUsPerEvent} µs/event` : ''}`);
+      if (list.length > 1) out(line(f, `  median of ${list.length} (${list.map((x) => x.perSec).join(', ')} events/s; peak RSS the largest)`));
     }
   }
   for (const kind of ['broker', 'http-bulk'] as const) {
@@ -331,14 +359,18 @@ async function main(): Promise<void> {
     if (list.length < 2) continue;
     const first = list[0]!;
     const last = list.at(-1)!;
-    out(`  ${kind}: ${first.n} → ${last.n} events: ${first.perSec} → ${last.perSec} events/s (${Math.round(((last.perSec - first.perSec) / first.perSec) * 100)}%)`);
+    const change = Math.round(((last.perSec - first.perSec) / first.perSec) * 100);
+    const peak = Math.max(...list.map((f) => f.peakRssMb));
+    out(`  ${kind}: ${first.n} → ${last.n} events: ${first.perSec} → ${last.perSec} events/s (${change}%; target: no decline beyond 20%, ${change >= -20 ? 'met' : 'missed'}); engine peak RSS ${peak} MB (target ≤ 500 MB, ${peak <= 500 ? 'met' : 'missed'})`);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench:broker failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench:broker failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
