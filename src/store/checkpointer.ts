@@ -1,7 +1,9 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * SQLite's WAL checkpoints, on a thread of their own.
+ * SQLite's side thread: WAL checkpoints, and long reads, on a thread and connection of their
+ * own (`CONVEYOR_SQLITE_CHECKPOINT=THREAD`, the default; `SqlStore.open` starts it for a
+ * database file).
  *
  * In WAL mode every committed page is written twice: once as a WAL frame by the commit, once
  * into the database file by a checkpoint, which reads the frame back first. By default the
@@ -16,6 +18,11 @@ import { Worker } from 'node:worker_threads';
  * A checkpoint is safe from any connection at any moment: a crash during one leaves the WAL,
  * which the next open replays (SQLite's own guarantee; the chaos campaign kills the engine
  * with the worker running).
+ *
+ * The same connection answers reads that need not be on the engine's thread ({@link
+ * Checkpointer.read}): a broker source's backlog count, which reads up to `maxBuffered` index
+ * entries, runs there without blocking the event loop or evicting the intake's pages from the
+ * engine's page cache.
  */
 export interface Checkpointer {
   /** Checkpoints run so far, and frames they found in the WAL (for tests and the bench). */
