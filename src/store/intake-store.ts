@@ -76,12 +76,12 @@ export class IntakeStore {
   /**
    * `requests` read for the requests queued for a business key (`hold = 'key'`). Without
    * statistics a planner may prefer the hold index and walk every queued request of the
-   * pipeline. `ix_requests_key_waiters` holds the queued requests alone, in promotion order:
-   * a partial index on SQLite (migration `1763800000330`), on MySQL an index on
-   * `key_queued_at`, which is NULL but for them (migration `1763800000340`).
+   * pipeline. On SQLite `ix_requests_key_hold` (migration `1763800000360`) has the queued
+   * requests of a key as one range, in promotion order; on MySQL `ix_requests_key_waiters`
+   * is on `key_queued_at`, which is NULL but for them (migration `1763800000340`).
    */
   private get byBusinessKey(): string {
-    return dialectSql.withIndex(this.x.dialect, 'requests', 'ix_requests_key_waiters');
+    return dialectSql.withIndex(this.x.dialect, 'requests', requestIndexTerms(this.x.dialect).keyIndex);
   }
 
   /** `hold = 'key'`, as the dialect's key-waiters index matches it. */

@@ -5,6 +5,12 @@
  * indexes match. Constants, as some are read for every submit.
  */
 export interface RequestIndexTerms {
+  /**
+   * The index of a business key's queue: MariaDB's `ix_requests_key_waiters` (on
+   * `key_queued_at`), SQLite's `ix_requests_key_hold` (business key, pipeline, hold, created,
+   * id; migration `1763800000360`), which also serves the search by business key.
+   */
+  keyIndex: string;
   buffered: string;
   keyQueued: string;
   keyOrder: string;
@@ -12,6 +18,7 @@ export interface RequestIndexTerms {
 }
 
 const MYSQL: RequestIndexTerms = Object.freeze({
+  keyIndex: 'ix_requests_key_waiters',
   buffered: "buffered_status = 'buffered'",
   keyQueued: 'key_queued_at IS NOT NULL',
   keyOrder: 'key_queued_at, id',
@@ -19,6 +26,7 @@ const MYSQL: RequestIndexTerms = Object.freeze({
 });
 
 const SQLITE: RequestIndexTerms = Object.freeze({
+  keyIndex: 'ix_requests_key_hold',
   buffered: "status = 'buffered'",
   keyQueued: "hold = 'key'",
   keyOrder: 'created_at, id',

@@ -106,27 +106,28 @@ describe('SQLite settings for the hot path', () => {
       // the partial ix_requests_hold and ix_requests_status (as in intake-release.ts, intake-store.ts, SqlStore.listStaleBuffered).
       for (const [sql, index] of [
         ["SELECT id, status FROM requests WHERE pipeline_id = ? AND hold = 'gate' AND created_at <= ? ORDER BY created_at, id LIMIT ?", 'ix_requests_hold'],
-        ["SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", 'SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=?)'],
+        ["SELECT business_key FROM requests WHERE pipeline_id = ? AND hold = 'key' LIMIT ?", 'SEARCH requests USING INDEX ix_requests_hold (pipeline_id=? AND hold=?)'],
         ["SELECT id FROM requests WHERE status = 'buffered' AND release_at < ? ORDER BY release_at LIMIT ?", 'ix_requests_status (status=? AND release_at<?)'],
       ] as const) expect(await plan(sql), sql).to.include(index);
-      // A business key's queue is read from the partial index of queued requests alone, without
-      // a row of the table (as in IntakeStore.mustQueueForKey / hasKeyWaiters), and the key's
-      // whole history never enters it (migration 1763800000330).
+      // A business key's queue is one range of ix_requests_key_hold (business key, pipeline,
+      // hold, created, id), read without a row of the table (as in IntakeStore.hasKeyWaiters
+      // and the waiter reads), and the key's history around it is never walked (migration
+      // 1763800000360; before, the partial ix_requests_key_waiters of 1763800000330).
       for (const sql of [
-        "SELECT 1 FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1",
-        "SELECT id FROM requests INDEXED BY ix_requests_key_waiters WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1",
-      ]) expect(await plan(sql), sql).to.equal('SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=? AND business_key=?)');
+        "SELECT 1 FROM requests INDEXED BY ix_requests_key_hold WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1",
+        "SELECT id FROM requests INDEXED BY ix_requests_key_hold WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' ORDER BY created_at, id LIMIT 1",
+      ]) expect(await plan(sql), sql).to.equal('SEARCH requests USING COVERING INDEX ix_requests_key_hold (business_key=? AND pipeline_id=? AND hold=?)');
       // Whether a newcomer must queue, and whether a queued submit can be promoted, read no
       // row of the table either: the holder's status comes from the small index of holders
       // that ended (migration 1763800000350), which is read only when it has an entry.
       expect(await plan(MUST_QUEUE_SQLITE)).to.equal([
-        'SCAN CONSTANT ROW', 'SCALAR SUBQUERY 1', 'SEARCH requests USING COVERING INDEX ix_requests_key_waiters (pipeline_id=? AND business_key=?)',
+        'SCAN CONSTANT ROW', 'SCALAR SUBQUERY 1', 'SEARCH requests USING COVERING INDEX ix_requests_key_hold (business_key=? AND pipeline_id=? AND hold=?)',
         'SCALAR SUBQUERY 2', 'SEARCH requests USING COVERING INDEX uq_requests_active_key (pipeline_id=? AND active_key=?)',
         'SCALAR SUBQUERY 3', 'SEARCH requests USING INDEX ix_requests_key_ended (pipeline_id=? AND active_key=?)',
       ].join('; '));
       expect(await plan(HELD_SQL)).to.equal('SEARCH requests USING COVERING INDEX uq_requests_active_key (pipeline_id=? AND active_key=?)');
       const requestIndexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'")).map((r) => r.name);
-      expect(requestIndexes).to.include('ix_requests_key_waiters').and.not.include('ix_requests_business_key');
+      expect(requestIndexes).to.include('ix_requests_key_hold').and.not.include.members(['ix_requests_key_waiters', 'ix_requests_search_business_key', 'ix_requests_business_key']);
       const indexes = (await store.query<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'step_runs'")).map((r) => r.name);
       expect(indexes).to.not.include.members(['ix_step_runs_status_available', 'ix_step_runs_status_lease', 'ix_step_runs_wait']);
     } finally {
@@ -162,6 +163,9 @@ describe('SQLite settings for the hot path', () => {
       }
       const testOnly = seen.find((q) => q.sql.includes('test = 1'))!;
       expect(await plan(testOnly)).to.include('ix_requests_search_test');
+      // By business key: the key's rows from the index it shares with the key's queue, then sorted.
+      const byKey = seen.find((q) => q.sql.includes('business_key = ?'))!;
+      expect(await plan(byKey)).to.include('ix_requests_key_hold (business_key=?)');
     } finally {
       await store.close();
     }
