@@ -53,7 +53,10 @@ export class SourceStore {
    */
   async backlog(pipelineId: string, cap: number): Promise<number> {
     const sql = `SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM requests WHERE pipeline_id = ? AND status IN ('buffered','running') LIMIT ${Math.max(1, Math.floor(cap)) + 1}) b`;
-    const [row] = await (this.sideRead ? this.sideRead<{ n: unknown }>(sql, [pipelineId]) : this.x.all<{ n: unknown }>(sql, [pipelineId]));
+    // The side thread's answer, or the engine's own connection when there is none (MySQL,
+    // `COMMIT`) or it could not answer (stopped, or its thread failed).
+    const onSide = this.sideRead?.<{ n: unknown }>(sql, [pipelineId]).catch(() => undefined);
+    const [row] = (await onSide) ?? (await this.x.all<{ n: unknown }>(sql, [pipelineId]));
     return Number(row?.n ?? 0);
   }
 }
