@@ -50,9 +50,7 @@ export interface IntakeColumns {
 
 /** Statuses in which a request has ended for its caller (error_stop included: it halted). */
 const ENDED = "('completed','stopped','error_stop')";
-/** Statuses after which a request gives its business key back (error_stop keeps it: it may resume). */
 
-/** The intake's persistence, reached as `SqlStore.intake`. */
 /** First-dispatch claims of one pipeline waiting for the end of the event-loop turn. */
 interface ClaimBatch {
   pipelineId: string;
@@ -61,6 +59,7 @@ interface ClaimBatch {
   waiting: Array<{ requestId: string; resolve(answer: FirstDispatch): void; reject(err: unknown): void }>;
 }
 
+/** The intake's persistence, reached as `SqlStore.intake`. */
 export class IntakeStore {
   /** Claims of the current turn, by pipeline and rate. */
   private readonly claims = new Map<string, ClaimBatch>();

@@ -7,6 +7,7 @@
 import { requestIndexTerms } from './request-index-terms';
 import { all, run, type Script } from './sql-executor';
 
+/** Statuses after which a request gives its business key back (error_stop keeps it: it may resume). */
 export const KEY_FREE = "('completed','stopped')";
 
 /** A key given back by an ended request, and the queued request it went to, if one took it. */

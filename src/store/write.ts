@@ -68,6 +68,12 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
 }
 
 /**
+ * Rows per INSERT: one on SQLite (in-process, no round trips, no statement journal), chunks
+ * of `INSERT_CHUNK` on MySQL.
+ */
+const chunkFor = (dialect: 'sqlite' | 'mysql'): number => (dialect === 'sqlite' ? 1 : INSERT_CHUNK);
+
+/**
  * Keyed inserts, skipping any that would break a unique index (the same idempotency key, or
  * a business key already held). Answers, per row, whether it was inserted.
  *
@@ -82,13 +88,12 @@ function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script
   if (rows.length === 0) return [];
   const onConflict = dialectSql.skipDuplicates(dialect);
   const inserted = new Set<string>();
+  const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams), chunkFor(dialect));
   if (dialect === 'sqlite') {
-    const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams), 1);
     for (let i = 0; i < stmts.length; i++) {
       if ((yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params)) === 1) inserted.add(rows[i]!.record.id);
     }
   } else {
-    const stmts = insertStmts('requests', KEYED_COLUMNS, rows.map(keyedParams));
     for (let i = 0; i < stmts.length; i++) {
       yield* run(stmts[i]!.sql + onConflict, stmts[i]!.params);
       const ids = rows.slice(i * INSERT_CHUNK, (i + 1) * INSERT_CHUNK).map((r) => r.record.id);
@@ -98,7 +103,7 @@ function* keyedScript(rows: IntakeInsert[], dialect: 'sqlite' | 'mysql'): Script
   }
   const access = rows.filter((r) => r.access && r.access.length > 0 && inserted.has(r.record.id))
     .map((r) => ({ requestId: r.record.id, createdAt: r.record.createdAt, rows: r.access! }));
-  for (const st of newParticipantStmts(access, dialect === 'sqlite' ? 1 : INSERT_CHUNK)) yield* run(st.sql, st.params);
+  for (const st of newParticipantStmts(access, chunkFor(dialect))) yield* run(st.sql, st.params);
   return rows.map((r) => inserted.has(r.record.id));
 }
 
@@ -132,7 +137,7 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
   const commits = order ? order.map((o) => o.c) : batch.commits;
   const units = commits.map((c) => commitUnit(c, dialect));
   const tail = (held: boolean[]): Stmt[] => {
-    const chunk = dialect === 'sqlite' ? 1 : INSERT_CHUNK;
+    const chunk = chunkFor(dialect);
     const out = tailStmts(batch.newRequests, commits, held, chunk, batch.newRuns);
     return batch.newAccess?.length ? [...out, ...newParticipantStmts(batch.newAccess, chunk)] : out;
   };
