@@ -23,7 +23,8 @@
  * `--curve` prints, along each run, the events stored, the rate over the last tenth and the
  * engine's RSS at each tenth of N (where a run slows down or grows). `--profile DIR` writes the
  * engine's CPU profile there (`node --cpu-prof`); `--sql-time` prints the engine's SQLite time by
- * statement (`scripts/bench/sql-time.cjs`). The source's `maxBuffered` is raised above N
+ * statement (`scripts/bench/sql-time.cjs`). `--json FILE` writes each size's figures (the
+ * medians) there; `npm run bench -- --all` reads them. The source's `maxBuffered` is raised above N
  * for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
  * release rate: that is backpressure working, not intake speed).
  */
@@ -354,6 +355,8 @@ async function main(): Promise<void> {
       if (list.length > 1) out(line(f, `  median of ${list.length} (${list.map((x) => x.perSec).join(', ')} events/s; peak RSS the largest)`));
     }
   }
+  const json = arg('json', '');
+  if (json) fs.writeFileSync(json, JSON.stringify(figures, null, 2));
   for (const kind of ['broker', 'http-bulk'] as const) {
     const list = figures.filter((f) => f.path === kind);
     if (list.length < 2) continue;

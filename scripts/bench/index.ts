@@ -13,6 +13,10 @@
  *   npm run bench -- --profile DIR       write a --cpu-prof profile of every child to DIR
  *   npm run bench -- --scale             the scale curve instead: 10k, 100k and 1,000,000
  *                                        requests through 3 steps, embedded (minutes)
+ *   npm run bench -- --all               every target of the performance issue from one run:
+ *                                        the scenarios with --large, then the scale curve, then
+ *                                        erp-catalog-sync at 10k and 100k events (bench:broker)
+ *                                        (about 40 minutes)
  *
  * Every scenario runs in a child process of its own, so its peak RSS is its own and one
  * scenario's garbage does not slow the next. Runs are interleaved (run 1 of everything, then
@@ -44,13 +48,14 @@ interface Args {
   large: boolean;
   http: boolean;
   scale: boolean;
+  all: boolean;
   distributed: boolean;
   only?: string;
   profile?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, distributed: true };
+  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, all: false, distributed: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -64,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--large') a.large = true;
     else if (arg === '--http') a.http = true;
     else if (arg === '--scale') a.scale = true;
+    else if (arg === '--all') a.all = a.large = true;
     else if (arg === '--no-distributed') a.distributed = false;
     else if (arg === '--only') a.only = value();
     else if (arg === '--profile') a.profile = path.resolve(value());
@@ -282,6 +288,22 @@ function targets(rows: Row[]): Target[] {
     const durable = dist.runs.every((r) => r.verified?.ok);
     out.push({ what: 'MariaDB + Redis ≥ 1.5× the bull chain, every step committed in MySQL', measured: `${fmt(x, 2)}×, verified: ${durable ? 'yes' : 'NO'}`, met: Number.isFinite(x) ? x >= 1.5 && durable : undefined, note: Number.isFinite(x) && x < 1.5 ? `short by ${fmt(1.5 / x, 2)}×` : undefined });
   }
+  for (const r of [emb, dist]) {
+    if (!r?.runs.some((x) => x.work)) continue;
+    const m = (get: (x: Result) => number | undefined): number => median(r.runs.map((x) => get(x) ?? NaN));
+    const rows = m((x) => x.work?.batch.rowsWritten);
+    const unit = r === dist ? 'handler writes' : 'pages';
+    const pages = (w: DbWorkFigures | undefined): number | undefined => (r === dist ? w?.rowsWritten : w?.pages);
+    out.push({
+      what: `${r.name}: one row written per step attempt (database work per step)`,
+      measured: `${fmt(rows, 1)} rows, ${fmt(m((x) => x.work?.batch.statements), 1)} statements, ${fmt(m((x) => x.work?.batch.kib), 1)} KiB` +
+        (r === dist ? '' : `, ${fmt(m((x) => pages(x.work?.batch)), 1)} ${unit}`) +
+        `; 1 in flight: ${fmt(m((x) => x.work?.sequential?.rowsWritten), 1)} rows, ${fmt(m((x) => x.work?.sequential?.statements), 1)} statements` +
+        (r === dist ? '' : `, ${fmt(m((x) => pages(x.work?.sequential)), 1)} ${unit}`),
+      met: Number.isFinite(rows) ? rows <= 1.05 : undefined,
+      note: rows > 1.05 ? `${fmt(rows, 1)}× the target` : undefined,
+    });
+  }
   for (const big of rows.filter((r) => r.name.startsWith('embedded linear 100000') && r.runs.length > 0)) {
     const rss = big.m.peakRssMb;
     const how = big.name.includes(HEAP_LIMIT_FLAG) ? `with ${HEAP_LIMIT_FLAG}` : 'default Node flags';
@@ -300,7 +322,7 @@ function machine(): Record<string, unknown> {
 
 // ---- the scale curve ---------------------------------------------------------------------------
 
-async function scale(a: Args): Promise<void> {
+async function scale(a: Args): Promise<Target[]> {
   const window = 4000;
   const sizes = a.quick ? [10_000, 50_000] : [10_000, 100_000, 1_000_000];
   console.log(`Scale curve: embedded (SQLite WAL, NORMAL), 3-step pipeline, at most ${window} requests in flight.`);
@@ -336,10 +358,50 @@ async function scale(a: Args): Promise<void> {
     checks.push({ what: 'peak RSS ≤ 500 MB', measured: `${fmt(big.peakRssMb)} MB`, met: big.peakRssMb <= 500 });
   }
   printTargets(checks);
-  if (a.json) {
+  if (a.json && !a.all) {
     fs.writeFileSync(a.json, JSON.stringify({ kind: 'scale', machine: machine(), window, results, checks }, null, 2));
     console.log(`\nWrote ${a.json}`);
   }
+  return checks.map((c) => ({ ...c, what: `scale, 3 steps: ${c.what}` }));
+}
+
+// ---- seed 001 at ERP scale (bench:broker) ------------------------------------------------------
+
+/** The allowed decline of events stored per second from 10,000 to 100,000 catalog events (the performance issue). */
+const ERP_DECLINE = 0.1;
+
+/**
+ * `erp-catalog-sync` with its stand-ins at 10,000 and 100,000 events, through the RabbitMQ
+ * source and the HTTP bulk intake (`scripts/broker-bench.ts`, whose output is shown as it
+ * goes); 10,000 is the median of 3 runs.
+ */
+async function erp(a: Args): Promise<Target[]> {
+  const sizes = a.quick ? [2000, 10_000] : [10_000, 100_000];
+  const file = path.join(TMP, `erp-${Date.now()}.json`);
+  console.log(`\nerp-catalog-sync (seed 001) at ${sizes.map((n) => fmt(n)).join(' and ')} events: npm run bench:broker`);
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(ROOT, 'scripts', 'broker-bench.ts'), '--sizes', sizes.join(','), '--runs', a.quick ? '1' : '3,1', '--json', file], {
+      cwd: ROOT, env: process.env, stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    child.on('close', resolve);
+  });
+  if (code !== 0 || !fs.existsSync(file)) return [{ what: 'erp-catalog-sync: bench:broker ran', measured: `exit ${code}`, met: false }];
+  const figures = JSON.parse(fs.readFileSync(file, 'utf8')) as Array<{ path: string; n: number; perSec: number; peakRssMb: number }>;
+  fs.rmSync(file, { force: true });
+  const out: Target[] = [];
+  for (const kind of ['broker', 'http-bulk']) {
+    const small = figures.find((f) => f.path === kind && f.n === sizes[0]);
+    const big = figures.find((f) => f.path === kind && f.n === sizes[1]);
+    if (!small || !big) continue;
+    const change = (big.perSec - small.perSec) / small.perSec;
+    out.push({
+      what: `erp-catalog-sync, ${kind === 'broker' ? 'RabbitMQ source' : 'HTTP bulk'}: events stored per second, ${fmt(sizes[0])} → ${fmt(sizes[1])} events, no decline beyond ${fmt(ERP_DECLINE * 100)}%`,
+      measured: `${fmt(small.perSec)} → ${fmt(big.perSec)} events/s (${change >= 0 ? '+' : ''}${fmt(change * 100)}%), engine peak RSS ${fmt(big.peakRssMb)} MB`,
+      met: change >= -ERP_DECLINE,
+      note: change < -ERP_DECLINE ? `${fmt((-change - ERP_DECLINE) * 100)} points beyond` : undefined,
+    });
+  }
+  return out;
 }
 
 function printTargets(list: Target[]): void {
@@ -366,7 +428,10 @@ async function main(): Promise<void> {
       a.distributed = false;
     }
   }
-  if (a.scale) return scale(a);
+  if (a.scale) {
+    await scale(a);
+    return;
+  }
 
   const specs = plan(a);
   const runs: Array<Map<string, Result>> = [];
@@ -390,6 +455,14 @@ async function main(): Promise<void> {
   printWork(rows);
   const t = targets(rows);
   printTargets(t);
+  if (a.all) {
+    console.log('');
+    t.push(...(await scale(a)), ...(await erp(a)));
+    console.log(`\n==== Every target, this run (${((Date.now() - started) / 60_000).toFixed(0)} min in all) ====`);
+    printTargets(t);
+    const missed = t.filter((x) => x.met === false).length;
+    console.log(`\n${t.length - missed} of ${t.length} targets met, ${missed} missed.`);
+  }
   if (a.json) {
     fs.writeFileSync(a.json, JSON.stringify({ kind: 'bench', machine: m, args: a, medians: rows.map(({ runs: _runs, ...r }) => r), targets: t, runs: runs.map((r) => Object.fromEntries(r)) }, null, 2));
     console.log(`\nWrote ${a.json}`);

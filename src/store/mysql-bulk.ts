@@ -1,5 +1,5 @@
 /** The MySQL group-commit write: a whole batch in a handful of bulk statements. */
-import { all, InvariantError, run, type Script } from './sql-executor';
+import { all, InvariantError, run, type Checked, type Script } from './sql-executor';
 import { alertStmts, FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam } from './rows';
 import { newParticipantStmts, participantStmts } from './participants';
 import type { WriteBatch } from './write';
@@ -60,77 +60,77 @@ function* lockRevs(commits: WriteBatch['commits']): Script<boolean[]> {
   return held;
 }
 
-/** The held commits' request rows, one `UPDATE … JOIN` per chunk. */
-function* updateRequests(ok: WriteBatch['commits']): Script<void> {
-  const columns: Array<[string, string]> = [
-    ['id', 'id'], ['rev', 'INT'], ['status', 'VARCHAR(16)'], ['set_vars', 'INT'], ['vars', 'LONGTEXT'], ['error', 'LONGTEXT'], ['joins', 'LONGTEXT'],
-    ['step_count', 'INT'], ['finished_at', 'BIGINT'], ['updated_at', 'BIGINT'],
-  ];
-  for (const { rows, json: rowsJson } of jsonChunks(ok, (c) => {
+const REQUEST_JSON_COLUMNS: Array<[string, string]> = [
+  ['id', 'id'], ['rev', 'INT'], ['status', 'VARCHAR(16)'], ['set_vars', 'INT'], ['vars', 'LONGTEXT'], ['error', 'LONGTEXT'], ['joins', 'LONGTEXT'],
+  ['step_count', 'INT'], ['finished_at', 'BIGINT'], ['updated_at', 'BIGINT'],
+];
+const UPDATE_REQUESTS_SQL = `UPDATE ${jsonRows(REQUEST_JSON_COLUMNS, 'requests r')} ON r.id = v.id AND r.rev = v.rev ` +
+  'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1';
+
+const CLOSE_JSON_COLUMNS: Array<[string, string]> = [
+  ['id', 'id'], ['status', 'VARCHAR(16)'], ['output', 'LONGTEXT'], ['error', 'LONGTEXT'], ['assigned', 'LONGTEXT'], ['finished_at', 'BIGINT'], ['ended_by', 'VARCHAR(16)'],
+];
+// decide() never ends a run before its start; the duration is derived from the row's own start.
+const CLOSE_RUNS_SQL = `UPDATE ${jsonRows(CLOSE_JSON_COLUMNS, 'step_runs s')} ON s.id = v.id ` +
+  'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.finished_at - s.started_at, ' +
+  `s.finished_at = v.finished_at, s.ended_by = v.ended_by WHERE s.status IN (${OPEN})`;
+const CANCEL_RUNS_SQL = `UPDATE ${jsonRows([['id', 'id'], ['finished_at', 'BIGINT']], 'step_runs s')} ON s.id = v.id SET s.status = 'cancelled', ` +
+  `s.finished_at = v.finished_at, s.duration_ms = GREATEST(0, v.finished_at - s.started_at) WHERE s.status IN (${OPEN})`;
+
+/**
+ * Every write of a batch whose held commits are `ok`, in order, each with the rows it must
+ * change where that is known (`expect`):
+ *
+ * - the requests' rows, one `UPDATE … JOIN` per chunk, each row only at its expected `rev`:
+ *   every row must change;
+ * - the runs the commits close: every one must still be open (the exactly-once net: the
+ *   UPDATE only closes open runs);
+ * - the runs they cancel (any that are still open), then the inserts: new requests, next
+ *   runs, alerts and participants.
+ *
+ * The commits go in request id order, so two transactions lock requests in the same order.
+ */
+export function bulkWrites(batch: WriteBatch, ok: WriteBatch['commits']): Checked[] {
+  const out: Checked[] = [];
+  const sorted = ok.length > 1 ? [...ok].sort((a, b) => (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0)) : ok;
+  for (const { rows, json: rowsJson } of jsonChunks(sorted, (c) => {
     const r = c.request;
     // `set_vars` 0 keeps the request's vars (the commit assigned nothing).
     const setVars = r.vars !== undefined;
     return [c.requestId, c.expectRev, r.status, setVars ? 1 : 0, setVars ? varsParam(r.vars) : null, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
-  })) {
-    const n = yield* run(
-      `UPDATE ${jsonRows(columns, 'requests r')} ON r.id = v.id AND r.rev = v.rev ` +
-      'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1',
-      [rowsJson],
-    );
-    if (n !== rows) throw new InvariantError(`expected ${rows} request row(s) changed under lock, got ${n}`);
-  }
-}
-
-/** The runs the held commits close or cancel. */
-function* closeRuns(ok: WriteBatch['commits']): Script<void> {
-  const finishing = ok.filter((c) => c.finishRun);
-  // Every run a held commit closes must still be open: the exactly-once net. The UPDATE
-  // below only closes open runs, and a count short of the batch throws, which rolls the
-  // whole transaction back (nothing of it is written). A locking read first would only
-  // cost a round trip: the request rows locked above already serialise every writer of
-  // these runs.
-  const columns: Array<[string, string]> = [
-    ['id', 'id'], ['status', 'VARCHAR(16)'], ['output', 'LONGTEXT'], ['error', 'LONGTEXT'], ['assigned', 'LONGTEXT'], ['finished_at', 'BIGINT'], ['ended_by', 'VARCHAR(16)'],
-  ];
-  for (const { rows, json: rowsJson } of jsonChunks(finishing, (c) => {
+  })) out.push({ sql: UPDATE_REQUESTS_SQL, params: [rowsJson], expect: rows });
+  for (const { rows, json: rowsJson } of jsonChunks(sorted.filter((c) => c.finishRun), (c) => {
     const f = c.finishRun!;
     return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.endedBy ?? null];
-  })) {
-    const n = yield* run(
-      `UPDATE ${jsonRows(columns, 'step_runs s')} ON s.id = v.id ` +
-      // decide() never ends a run before its start; the duration is derived from the row's own start.
-      'SET s.status = v.status, s.output = v.output, s.error = v.error, s.assigned = v.assigned, s.duration_ms = v.finished_at - s.started_at, ' +
-      `s.finished_at = v.finished_at, s.ended_by = v.ended_by WHERE s.status IN (${OPEN})`,
-      [rowsJson],
-    );
-    if (n !== rows) throw new InvariantError(`expected ${rows} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`);
-  }
-  const cancels = ok.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
-  for (const { json: rowsJson } of jsonChunks(cancels, (row) => row)) {
-    yield* run(
-      `UPDATE ${jsonRows([['id', 'id'], ['finished_at', 'BIGINT']], 'step_runs s')} ON s.id = v.id SET s.status = 'cancelled', ` +
-      `s.finished_at = v.finished_at, s.duration_ms = GREATEST(0, v.finished_at - s.started_at) WHERE s.status IN (${OPEN})`,
-      [rowsJson],
-    );
-  }
+  })) out.push({ sql: CLOSE_RUNS_SQL, params: [rowsJson], expect: rows });
+  const cancels = sorted.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
+  for (const { json: rowsJson } of jsonChunks(cancels, (row) => row)) out.push({ sql: CANCEL_RUNS_SQL, params: [rowsJson] });
+  const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
+  out.push(
+    ...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs),
+    ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS), ...newParticipantStmts(batch.newAccess ?? [], BULK_ROWS),
+  );
+  return out;
 }
 
 /**
  * MySQL: one batch in a handful of round trips instead of three per commit. The requests
  * of the batch are locked first (`FOR UPDATE`, in id order so that engines never deadlock
  * on each other); a commit holds when its `rev` is still the expected one, exactly as the
- * per-commit guard decides, and the rows stay locked until the transaction ends. Then one
- * `UPDATE … JOIN` per table applies every held commit, and a row count that differs from
- * what the locks promised aborts the batch (a broken invariant, as in the per-commit path).
+ * per-commit guard decides, and the rows stay locked until the transaction ends. Then
+ * {@link bulkWrites} applies every held commit, and a row count that differs from what the
+ * locks promised aborts the batch (a broken invariant, as in the per-commit path).
  */
 export function* bulkScript(batch: WriteBatch): Script<boolean[]> {
   const held = yield* lockRevs(batch.commits);
   const ok = batch.commits.filter((_, i) => held[i]);
-  yield* updateRequests(ok);
-  yield* closeRuns(ok);
-  const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
-  for (const st of [...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs), ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS), ...newParticipantStmts(batch.newAccess ?? [], BULK_ROWS)]) {
-    yield* run(st.sql, st.params);
+  for (const st of bulkWrites(batch, ok)) {
+    const n = yield* run(st.sql, st.params);
+    if (st.expect !== undefined && n !== st.expect) {
+      throw new InvariantError(st.sql === CLOSE_RUNS_SQL
+        ? `expected ${st.expect} open step run(s) closed, got ${n}: ${FINISH_RUN_SQL}`
+        : `expected ${st.expect} request row(s) changed under lock, got ${n}`);
+    }
   }
   return held;
 }

@@ -281,17 +281,19 @@ export class MysqlExecutor implements SqlExecutor {
    * (a unique key that a concurrent commit took, a deadlock) rolls it back too, and answers
    * `false`: the statement-by-statement path then decides, and throws what it must.
    */
-  async sendAll(stmts: Checked[]): Promise<boolean> {
-    const options = this.ds.options as { url?: string };
+  async sendAll(stmts: Checked[], options: { readCommitted?: boolean } = {}): Promise<boolean> {
+    const { url } = this.ds.options as { url?: string };
     this.multi ??= createPool({
-      uri: options.url, multipleStatements: true, charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, connectionLimit: 4,
+      uri: url, multipleStatements: true, charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, connectionLimit: 4,
     });
     const checked = stmts.some((st) => st.expect !== undefined);
-    const text = ['START TRANSACTION', ...stmts.map((st) => format(st.sql, norm(st.params) as never)), ...(checked ? [] : ['COMMIT'])].join(';\n');
+    // `SET TRANSACTION` applies to the next transaction only: the pooled connection keeps its default.
+    const head = options.readCommitted ? ['SET TRANSACTION ISOLATION LEVEL READ COMMITTED', 'START TRANSACTION'] : ['START TRANSACTION'];
+    const text = [...head, ...stmts.map((st) => format(st.sql, norm(st.params) as never)), ...(checked ? [] : ['COMMIT'])].join(';\n');
     const conn = await this.multi.getConnection();
     try {
       const [results] = await conn.query(text);
-      const counts = (results as ResultSetHeader[]).slice(1, 1 + stmts.length).map((r) => r.affectedRows);
+      const counts = (results as ResultSetHeader[]).slice(head.length, head.length + stmts.length).map((r) => r.affectedRows);
       if (!checked) return true;
       const ok = stmts.every((st, i) => st.expect === undefined || counts[i] === st.expect);
       await conn.query(ok ? 'COMMIT' : 'ROLLBACK');

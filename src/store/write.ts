@@ -4,7 +4,7 @@
  * MySQL a larger batch takes the bulk path (`mysql-bulk.ts`) instead.
  */
 import type { RequestCommit, RequestRecord, StepRunRecord } from '../model';
-import { bulkScript } from './mysql-bulk';
+import { bulkScript, bulkWrites } from './mysql-bulk';
 import { newParticipantStmts, participantStmts, type NewAccess } from './participants';
 import {
   alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
@@ -123,6 +123,7 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
   const keyed = batch.keyed ?? [];
   // Below a few commits the per-commit path takes fewer round trips than the bulk one.
   if (dialect === 'mysql' && bulkable(batch)) {
+    if (keyed.length === 0 && x instanceof MysqlExecutor) return bulkOptimistic(x, batch);
     return x.script(function* () {
       const held = yield* bulkScript(batch);
       return keyed.length === 0 ? held : [...held, ...(yield* keyedScript(keyed, dialect))];
@@ -178,9 +179,27 @@ async function sendAllFirst(x: MysqlExecutor, units: GuardedUnit[], tail: (held:
   const held = units.map(() => true);
   stmts.push(...tail(held));
   // A large batch (many new requests, large outputs) keeps one statement per query, well under the packet limit.
-  const bytes = stmts.reduce((n, st) => st.params.reduce<number>((m, v) => m + (typeof v === 'string' ? v.length : 8), n), 0);
-  if (bytes <= SEND_ALL_BYTES && (await x.sendAll(stmts))) return inBatchOrder(held, order);
+  if (paramBytes(stmts) <= SEND_ALL_BYTES && (await x.sendAll(stmts))) return inBatchOrder(held, order);
   return x.script(script).then((h) => inBatchOrder(h, order));
+}
+
+/** The most bytes of parameters sent as one multi-statement query (MariaDB's `max_allowed_packet` is 16 MB by default). */
+const BULK_SEND_ALL_BYTES = 8 * 1024 * 1024;
+
+const paramBytes = (stmts: Stmt[]): number => stmts.reduce((n, st) => st.params.reduce<number>((m, v) => m + (typeof v === 'string' ? v.length : 8), n), 0);
+
+/**
+ * MySQL, a bulk batch: written as if every commit holds, in one multi-statement query and a
+ * `COMMIT` (two round trips; the statement-by-statement bulk path takes one per statement,
+ * and a locking read of every request first). Each request's `UPDATE` names its expected
+ * `rev`, so a stale commit changes no row; when any count is not the expected one (a commit
+ * no longer holds, or a run is no longer open), that transaction is rolled back whole and
+ * the batch goes the locking way ({@link bulkScript}), which decides per commit.
+ */
+async function bulkOptimistic(x: MysqlExecutor, batch: WriteBatch): Promise<boolean[]> {
+  const stmts = bulkWrites(batch, batch.commits);
+  if (paramBytes(stmts) <= BULK_SEND_ALL_BYTES && (await x.sendAll(stmts, { readCommitted: true }))) return batch.commits.map(() => true);
+  return x.script(() => bulkScript(batch), { readCommitted: true });
 }
 
 /** The inserts that follow the guarded units: new requests, the held commits' runs, alerts and participants. */

@@ -11,6 +11,7 @@ import { createConnection } from 'mysql2/promise';
 import type { RequestCommit, RequestRecord, StepRunRecord } from '../../src/model';
 import { MIGRATIONS } from '../../src/store/data-source';
 import { GroupCommitter } from '../../src/store/group-commit';
+import { MysqlExecutor } from '../../src/store/sql-executor';
 import { SqlStore } from '../../src/store/store';
 import { requireMysql } from '../support/services';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
@@ -306,6 +307,58 @@ function storeSuite(make: () => Target): void {
       expect(await runStatus(other.first.id)).to.equal('dispatched');
       expect(await runStatus(otherRun.id)).to.equal(undefined);
       expect(await store.getRequest(fresh.id)).to.equal(undefined);
+    });
+
+    it('a batch of commits of distinct requests (MySQL: the bulk path) goes in one query when every commit holds, and decides per commit when one does not', async () => {
+      const sent: number[] = [];
+      const proto = MysqlExecutor.prototype as unknown as { sendAll(stmts: unknown[], o?: unknown): Promise<boolean> };
+      const original = proto.sendAll;
+      proto.sendAll = function (this: unknown, stmts: unknown[], o?: unknown) {
+        sent.push(stmts.length);
+        return original.call(this, stmts, o);
+      };
+      try {
+        const seeds = [await seeded(), await seeded(), await seeded(), await seeded()];
+        const next = seeds.map(({ req }) => run(req.id, 2));
+        const fresh = request();
+        sent.length = 0;
+        const all = await store.write({ newRequests: [fresh], commits: seeds.map(({ req, first }, i) => commit(req, 1, { finish: first.id, insertRuns: [next[i]!] })) });
+        expect(all).to.deep.equal([true, true, true, true]);
+        if (target.name === 'mysql') expect(sent, 'one multi-statement query for the whole batch').to.have.length(1);
+        for (const [i, { req, first }] of seeds.entries()) {
+          expect((await store.getRequest(req.id))!.rev).to.equal(2);
+          expect(await runStatus(first.id)).to.equal('completed');
+          expect(await runStatus(next[i]!.id)).to.equal('dispatched');
+        }
+        expect(await store.getRequest(fresh.id)).to.deep.equal(fresh);
+
+        // The second commit is stale: the one-query try is rolled back whole, then each commit is decided on its own.
+        const third = seeds.map(({ req }) => run(req.id, 3));
+        const before = await store.getRequest(seeds[1]!.req.id);
+        const mixed = seeds.map(({ req }, i) => commit(req, i === 1 ? 0 : 2, { finish: next[i]!.id, insertRuns: [third[i]!] }));
+        sent.length = 0;
+        expect(await store.write({ newRequests: [], commits: mixed })).to.deep.equal([true, false, true, true]);
+        if (target.name === 'mysql') expect(sent).to.have.length(1);
+        expect(await store.getRequest(seeds[1]!.req.id)).to.deep.equal(before);
+        expect(await runStatus(next[1]!.id)).to.equal('dispatched');
+        expect(await runStatus(third[1]!.id)).to.equal(undefined);
+        for (const i of [0, 2, 3]) {
+          expect((await store.getRequest(seeds[i]!.req.id))!.rev).to.equal(3);
+          expect(await runStatus(next[i]!.id)).to.equal('completed');
+          expect(await runStatus(third[i]!.id)).to.equal('dispatched');
+        }
+
+        // A commit whose rev holds but whose run is already closed aborts the whole batch, as in the per-commit path.
+        const closed = commit(seeds[0]!.req, 3, { finish: next[0]!.id });
+        const others = [2, 3].map((i) => commit(seeds[i]!.req, 3, { finish: third[i]!.id }));
+        const beforeAll = await Promise.all(seeds.map(({ req }) => store.getRequest(req.id)));
+        const err = await rejection(store.write({ newRequests: [], commits: [closed, ...others] }));
+        expect(err.message).to.match(/expected 3 open step run\(s\) closed, got 2|expected 1 row\(s\) changed, got 0/);
+        expect(await Promise.all(seeds.map(({ req }) => store.getRequest(req.id)))).to.deep.equal(beforeAll);
+        for (const i of [2, 3]) expect(await runStatus(third[i]!.id)).to.equal('dispatched');
+      } finally {
+        proto.sendAll = original;
+      }
     });
 
     it('two commits for the same request in one batch apply in order', async () => {
