@@ -365,7 +365,7 @@ async function scale(a: Args): Promise<Target[]> {
   return checks.map((c) => ({ ...c, what: `scale, 3 steps: ${c.what}` }));
 }
 
-// ---- seed 001 at ERP scale (bench:broker) ------------------------------------------------------
+// ---- erp-catalog-sync at ERP scale (bench:broker) --------------------------------------------
 
 /** The allowed decline of events stored per second from 10,000 to 100,000 catalog events (the performance issue). */
 const ERP_DECLINE = 0.1;
@@ -378,7 +378,7 @@ const ERP_DECLINE = 0.1;
 async function erp(a: Args): Promise<Target[]> {
   const sizes = a.quick ? [2000, 10_000] : [10_000, 100_000];
   const file = path.join(TMP, `erp-${Date.now()}.json`);
-  console.log(`\nerp-catalog-sync (seed 001) at ${sizes.map((n) => fmt(n)).join(' and ')} events: npm run bench:broker`);
+  console.log(`\nerp-catalog-sync (the ERP example) at ${sizes.map((n) => fmt(n)).join(' and ')} events: npm run bench:broker`);
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(ROOT, 'scripts', 'broker-bench.ts'), '--sizes', sizes.join(','), '--runs', a.quick ? '1' : '3,1', '--json', file], {
       cwd: ROOT, env: process.env, stdio: ['ignore', 'inherit', 'inherit'],

@@ -84,7 +84,8 @@ const CANCEL_RUNS_SQL = `UPDATE ${jsonRows([['id', 'id'], ['finished_at', 'BIGIN
  * - the requests' rows, one `UPDATE … JOIN` per chunk, each row only at its expected `rev`:
  *   every row must change;
  * - the runs the commits close: every one must still be open (the exactly-once net: the
- *   UPDATE only closes open runs);
+ *   UPDATE only closes open runs). No locking read of the runs first: the request rows,
+ *   locked by the statement before, already serialise every writer of their runs;
  * - the runs they cancel (any that are still open), then the inserts: new requests, next
  *   runs, alerts and participants.
  *

@@ -183,8 +183,12 @@ async function sendAllFirst(x: MysqlExecutor, units: GuardedUnit[], tail: (held:
   return x.script(script).then((h) => inBatchOrder(h, order));
 }
 
-/** The most bytes of parameters sent as one multi-statement query (MariaDB's `max_allowed_packet` is 16 MB by default). */
-const BULK_SEND_ALL_BYTES = 8 * 1024 * 1024;
+/**
+ * The most bytes of parameters a bulk batch sends as one multi-statement query. Escaping can
+ * double a JSON string, and MariaDB's `max_allowed_packet` is 16 MB by default; a server with
+ * a smaller one refuses the query, and the batch then goes the statement-by-statement way.
+ */
+const BULK_SEND_ALL_BYTES = 4 * 1024 * 1024;
 
 const paramBytes = (stmts: Stmt[]): number => stmts.reduce((n, st) => st.params.reduce<number>((m, v) => m + (typeof v === 'string' ? v.length : 8), n), 0);
 
