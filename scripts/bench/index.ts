@@ -184,7 +184,7 @@ function pad(cells: string[], widths: number[]): string {
   return cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
 
-interface Row {
+export interface Row {
   name: string;
   kind: Spec['kind'];
   runs: Result[];
@@ -198,7 +198,7 @@ function rawFor(spec: EngineSpec): string {
   return spec?.sync === 'FULL' ? 'raw SQLite tx (FULL)' : 'raw SQLite tx (NORMAL)';
 }
 
-function summarise(specs: Spec[], runs: Array<Map<string, Result>>): Row[] {
+export function summarise(specs: Spec[], runs: Array<Map<string, Result>>): Row[] {
   const keys = ['reqPerS', 'stepsPerS', 'p50Ms', 'p99Ms', 'seqP50Ms', 'seqP99Ms', 'peakRssMb', 'txPerS', 'itemsPerBatch', 'cpuUsPerRequest'] as const;
   return specs.map((spec) => {
     const results = runs.map((r) => r.get(spec.name)).filter((r): r is Result => r !== undefined);
@@ -262,7 +262,7 @@ function printWork(rows: Row[]): void {
   console.log('SQLite: bytes the process wrote (WAL frames and checkpoint copies), pages = bytes ÷ 4,120. MariaDB: Handler_write/update/delete rows, Questions, redo log bytes; server-wide.');
 }
 
-interface Target {
+export interface Target {
   what: string;
   measured: string;
   met: boolean | undefined;
@@ -272,7 +272,7 @@ interface Target {
 /** The heap limit of the bounded-memory scenario (docs/operations.md "Memory"). */
 const HEAP_LIMIT_FLAG = '--max-old-space-size=384';
 
-function targets(rows: Row[]): Target[] {
+export function targets(rows: Row[]): Target[] {
   const find = (prefix: string): Row | undefined => rows.find((r) => r.name.startsWith(prefix) && r.runs.length > 0);
   const out: Target[] = [];
   const emb = find('embedded linear');
@@ -469,10 +469,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error((err as Error).message);
-    process.exit(1);
-  },
-);
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error((err as Error).message);
+      process.exit(1);
+    },
+  );
+}
