@@ -85,6 +85,12 @@ export interface Config {
   sqliteCacheMb: number | undefined;
   /** `CONVEYOR_SQLITE_CHECKPOINT`; undefined: `THREAD`. */
   sqliteCheckpoint: 'THREAD' | 'COMMIT' | undefined;
+  /**
+   * `CONVEYOR_HEAP_GROWING_PERCENT`: how far V8 lets this process's heap grow past what the
+   * last full collection kept, in percent (`--heap-growing-percent`); 0 leaves V8's own choice,
+   * as does the flag given to node itself (`NODE_OPTIONS` or the command line).
+   */
+  heapGrowingPercent: number;
   /** `LOG_LEVEL`. */
   logLevel: string;
   /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`; unset keeps the supervisor's defaults. */
@@ -141,6 +147,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_SQLITE_SYNCHRONOUS: 'NORMAL',
   CONVEYOR_SQLITE_CACHE_MB: '32',
   CONVEYOR_SQLITE_CHECKPOINT: 'THREAD',
+  CONVEYOR_HEAP_GROWING_PERCENT: '50',
   LOG_LEVEL: 'info',
   CONVEYOR_QUEUE_LEASE_MS: '600000',
   CONVEYOR_LEASE_GRACE_MS: '10000',
@@ -296,6 +303,12 @@ function tunings(r: Reader): Pick<Config, 'supervisor' | 'requestCallbacks' | 'a
   };
 }
 
+/** `CONVEYOR_HEAP_GROWING_PERCENT`, checked; 0 when `NODE_OPTIONS` already sets the flag (the operator's choice wins). */
+function heapGrowingPercent(r: Reader, env: Env): number {
+  const percent = r.int('CONVEYOR_HEAP_GROWING_PERCENT', 0, 1000, 50);
+  return /--heap[-_]growing[-_]percent\b/.test(env.NODE_OPTIONS ?? '') ? 0 : percent;
+}
+
 /**
  * Reads and checks the configuration. Throws a {@link ConfigError} naming the variable on the
  * first wrong value.
@@ -323,6 +336,7 @@ export function loadConfig(env: Env = process.env): Config {
     sqliteSynchronous: r.oneOf('CONVEYOR_SQLITE_SYNCHRONOUS', ['NORMAL', 'FULL'] as const),
     sqliteCacheMb: r.int('CONVEYOR_SQLITE_CACHE_MB', 1, 65_536, undefined),
     sqliteCheckpoint: r.oneOf('CONVEYOR_SQLITE_CHECKPOINT', ['THREAD', 'COMMIT'] as const),
+    heapGrowingPercent: heapGrowingPercent(r, env),
     logLevel: r.oneOf('LOG_LEVEL', ['ERROR', 'WARN', 'INFO', 'HTTP', 'VERBOSE', 'DEBUG', 'SILLY'] as const)?.toLowerCase() ?? 'info',
     ...tunings(r),
     outboundAllow: r.str('CONVEYOR_OUTBOUND_ALLOW'),

@@ -31,6 +31,7 @@ import { SourceRunner, type SourceRunnerOptions } from './sources/runner';
 import { HttpTransport, type CallbackConfig } from './transports/http';
 import { checkOutboundUrl, parseOutboundAllow, type OutboundPolicy } from './transports/outbound';
 import { QueueHub, QueueTransport, QueueWorker } from './transports/queue';
+import { applyHeapGrowing } from './heap';
 import { LocalInbox, type Inbox } from './inbox/inbox';
 import { RedisInbox } from './inbox/redis-inbox';
 import { resultMessage, type HandleResult, type InboxMessage, type StepResult } from './supervisor/messages';
@@ -183,6 +184,7 @@ export class Engine {
   /** Loads everything and opens the store. Refuses (throws) on any invalid pipeline or module. */
   static async create(opts: EngineOptions = {}): Promise<Engine> {
     const config = opts.config ?? loadConfig();
+    applyHeapGrowing(config.heapGrowingPercent);
     const logger = opts.logger ?? createLogger(config.logLevel);
     const redisUrl = opts.redisUrl ?? config.redisUrl;
     const project = loadProject({ ...opts, config });

@@ -18,7 +18,7 @@ describe('configuration (src/config.ts)', () => {
       host: '127.0.0.1', port: 3000, databaseUrl: 'sqlite:./data/conveyor.db', redisUrl: undefined, apiKeys: '', jwt: undefined,
       pipelinesDir: './pipelines', modulesDir: './modules', bodyLimit: 1_048_576, queueModules: [], queueLockMs: 30_000,
       queuePrefix: undefined, publicUrl: undefined, callbackSecret: undefined, submitRate: undefined, retentionMs: undefined,
-      shutdownDeadlineMs: 10_000, sqliteSynchronous: undefined, sqliteCacheMb: undefined, sqliteCheckpoint: undefined, logLevel: 'info', supervisor: {}, requestCallbacks: {}, admin: {},
+      shutdownDeadlineMs: 10_000, sqliteSynchronous: undefined, sqliteCacheMb: undefined, sqliteCheckpoint: undefined, heapGrowingPercent: 50, logLevel: 'info', supervisor: {}, requestCallbacks: {}, admin: {},
       outboundAllow: undefined, liveIntervalMs: 2000, metrics: undefined, migrations: {},
     } satisfies Config);
   });
@@ -45,6 +45,11 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_SQLITE_SYNCHRONOUS: 'full' }, { sqliteSynchronous: 'FULL' }],
     [{ CONVEYOR_SQLITE_CACHE_MB: '256' }, { sqliteCacheMb: 256 }],
     [{ CONVEYOR_SQLITE_CHECKPOINT: 'commit' }, { sqliteCheckpoint: 'COMMIT' }],
+    [{ CONVEYOR_HEAP_GROWING_PERCENT: '100' }, { heapGrowingPercent: 100 }],
+    [{ CONVEYOR_HEAP_GROWING_PERCENT: '0' }, { heapGrowingPercent: 0 }],
+    // The flag given to node itself is the operator's choice: the engine leaves it alone.
+    [{ NODE_OPTIONS: '--max-old-space-size=512 --heap-growing-percent=30' }, { heapGrowingPercent: 0 }],
+    [{ NODE_OPTIONS: '--max-old-space-size=512' }, { heapGrowingPercent: 50 }],
     [{ LOG_LEVEL: 'WARN' }, { logLevel: 'warn' }],
     [{ CONVEYOR_SWEEP_MS: '250', CONVEYOR_LEASE_GRACE_MS: '1000', CONVEYOR_QUEUE_LEASE_MS: '10000' }, { supervisor: { sweepIntervalMs: 250, leaseGraceMs: 1000, queueLeaseMs: 10_000 } }],
     [{ CONVEYOR_MAX_IN_FLIGHT: '2000' }, { supervisor: { maxInFlight: 2000 } }],
@@ -86,6 +91,8 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_RETENTION: '0d' }, 'CONVEYOR_RETENTION must be a duration such as "30d" (got "0d")'],
     [{ CONVEYOR_SQLITE_SYNCHRONOUS: 'OFF' }, 'CONVEYOR_SQLITE_SYNCHRONOUS must be NORMAL or FULL, got "OFF"'],
     [{ CONVEYOR_SQLITE_CACHE_MB: '0' }, 'CONVEYOR_SQLITE_CACHE_MB must be an integer 1-65536, got "0"'],
+    [{ CONVEYOR_HEAP_GROWING_PERCENT: '-5' }, 'CONVEYOR_HEAP_GROWING_PERCENT must be an integer 0-1000, got "-5"'],
+    [{ CONVEYOR_HEAP_GROWING_PERCENT: '1.5x' }, 'CONVEYOR_HEAP_GROWING_PERCENT must be an integer 0-1000, got "1.5x"'],
     [{ CONVEYOR_SQLITE_CHECKPOINT: 'never' }, 'CONVEYOR_SQLITE_CHECKPOINT must be THREAD or COMMIT, got "never"'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be ERROR or WARN or INFO or HTTP or VERBOSE or DEBUG or SILLY, got "loud"'],
     [{ CONVEYOR_SWEEP_MS: '0' }, 'CONVEYOR_SWEEP_MS must be a number of milliseconds above 0, got "0"'],
