@@ -16,7 +16,7 @@
  *   npm run bench -- --all               every target of the performance issue from one run:
  *                                        the scenarios with --large, then the scale curve, then
  *                                        erp-catalog-sync at 10k and 100k events (bench:broker)
- *                                        (about 40 minutes)
+ *                                        (about 20 minutes on 2 cores)
  *
  * Every scenario runs in a child process of its own, so its peak RSS is its own and one
  * scenario's garbage does not slow the next. Runs are interleaved (run 1 of everything, then
