@@ -195,7 +195,11 @@ export class Engine {
     const outbound = outboundIssues(project, opts.outboundAllow ?? config.outboundAllow, config.admin.webhookUrl);
     project.issues.push(...outbound.issues);
     if (project.issues.length > 0) throw new PipelineValidationError(project.issues);
-    const store = await SqlStore.open(opts.databaseUrl ?? config.databaseUrl, { sqliteSynchronous: opts.sqliteSynchronous });
+    // The store's settings come from the configuration checked above (the store reads the
+    // environment itself only when opened without one, as the CLI's tools do).
+    const store = await SqlStore.open(opts.databaseUrl ?? config.databaseUrl, {
+      sqliteSynchronous: opts.sqliteSynchronous ?? config.sqliteSynchronous, sqliteCacheMb: config.sqliteCacheMb, sqliteCheckpoint: config.sqliteCheckpoint,
+    });
     const catalog = new PipelineCatalog(store, project.registry);
     await catalog.register(project.pipelines);
     // Every process must sign and check callback tokens with the same secret: take it from

@@ -43,11 +43,12 @@ export const nextWaiterSql = (byKey: string, dialect: 'sqlite' | 'mysql'): strin
 };
 /**
  * `mustQueueForKey` on SQLite (params: pipeline, key, three times): requests queue for the
- * key; someone holds it; the holder has ended (completed or stopped) and kept it.
+ * key; someone holds it; the holder has ended ({@link KEY_FREE}, the statuses of
+ * `ix_requests_key_ended`, migration `1763800000350`) and kept it.
  */
 export const MUST_QUEUE_SQLITE = `SELECT (SELECT 1 FROM requests INDEXED BY ${requestIndexTerms('sqlite').keyIndex} WHERE pipeline_id = ? AND business_key = ? AND hold = 'key' LIMIT 1) AS waiters,
   (SELECT 1 FROM requests INDEXED BY uq_requests_active_key WHERE pipeline_id = ? AND active_key = ?) AS held,
-  (SELECT 1 FROM requests INDEXED BY ix_requests_key_ended WHERE pipeline_id = ? AND active_key = ? AND status IN ('completed', 'stopped')) AS ended`;
+  (SELECT 1 FROM requests INDEXED BY ix_requests_key_ended WHERE pipeline_id = ? AND active_key = ? AND status IN ${KEY_FREE}) AS ended`;
 /** Whether a request holds the key (params: pipeline, key): the unique index answers alone. */
 export const HELD_SQL = 'SELECT 1 AS held FROM requests WHERE pipeline_id = ? AND active_key = ?';
 /** A queued request stopped meanwhile: it no longer waits for anything. */
