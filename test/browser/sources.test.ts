@@ -7,6 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../../src/cli/commands/graph';
 import { FIXTURE_MODULES, openAmqp, unique, writePipelines, type Amqp } from '../brokers/helpers';
 import { until } from '../intake/helpers';
+import { openView, signIn } from '../support/dashboard';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { requireAmqp } from '../support/services';
 import { cleanupTmpDirs } from '../support/tmp';
@@ -46,12 +47,8 @@ describe('dashboard: broker sources view in Chromium', function () {
   });
 
   it('lists the source and the dead-lettered message with its reason', async () => {
-    await page.goto(`${t.url}/`);
-    await page.fill('#login-key', t.keys.read);
-    await page.click('#login-form button[type=submit]');
-    await page.locator('#app:not([hidden])').waitFor();
-    await page.goto(`${t.url}/#/sources`);
-    await page.reload();
+    await signIn(page, t.url, t.keys.read);
+    await openView(page, '#/sources');
     const row = page.locator(`tr[data-source="${id}/erp-catalog"]`);
     await row.waitFor({ timeout: 20_000 });
     const cells = await row.locator('td').allInnerTexts();

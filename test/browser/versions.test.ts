@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../../src/cli/commands/graph';
+import { openView, signIn } from '../support/dashboard';
 import { startTestEngine, type TestEngine } from '../support/engine';
 import { FIXTURES, MOVE_WAIT_V2, registerVersion, scalar, untilCount } from '../migration/support';
 
@@ -34,12 +35,8 @@ describe('dashboard: pipeline versions, diff and migration in Chromium', functio
   });
 
   it('lists the versions, compares them, shows the dry run, then migrates', async () => {
-    await page.goto(`${t.url}/`);
-    await page.fill('#login-key', t.keys.admin);
-    await page.click('#login-form button[type=submit]');
-    await page.locator('#app:not([hidden])').waitFor();
-    await page.goto(`${t.url}/#/pipeline/move-wait`);
-    await page.reload();
+    await signIn(page, t.url, t.keys.admin);
+    await openView(page, '#/pipeline/move-wait');
     const v1Row = page.locator('tr[data-version="1"]');
     await v1Row.waitFor({ timeout: 20_000 });
     expect(await v1Row.locator('td').allInnerTexts()).to.deep.equal(['1', await v1Row.locator('td').nth(1).innerText(), '6', 'waiting 6']);
