@@ -165,7 +165,7 @@ export class Engine {
     );
     this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
-    const startNew = (record: RequestRecord): Promise<boolean> => this.inbox.startNew(record);
+    const startNew = (record: RequestRecord): Promise<RequestRecord | undefined> => this.inbox.startNew(record);
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify, startNew }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });
     this.sources = new SourceRunner({ catalog, intake: this.intake, store: store.sources, pool: this.brokers, logger }, opts.sources);
     this.moduleHost = new ModuleHost(this.bus, registry, logger);

@@ -27,10 +27,11 @@ export interface Inbox {
   /**
    * A new request intake has not stored yet, started in the transaction that stores it when
    * this process would start it at once anyway (`src/supervisor/start-new.ts`). Resolves
-   * `false` when it is not: intake then stores it `buffered` and posts a start. Rejects when
-   * the write failed; nothing is stored then.
+   * with the request as stored (`running`, `rev` 1), or `undefined` when it is not started:
+   * intake then stores it `buffered` and posts a start. Rejects when the write failed;
+   * nothing is stored then.
    */
-  startNew(record: RequestRecord): Promise<boolean>;
+  startNew(record: RequestRecord): Promise<RequestRecord | undefined>;
   /** Starts feeding the supervisor: this process's bus (and, distributed, the Redis queues). */
   start(): void;
   /** Stops listening. */
@@ -47,9 +48,9 @@ export class LocalInbox implements Inbox {
     protected readonly bus: Bus,
   ) {}
 
-  startNew(record: RequestRecord): Promise<boolean> {
+  startNew(record: RequestRecord): Promise<RequestRecord | undefined> {
     // Before the engine runs a request is left buffered, as a start would be.
-    return this.listening && this.supervisor.startNew ? this.supervisor.startNew(record) : Promise.resolve(false);
+    return this.listening && this.supervisor.startNew ? this.supervisor.startNew(record) : Promise.resolve(undefined);
   }
 
   ask(message: InboxMessage): Promise<HandleResult> {

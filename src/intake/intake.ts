@@ -69,9 +69,10 @@ export interface IntakeDeps {
   notify(requestId: string): void;
   /**
    * Offers a new plain request to the supervisor to be stored already started, with its first
-   * runs, in one transaction (`Inbox.startNew`); `false`: store it buffered and `notify`.
+   * runs, in one transaction (`Inbox.startNew`). Resolves with the request as stored, or
+   * `undefined`: store it buffered and `notify`.
    */
-  startNew?(record: RequestRecord): Promise<boolean>;
+  startNew?(record: RequestRecord): Promise<RequestRecord | undefined>;
 }
 
 export interface IntakeOptions {
@@ -238,7 +239,9 @@ export class Intake {
     if (!record.idempotencyKey && !keyPolicy && !gated && !callbackUrl) {
       // Said outright: a request that has no callback costs no callback claim when it ends.
       // `copyRequest`, not `{ ...record, hasCallback: false }`, which V8 builds slowly.
-      if (access.length === 0 && this.d.startNew && (await this.d.startNew(offeredToStart(record)))) return { request: record, outcome: 'created' };
+      // Started at submit: the answer says what is stored (`running`), not `buffered`.
+      const started = access.length === 0 && this.d.startNew ? await this.d.startNew(offeredToStart(record)) : undefined;
+      if (started) return { request: started, outcome: 'created' };
       await this.d.committer.insertRequest(record, access);
       this.d.notify(record.id);
       return { request: record, outcome: 'created' };

@@ -22,7 +22,7 @@ import type { SupervisorDeps, SupervisorOptions } from './options';
 import { Outbox } from './outbox';
 import { timeoutError } from './poll';
 import { leaseFor, prepareRuns } from './prepare';
-import { buildState } from './state';
+import { buildState, copyRequest } from './state';
 import { decideNewStart } from './start-new';
 import { SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
@@ -141,22 +141,24 @@ export class Supervisor {
 
   /**
    * A new request intake has not stored yet, started in the transaction that stores it
-   * (`start-new.ts`). False: it takes the usual way (stored `buffered`, then a start).
-   * Rejects when the write failed; nothing is stored then.
+   * (`start-new.ts`). Resolves with the request as stored, a copy (the state moves on), or
+   * `undefined`: it takes the usual way (stored `buffered`, then a start). Rejects when the
+   * write failed; nothing is stored then.
    */
-  async startNew(record: RequestRecord): Promise<boolean> {
-    if (this.stopping || !this.admission.hasRoom() || !this.admission.admit(record.id)) return false;
+  async startNew(record: RequestRecord): Promise<RequestRecord | undefined> {
+    if (this.stopping || !this.admission.hasRoom() || !this.admission.admit(record.id)) return undefined;
     try {
       const pipeline = await this.d.pipelines.get(record.pipelineId, record.version).catch(() => undefined);
       const start = pipeline && !this.stopping ? decideNewStart(pipeline, record, this.envs.of(pipeline), this.o) : undefined;
-      if (!pipeline || !start) return false;
+      if (!pipeline || !start) return undefined;
       const { state, decision } = start;
       await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns);
+      const stored = copyRequest(start.started);
       applyDecision(state, decision);
       this.states.set(record.id, state);
       this.perform(pipeline, state, decision, undefined);
       if (state.request.traceContext) traceCommit(this.traceDeps, pipeline, state, decision, undefined, { type: 'start' });
-      return true;
+      return stored;
     } finally {
       this.admission.started(record.id);
     }

@@ -37,7 +37,8 @@ describe('intake: bulk NDJSON', function () {
     expect(r.status).to.equal(200);
     expect(r.headers['content-type']).to.match(/application\/x-ndjson/);
     expect(r.lines.map((l) => l.line)).to.deep.equal([1, 2, 4, 5, 6, 7]);
-    expect(r.lines[0]).to.include({ line: 1, status: 'buffered', outcome: 'created' });
+    // A plain request is stored already started (start at submit), and its line says so.
+    expect(r.lines[0]).to.include({ line: 1, status: 'running', outcome: 'created' });
     expect(r.lines[1]!.error!.code).to.equal('CONVEYOR_ERR_BAD_JSON');
     expect(r.lines[2]!.error!.code).to.equal('CONVEYOR_ERR_BAD_BODY');
     expect(r.lines[3]!.error!.code).to.equal('CONVEYOR_ERR_FORBIDDEN_KEY');

@@ -55,9 +55,9 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
     };
     const startNew = e.inbox.startNew.bind(e.inbox);
     e.inbox.startNew = async (record: RequestRecord) => {
-      const taken = await startNew(record);
-      offered.push({ id: record.id, taken });
-      return taken;
+      const stored = await startNew(record);
+      offered.push({ id: record.id, taken: stored !== undefined });
+      return stored;
     };
     const insertRequest = e.committer.insertRequest.bind(e.committer);
     e.committer.insertRequest = (record, access, runs) => {
@@ -93,8 +93,10 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
   it('stores a plain request running, with its first run, in one commit; no start job; it completes, each step once', async () => {
     gate = installGate();
     const batches = engine.committer.stats.batches;
-    const { id } = await engine.intake.submit({ pipelineId: 'sas-plain', payload: { i: 1 } });
+    const answered = await engine.intake.submit({ pipelineId: 'sas-plain', payload: { i: 1 } });
+    const id = answered.id;
     expect(engine.committer.stats.batches - batches, 'one transaction for the submit and the start').to.equal(1);
+    expect({ status: answered.status, rev: answered.rev }, 'the answer says what is stored').to.deep.equal({ status: 'running', rev: 1 });
     expect(offered).to.deep.equal([{ id, taken: true }]);
     expect(inserted.get(id), 'inserted already started, with its first run').to.deep.equal({ status: 'running', hold: null, runs: 1 });
     expect(await rowOf(id)).to.deep.equal({ status: 'running', rev: 1 });
