@@ -214,12 +214,21 @@ class RunningSource {
     try {
       const max = this.source.maxBuffered;
       const t0 = performance.now();
+      // The count may miss what is being stored while it runs: the messages taken since it
+      // began, and those still being stored when it began. Both stay counted after it, so
+      // the estimate (count + taken since) never falls below the truth: a source pauses
+      // by `maxBuffered` + `prefetch` whenever its count runs.
+      const takenBefore = this.sinceCheck;
+      const storing = this.inFlight.size;
       const backlog = await this.d.store.backlog(this.pipelineId, max);
       delay = nextCheckDelay(this.o.checkMs, performance.now() - t0);
       this.status.backlog = backlog;
-      this.sinceCheck = 0;
-      if (this.status.state === 'consuming' && backlog > max) await this.pause();
-      else if ((first || this.status.state === 'paused') && backlog <= max * (first ? 1 : RESUME_AT)) {
+      this.sinceCheck = this.sinceCheck - takenBefore + storing;
+      // Pausing and resuming both go by the estimate: a count read before a burst must not
+      // resume a source that the burst paused meanwhile.
+      const estimate = backlog + this.sinceCheck;
+      if (this.status.state === 'consuming' && estimate > max) await this.pause();
+      else if ((first || this.status.state === 'paused') && estimate <= max * (first ? 1 : RESUME_AT)) {
         await this.adapter.start((d) => this.take(d));
         this.status.state = 'consuming';
       } else if (first) this.status.state = 'paused';

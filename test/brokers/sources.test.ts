@@ -157,4 +157,30 @@ describe('broker sources (real RabbitMQ and NATS JetStream)', function () {
     expect(later.backlog, 'counted up to maxBuffered + 1').to.equal(41);
     expect(await amqp.depth(queue)).to.be.at.least(500 - stored - 10);
   });
+
+  it('pauses by maxBuffered + prefetch even when the backlog count answers late: what is stored meanwhile counts', async () => {
+    const queue = unique('t.bps');
+    queues.push(queue, `${queue}.dead`);
+    const id = unique('src-bps');
+    const engine = await start([{
+      id, start: 'work', intake: { schedule: '0 0 1 1 *' }, sources: [{ kind: 'amqp', queue, prefetch: 10, maxBuffered: 40 }],
+      steps: { work: { subsystem: 'in-work' } },
+    }]);
+    await until('the source to consume', async () => (await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((s) => s.pipeline === id)?.state === 'consuming');
+    // Every count reads the store, then answers 300 ms later (a long count, as at 750,000
+    // buffered): the messages stored in between are not in it.
+    const sources = engine.engine.store.sources;
+    const count = sources.backlog.bind(sources);
+    sources.backlog = async (pipelineId, cap) => {
+      const n = await count(pipelineId, cap);
+      await new Promise((r) => setTimeout(r, 300));
+      return n;
+    };
+    await amqp.send(queue, Array.from({ length: 500 }, (_, i) => ({ body: { i }, id: `bps-${i}` })));
+    await until('the source to pause', async () => (await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((y) => y.pipeline === id)!.state === 'paused', 30_000, 50);
+    // Two counts' time: whatever was taken before the pause is stored by then.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await rowsOf(engine, id)).length).to.be.within(40, 40 + 10 + 1);
+    expect((await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((y) => y.pipeline === id)!.state).to.equal('paused');
+  });
 });
