@@ -217,6 +217,13 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       inspector.connect();
       inspector.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
     }
+    // BENCH_CPU_PROFILE=<file>: a CPU profile of the batch alone (not the warm-up or the one-at-a-time runs).
+    const cpuProfile = process.env.BENCH_CPU_PROFILE;
+    const profiler = cpuProfile ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await new Promise<void>((resolve) => profiler.post('Profiler.enable', () => profiler.post('Profiler.start', () => resolve())));
+    }
     const cpu0 = process.cpuUsage();
     const elu0 = performance.eventLoopUtilization();
     let peakHeap = 0;
@@ -236,6 +243,13 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       pump();
     }
     await allDone;
+    if (profiler) {
+      await new Promise<void>((resolve) => profiler.post('Profiler.stop', (err, res) => {
+        if (!err) fs.writeFileSync(cpuProfile!, JSON.stringify(res.profile));
+        resolve();
+      }));
+      profiler.disconnect();
+    }
     const seconds = (performance.now() - batchStart) / 1000;
     const work = { batch: meter.perStep(work0, await meter.read(), n * steps), sequential: seqWork };
     const cpu = process.cpuUsage(cpu0);

@@ -6,6 +6,7 @@
  * Jobs are keyed by run or request id, so adding the same one twice does nothing while it waits.
  */
 import Queue from 'bull';
+import Redis, { type RedisOptions } from 'ioredis';
 import type { BusEvents, ModuleCall } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { RegisteredModule } from '../module/registry';
@@ -28,9 +29,19 @@ export interface QueueHubOptions {
   lockMs?: number;
 }
 
-/** Opens (once) and closes the bull queues of one process. */
+/**
+ * Opens (once) and closes the bull queues of one process.
+ *
+ * Each queue's command connection pipelines on its own (ioredis `enableAutoPipelining`): the
+ * commands issued in one event-loop turn (a group commit's worth of job adds, the worker's
+ * completions) leave in one socket write instead of one each. `distributed linear 5000`
+ * went from ~5 writes a request to under 1 (strace), with 2–11% less engine CPU
+ * (docs/performance.md). The blocking connection (`BRPOPLPUSH`) and the subscriber stay plain.
+ */
 export class QueueHub {
   private readonly queues = new Map<string, Queue.Queue>();
+  /** The connections made for the queues: bull closes only those it made itself. */
+  private readonly clients: Redis[] = [];
 
   constructor(
     readonly redisUrl: string,
@@ -49,6 +60,7 @@ export class QueueHub {
       q = new Queue(name, this.redisUrl, {
         prefix: this.o.prefix ?? 'bull',
         limiter,
+        createClient: (type, config) => this.connect(type, config as RedisOptions),
         settings: { lockDuration, stalledInterval: lockDuration, maxStalledCount: 100 },
         defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
       });
@@ -57,9 +69,18 @@ export class QueueHub {
     return q;
   }
 
+  /** A connection as bull would make it, with auto-pipelining on the command connection. */
+  private connect(type: 'client' | 'subscriber' | 'bclient', config: RedisOptions): Redis {
+    // bull refuses a blocking or subscriber connection that retries per request.
+    const c = type === 'client' ? new Redis({ ...config, enableAutoPipelining: true }) : new Redis({ ...config, maxRetriesPerRequest: null });
+    this.clients.push(c);
+    return c;
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
+    for (const c of this.clients.splice(0)) c.disconnect();
   }
 }
 

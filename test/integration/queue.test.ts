@@ -17,7 +17,8 @@ import * as net from 'node:net';
 import { expect } from 'chai';
 import { Engine, type EngineRoles } from '../../src/engine';
 import { ErrorCodes } from '../../src/errors';
-import { MODULE_QUEUE_PREFIX } from '../../src/transports/queue';
+import Redis from 'ioredis';
+import { MODULE_QUEUE_PREFIX, QueueHub } from '../../src/transports/queue';
 import {
   cleanRedisPrefix, createTestDatabase, DIST_MODULES, DIST_PIPELINES, sleep, spawnConveyor, stopProc, uniquePrefix, waitFor,
   type ConveyorProc, type TestDatabase,
@@ -378,5 +379,43 @@ describe('queue transport: a worker SIGKILLed mid-job', function () {
     const again = await s.runs(e, r.id);
     expect(again.filter((x) => x.status === 'completed')).to.have.length(1);
     expect(again).to.have.length(1);
+  });
+});
+
+describe('queue hub: job adds of one event-loop turn leave together (real Redis)', function () {
+  this.timeout(30_000);
+  let redisUrl: string;
+  let prefix: string;
+
+  before(async () => {
+    redisUrl = await requireRedis();
+    prefix = uniquePrefix('qhub');
+  });
+  after(async () => {
+    await cleanRedisPrefix(redisUrl, prefix);
+  });
+
+  /** Redis's count of reads from client sockets (`INFO stats`): one per socket read, whatever it carries. */
+  const readsProcessed = async (r: Redis): Promise<number> => Number(/total_reads_processed:(\d+)/.exec(await r.info('stats'))![1]);
+
+  it('sends 300 adds made in one turn in a few socket writes, stores every job, and closes its connections', async () => {
+    const hub = new QueueHub(redisUrl, { prefix });
+    const q = hub.queue('conveyor:module:pipelined');
+    await q.isReady();
+    const probe = new Redis(redisUrl);
+    try {
+      const before = await readsProcessed(probe);
+      await Promise.all(Array.from({ length: 300 }, (_, i) => q.add({ i }, { jobId: `j-${i}` })));
+      const reads = (await readsProcessed(probe)) - before;
+      // One command a write would be 300 reads or more (each add is one EVALSHA); the probe's own INFO is one.
+      expect(reads, `${reads} socket reads for 300 adds`).to.be.below(60);
+      expect(await q.getWaitingCount()).to.equal(300);
+    } finally {
+      probe.disconnect();
+    }
+    const clients = (hub as unknown as { clients: Redis[] }).clients;
+    expect(clients.length).to.be.at.least(1);
+    await hub.close();
+    expect(clients, 'every connection the hub made is given back').to.have.length(0);
   });
 });
