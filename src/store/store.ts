@@ -74,6 +74,7 @@ export interface Store {
   listPolls(runId: string, limit: number, afterN?: number): Promise<PollRecord[]>;
   /** Requests still `buffered` although due before `before` (their start event was lost). */
   listStaleBuffered(before: number, limit: number): Promise<string[]>;
+  listStartable(before: number, limit: number): Promise<RequestRecord[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
   findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
   countApiKeys(): Promise<number>;
@@ -265,6 +266,19 @@ export class SqlStore implements Store {
 
   claimFirstDispatch(pipelineId: string, requestId: string, rate: { max: number; perMs: number }, now: number): Promise<{ at: number } | { retryAt: number }> {
     return this.intake.claimFirstDispatch(pipelineId, requestId, rate, now);
+  }
+
+  /** `buffered` requests released before `before`, oldest release first, whole (as `getRequest` with `callback` reads one). */
+  async listStartable(before: number, limit: number): Promise<RequestRecord[]> {
+    const rows = await this.x.all<Record<string, unknown>>(
+      `SELECT ${REQUEST_COLUMNS}, (callback_url IS NOT NULL) AS has_callback FROM requests WHERE ${requestIndexTerms(this.x.dialect).buffered} AND release_at < ? ORDER BY release_at LIMIT ?`,
+      [before, limit],
+    );
+    return rows.map((row) => {
+      const request = toRequest(row);
+      request.hasCallback = num(row.has_callback) === 1;
+      return request;
+    });
   }
 
   async listStaleBuffered(before: number, limit: number): Promise<string[]> {

@@ -12,7 +12,7 @@
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
 import { noteAccessRows, noteMoved } from './commit-rows';
-import { ACTIVE_STATUSES, type RequestRecord } from '../model';
+import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
 import { applyDecision, decide, type Decision, type OpenRun, type Outcome, type RequestState } from './decide';
@@ -24,7 +24,7 @@ import { timeoutError } from './poll';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState, copyRequest } from './state';
 import { decideNewStart } from './start-new';
-import { SupervisorTimers } from './timers';
+import { recoverAll, SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
 export type { HandleResult, InboxMessage } from './messages';
@@ -37,11 +37,13 @@ export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs: DecisionEnvs;
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Rows admission control pulled from the store, until their start reads them (once). */
+  private readonly pulled = new Map<string, RequestRecord>();
   private readonly outbox: Outbox;
   /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
   private readonly inFlight: Set<string>;
   private readonly timers: SupervisorTimers;
-  private readonly admission: Admission;
+  private readonly admission: Admission<RequestRecord>;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
   private readonly traceDeps: TraceDeps;
@@ -58,8 +60,12 @@ export class Supervisor {
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
     this.admission = new Admission(this.o.maxInFlight > 0 ? this.o.maxInFlight : Number.POSITIVE_INFINITY, {
       cached: () => this.states.size,
-      listStartable: (before, limit) => d.store.listStaleBuffered(before, limit),
-      start: (requestId) => void this.receive({ type: 'start', requestId }),
+      listStartable: (before, limit) => d.store.listStartable(before, limit),
+      // The pulled row is what the start's first read would fetch (`load`).
+      start: (request) => {
+        this.pulled.set(request.id, request);
+        void this.receive({ type: 'start', requestId: request.id }).finally(() => this.pulled.delete(request.id));
+      },
       logger: d.logger,
     });
   }
@@ -184,21 +190,9 @@ export class Supervisor {
     });
   }
 
-  /**
-   * Single-process recovery: every unfinished request continues from its last committed
-   * step. Open runs are sent again (at least once; the idempotency key lets modules drop
-   * duplicates) and pending timers are re-armed. With several processes, leases do this.
-   */
-  async recover(pageSize = 500): Promise<number> {
-    let after = '';
-    let count = 0;
-    for (;;) {
-      const ids = await this.d.store.listRequestIds(ACTIVE_STATUSES, pageSize, after);
-      if (ids.length === 0) return count;
-      await Promise.all(ids.map((id) => this.receive({ type: 'resend', requestId: id })));
-      count += ids.length;
-      after = ids[ids.length - 1]!;
-    }
+  /** Single-process recovery (`recoverAll` in `timers.ts`): every unfinished request continues. */
+  recover(pageSize = 500): Promise<number> {
+    return recoverAll(this.d.store, (m) => this.receive(m), pageSize);
   }
 
   /** Serialises work per request in this process; different requests run side by side. */
@@ -223,7 +217,9 @@ export class Supervisor {
       const cached = this.states.get(requestId);
       if (cached) return cached;
     }
-    const request = await this.d.store.getRequest(requestId, { callback: true });
+    const pulled = fresh ? undefined : this.pulled.get(requestId);
+    this.pulled.delete(requestId);
+    const request = pulled ?? (await this.d.store.getRequest(requestId, { callback: true }));
     if (!request) return undefined;
     // A request still `buffered` has never started, so it has no step runs to read.
     const state = buildState(request, request.status === 'buffered' ? [] : await this.d.store.listStepRuns(requestId));

@@ -6,6 +6,7 @@
  * Each of them becomes an inbox message handed back to the supervisor.
  */
 import type { Logger } from '../log/logger';
+import { ACTIVE_STATUSES } from '../model';
 import type { Store } from '../store/store';
 import type { InboxMessage } from './messages';
 
@@ -94,5 +95,22 @@ export class SupervisorTimers {
     } finally {
       this.sweeping = false;
     }
+  }
+}
+
+/**
+ * Single-process recovery: every unfinished request continues from its last committed step.
+ * Open runs are sent again (at least once; the idempotency key lets modules drop duplicates)
+ * and pending timers are re-armed. With several processes, leases do this.
+ */
+export async function recoverAll(store: Pick<Store, 'listRequestIds'>, receive: (m: InboxMessage) => Promise<unknown>, pageSize: number): Promise<number> {
+  let after = '';
+  let count = 0;
+  for (;;) {
+    const ids = await store.listRequestIds(ACTIVE_STATUSES, pageSize, after);
+    if (ids.length === 0) return count;
+    await Promise.all(ids.map((id) => receive({ type: 'resend', requestId: id })));
+    count += ids.length;
+    after = ids[ids.length - 1]!;
   }
 }

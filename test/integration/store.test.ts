@@ -462,6 +462,21 @@ function storeSuite(make: () => Target): void {
       expect(again).to.deep.equal([false, true, false, true]);
     });
 
+    it('listStartable reads whole buffered rows released before a time, oldest release first, with whether each has a callback', async () => {
+      const pipelineId = `startable-${target.name}`;
+      // Release times long before every other test's rows, so only these qualify.
+      const late = request({ pipelineId, status: 'buffered', releaseAt: 2_000, payload: { n: 1 } });
+      const early = request({ pipelineId, status: 'buffered', releaseAt: 1_000, payload: { n: 2 } });
+      const running = request({ pipelineId, status: 'running', releaseAt: 500 });
+      const notYet = request({ pipelineId, status: 'buffered', releaseAt: 5_000 });
+      await store.write({ newRequests: [late, running, notYet], commits: [], keyed: [{ record: early, hold: null, activeKey: null, callbackUrl: 'http://127.0.0.1:9/cb' }] });
+      const got = await store.listStartable(3_000, 10);
+      expect(got.map((r) => r.id)).to.deep.equal([early.id, late.id]);
+      expect(got[0]).to.deep.equal({ ...(await store.getRequest(early.id, { callback: true })), hasCallback: true });
+      expect(got[1]).to.deep.equal({ ...late, hasCallback: false });
+      expect((await store.listStartable(3_000, 1)).map((r) => r.id)).to.deep.equal([early.id]);
+    });
+
     it('listRequestIds pages in id order by status; countRequests returns a number', async () => {
       const status = (i: number): RequestRecord['status'] => (i % 3 === 0 ? 'waiting' : 'stopped');
       const pipelineId = `list-${target.name}`;

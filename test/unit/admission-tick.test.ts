@@ -16,9 +16,9 @@ function harness(o: { cached: number; max: number; waiting: string[] }) {
     cached: () => o.cached,
     listStartable: (before, limit) => {
       reads.push({ before, limit });
-      return Promise.resolve(o.waiting.slice(0, limit));
+      return Promise.resolve(o.waiting.slice(0, limit).map((id) => ({ id })));
     },
-    start: (id) => void started.push(id),
+    start: (r) => void started.push(r.id),
     logger: createLogger('error'),
   });
   return { a, reads, started };

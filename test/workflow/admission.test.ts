@@ -31,6 +31,14 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
   });
 
   it('starts 5 of 20, keeps 15 buffered in the store, then starts them oldest first as slots free; all 20 complete once', async () => {
+    // Which requests are read back one by one (the supervisor's load of a request it does not hold).
+    const store = t.engine.store;
+    const getRequest = store.getRequest.bind(store);
+    const readOneByOne: string[] = [];
+    store.getRequest = (id, options) => {
+      readOneByOne.push(id);
+      return getRequest(id, options);
+    };
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) ids.push((await t.engine.intake.submit({ pipelineId: 'admission', payload: { i } })).id);
     await waitFor('5 first steps running', () => (gate.running === 5 ? true : undefined), 10_000, 10);
@@ -53,6 +61,9 @@ describe('admission control: at most maxInFlight requests in flight, the rest wa
     expect(gate.maxRunning, 'never more than the cap at once').to.be.at.most(5);
     expect(gate.started.slice().sort((a, b) => a - b), 'each first step ran once').to.deep.equal(Array.from({ length: 20 }, (_, i) => i));
     expect(stats().pulled, 'the deferred starts, taken back from the store').to.be.at.least(15);
+    store.getRequest = getRequest;
+    const deferred = gate.started.slice(5).map((i) => ids[i]!);
+    expect(readOneByOne.filter((id) => deferred.includes(id)), 'a pulled start uses the row its pull read').to.deep.equal([]);
     // Oldest first: the deferred requests started in the order they were released.
     const rows = await t.engine.store.query<{ id: string; release_at: unknown }>("SELECT id, release_at FROM requests WHERE pipeline_id = 'admission'");
     const releaseOf = new Map(rows.map((r) => [String(r.id), Number(r.release_at)]));
