@@ -74,7 +74,7 @@ export interface Store {
   listPolls(runId: string, limit: number, afterN?: number): Promise<PollRecord[]>;
   /** Requests still `buffered` although due before `before` (their start event was lost). */
   listStaleBuffered(before: number, limit: number): Promise<string[]>;
-  listStartable(before: number, limit: number): Promise<RequestRecord[]>;
+  getRequests(ids: string[]): Promise<RequestRecord[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
   findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;
   countApiKeys(): Promise<number>;
@@ -268,12 +268,13 @@ export class SqlStore implements Store {
     return this.intake.claimFirstDispatch(pipelineId, requestId, rate, now);
   }
 
-  /** `buffered` requests released before `before`, oldest release first, whole (as `getRequest` with `callback` reads one). */
-  async listStartable(before: number, limit: number): Promise<RequestRecord[]> {
-    const rows = await this.x.all<Record<string, unknown>>(
-      `SELECT ${REQUEST_COLUMNS}, (callback_url IS NOT NULL) AS has_callback FROM requests WHERE ${requestIndexTerms(this.x.dialect).buffered} AND release_at < ? ORDER BY release_at LIMIT ?`,
-      [before, limit],
-    );
+  /** The requests with these ids that exist, whole (as `getRequest` with `callback` reads one), in no order. */
+  async getRequests(ids: string[]): Promise<RequestRecord[]> {
+    const rows: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      rows.push(...(await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS}, (callback_url IS NOT NULL) AS has_callback FROM requests WHERE id IN (${chunk.map(() => '?').join(',')})`, chunk)));
+    }
     return rows.map((row) => {
       const request = toRequest(row);
       request.hasCallback = num(row.has_callback) === 1;

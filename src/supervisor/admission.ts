@@ -17,21 +17,21 @@ const PULL_EVERY_MS = 200;
 /** How often the store is checked for waiting starts in any case (see `Admission.start`). */
 const TICK_MS = 1000;
 
-export interface AdmissionDeps<T extends { id: string }> {
+export interface AdmissionDeps {
   /** Requests whose state the supervisor keeps in memory. */
   cached(): number;
+  /** Ids of `buffered` requests released before `before`, oldest release first. */
+  listStartable(before: number, limit: number): Promise<string[]>;
   /**
-   * `buffered` requests released before `before`, oldest release first: whole rows, read in
-   * one query, so a start needs no read of its own (a 20,000 burst made 16,000 single-row
-   * reads here before).
+   * Hands the requests one pull found to the supervisor as starts, all at once: it reads
+   * their rows in one query, so a start needs no read of its own (a 20,000 burst made
+   * 16,000 single-row reads here before).
    */
-  listStartable(before: number, limit: number): Promise<T[]>;
-  /** Hands a pulled request to the supervisor as a start. */
-  start(request: T): void;
+  start(requestIds: string[]): void;
   logger: Logger;
 }
 
-export class Admission<T extends { id: string } = { id: string }> {
+export class Admission {
   private readonly starting = new Set<string>();
   /** Whether a start was turned away since the store was last found empty of them. */
   private backlog = false;
@@ -43,7 +43,7 @@ export class Admission<T extends { id: string } = { id: string }> {
 
   constructor(
     private readonly max: number,
-    private readonly d: AdmissionDeps<T>,
+    private readonly d: AdmissionDeps,
   ) {}
 
   /**
@@ -112,15 +112,15 @@ export class Admission<T extends { id: string } = { id: string }> {
     const deferredBefore = this.stats.deferred;
     const asked = limit + this.starting.size;
     void this.d.listStartable(before, asked)
-      .then((rows) => {
-        const unstarted = rows.filter((r) => !this.starting.has(r.id));
+      .then((ids) => {
+        const unstarted = ids.filter((id) => !this.starting.has(id));
         const fresh = unstarted.slice(0, limit);
         // The store holds no more waiting starts only if the read came back short and this
         // pull starts every one it found. (`starting` may hold requests that are not buffered
         // rows, e.g. started at submit, so a short read can still find more than the room.)
-        if (rows.length < asked && unstarted.length <= limit && this.stats.deferred === deferredBefore) this.backlog = false;
+        if (ids.length < asked && unstarted.length <= limit && this.stats.deferred === deferredBefore) this.backlog = false;
         this.stats.pulled += fresh.length;
-        for (const r of fresh) this.d.start(r);
+        if (fresh.length > 0) this.d.start(fresh);
       })
       .catch((err: unknown) => this.d.logger.warn('admission: reading waiting starts failed', { error: (err as Error).message }))
       .finally(() => {

@@ -43,7 +43,7 @@ export class Supervisor {
   /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
   private readonly inFlight: Set<string>;
   private readonly timers: SupervisorTimers;
-  private readonly admission: Admission<RequestRecord>;
+  private readonly admission: Admission;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
   private readonly traceDeps: TraceDeps;
@@ -60,12 +60,8 @@ export class Supervisor {
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
     this.admission = new Admission(this.o.maxInFlight > 0 ? this.o.maxInFlight : Number.POSITIVE_INFINITY, {
       cached: () => this.states.size,
-      listStartable: (before, limit) => d.store.listStartable(before, limit),
-      // The pulled row is what the start's first read would fetch (`load`).
-      start: (request) => {
-        this.pulled.set(request.id, request);
-        void this.receive({ type: 'start', requestId: request.id }).finally(() => this.pulled.delete(request.id));
-      },
+      listStartable: (before, limit) => d.store.listStaleBuffered(before, limit),
+      start: (ids) => this.startPulled(ids),
       logger: d.logger,
     });
   }
@@ -187,6 +183,15 @@ export class Supervisor {
       if (run) run.status = 'waiting';
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
       return 'committed';
+    });
+  }
+
+  /** Starts what admission pulled: admitted at once (slots held), rows read in one query (`load` takes each). */
+  private startPulled(ids: string[]): void {
+    const admitted = ids.filter((id) => this.admission.admit(id));
+    if (admitted.length > 0) void this.d.store.getRequests(admitted).catch(() => []).then((rows) => {
+      for (const r of rows) this.pulled.set(r.id, r);
+      for (const id of admitted) void this.receive({ type: 'start', requestId: id }).finally(() => this.pulled.delete(id));
     });
   }
 

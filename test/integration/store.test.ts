@@ -462,19 +462,18 @@ function storeSuite(make: () => Target): void {
       expect(again).to.deep.equal([false, true, false, true]);
     });
 
-    it('listStartable reads whole buffered rows released before a time, oldest release first, with whether each has a callback', async () => {
-      const pipelineId = `startable-${target.name}`;
-      // Release times long before every other test's rows, so only these qualify.
-      const late = request({ pipelineId, status: 'buffered', releaseAt: 2_000, payload: { n: 1 } });
-      const early = request({ pipelineId, status: 'buffered', releaseAt: 1_000, payload: { n: 2 } });
-      const running = request({ pipelineId, status: 'running', releaseAt: 500 });
-      const notYet = request({ pipelineId, status: 'buffered', releaseAt: 5_000 });
-      await store.write({ newRequests: [late, running, notYet], commits: [], keyed: [{ record: early, hold: null, activeKey: null, callbackUrl: 'http://127.0.0.1:9/cb' }] });
-      const got = await store.listStartable(3_000, 10);
-      expect(got.map((r) => r.id)).to.deep.equal([early.id, late.id]);
-      expect(got[0]).to.deep.equal({ ...(await store.getRequest(early.id, { callback: true })), hasCallback: true });
-      expect(got[1]).to.deep.equal({ ...late, hasCallback: false });
-      expect((await store.listStartable(3_000, 1)).map((r) => r.id)).to.deep.equal([early.id]);
+    it('getRequests reads whole requests by id in one query each 500, with whether each has a callback', async () => {
+      const pipelineId = `many-${target.name}`;
+      const plain = Array.from({ length: 600 }, (_, i) => request({ pipelineId, status: 'buffered', payload: { i } }));
+      const withCallback = request({ pipelineId, status: 'buffered', payload: { cb: true } });
+      await store.write({ newRequests: plain, commits: [], keyed: [{ record: withCallback, hold: null, activeKey: null, callbackUrl: 'http://127.0.0.1:9/cb' }] });
+      const got = await store.getRequests([withCallback.id, ...plain.map((r) => r.id), 'no-such-request']);
+      const byId = new Map(got.map((r) => [r.id, r]));
+      expect(got).to.have.length(601);
+      expect(byId.get(withCallback.id)).to.deep.equal(await store.getRequest(withCallback.id, { callback: true }));
+      expect(byId.get(withCallback.id)!.hasCallback).to.equal(true);
+      for (const r of plain) expect(byId.get(r.id)).to.deep.equal({ ...r, hasCallback: false });
+      expect(await store.getRequests([])).to.deep.equal([]);
     });
 
     it('listRequestIds pages in id order by status; countRequests returns a number', async () => {

@@ -16,9 +16,9 @@ function harness(o: { cached: number; max: number; waiting: string[] }) {
     cached: () => o.cached,
     listStartable: (before, limit) => {
       reads.push({ before, limit });
-      return Promise.resolve(o.waiting.slice(0, limit).map((id) => ({ id })));
+      return Promise.resolve(o.waiting.slice(0, limit));
     },
-    start: (r) => void started.push(r.id),
+    start: (ids) => void started.push(...ids),
     logger: createLogger('error'),
   });
   return { a, reads, started };
