@@ -74,6 +74,7 @@ export interface Store {
   listPolls(runId: string, limit: number, afterN?: number): Promise<PollRecord[]>;
   /** Requests still `buffered` although due before `before` (their start event was lost). */
   listStaleBuffered(before: number, limit: number): Promise<string[]>;
+  /** Whole requests by id (admission's pulled starts), with whether each has a callback. */
   getRequests(ids: string[]): Promise<RequestRecord[]>;
   insertApiKey(key: ApiKeyRecord): Promise<void>;
   findApiKey(hash: string): Promise<ApiKeyRecord | undefined>;

@@ -37,7 +37,7 @@ export class Supervisor {
   private readonly states = new Map<string, RequestState>();
   private readonly envs: DecisionEnvs;
   private readonly chains = new Map<string, Promise<unknown>>();
-  /** Rows admission control pulled from the store, until their start reads them (once). */
+  /** Rows admission pulled, until their start reads them (once). */
   private readonly pulled = new Map<string, RequestRecord>();
   private readonly outbox: Outbox;
   /** Runs sent to a module and not yet answered, in this process (kept by the outbox). */
@@ -143,9 +143,8 @@ export class Supervisor {
 
   /**
    * A new request intake has not stored yet, started in the transaction that stores it
-   * (`start-new.ts`). Resolves with the request as stored, a copy (the state moves on), or
-   * `undefined`: it takes the usual way (stored `buffered`, then a start). Rejects when the
-   * write failed; nothing is stored then.
+   * (`start-new.ts`). Resolves with the stored request (a copy), or `undefined`: it takes the
+   * usual way (stored `buffered`, then a start). Rejects when the write failed; nothing is stored.
    */
   async startNew(record: RequestRecord): Promise<RequestRecord | undefined> {
     if (this.stopping || !this.admission.hasRoom() || !this.admission.admit(record.id)) return undefined;
@@ -186,7 +185,7 @@ export class Supervisor {
     });
   }
 
-  /** Starts what admission pulled: admitted at once (slots held), rows read in one query (`load` takes each). */
+  /** Starts what admission pulled: admitted now, rows read in one query (if that fails, each `load` reads its own). */
   private startPulled(ids: string[]): void {
     const admitted = ids.filter((id) => this.admission.admit(id));
     if (admitted.length > 0) void this.d.store.getRequests(admitted).catch(() => []).then((rows) => {
