@@ -132,16 +132,22 @@ describe('broker sources (real RabbitMQ and NATS JetStream)', function () {
     });
   });
 
-  it('pauses while the backlog is over maxBuffered: the rest stays at the broker', async () => {
-    const queue = unique('t.bp');
+  /** An AMQP source (prefetch 10, maxBuffered 40) whose requests all stay buffered, consuming. */
+  const heldSource = async (label: string): Promise<{ queue: string; id: string; engine: TestEngine }> => {
+    const queue = unique(`t.${label}`);
     queues.push(queue, `${queue}.dead`);
-    const id = unique('src-bp');
+    const id = unique(`src-${label}`);
     // A schedule that never fires in the test: every request stays buffered.
     const engine = await start([{
       id, start: 'work', intake: { schedule: '0 0 1 1 *' }, sources: [{ kind: 'amqp', queue, prefetch: 10, maxBuffered: 40 }],
       steps: { work: { subsystem: 'in-work' } },
     }]);
     await until('the source to consume', async () => (await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((s) => s.pipeline === id)?.state === 'consuming');
+    return { queue, id, engine };
+  };
+
+  it('pauses while the backlog is over maxBuffered: the rest stays at the broker', async () => {
+    const { queue, id, engine } = await heldSource('bp');
     await amqp.send(queue, Array.from({ length: 500 }, (_, i) => ({ body: { i }, id: `bp-${i}` })));
     const paused = await until('the source to pause', async () => {
       const x = (await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((y) => y.pipeline === id)!;
@@ -159,14 +165,7 @@ describe('broker sources (real RabbitMQ and NATS JetStream)', function () {
   });
 
   it('pauses by maxBuffered + prefetch even when the backlog count answers late: what is stored meanwhile counts', async () => {
-    const queue = unique('t.bps');
-    queues.push(queue, `${queue}.dead`);
-    const id = unique('src-bps');
-    const engine = await start([{
-      id, start: 'work', intake: { schedule: '0 0 1 1 *' }, sources: [{ kind: 'amqp', queue, prefetch: 10, maxBuffered: 40 }],
-      steps: { work: { subsystem: 'in-work' } },
-    }]);
-    await until('the source to consume', async () => (await engine.api<SourcesBody>('GET', '/api/sources')).body.sources.find((s) => s.pipeline === id)?.state === 'consuming');
+    const { queue, id, engine } = await heldSource('bps');
     // Every count reads the store, then answers 300 ms later (a long count, as at 750,000
     // buffered): the messages stored in between are not in it.
     const sources = engine.engine.store.sources;
