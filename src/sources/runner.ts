@@ -216,8 +216,8 @@ class RunningSource {
       const t0 = performance.now();
       // The count may miss what is being stored while it runs: the messages taken since it
       // began, and those still being stored when it began. Both stay counted after it, so
-      // the estimate (count + taken since) never falls below the truth: a source pauses
-      // by `maxBuffered` + `prefetch` whenever its count runs.
+      // the estimate (count + taken since) never falls below the truth, and a source stops
+      // by `maxBuffered` + `prefetch` however late its count answers.
       const takenBefore = this.sinceCheck;
       const storing = this.inFlight.size;
       const backlog = await this.d.store.backlog(this.pipelineId, max);
