@@ -9,6 +9,7 @@
  * docs/reference.md#environment-variables lists them, and test/unit/config.test.ts checks the
  * table against {@link CONFIG_VARIABLES}.
  */
+import { namesHeapGrowingFlag } from './heap';
 
 /** The environment as `process.env` gives it. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -306,7 +307,7 @@ function tunings(r: Reader): Pick<Config, 'supervisor' | 'requestCallbacks' | 'a
 /** `CONVEYOR_HEAP_GROWING_PERCENT`, checked; 0 when `NODE_OPTIONS` already sets the flag (the operator's choice wins). */
 function heapGrowingPercent(r: Reader, env: Env): number {
   const percent = r.int('CONVEYOR_HEAP_GROWING_PERCENT', 0, 1000, 50);
-  return /--heap[-_]growing[-_]percent\b/.test(env.NODE_OPTIONS ?? '') ? 0 : percent;
+  return namesHeapGrowingFlag(env.NODE_OPTIONS ?? '') ? 0 : percent;
 }
 
 /**

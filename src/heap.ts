@@ -8,6 +8,9 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
+/** Whether `text` (a node argument, or `NODE_OPTIONS`) gives node the flag itself: then the operator's choice wins. */
+export const namesHeapGrowingFlag = (text: string): boolean => /--heap[-_]growing[-_]percent\b/.test(text);
+
 /**
  * Sets V8's heap growing factor to `1 + percent / 100` for this process (0 does nothing). A
  * `--heap-growing-percent` given to node on its command line wins. V8 reads the factor each
@@ -15,7 +18,7 @@ import { setFlagsFromString } from 'node:v8';
  * Answers whether it was set.
  */
 export function applyHeapGrowing(percent: number, execArgv: readonly string[] = process.execArgv): boolean {
-  if (!(percent > 0) || execArgv.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a))) return false;
+  if (!(percent > 0) || execArgv.some(namesHeapGrowingFlag)) return false;
   setFlagsFromString(`--heap-growing-percent=${Math.round(percent)}`);
   return true;
 }
