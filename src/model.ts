@@ -154,6 +154,11 @@ export interface RequestCommit {
     /** A polling wait's final poll count. */
     polls?: number;
     lastPollAt?: number;
+    /**
+     * The run was open in the request's row (`openRow`): it is not updated in `step_runs` but
+     * inserted there, ended, as one of `endedRows`.
+     */
+    inRow?: boolean;
   };
   /**
    * A poll of a polling wait that was not done: the run stays open (back to `pending`, due at
@@ -166,6 +171,14 @@ export interface RequestCommit {
   /** Open runs to close as `cancelled` (the request stopped or failed around them). */
   cancelRuns: string[];
   insertRuns: StepRunRecord[];
+  /**
+   * The attempt open in the request's row (migration `1763800000370`): one of `insertRuns`,
+   * kept in the row instead of being inserted into `step_runs` (which gets it once, ended);
+   * `null` when the row's attempt ends and none takes its place; absent, the row keeps what it has.
+   */
+  openRow?: StepRunRecord | null;
+  /** Attempts that were open in the request's row and end with this commit: inserted into `step_runs`, ended. */
+  endedRows?: StepRunRecord[];
   /** Admin alerts owed because this commit puts the request in `error_stop`, one per channel. */
   alerts?: AdminAlertRow[];
   /**

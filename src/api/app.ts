@@ -71,7 +71,7 @@ function mountCallbackRoute(router: Router, engine: ApiEngine): void {
     if (!body || typeof body !== 'object' || Array.isArray(body) || ('data' in body) === ('error' in body)) {
       throw new ClientError(400, ErrorCodes.BAD_BODY, 'a callback body is {"data": ...} or {"error": {"message": "...", "retryable": false}}');
     }
-    const run = await engine.store.getStepRun(v.claims.runId);
+    const run = await engine.store.getStepRun(v.claims.runId, v.claims.requestId);
     if (!run || run.attempt !== v.claims.attempt || (run.status !== 'waiting' && run.status !== 'dispatched')) {
       throw new ClientError(409, ErrorCodes.CALLBACK_CONFLICT, `step run ${v.claims.runId} attempt ${v.claims.attempt} is not waiting for a result (${run?.status ?? 'unknown'})`);
     }

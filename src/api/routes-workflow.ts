@@ -110,7 +110,7 @@ function mountEventRoute(api: Router, engine: ApiEngine): void {
     // group-commit transactions instead of taking one round trip each.
     for (let i = 0; i < waiting.length; i += WAKE_CHUNK) {
       const results = await Promise.all(waiting.slice(i, i + WAKE_CHUNK).map(async (w) => {
-        const run = await engine.store.getStepRun(w.id);
+        const run = await engine.store.getStepRun(w.id, w.requestId);
         if (!run) return undefined;
         const now = Date.now();
         const result = await engine.ask(resultMessage({

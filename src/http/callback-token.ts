@@ -9,12 +9,17 @@ export interface CallbackClaims {
   attempt: number;
   /** ms since epoch */
   expiresAt: number;
+  /**
+   * The run's request: an attempt open in its request's row is found by it (migration
+   * `1763800000370`). Tokens signed before it was added have none; their runs are in the step log.
+   */
+  requestId?: string;
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64url');
 
 export function signCallback(secret: string, c: CallbackClaims): string {
-  const body = b64(`${c.runId}.${c.attempt}.${c.expiresAt}`);
+  const body = b64(`${c.runId}.${c.attempt}.${c.expiresAt}${c.requestId === undefined ? '' : `.${c.requestId}`}`);
   const mac = createHmac('sha256', secret).update(body).digest('base64url');
   return `${body}.${mac}`;
 }
@@ -27,9 +32,10 @@ export function verifyCallback(secret: string, token: string, now = Date.now()):
   const expected = createHmac('sha256', secret).update(body).digest();
   const given = Buffer.from(mac, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'forged' };
-  const [runId, attempt, expiresAt] = Buffer.from(body, 'base64url').toString('utf8').split('.');
-  const claims = { runId: runId ?? '', attempt: Number(attempt), expiresAt: Number(expiresAt) };
-  if (!claims.runId || !Number.isInteger(claims.attempt) || !Number.isFinite(claims.expiresAt)) return { ok: false, reason: 'malformed' };
+  const [runId, attempt, expiresAt, requestId, more] = Buffer.from(body, 'base64url').toString('utf8').split('.');
+  const claims: CallbackClaims = { runId: runId ?? '', attempt: Number(attempt), expiresAt: Number(expiresAt) };
+  if (requestId !== undefined) claims.requestId = requestId;
+  if (!claims.runId || !Number.isInteger(claims.attempt) || !Number.isFinite(claims.expiresAt) || requestId === '' || more !== undefined) return { ok: false, reason: 'malformed' };
   if (claims.expiresAt < now) return { ok: false, reason: 'expired' };
   return { ok: true, claims };
 }

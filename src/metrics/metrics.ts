@@ -132,7 +132,7 @@ export class EngineMetrics {
     const batch = this.pending;
     this.pending = [];
     try {
-      const labels = await this.engine.store.runLabels([...new Set(batch.map((e) => e.runId))]);
+      const labels = await this.engine.store.runLabels([...new Set(batch.map((e) => e.runId))], [...new Set(batch.map((e) => e.requestId))]);
       for (const e of batch) {
         const l = labels.get(e.runId);
         if (!l) {

@@ -6,6 +6,7 @@
 import { newId } from '../ids';
 import type { CompiledPipeline } from '../pipeline/types';
 import type { RequestMove } from '../store/migration-store';
+import { isInRow, openRunJson } from '../store/rows';
 import { maskedSecrets, renderValue } from '../templates/render';
 import { openRuns, type MigrationSubject } from './check';
 import { mapStep, type MigrationPlan } from './plan';
@@ -50,7 +51,13 @@ function rewaitsOf(s: MigrationSubject, to: CompiledPipeline, plan: MigrationPla
 /** The write that moves one checked request. `now` stamps it. */
 export function buildMove(s: MigrationSubject, to: CompiledPipeline, plan: MigrationPlan, who: MigrationActor, now: number, migrationId?: string): RequestMove {
   const r = s.request;
-  const renames = s.runs.filter((run) => mapStep(plan, run.stepId) !== run.stepId && to.steps[mapStep(plan, run.stepId)]).map((run) => ({ runId: run.id, stepId: mapStep(plan, run.stepId) }));
+  const renames: RequestMove['renames'] = [];
+  for (const run of s.runs) {
+    const stepId = mapStep(plan, run.stepId);
+    if (stepId === run.stepId || !to.steps[stepId]) continue;
+    // A run open in the request's row is renamed in its JSON there (`openRunJson`).
+    renames.push(isInRow(run) ? { runId: run.id, stepId, openRun: openRunJson({ ...run, stepId }) } : { runId: run.id, stepId });
+  }
   const joins = Object.fromEntries(Object.entries(r.joins).map(([join, arrived]) => [mapStep(plan, join), arrived.map((b) => mapStep(plan, b))]));
   const error = r.error ? { ...r.error, stepId: mapStep(plan, r.error.stepId) } : null;
   const mapping = Object.fromEntries(Object.entries(plan.mapping).filter(([a, b]) => a !== b));

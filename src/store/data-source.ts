@@ -26,6 +26,7 @@ import { SqliteKeyWaitersIndex1763800000330 } from './migrations/1763800000330-s
 import { MysqlLeanRequestIndexes1763800000340 } from './migrations/1763800000340-mysql-lean-request-indexes';
 import { SqliteEndedKeyHolders1763800000350 } from './migrations/1763800000350-sqlite-ended-key-holders';
 import { SqliteKeyHoldIndex1763800000360 } from './migrations/1763800000360-sqlite-key-hold-index';
+import { OpenRunInRequest1763800000370 } from './migrations/1763800000370-open-run-in-request';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -37,7 +38,7 @@ export const MIGRATIONS = [
   OverviewIndex1763800000141, TraceContext1763800000160, RequestMigrations1763800000200,
   SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
   MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330, MysqlLeanRequestIndexes1763800000340,
-  SqliteEndedKeyHolders1763800000350, SqliteKeyHoldIndex1763800000360,
+  SqliteEndedKeyHolders1763800000350, SqliteKeyHoldIndex1763800000360, OpenRunInRequest1763800000370,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

@@ -3,6 +3,16 @@ import type { NewAccess } from './participants';
 import type { IntakeInsert } from './rows';
 import type { Store } from './store';
 
+/** A new request handed to the group commit, with what is written in the same transaction. */
+interface NewRequestItem {
+  record: RequestRecord;
+  access?: NewAccess;
+  /** Its first runs, when it is inserted already started. */
+  runs?: StepRunRecord[];
+  /** Its first attempt, when that is open in its row (`RequestCommit.openRow`). */
+  openRow?: StepRunRecord;
+}
+
 interface Pending<T> {
   item: T;
   resolve(ok: boolean): void;
@@ -23,7 +33,7 @@ interface Pending<T> {
  * the store locks rows in id order.
  */
 export class GroupCommitter {
-  private requests: Array<Pending<{ record: RequestRecord; access?: NewAccess; runs?: StepRunRecord[] }>> = [];
+  private requests: Array<Pending<NewRequestItem>> = [];
   private commits: Array<Pending<RequestCommit>> = [];
   private keyed: Array<Pending<IntakeInsert>> = [];
   private scheduled = false;
@@ -45,11 +55,14 @@ export class GroupCommitter {
    * durable. `runs`: a request inserted already started also gets its first runs, in the
    * same transaction (`Supervisor.startNew`).
    */
-  insertRequest(record: RequestRecord, access?: ParticipantRow[], runs?: StepRunRecord[]): Promise<void> {
+  insertRequest(record: RequestRecord, access?: ParticipantRow[], runs?: StepRunRecord[], openRow?: StepRunRecord): Promise<void> {
     return new Promise<boolean>((resolve, reject) => {
-      const item: { record: RequestRecord; access?: NewAccess; runs?: StepRunRecord[] } = { record };
+      const item: NewRequestItem = { record };
       if (access && access.length > 0) item.access = { requestId: record.id, createdAt: record.createdAt, rows: access };
-      if (runs && runs.length > 0) item.runs = runs;
+      // The attempt open in the request's row is written with the row, not into `step_runs`.
+      const inserted = openRow && runs ? runs.filter((r) => r !== openRow) : runs;
+      if (inserted && inserted.length > 0) item.runs = inserted;
+      if (openRow) item.openRow = openRow;
       this.requests.push({ item, resolve, reject });
       this.schedule();
     }).then(() => undefined);
@@ -107,9 +120,11 @@ export class GroupCommitter {
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
     const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
     const newRuns = requests.flatMap((p) => p.item.runs ?? []);
+    const openRows = requests.filter((p) => p.item.openRow);
     const batch = {
       newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item),
       ...(newAccess.length > 0 ? { newAccess } : {}), ...(newRuns.length > 0 ? { newRuns } : {}),
+      ...(openRows.length > 0 ? { newOpenRows: new Map(openRows.map((p) => [p.item.record.id, p.item.openRow!])) } : {}),
     };
     const flush: Promise<void> = this.store
       .write(keyed.length === 0 ? batch : { ...batch, keyed: keyed.map((p) => p.item) })

@@ -5,7 +5,7 @@
  * checked at, so a request that moved on meanwhile is never half-migrated.
  */
 import type { RequestError, RequestRecord, RequestStatus, StepRunRecord } from '../model';
-import { json, OPEN, parse, num, numOrNull, REQUEST_COLUMNS, RUN_COLUMNS, toRequest, toRun } from './rows';
+import { json, OPEN, OPEN_ROW_COLUMNS, openRunIs, parse, num, numOrNull, REQUEST_COLUMNS, RUN_COLUMNS, toOpenRow, toRequest, toRun } from './rows';
 import type { GuardedUnit, SqlExecutor, Stmt } from './sql-executor';
 import type { AuditRecord } from './store';
 
@@ -18,8 +18,11 @@ export interface RequestMove {
   joins: Record<string, string[]>;
   error: RequestError | null;
   updatedAt: number;
-  /** Runs whose step id changes (open ones, and completed ones whose outputs move). */
-  renames: Array<{ runId: string; stepId: string }>;
+  /**
+   * Runs whose step id changes (open ones, and completed ones whose outputs move). `openRun`:
+   * the run is open in the request's row, and this is its new JSON (`openRunJson`).
+   */
+  renames: Array<{ runId: string; stepId: string; openRun?: string }>;
   /** Waiting runs whose event name and key are replaced. */
   rewaits: Array<{ runId: string; event: string; key: string }>;
   audit: AuditRecord;
@@ -77,6 +80,11 @@ export class LeaseLostError extends Error {}
 const COLUMNS = 'id, pipeline_id, from_version, to_version, plan, filter, dry_run, status, actor, via, after_id, total, migrated, refused, error, created_at, updated_at, finished_at';
 const MOVE_SQL = 'UPDATE requests SET version = ?, joins = ?, error = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND version = ?';
 const RENAME_SQL = 'UPDATE step_runs SET step_id = ? WHERE id = ? AND request_id = ?';
+/** An attempt open in the request's row renamed: its JSON replaced, if it is still that attempt. */
+function renameOpenRow(requestId: string, runId: string, openRun: string): Stmt & { expectAffected: number } {
+  const is = openRunIs(runId);
+  return { sql: `UPDATE requests SET open_run = ? WHERE id = ? AND ${is.sql}`, params: [openRun, requestId, ...is.params], expectAffected: 1 };
+}
 const REWAIT_SQL = `UPDATE step_runs SET wait_event = ?, wait_key = ? WHERE id = ? AND status IN (${OPEN})`;
 const AUDIT_SQL = 'INSERT INTO audit_events (id, request_id, actor, via, action, outcome, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)';
 
@@ -85,7 +93,7 @@ function moveUnit(m: RequestMove): GuardedUnit {
   return {
     guard: { sql: MOVE_SQL, params: [m.toVersion, json(m.joins), json(m.error), m.updatedAt, m.requestId, m.expectRev, m.fromVersion] },
     then: [
-      ...m.renames.map((r) => ({ sql: RENAME_SQL, params: [r.stepId, r.runId, m.requestId], expectAffected: 1 })),
+      ...m.renames.map((r) => (r.openRun === undefined ? { sql: RENAME_SQL, params: [r.stepId, r.runId, m.requestId], expectAffected: 1 } : renameOpenRow(m.requestId, r.runId, r.openRun))),
       ...m.rewaits.map((w) => ({ sql: REWAIT_SQL, params: [w.event, w.key, w.runId] })),
       { sql: AUDIT_SQL, params: [a.id, a.requestId, a.actor.slice(0, 100), a.via?.slice(0, 200) ?? null, a.action, a.outcome, json(a.details), a.createdAt] },
     ],
@@ -128,11 +136,15 @@ export class MigrationStore {
     return progress ? held.slice(1) : held;
   }
 
-  /** Requests with their step runs (in `seq` order), read in two queries. */
+  /**
+   * Requests with their step runs (in `seq` order), read in two queries: the requests (and
+   * the attempts open in their rows) first, so an attempt that ends meanwhile is found in the
+   * step log too, and kept once.
+   */
   async load(ids: string[]): Promise<Array<{ request: RequestRecord; runs: StepRunRecord[] }>> {
     if (ids.length === 0) return [];
     const marks = ids.map(() => '?').join(',');
-    const requests = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS} FROM requests WHERE id IN (${marks}) ORDER BY id`, ids);
+    const requests = await this.x.all<Record<string, unknown>>(`SELECT ${REQUEST_COLUMNS}, ${OPEN_ROW_COLUMNS} FROM requests WHERE id IN (${marks}) ORDER BY id`, ids);
     const runs = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE request_id IN (${marks}) ORDER BY request_id, seq`, ids);
     const byRequest = new Map<string, StepRunRecord[]>();
     for (const row of runs) {
@@ -143,19 +155,25 @@ export class MigrationStore {
     }
     return requests.map((row) => {
       const request = toRequest(row);
-      return { request, runs: byRequest.get(request.id) ?? [] };
+      const runs = byRequest.get(request.id) ?? [];
+      const open = toOpenRow(row);
+      if (open && !runs.some((r) => r.id === open.id)) {
+        runs.push(open);
+        runs.sort((a, b) => a.seq - b.seq);
+      }
+      return { request, runs };
     });
   }
 
   /** The ids of requests a bulk migration takes, in id order after `afterId`. */
   async candidates(q: CandidateQuery): Promise<string[]> {
-    const { where, params } = candidateWhere(q);
+    const { where, params } = candidateWhere(q, this.x.dialect);
     const rows = await this.x.all<{ id: string }>(`SELECT id FROM requests r WHERE ${where} AND r.id > ? ORDER BY r.id LIMIT ?`, [...params, q.afterId, q.limit]);
     return rows.map((r) => String(r.id));
   }
 
   async countCandidates(q: Omit<CandidateQuery, 'afterId' | 'limit'>): Promise<number> {
-    const { where, params } = candidateWhere(q);
+    const { where, params } = candidateWhere(q, this.x.dialect);
     const rows = await this.x.all<{ n: unknown }>(`SELECT COUNT(*) AS n FROM requests r WHERE ${where}`, params);
     return num(rows[0]?.n ?? 0);
   }
@@ -221,7 +239,7 @@ export class MigrationStore {
   }
 }
 
-function candidateWhere(q: Omit<CandidateQuery, 'afterId' | 'limit'>): { where: string; params: unknown[] } {
+function candidateWhere(q: Omit<CandidateQuery, 'afterId' | 'limit'>, dialect: 'sqlite' | 'mysql'): { where: string; params: unknown[] } {
   const parts = ['r.pipeline_id = ?', 'r.version = ?', `r.status IN (${q.statuses.map(() => '?').join(',')})`];
   const params: unknown[] = [q.pipelineId, q.version, ...q.statuses];
   const add = (sql: string, value: unknown): void => {
@@ -231,7 +249,12 @@ function candidateWhere(q: Omit<CandidateQuery, 'afterId' | 'limit'>): { where: 
   if (q.businessKey !== undefined) add('r.business_key = ?', q.businessKey);
   if (q.since !== undefined) add('r.created_at >= ?', q.since);
   if (q.until !== undefined) add('r.created_at < ?', q.until);
-  if (q.step !== undefined) add(`EXISTS (SELECT 1 FROM step_runs s WHERE s.request_id = r.id AND s.step_id = ? AND s.status IN (${OPEN}))`, q.step);
+  if (q.step !== undefined) {
+    // An open attempt of the step in the log, or the one open in the request's row.
+    const rowStep = dialect === 'mysql' ? "JSON_VALUE(r.open_run, '$.stepId')" : "json_extract(r.open_run, '$.stepId')";
+    parts.push(`(EXISTS (SELECT 1 FROM step_runs s WHERE s.request_id = r.id AND s.step_id = ? AND s.status IN (${OPEN})) OR ${rowStep} = ?)`);
+    params.push(q.step, q.step);
+  }
   return { where: parts.join(' AND '), params };
 }
 

@@ -1,6 +1,6 @@
 /** The MySQL group-commit write: a whole batch in a handful of bulk statements. */
 import { all, InvariantError, run, type Checked, type Script } from './sql-executor';
-import { alertStmts, FINISH_RUN_SQL, insertStmts, json, num, OPEN, REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam } from './rows';
+import { alertStmts, FINISH_RUN_SQL, insertStmts, json, NEW_REQUEST_COLUMNS, newRequestParams, num, OPEN, openRowParams, RUN_COLUMNS, runParams, varsParam } from './rows';
 import { newParticipantStmts, participantStmts } from './participants';
 import type { WriteBatch } from './write';
 
@@ -63,9 +63,12 @@ function* lockRevs(commits: WriteBatch['commits']): Script<boolean[]> {
 const REQUEST_JSON_COLUMNS: Array<[string, string]> = [
   ['id', 'id'], ['rev', 'INT'], ['status', 'VARCHAR(16)'], ['set_vars', 'INT'], ['vars', 'LONGTEXT'], ['error', 'LONGTEXT'], ['joins', 'LONGTEXT'],
   ['step_count', 'INT'], ['finished_at', 'BIGINT'], ['updated_at', 'BIGINT'],
+  ['set_open', 'INT'], ['open_run', 'LONGTEXT'], ['open_status', 'VARCHAR(16)'], ['open_lease', 'BIGINT'],
 ];
+/** `set_vars` 0 keeps the request's vars, `set_open` 0 its open attempt (the commit changes neither). */
 const UPDATE_REQUESTS_SQL = `UPDATE ${jsonRows(REQUEST_JSON_COLUMNS, 'requests r')} ON r.id = v.id AND r.rev = v.rev ` +
-  'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, r.rev = r.rev + 1';
+  'SET r.status = v.status, r.vars = IF(v.set_vars = 1, v.vars, r.vars), r.error = v.error, r.joins = v.joins, r.step_count = v.step_count, r.finished_at = v.finished_at, r.updated_at = v.updated_at, ' +
+  'r.open_run = IF(v.set_open = 1, v.open_run, r.open_run), r.open_status = IF(v.set_open = 1, v.open_status, r.open_status), r.open_lease = IF(v.set_open = 1, v.open_lease, r.open_lease), r.rev = r.rev + 1';
 
 const CLOSE_JSON_COLUMNS: Array<[string, string]> = [
   ['id', 'id'], ['status', 'VARCHAR(16)'], ['output', 'LONGTEXT'], ['error', 'LONGTEXT'], ['assigned', 'LONGTEXT'], ['finished_at', 'BIGINT'], ['ended_by', 'VARCHAR(16)'],
@@ -98,17 +101,26 @@ export function bulkWrites(batch: WriteBatch, ok: WriteBatch['commits']): Checke
     const r = c.request;
     // `set_vars` 0 keeps the request's vars (the commit assigned nothing).
     const setVars = r.vars !== undefined;
-    return [c.requestId, c.expectRev, r.status, setVars ? 1 : 0, setVars ? varsParam(r.vars) : null, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt];
+    const setOpen = c.openRow !== undefined;
+    return [
+      c.requestId, c.expectRev, r.status, setVars ? 1 : 0, setVars ? varsParam(r.vars) : null, json(r.error), json(r.joins), r.stepCount, r.finishedAt, r.updatedAt,
+      setOpen ? 1 : 0, ...openRowParams(c.openRow ?? null),
+    ];
   })) out.push({ sql: UPDATE_REQUESTS_SQL, params: [rowsJson], expect: rows });
-  for (const { rows, json: rowsJson } of jsonChunks(sorted.filter((c) => c.finishRun), (c) => {
+  // A run open in its request's row is not in `step_runs` to close: it is inserted there, ended.
+  for (const { rows, json: rowsJson } of jsonChunks(sorted.filter((c) => c.finishRun && !c.finishRun.inRow), (c) => {
     const f = c.finishRun!;
     return [f.id, f.status, json(f.output), json(f.error), json(f.assigned), f.finishedAt, f.endedBy ?? null];
   })) out.push({ sql: CLOSE_RUNS_SQL, params: [rowsJson], expect: rows });
   const cancels = sorted.flatMap((c) => c.cancelRuns.map((id) => [id, c.request.updatedAt]));
   for (const { json: rowsJson } of jsonChunks(cancels, (row) => row)) out.push({ sql: CANCEL_RUNS_SQL, params: [rowsJson] });
-  const runs = ok.flatMap((c) => c.insertRuns.map(runParams));
+  const runs: unknown[][] = [];
+  for (const c of ok) {
+    for (const r of c.insertRuns) if (r !== c.openRow) runs.push(runParams(r));
+    if (c.endedRows) for (const r of c.endedRows) runs.push(runParams(r));
+  }
   out.push(
-    ...insertStmts('requests', REQUEST_COLUMNS, batch.newRequests.map(requestParams)), ...insertStmts('step_runs', RUN_COLUMNS, runs),
+    ...insertStmts('requests', NEW_REQUEST_COLUMNS, batch.newRequests.map((r) => newRequestParams(r, batch.newOpenRows))), ...insertStmts('step_runs', RUN_COLUMNS, runs),
     ...alertStmts(ok), ...participantStmts(ok, BULK_ROWS), ...newParticipantStmts(batch.newAccess ?? [], BULK_ROWS),
   );
   return out;

@@ -199,3 +199,91 @@ export const POLL_COLUMNS = 'run_id, n, request_id, started_at, finished_at, dur
 export function pollParams(p: PollRecord): unknown[] {
   return [p.runId, p.n, p.requestId, p.startedAt, p.finishedAt, p.durationMs, json(p.output), json(p.error)];
 }
+
+// ---- the attempt open in a request's row (migration 1763800000370) --------------------------
+
+/**
+ * Runs read back from a request's row rather than from `step_runs`: the one mark that tells
+ * the supervisor (and a migration) where an open attempt lives. A set of records, not a key
+ * on them, so the records the API answers with look as they always did.
+ */
+const IN_ROW = new WeakSet<StepRunRecord>();
+
+/** True when `run` is the attempt open in its request's row (read back, or placed there by a commit). */
+export const isInRow = (run: StepRunRecord): boolean => IN_ROW.has(run);
+export function markInRow(run: StepRunRecord): StepRunRecord {
+  IN_ROW.add(run);
+  return run;
+}
+
+/** The request columns that hold its open attempt, in the order of {@link openRowParams}. */
+export const OPEN_ROW_COLUMNS = 'open_run, open_status, open_lease';
+
+/**
+ * The JSON text of an open attempt, which starts with its id (`{"id":"…"`), so a statement can
+ * name the attempt by a prefix of the text ({@link openRunIs}) without parsing it.
+ */
+export function openRunJson(run: StepRunRecord): string {
+  const text = JSON.stringify(run);
+  return text.startsWith(openRunPrefix(run.id)) ? text : `${openRunPrefix(run.id)},${JSON.stringify({ ...run, id: undefined }).slice(1)}`;
+}
+
+const openRunPrefix = (id: string): string => `{"id":${JSON.stringify(id)}`;
+
+/** `open_run` names the attempt `id` (its JSON starts with it): SQL text and its parameters. */
+export function openRunIs(id: string, column = 'open_run'): { sql: string; params: unknown[] } {
+  const prefix = openRunPrefix(id);
+  return { sql: `SUBSTR(${column}, 1, ?) = ?`, params: [prefix.length, prefix] };
+}
+
+/** The values of {@link OPEN_ROW_COLUMNS}: the attempt, or three NULLs for none. */
+export function openRowParams(run: StepRunRecord | null): [string | null, string | null, number | null] {
+  return run ? [openRunJson(run), run.status, run.leaseUntil ?? null] : [null, null, null];
+}
+
+/** The attempt in a request row's columns, or `undefined` when it has none. */
+export function toOpenRow(row: Record<string, unknown>): StepRunRecord | undefined {
+  if (row.open_run === null || row.open_run === undefined) return undefined;
+  const run = JSON.parse(String(row.open_run)) as StepRunRecord;
+  run.status = row.open_status as StepRunRecord['status'];
+  run.leaseUntil = numOrNull(row.open_lease);
+  return markInRow(run);
+}
+
+/** A copy of an open attempt as it is inserted, ended, into `step_runs`; field by field (a spread with overrides is slow in V8). */
+function endedCopy(r: StepRunRecord, status: StepRunRecord['status'], at: number): StepRunRecord {
+  // As FINISH_RUN_SQL makes a row truthful: it never ends before it started.
+  const finishedAt = Math.max(at, r.startedAt);
+  return {
+    id: r.id, requestId: r.requestId, pipelineId: r.pipelineId, stepId: r.stepId, seq: r.seq, attempt: r.attempt, status, kind: r.kind,
+    module: r.module, transport: r.transport, params: r.params, output: r.output, error: r.error, causedBy: r.causedBy, availableAt: r.availableAt,
+    leaseUntil: r.leaseUntil ?? null, waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, deadlineAt: r.deadlineAt ?? null,
+    override: r.override ?? null, assigned: r.assigned ?? null, polls: r.polls, lastPollAt: r.lastPollAt ?? null, endedBy: r.endedBy ?? null,
+    startedAt: r.startedAt, finishedAt, durationMs: finishedAt - r.startedAt,
+  };
+}
+
+/** The row an attempt that was open in its request's row ends with, as `finishRun` closes one in `step_runs`. */
+export function endedRun(r: StepRunRecord, f: NonNullable<RequestCommit['finishRun']>): StepRunRecord {
+  const run = endedCopy(r, f.status, f.finishedAt);
+  run.output = f.output ?? null;
+  run.error = f.error ?? null;
+  run.assigned = f.assigned ?? null;
+  run.endedBy = f.endedBy ?? null;
+  if (f.polls !== undefined) run.polls = f.polls;
+  if (f.lastPollAt !== undefined) run.lastPollAt = f.lastPollAt;
+  return run;
+}
+
+/** The row an attempt that was open in its request's row ends with when it is cancelled at `now`. */
+export const cancelledRun = (r: StepRunRecord, now: number): StepRunRecord => endedCopy(r, 'cancelled', now);
+
+/** The columns of a new request's INSERT: its own, then its open attempt's. */
+export const NEW_REQUEST_COLUMNS = `${REQUEST_COLUMNS}, ${OPEN_ROW_COLUMNS}`;
+
+/** The parameters of a new request's INSERT ({@link NEW_REQUEST_COLUMNS}). */
+export function newRequestParams(r: RequestRecord, openRows: Map<string, StepRunRecord> | undefined): unknown[] {
+  const params = requestParams(r);
+  params.push(...openRowParams(openRows?.get(r.id) ?? null));
+  return params;
+}

@@ -7,6 +7,8 @@
  * shows, to know whether there is a next one. The indexes that keep these under a few
  * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
  */
+import type { StepRunRecord } from '../model';
+import { OPEN_ROW_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
 import { dialectSql, type SqlExecutor } from './sql-executor';
 import { MYSQL_SEARCHED_RUN_STATUSES } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SEARCHED_RUN_STATUSES } from './migrations/1763800000300-sqlite-lean-indexes';
@@ -266,10 +268,24 @@ export async function countRequestsByStatus(x: SqlExecutor, statuses: readonly s
   return rows.map((r) => ({ pipeline: String(r.pipeline_id), status: String(r.status), n: Number(r.n) }));
 }
 
-/** Where a step run belongs, for labelling metrics: pipeline and transport by run id. */
-export async function runLabels(x: SqlExecutor, runIds: string[]): Promise<Map<string, { pipeline: string; transport: string | null }>> {
+/**
+ * Where a step run belongs, for labelling metrics: pipeline and transport by run id. With
+ * `requestIds` (the runs' requests), also the attempts still open in those requests' rows,
+ * read first, so an attempt that ends meanwhile is found in the step log.
+ */
+export async function runLabels(x: SqlExecutor, runIds: string[], requestIds: string[] = []): Promise<Map<string, { pipeline: string; transport: string | null }>> {
   const out = new Map<string, { pipeline: string; transport: string | null }>();
   if (runIds.length === 0) return out;
+  if (requestIds.length > 0) {
+    const open = await x.all<Record<string, unknown>>(
+      `SELECT id, ${OPEN_ROW_COLUMNS} FROM requests WHERE id IN (${requestIds.map(() => '?').join(',')}) AND open_run IS NOT NULL`,
+      requestIds,
+    );
+    for (const row of open) {
+      const run = toOpenRow(row)!;
+      out.set(run.id, { pipeline: run.pipelineId, transport: run.transport });
+    }
+  }
   const rows = await x.all<{ id: string; pipeline_id: string; transport: string | null }>(
     `SELECT id, pipeline_id, transport FROM step_runs WHERE id IN (${runIds.map(() => '?').join(',')})`,
     runIds,
@@ -277,3 +293,52 @@ export async function runLabels(x: SqlExecutor, runIds: string[]): Promise<Map<s
   for (const r of rows) out.set(String(r.id), { pipeline: String(r.pipeline_id), transport: r.transport === null ? null : String(r.transport) });
   return out;
 }
+
+/**
+ * The attempts open in requests' rows (migration `1763800000370`) that a step search
+ * matches, latest start first: only dispatched and waiting attempts live there, and only
+ * those in flight, so they are read through `ix_requests_open_lease` and filtered here.
+ */
+export async function openRowRuns(x: SqlExecutor, q: StepSearch): Promise<StepRunRecord[]> {
+  if (q.status !== undefined && q.status !== 'dispatched' && q.status !== 'waiting') return [];
+  const parts = [q.status === undefined ? "open_status IN ('dispatched', 'waiting')" : 'open_status = ?'];
+  const params: unknown[] = q.status === undefined ? [] : [q.status];
+  if (q.pipeline !== undefined) {
+    parts.push('pipeline_id = ?');
+    params.push(q.pipeline);
+  }
+  const rows = await x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_COLUMNS} FROM requests WHERE ${parts.join(' AND ')}`, params);
+  const runs: StepRunRecord[] = [];
+  for (const row of rows) {
+    const r = toOpenRow(row)!;
+    if (q.step !== undefined && r.stepId !== q.step) continue;
+    if (q.since !== undefined && r.startedAt < q.since) continue;
+    if (q.until !== undefined && r.startedAt >= q.until) continue;
+    if (q.after && !(r.startedAt < q.after.t || (r.startedAt === q.after.t && r.id < q.after.id))) continue;
+    runs.push(r);
+  }
+  return runs.sort(latestFirst);
+}
+
+/**
+ * Step runs matching the search, latest start first: the step log's page merged with the
+ * attempts open in requests' rows (read first: one that ends meanwhile is then found in the
+ * log too, and kept once).
+ */
+export async function searchSteps(x: SqlExecutor, q: StepSearch): Promise<{ items: StepRunRecord[]; next: SearchCursor | undefined }> {
+  const open = await openRowRuns(x, q);
+  const page = await searchStepRows(x, RUN_COLUMNS, q);
+  const items = page.rows.map(toRun);
+  if (open.length === 0) return { items, next: page.next };
+  const seen = new Set(items.map((r) => r.id));
+  const merged = [...items, ...open.filter((r) => !seen.has(r.id))].sort(latestFirst);
+  if (merged.length <= q.limit && !page.next) return { items: merged, next: undefined };
+  // The log's page holds its first `limit` rows, so the first `limit` of the merge are the search's.
+  merged.length = Math.min(merged.length, q.limit);
+  const last = merged[merged.length - 1]!;
+  return { items: merged, next: { t: last.startedAt, id: last.id } };
+}
+
+/** Latest start first, then the larger id: the step search's order. */
+const latestFirst = (a: StepRunRecord, b: StepRunRecord): number =>
+  b.startedAt - a.startedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);

@@ -1,10 +1,11 @@
 /**
- * The step log's queries (`step_runs`, `step_polls`): runs read back; due runs, expired
- * leases and expired waits claimed at most once across processes (a conditional UPDATE on
- * the value read decides); waits found by event. Reached as `SqlStore.steps`.
+ * The step log's queries (`step_runs`, `step_polls`, and the attempt open in a request's row:
+ * migration `1763800000370`): runs read back; due runs, expired leases and expired waits
+ * claimed at most once across processes (a conditional UPDATE on the value read decides);
+ * waits found by event. Reached as `SqlStore.steps`.
  */
 import type { PollRecord, StepRunRecord } from '../model';
-import { num, OPEN, parse, POLL_COLUMNS, RUN_COLUMNS, toRun } from './rows';
+import { num, OPEN, OPEN_ROW_COLUMNS, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
 import type { SqlExecutor } from './sql-executor';
 
 export interface ClaimedRun {
@@ -15,14 +16,38 @@ export interface ClaimedRun {
 export class StepStore {
   constructor(private readonly x: SqlExecutor) {}
 
+  /**
+   * A request's runs in `seq` order: the step log's rows and the attempt open in the
+   * request's row (migration `1763800000370`, marked by `isInRow`). The row is read first: an
+   * attempt that ends between the two reads is then found in both, and the log's row, the
+   * later, is kept (read the other way round it would be found in neither).
+   */
   async listStepRuns(requestId: string): Promise<StepRunRecord[]> {
+    const open = await this.openRow(requestId);
     const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE request_id = ? ORDER BY seq`, [requestId]);
-    return rows.map(toRun);
+    const runs = rows.map(toRun);
+    if (!open || runs.some((r) => r.id === open.id)) return runs;
+    let at = runs.length;
+    while (at > 0 && runs[at - 1]!.seq > open.seq) at--;
+    runs.splice(at, 0, open);
+    return runs;
   }
 
-  async getStepRun(id: string): Promise<StepRunRecord | undefined> {
+  /** The attempt open in a request's row, if it has one. */
+  async openRow(requestId: string): Promise<StepRunRecord | undefined> {
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_COLUMNS} FROM requests WHERE id = ? AND open_run IS NOT NULL`, [requestId]);
+    return rows[0] ? toOpenRow(rows[0]) : undefined;
+  }
+
+  /**
+   * A run by id. An attempt open in its request's row is found only with `requestId`
+   * (nothing indexes the rows by the attempt they hold).
+   */
+  async getStepRun(id: string, requestId?: string): Promise<StepRunRecord | undefined> {
+    const open = requestId === undefined ? undefined : await this.openRow(requestId);
     const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE id = ?`, [id]);
-    return rows[0] ? toRun(rows[0]) : undefined;
+    if (rows[0]) return toRun(rows[0]);
+    return open?.id === id ? open : undefined;
   }
 
   async claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
@@ -46,6 +71,20 @@ export class StepStore {
       const chunk = ids.slice(i, i + 200);
       await this.x.run(`UPDATE step_runs SET lease_until = 0 WHERE status = 'dispatched' AND id IN (${chunk.map(() => '?').join(',')})`, chunk);
     }
+    // Attempts open in requests' rows: one read of the dispatched ones (few: those in flight).
+    const wanted = new Set(ids);
+    for (const r of await this.openRows('dispatched', Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) {
+      if (wanted.has(r.run.id)) await this.x.run("UPDATE requests SET open_lease = 0 WHERE id = ? AND open_status = 'dispatched' AND open_lease = ?", [r.requestId, r.lease]);
+    }
+  }
+
+  /** Attempts open in requests' rows with this status whose lease or deadline is before `before`, earliest first. */
+  private async openRows(status: 'dispatched' | 'waiting', before: number, limit: number): Promise<Array<{ requestId: string; run: StepRunRecord; lease: number }>> {
+    const rows = await this.x.all<Record<string, unknown>>(
+      `SELECT id, ${OPEN_ROW_COLUMNS} FROM requests WHERE open_status = ? AND open_lease < ? ORDER BY open_lease LIMIT ?`,
+      [status, before, limit],
+    );
+    return rows.map((r) => ({ requestId: String(r.id), run: toOpenRow(r)!, lease: num(r.open_lease) }));
   }
 
   async claimRun(id: string, leaseUntil: number): Promise<boolean> {
@@ -62,6 +101,10 @@ export class StepStore {
       const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil(r.transport), r.id, num(r.lease_until)]);
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
+    for (const r of await this.openRows('dispatched', now, limit)) {
+      const n = await this.x.run("UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'dispatched' AND open_lease = ?", [leaseUntil(r.run.transport), r.requestId, r.lease]);
+      if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
+    }
     return claimed;
   }
 
@@ -74,8 +117,12 @@ export class StepStore {
     return rows.map((r) => ({ id: String(r.id), requestId: String(r.request_id) }));
   }
 
-  async markWaiting(id: string, until: number): Promise<boolean> {
-    return (await this.x.run("UPDATE step_runs SET status = 'waiting', lease_until = ? WHERE id = ? AND status = 'dispatched'", [until, id])) === 1;
+  /** A dispatched run waits for its callback until `until`; with `requestId`, also one open in the request's row. */
+  async markWaiting(id: string, until: number, requestId?: string): Promise<boolean> {
+    if ((await this.x.run("UPDATE step_runs SET status = 'waiting', lease_until = ? WHERE id = ? AND status = 'dispatched'", [until, id])) === 1) return true;
+    if (requestId === undefined) return false;
+    const is = openRunIs(id);
+    return (await this.x.run(`UPDATE requests SET open_status = 'waiting', open_lease = ? WHERE id = ? AND open_status = 'dispatched' AND ${is.sql}`, [until, requestId, ...is.params])) === 1;
   }
 
   async claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {
@@ -88,6 +135,10 @@ export class StepStore {
       // Pushing the deadline far out claims it; the timeout result that follows closes the run.
       const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'waiting' AND lease_until = ?", [now + 3_600_000, r.id, num(r.lease_until)]);
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
+    }
+    for (const r of await this.openRows('waiting', now, limit)) {
+      const n = await this.x.run("UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'waiting' AND open_lease = ?", [now + 3_600_000, r.requestId, r.lease]);
+      if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
     }
     return claimed;
   }

@@ -13,9 +13,9 @@ import { AlertStore } from './alert-store';
 import { readOverview, type OverviewData, type OverviewOptions } from './overview';
 import { SourceStore } from './source-store';
 import { MigrationStore } from './migration-store';
-import { countRequestsByStatus, runLabels, searchRequestRows, searchStepRows, type RequestSearch, type SearchCursor, type StepSearch } from './search';
+import { countRequestsByStatus, runLabels, searchRequestRows, searchSteps, type RequestSearch, type SearchCursor, type StepSearch } from './search';
 import { requestsOfActors } from './participants';
-import { json, num, parse, REQUEST_COLUMNS, RUN_COLUMNS, toRequest, toRun } from './rows';
+import { json, num, parse, REQUEST_COLUMNS, toRequest } from './rows';
 import { MysqlExecutor, SqliteExecutor, type SqlExecutor } from './sql-executor';
 import { writeBatch, type WriteBatch } from './write';
 import { ApiKeyStore, type ApiKeyRecord } from './api-key-store';
@@ -42,7 +42,8 @@ export interface Store {
   /** The request as written; with `callback`, also whether it has an end-of-request callback URL (`hasCallback`). */
   getRequest(id: string, options?: { callback?: boolean }): Promise<RequestRecord | undefined>;
   listStepRuns(requestId: string): Promise<StepRunRecord[]>;
-  getStepRun(id: string): Promise<StepRunRecord | undefined>;
+  /** A run by id; one open in its request's row is found only with `requestId`. */
+  getStepRun(id: string, requestId?: string): Promise<StepRunRecord | undefined>;
   /** Ids of requests in the given statuses, in id order, after `afterId`. */
   listRequestIds(statuses: readonly RequestStatus[], limit: number, afterId?: string): Promise<string[]>;
   countRequests(statuses?: readonly RequestStatus[]): Promise<number>;
@@ -61,7 +62,7 @@ export interface Store {
   insertAudit(e: AuditRecord): Promise<void>;
   listAudit(requestId: string): Promise<AuditRecord[]>;
   /** Marks a dispatched run as waiting for its module's callback, until `until`. */
-  markWaiting(id: string, until: number): Promise<boolean>;
+  markWaiting(id: string, until: number, requestId?: string): Promise<boolean>;
   /** Replaces a request's trace context if it is still `from`: true for the one process that did. */
   claimTraceContext(id: string, from: string, to: string): Promise<boolean>;
   /** Claims runs whose callback did not come by their deadline, at most once across processes. */
@@ -296,9 +297,9 @@ export class SqlStore implements Store {
   }
 
   /** Step runs matching the filters, latest start first (src/store/search.ts). */
-  async searchSteps(q: StepSearch): Promise<{ items: StepRunRecord[]; next: SearchCursor | undefined }> {
-    const page = await searchStepRows(this.x, RUN_COLUMNS, q);
-    return { items: page.rows.map(toRun), next: page.next };
+  /** Step runs matching the search, latest start first (the step log and the attempts open in requests' rows). */
+  searchSteps(q: StepSearch): Promise<{ items: StepRunRecord[]; next: SearchCursor | undefined }> {
+    return searchSteps(this.x, q);
   }
 
   /** Request counts by pipeline and status, for the given statuses (metrics). */
@@ -307,8 +308,8 @@ export class SqlStore implements Store {
   }
 
   /** Pipeline and transport of step runs, by run id (metrics labels). */
-  runLabels(runIds: string[]): Promise<Map<string, { pipeline: string; transport: string | null }>> {
-    return runLabels(this.x, runIds);
+  runLabels(runIds: string[], requestIds?: string[]): Promise<Map<string, { pipeline: string; transport: string | null }>> {
+    return runLabels(this.x, runIds, requestIds);
   }
 
   // ---- the step log: `steps` (step-store.ts) --------------------------------------------------
@@ -317,8 +318,8 @@ export class SqlStore implements Store {
     return this.steps.listStepRuns(requestId);
   }
 
-  getStepRun(id: string): Promise<StepRunRecord | undefined> {
-    return this.steps.getStepRun(id);
+  getStepRun(id: string, requestId?: string): Promise<StepRunRecord | undefined> {
+    return this.steps.getStepRun(id, requestId);
   }
 
   claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
@@ -341,8 +342,8 @@ export class SqlStore implements Store {
     return this.steps.findWaitingForEvent(name, key, limit);
   }
 
-  markWaiting(id: string, until: number): Promise<boolean> {
-    return this.steps.markWaiting(id, until);
+  markWaiting(id: string, until: number, requestId?: string): Promise<boolean> {
+    return this.steps.markWaiting(id, until, requestId);
   }
 
   claimExpiredWaits(now: number, limit: number): Promise<ClaimedRun[]> {

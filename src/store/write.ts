@@ -7,8 +7,8 @@ import type { RequestCommit, RequestRecord, StepRunRecord } from '../model';
 import { bulkScript, bulkWrites } from './mysql-bulk';
 import { newParticipantStmts, participantStmts, type NewAccess } from './participants';
 import {
-  alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, POLL_COLUMNS, pollParams, repollStmt,
-  REQUEST_COLUMNS, requestParams, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
+  alertStmts, cancelRunsStmt, FINISH_RUN_SQL, finishRunParams, INSERT_CHUNK, insertStmts, json, KEYED_COLUMNS, keyedParams, NEW_REQUEST_COLUMNS, newRequestParams,
+  OPEN_ROW_COLUMNS, openRowParams, POLL_COLUMNS, pollParams, repollStmt, RUN_COLUMNS, runParams, varsParam, type IntakeInsert,
 } from './rows';
 import { all, dialectSql, MysqlExecutor, run, unitsScript, type Checked, type GuardedUnit, type Script, type SqlExecutor, type Stmt } from './sql-executor';
 
@@ -25,9 +25,11 @@ export interface WriteBatch {
   newAccess?: NewAccess[];
   /** The first runs of `newRequests` inserted already started, written after them. */
   newRuns?: StepRunRecord[];
+  /** The attempts open in the rows of `newRequests`, by request id (`RequestCommit.openRow`). */
+  newOpenRows?: Map<string, StepRunRecord>;
 }
 
-const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
+const GUARD_SQL = 'status = ?, error = ?, joins = ?, step_count = ?, finished_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ?';
 /**
  * The same guard for a commit that leaves the status as it is (most steps): SQLite rewrites
  * every index on a column named in SET even when its value does not change, and `status`
@@ -35,33 +37,49 @@ const GUARD_SQL = 'UPDATE requests SET status = ?, error = ?, joins = ?, step_co
  * already are the new ones; otherwise {@link GUARD_SQL} runs next. A commit that says it
  * moves them (`moved`: a start, an end) runs {@link GUARD_SQL} alone.
  */
-const GUARD_SAME_STATUS_SQL = 'UPDATE requests SET error = ?, joins = ?, step_count = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ? AND finished_at IS ?';
-/** The two guards for a commit that also writes the request's `vars`. */
-const GUARD_VARS_SQL = GUARD_SQL.replace('error = ?', 'vars = ?, error = ?');
-const GUARD_SAME_STATUS_VARS_SQL = GUARD_SAME_STATUS_SQL.replace('error = ?', 'vars = ?, error = ?');
+const GUARD_SAME_STATUS_SQL = 'error = ?, joins = ?, step_count = ?, updated_at = ?, rev = rev + 1 WHERE id = ? AND rev = ? AND status = ? AND finished_at IS ?';
+/**
+ * The guards' texts: `UPDATE requests SET`, then `vars` when the commit's step assigned some
+ * (most commits leave it alone) and the open attempt when the commit changes it
+ * (`RequestCommit.openRow`), then the guard. Their parameters come first, in that order.
+ */
+const GUARD_TEXTS = new Map<string, string>();
+function guardText(guard: string, vars: boolean, open: boolean): string {
+  const key = `${guard === GUARD_SQL ? 1 : 0}${vars ? 1 : 0}${open ? 1 : 0}`;
+  let text = GUARD_TEXTS.get(key);
+  if (text === undefined) {
+    text = `UPDATE requests SET ${vars ? 'vars = ?, ' : ''}${open ? `${OPEN_ROW_COLUMNS.split(', ').map((c) => `${c} = ?`).join(', ')}, ` : ''}${guard}`;
+    GUARD_TEXTS.set(key, text);
+  }
+  return text;
+}
 
 /** Turns one commit into its guarded statements: the rev check first, then its writes. */
 function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit {
   const r = c.request;
   // Most commits close one run and do nothing else: a one-item literal, not a push into `[]`
-  // (which gives the array room for 17).
-  const then: GuardedUnit['then'] = c.finishRun ? [{ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 }] : [];
+  // (which gives the array room for 17). A run open in the request's row is not in
+  // `step_runs` to close: it is inserted there, ended (`endedRows`, in the tail).
+  const then: GuardedUnit['then'] = c.finishRun && !c.finishRun.inRow ? [{ sql: FINISH_RUN_SQL, params: finishRunParams(c.finishRun), expectAffected: 1 }] : [];
   if (c.repollRun) then.push(repollStmt(c.repollRun));
   if (c.poll) then.push(...insertStmts('step_polls', POLL_COLUMNS, [pollParams(c.poll)], 1));
   if (c.request.maxSteps !== undefined) then.push({ sql: 'UPDATE requests SET max_steps = ? WHERE id = ?', params: [c.request.maxSteps, c.requestId] });
   if (c.cancelRuns.length > 0) then.push(cancelRunsStmt(c.cancelRuns, r.updatedAt));
   const error = json(r.error);
   const joins = json(r.joins);
-  // `vars` is written only by a commit whose step assigned some: most commits leave it alone.
-  // Its parameter goes where the `_VARS_SQL` forms name it (`vars = ?` before `error = ?`);
-  // added after the literal, not spread into it, which V8 does slowly (a commit per step).
+  // `vars` and the open attempt are written only by a commit that changes them; their
+  // parameters go first, where the guard's text names them.
   const withVars = r.vars !== undefined;
-  const guard = { sql: withVars ? GUARD_VARS_SQL : GUARD_SQL, params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] };
-  if (withVars) guard.params.splice(1, 0, varsParam(r.vars));
+  const withOpen = c.openRow !== undefined;
+  const guard = { sql: guardText(GUARD_SQL, withVars, withOpen), params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] };
+  const head = withOpen ? openRowParams(c.openRow!) : undefined;
+  if (head) guard.params.unshift(...head);
+  if (withVars) guard.params.unshift(varsParam(r.vars));
   // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
   let guardFirst: Stmt | undefined;
   if (dialect === 'sqlite' && !c.moved) {
-    guardFirst = { sql: withVars ? GUARD_SAME_STATUS_VARS_SQL : GUARD_SAME_STATUS_SQL, params: [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] };
+    guardFirst = { sql: guardText(GUARD_SAME_STATUS_SQL, withVars, withOpen), params: [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] };
+    if (head) guardFirst.params.unshift(...head);
     if (withVars) guardFirst.params.unshift(varsParam(r.vars));
   }
   return { guard, guardFirst, then };
@@ -139,7 +157,7 @@ export function writeBatch(x: SqlExecutor, batch: WriteBatch): Promise<boolean[]
   const units = commits.map((c) => commitUnit(c, dialect));
   const tail = (held: boolean[]): Stmt[] => {
     const chunk = chunkFor(dialect);
-    const out = tailStmts(batch.newRequests, commits, held, chunk, batch.newRuns);
+    const out = tailStmts(batch.newRequests, commits, held, chunk, batch.newRuns, batch.newOpenRows);
     return batch.newAccess?.length ? [...out, ...newParticipantStmts(batch.newAccess, chunk)] : out;
   };
   const script = keyed.length === 0
@@ -207,13 +225,15 @@ async function bulkOptimistic(x: MysqlExecutor, batch: WriteBatch): Promise<bool
 }
 
 /** The inserts that follow the guarded units: new requests, the held commits' runs, alerts and participants. */
-function tailStmts(newRequests: RequestRecord[], commits: RequestCommit[], held: boolean[], chunk: number, newRuns: StepRunRecord[] = []): Stmt[] {
+function tailStmts(newRequests: RequestRecord[], commits: RequestCommit[], held: boolean[], chunk: number, newRuns: StepRunRecord[] = [], newOpenRows?: Map<string, StepRunRecord>): Stmt[] {
   // After the requests: a run's request must exist (foreign key).
   const runs: unknown[][] = newRuns.map(runParams);
   commits.forEach((c, k) => {
-    if (held[k]) for (const r of c.insertRuns) runs.push(runParams(r));
+    if (!held[k]) return;
+    for (const r of c.insertRuns) if (r !== c.openRow) runs.push(runParams(r));
+    if (c.endedRows) for (const r of c.endedRows) runs.push(runParams(r));
   });
-  const requests = insertStmts('requests', REQUEST_COLUMNS, newRequests.map(requestParams), chunk);
+  const requests = insertStmts('requests', NEW_REQUEST_COLUMNS, newRequests.map((r) => newRequestParams(r, newOpenRows)), chunk);
   const steps = insertStmts('step_runs', RUN_COLUMNS, runs, chunk);
   const alerts = alertStmts(commits.filter((c, k) => held[k] && c.alerts), chunk);
   const people = participantStmts(commits.filter((_, k) => held[k]), chunk);

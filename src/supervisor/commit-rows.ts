@@ -1,7 +1,13 @@
-/** Keeping `request_participants` in step with each commit, and marking the commits that move a request. Pure: it only fills in the commit. */
+/**
+ * Keeping `request_participants` in step with each commit, marking the commits that move a
+ * request, and placing the attempt that is open in the request's row. Pure: it only fills in
+ * the commit.
+ */
 import { OPEN_RUN_STATUSES } from '../model';
+import { cancelledRun, endedRun } from '../store/rows';
 import type { CompiledPipeline } from '../pipeline/types';
 import type { Decision, RequestState } from './decide';
+import type { OpenRun } from './decision';
 import { accessRows, hasAccessRows, sameParticipants } from '../access/people';
 
 const OPEN_RUN = new Set<string>(OPEN_RUN_STATUSES);
@@ -33,4 +39,41 @@ export function noteAccessRows(pipeline: CompiledPipeline, state: RequestState, 
 export function noteMoved(state: RequestState, decision: Decision): void {
   const c = decision.commit;
   if (c.request.status !== state.request.status || c.request.finishedAt !== state.request.finishedAt) c.moved = true;
+}
+
+/**
+ * The step log written once per attempt (migration `1763800000370`, issue "Performance"): a
+ * request's row holds at most one open attempt, a module step sent at once, which is inserted
+ * into `step_runs` only when it ends. Every other open run (a retry or poll not yet due, a
+ * wait, an action, a deferred send, a second parallel branch) is a row of `step_runs` from
+ * its start, as before; each run stays where it started until it ends.
+ *
+ * Fills in the commit: the row's attempt that this commit ends or cancels (`endedRows`,
+ * `finishRun.inRow`), and the attempt that takes the row (`openRow`: a run of `insertRuns`
+ * that is therefore not inserted), or `null` when the row is left without one.
+ */
+export function placeOpenRun(state: RequestState, decision: Decision): void {
+  const c = decision.commit;
+  let current: OpenRun | undefined;
+  for (const run of state.open.values()) {
+    if (run.row) {
+      current = run;
+      break;
+    }
+  }
+  if (current?.row) {
+    if (c.finishRun?.id === current.id) {
+      c.finishRun.inRow = true;
+      (c.endedRows ??= []).push(endedRun(current.row, c.finishRun));
+    } else if (c.cancelRuns.includes(current.id)) {
+      (c.endedRows ??= []).push(cancelledRun(current.row, c.request.updatedAt));
+    } else return;
+  }
+  for (const run of c.insertRuns) {
+    if (run.status === 'dispatched' && run.kind === 'module') {
+      c.openRow = run;
+      return;
+    }
+  }
+  if (current) c.openRow = null;
 }

@@ -25,6 +25,11 @@ export interface OpenRun {
   waitEvent?: string | null;
   waitKey?: string | null;
   override?: Record<string, unknown> | null;
+  /**
+   * The whole record when the run is open in its request's row rather than in `step_runs`
+   * (`RequestCommit.openRow`): what it is inserted with when it ends.
+   */
+  row?: StepRunRecord;
 }
 
 /** Stable across every attempt of one activation of a step, so a module can drop duplicates. */

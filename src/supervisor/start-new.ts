@@ -13,6 +13,7 @@ import { hasAccessRows } from '../access/people';
 import type { RequestRecord } from '../model';
 import type { CompiledPipeline } from '../pipeline/types';
 import { decide, type Decision, type DecisionEnv, type RequestState } from './decide';
+import { placeOpenRun } from './commit-rows';
 import { prepareRuns, type PrepareOptions } from './prepare';
 import { buildState, requestAfter } from './state';
 
@@ -48,5 +49,6 @@ function decideOrDecline(pipeline: CompiledPipeline, record: RequestRecord, env:
   if (!plain || decision.outputs.length > 0) return undefined;
   prepareRuns(pipeline, decision, decision.context, o);
   if (c.alerts) return undefined;
+  placeOpenRun(state, decision);
   return { state, decision, started: requestAfter(record, c.request) };
 }

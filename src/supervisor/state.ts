@@ -1,6 +1,7 @@
 /** Rebuilding a request's state from its stored records: pure. */
 import { OPEN_RUN_STATUSES, requestInfo, type RequestCommit, type RequestRecord, type StepRunRecord } from '../model';
 import type { Decision, OpenRun, RequestState } from './decision';
+import { isInRow } from '../store/rows';
 
 const OPEN = new Set<string>(OPEN_RUN_STATUSES);
 
@@ -16,11 +17,14 @@ export function buildState(request: RequestRecord, runs: StepRunRecord[]): Reque
     lastSeq = Math.max(lastSeq, run.seq);
     if (run.status === 'completed') context[run.stepId] = run.output;
     else if (OPEN.has(run.status)) {
-      open.set(run.id, {
+      const o: OpenRun = {
         id: run.id, stepId: run.stepId, attempt: run.attempt, seq: run.seq,
         status: run.status as OpenRun['status'], availableAt: run.availableAt, causedBy: run.causedBy, startedAt: run.startedAt, polls: run.polls ?? 0,
         deadlineAt: run.deadlineAt ?? null, waitEvent: run.waitEvent ?? null, waitKey: run.waitKey ?? null, override: run.override ?? null,
-      });
+      };
+      // Open in the request's row: it ends by being inserted whole (`RequestCommit.endedRows`).
+      if (isInRow(run)) o.row = run;
+      open.set(run.id, o);
     }
   }
   return { request, context, open, lastSeq };
@@ -99,11 +103,13 @@ export function applyDecision(state: RequestState, d: Decision): void {
   for (const r of c.insertRuns) {
     state.lastSeq = Math.max(state.lastSeq, r.seq);
     if (r.status === 'completed') continue;
-    state.open.set(r.id, {
+    const open: OpenRun = {
       id: r.id, stepId: r.stepId, attempt: r.attempt, seq: r.seq, status: r.status as OpenRun['status'],
       availableAt: r.availableAt, causedBy: r.causedBy, startedAt: r.startedAt, polls: r.polls ?? 0, deadlineAt: r.deadlineAt ?? null,
       waitEvent: r.waitEvent ?? null, waitKey: r.waitKey ?? null, override: r.override ?? null,
-    });
+    };
+    if (r === c.openRow) open.row = r;
+    state.open.set(r.id, open);
   }
   for (const o of d.outputs) state.context[o.stepId] = o.value;
 }

@@ -11,7 +11,7 @@
  */
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
-import { noteAccessRows, noteMoved } from './commit-rows';
+import { noteAccessRows, noteMoved, placeOpenRun } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -153,7 +153,7 @@ export class Supervisor {
       const start = pipeline && !this.stopping ? decideNewStart(pipeline, record, this.envs.of(pipeline), this.o) : undefined;
       if (!pipeline || !start) return undefined;
       const { state, decision } = start;
-      await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns);
+      await this.d.committer.insertRequest(start.started, undefined, decision.commit.insertRuns, decision.commit.openRow ?? undefined);
       const stored = copyRequest(start.started);
       applyDecision(state, decision);
       this.states.set(record.id, state);
@@ -177,7 +177,7 @@ export class Supervisor {
   private markWaiting(e: Extract<InboxMessage, { type: 'accepted' }>['accepted']): Promise<HandleResult> {
     this.inFlight.delete(e.runId);
     return this.enqueue(e.requestId, async () => {
-      if (!(await this.d.store.markWaiting(e.runId, e.until))) return 'ignored';
+      if (!(await this.d.store.markWaiting(e.runId, e.until, e.requestId))) return 'ignored';
       const run = this.states.get(e.requestId)?.open.get(e.runId);
       if (run) run.status = 'waiting';
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
@@ -267,6 +267,7 @@ export class Supervisor {
       prepareRuns(pipeline, decision, context, this.o);
       noteAccessRows(pipeline, state, decision, context, outcome.type === 'start');
       noteMoved(state, decision);
+      placeOpenRun(state, decision);
       let ok: boolean;
       try {
         ok = await this.d.committer.commit(decision.commit);

@@ -65,7 +65,7 @@ export class HttpTransport implements StepTransport {
   /** Performs one call and classifies the answer. Never throws. */
   async call(call: ModuleCall, module: RegisteredModule): Promise<CallOutcome> {
     const until = Date.now() + (module.callbackTimeoutMs ?? this.callbacks?.defaultTtlMs ?? 3_600_000);
-    const token = this.callbacks ? signCallback(this.callbacks.secret, { runId: call.runId, attempt: call.attempt, expiresAt: until }) : undefined;
+    const token = this.callbacks ? signCallback(this.callbacks.secret, { runId: call.runId, attempt: call.attempt, expiresAt: until, requestId: call.requestId }) : undefined;
     const body = {
       requestId: call.requestId,
       pipeline: call.pipeline,

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { newId } from '../../src/ids';
 import type { StepRunRecord } from '../../src/model';
 import { insertStmts, RUN_COLUMNS, runParams } from '../../src/store/rows';
-import { searchStepRows } from '../../src/store/search';
+import { openRowRuns, searchStepRows } from '../../src/store/search';
 import type { SqlExecutor } from '../../src/store/sql-executor';
 import { StepStore } from '../../src/store/step-store';
 import { SqlStore } from '../../src/store/store';
@@ -88,19 +88,22 @@ describe('MariaDB step-log indexes: generated columns instead of partial indexes
     expect(found.map((c) => c.id).sort()).to.deep.equal(waiting);
   });
 
-  it('every sweeper and search statement reads step_runs through an index', async () => {
+  it('every sweeper and search statement reads step_runs (and the attempts open in request rows) through an index', async () => {
     const seen: Array<{ sql: string; params: unknown[] }> = [];
     const capture = { dialect: 'mysql', all: async (sql: string, params: unknown[] = []) => (seen.push({ sql, params }), []), run: async () => 0 } as unknown as SqlExecutor;
     const window = { limit: 50, after: { t: 1, id: 'x' } };
     for (const f of [{}, { pipeline: 'p' }, { pipeline: 'p', step: 'a' }, ...STATUSES.flatMap((status) => [{ status }, { pipeline: 'p', status }])]) {
       await searchStepRows(capture, 'id, started_at', { ...window, ...f } as never);
     }
+    // The attempts open in requests' rows that a step search merges in (only dispatched and waiting ones live there).
+    for (const f of [{}, { pipeline: 'p' }, { status: 'dispatched' }, { pipeline: 'p', status: 'waiting' }]) await openRowRuns(capture, { ...window, ...f });
     const sweeper = new StepStore(capture);
     await sweeper.claimDueRuns(1, 2, 10);
+    // Each of these two reads the log, then the attempts open in requests' rows.
     await sweeper.claimExpiredLeases(1, () => 2, 10);
     await sweeper.claimExpiredWaits(1, 10);
     await sweeper.findWaitingForEvent('e', 'k', 10);
-    expect(seen.length).to.equal(3 + STATUSES.length * 2 + 4);
+    expect(seen.length).to.equal(3 + STATUSES.length * 2 + 4 + 6);
     for (const q of seen) {
       const [plan] = await store.query<{ key: string | null; type: string }>(`EXPLAIN ${q.sql}`, q.params);
       expect(plan!.key, q.sql).to.be.a('string');

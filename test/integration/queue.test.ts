@@ -358,7 +358,7 @@ describe('queue transport: a worker SIGKILLed mid-job', function () {
     await waitFor('the first worker to start the job', () => lines().some(([pid, , what]) => pid === String(w1.pid) && what === 'start'), 15_000, 10);
     w1.child.kill('SIGKILL');
     expect((await w1.exited).signal).to.equal('SIGKILL');
-    const [open] = await s.runs(e, r.id);
+    const [open] = await e.store.listStepRuns(r.id);
     expect(open?.status, 'no result was committed for the killed job').to.equal('dispatched');
 
     // Another worker takes the stalled job once its lock (2 s) has run out.

@@ -60,9 +60,9 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
       return stored;
     };
     const insertRequest = e.committer.insertRequest.bind(e.committer);
-    e.committer.insertRequest = (record, access, runs) => {
+    e.committer.insertRequest = (record, access, runs, openRow) => {
       inserted.set(record.id, { status: record.status, hold: null, runs: runs?.length ?? 0 });
-      return insertRequest(record, access, runs);
+      return insertRequest(record, access, runs, openRow);
     };
     const insertKeyed = e.committer.insertKeyed.bind(e.committer);
     e.committer.insertKeyed = (row: IntakeInsert) => {
@@ -85,9 +85,9 @@ describe('distributed: a submit is started in the transaction that stores it (Ma
     const [r] = await engine.store.query<{ status: string; rev: unknown }>('SELECT status, rev FROM requests WHERE id = ?', [id]);
     return { status: r!.status, rev: Number(r!.rev) };
   };
-  const runsOf = async (id: string): Promise<Array<[string, string, string]>> =>
-    (await engine.store.query<{ step_id: string; status: string; transport: string }>('SELECT step_id, status, transport FROM step_runs WHERE request_id = ? ORDER BY seq', [id]))
-      .map((r) => [r.step_id, r.status, r.transport]);
+  // The store's reader: an attempt open in the request's row is one of its runs (migration 1763800000370).
+  const runsOf = async (id: string): Promise<Array<[string, string, string | null]>> =>
+    (await engine.store.listStepRuns(id)).map((r) => [r.stepId, r.status, r.transport]);
   const completed = (id: string): Promise<true> => waitFor(`request ${id} to complete`, async () => (await rowOf(id)).status === 'completed' || undefined, 20_000, 20);
 
   it('stores a plain request running, with its first run, in one commit; no start job; it completes, each step once', async () => {
