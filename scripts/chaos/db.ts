@@ -44,10 +44,12 @@ export async function countByStatus(db: CampaignDb, table: 'requests' | 'step_ru
   return Object.fromEntries(rows.map((r) => [r.status, num(r.n)]));
 }
 
-/** Step runs that are still open (pending, dispatched, waiting). */
+/** Step runs that are still open (pending, dispatched, waiting): in the step log, and in requests' rows (migration 1763800000370). */
 export async function countOpenRuns(db: CampaignDb): Promise<number> {
-  const [r] = await db.all<{ n: unknown }>("SELECT COUNT(*) AS n FROM step_runs WHERE status IN ('pending', 'dispatched', 'waiting')");
-  return num(r?.n);
+  const [r] = await db.all<{ n: unknown; inRow: unknown }>(
+    "SELECT (SELECT COUNT(*) FROM step_runs WHERE status IN ('pending', 'dispatched', 'waiting')) AS n, (SELECT COUNT(*) FROM requests WHERE open_status IS NOT NULL) AS inRow",
+  );
+  return num(r?.n) + num(r?.inRow);
 }
 
 /** The keys of wait runs still waiting for event `name`, at most `limit`. */

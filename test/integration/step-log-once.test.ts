@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import { expect } from 'chai';
 import type { RequestCommit, RequestRecord, StepRunRecord } from '../../src/model';
+import { openDataSource } from '../../src/store/data-source';
 import { cancelledRun, endedRun } from '../../src/store/rows';
 import { SqlStore } from '../../src/store/store';
 import { installGate, openGate, removeGate, type Gate } from '../fixtures/admission/gate';
@@ -53,15 +54,17 @@ function suite(name: 'sqlite' | 'mysql'): void {
   describe(`step log written once per attempt, on ${name}`, function () {
     this.timeout(60_000);
     let store: SqlStore;
+    let url: string;
     let drop: (() => Promise<void>) | undefined;
 
     before(async () => {
-      if (name === 'sqlite') store = await SqlStore.open(`sqlite:${path.join(tmpDir('once'), 'once.db')}`);
+      if (name === 'sqlite') url = `sqlite:${path.join(tmpDir('once'), 'once.db')}`;
       else {
         const db = await createMysqlDatabase('conveyor_once');
         drop = db.drop;
-        store = await SqlStore.open(db.url);
+        url = db.url;
       }
+      store = await SqlStore.open(url);
     });
 
     after(async () => {
@@ -156,6 +159,26 @@ function suite(name: 'sqlite' | 'mysql'): void {
       const other = await started();
       await store.expireLeases([other.first.id]);
       expect((await store.listStepRuns(other.req.id))[0]!.leaseUntil).to.equal(0);
+    });
+
+    it('undoing migration 1763800000370 puts the attempts open in rows back into the step log', async () => {
+      const { req, first } = await started();
+      const ds = await openDataSource(url);
+      try {
+        await ds.undoLastMigration({ transaction: 'each' });
+        const rows = await ds.query('SELECT id, status, step_id, lease_until FROM step_runs WHERE request_id = ?', [req.id]) as Array<Record<string, unknown>>;
+        expect(rows.map((r) => [r.id, r.status, r.step_id, Number(r.lease_until)])).to.deep.equal([[first.id, 'dispatched', 's1', first.leaseUntil]]);
+        const columns = name === 'sqlite'
+          ? (await ds.query("SELECT name FROM pragma_table_info('requests')") as Array<{ name: string }>).map((c) => c.name)
+          : (await ds.query('SHOW COLUMNS FROM requests') as Array<{ Field: string }>).map((c) => c.Field);
+        expect(columns).to.not.include.members(['open_run']);
+        expect(columns).to.not.include.members(['open_status']);
+        // And forward again: the schema is whole, the attempt stays in the log where it now is.
+        await ds.runMigrations({ transaction: 'each' });
+      } finally {
+        await ds.destroy();
+      }
+      expect((await store.listStepRuns(req.id)).map((r) => [r.id, r.status])).to.deep.equal([[first.id, 'dispatched']]);
     });
 
     it('the step search merges attempts open in rows with the log, in order, page by page', async () => {
