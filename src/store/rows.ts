@@ -218,14 +218,28 @@ export function markInRow(run: StepRunRecord): StepRunRecord {
 
 /** The request columns that hold its open attempt, in the order of {@link openRowParams}. */
 export const OPEN_ROW_COLUMNS = 'open_run, open_status, open_lease';
+/** What {@link toOpenRow} reads: the request's id and pipeline, then {@link OPEN_ROW_COLUMNS}. */
+export const OPEN_ROW_READ = `id, pipeline_id, ${OPEN_ROW_COLUMNS}`;
 
 /**
- * The JSON text of an open attempt, which starts with its id (`{"id":"…"`), so a statement can
- * name the attempt by a prefix of the text ({@link openRunIs}) without parsing it.
+ * The JSON text of an open attempt: what the request's row does not already say (its id,
+ * pipeline, status and lease are columns), without the fields an open attempt has no value
+ * for (output, end, duration, …), and starting with the attempt's id (`{"id":"…"`), so a
+ * statement can name the attempt by a prefix of the text ({@link openRunIs}). Every step
+ * rewrites it in the request's row: a smaller row is fewer pages written.
  */
-export function openRunJson(run: StepRunRecord): string {
-  const text = JSON.stringify(run);
-  return text.startsWith(openRunPrefix(run.id)) ? text : `${openRunPrefix(run.id)},${JSON.stringify({ ...run, id: undefined }).slice(1)}`;
+export function openRunJson(r: StepRunRecord): string {
+  const o: Record<string, unknown> = { id: r.id, stepId: r.stepId, seq: r.seq, attempt: r.attempt, kind: r.kind, startedAt: r.startedAt };
+  if (r.module !== null) o.module = r.module;
+  if (r.transport !== null) o.transport = r.transport;
+  if (r.params !== null && r.params !== undefined) o.params = r.params;
+  if (r.causedBy !== null) o.causedBy = r.causedBy;
+  if (r.availableAt !== null) o.availableAt = r.availableAt;
+  if (r.waitEvent) o.waitEvent = r.waitEvent;
+  if (r.waitKey !== null && r.waitKey !== undefined) o.waitKey = r.waitKey;
+  if (r.deadlineAt !== null && r.deadlineAt !== undefined) o.deadlineAt = r.deadlineAt;
+  if (r.override) o.override = r.override;
+  return JSON.stringify(o);
 }
 
 const openRunPrefix = (id: string): string => `{"id":${JSON.stringify(id)}`;
@@ -241,13 +255,20 @@ export function openRowParams(run: StepRunRecord | null): [string | null, string
   return run ? [openRunJson(run), run.status, run.leaseUntil ?? null] : [null, null, null];
 }
 
-/** The attempt in a request row's columns, or `undefined` when it has none. */
+/**
+ * The attempt in a request row's columns ({@link OPEN_ROW_READ}), as {@link toRun} reads one
+ * from the step log, or `undefined` when the row has none.
+ */
 export function toOpenRow(row: Record<string, unknown>): StepRunRecord | undefined {
   if (row.open_run === null || row.open_run === undefined) return undefined;
-  const run = JSON.parse(String(row.open_run)) as StepRunRecord;
-  run.status = row.open_status as StepRunRecord['status'];
-  run.leaseUntil = numOrNull(row.open_lease);
-  return markInRow(run);
+  const o = JSON.parse(String(row.open_run)) as Partial<StepRunRecord> & Pick<StepRunRecord, 'id' | 'stepId' | 'seq' | 'attempt' | 'kind' | 'startedAt'>;
+  return markInRow({
+    id: o.id, requestId: String(row.id), pipelineId: String(row.pipeline_id), stepId: o.stepId, seq: o.seq, attempt: o.attempt,
+    status: row.open_status as StepRunRecord['status'], kind: o.kind, module: o.module ?? null, transport: o.transport ?? null,
+    params: o.params ?? null, output: null, error: null, causedBy: o.causedBy ?? null, availableAt: o.availableAt ?? null,
+    leaseUntil: numOrNull(row.open_lease), waitEvent: o.waitEvent ?? null, waitKey: o.waitKey ?? null, deadlineAt: o.deadlineAt ?? null,
+    override: o.override ?? null, assigned: null, startedAt: o.startedAt, finishedAt: null, durationMs: null, polls: 0, lastPollAt: null, endedBy: null,
+  });
 }
 
 /** A copy of an open attempt as it is inserted, ended, into `step_runs`; field by field (a spread with overrides is slow in V8). */

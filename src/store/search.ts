@@ -8,7 +8,7 @@
  * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
  */
 import type { StepRunRecord } from '../model';
-import { OPEN_ROW_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
+import { OPEN_ROW_READ, RUN_COLUMNS, toOpenRow, toRun } from './rows';
 import { dialectSql, type SqlExecutor } from './sql-executor';
 import { MYSQL_SEARCHED_RUN_STATUSES } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SEARCHED_RUN_STATUSES } from './migrations/1763800000300-sqlite-lean-indexes';
@@ -278,7 +278,7 @@ export async function runLabels(x: SqlExecutor, runIds: string[], requestIds: st
   if (runIds.length === 0) return out;
   if (requestIds.length > 0) {
     const open = await x.all<Record<string, unknown>>(
-      `SELECT id, ${OPEN_ROW_COLUMNS} FROM requests WHERE id IN (${requestIds.map(() => '?').join(',')}) AND open_run IS NOT NULL`,
+      `SELECT ${OPEN_ROW_READ} FROM requests WHERE id IN (${requestIds.map(() => '?').join(',')}) AND open_run IS NOT NULL`,
       requestIds,
     );
     for (const row of open) {
@@ -307,7 +307,7 @@ export async function openRowRuns(x: SqlExecutor, q: StepSearch): Promise<StepRu
     parts.push('pipeline_id = ?');
     params.push(q.pipeline);
   }
-  const rows = await x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_COLUMNS} FROM requests WHERE ${parts.join(' AND ')}`, params);
+  const rows = await x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_READ} FROM requests WHERE ${parts.join(' AND ')}`, params);
   const runs: StepRunRecord[] = [];
   for (const row of rows) {
     const r = toOpenRow(row)!;

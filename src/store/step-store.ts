@@ -5,7 +5,7 @@
  * waits found by event. Reached as `SqlStore.steps`.
  */
 import type { PollRecord, StepRunRecord } from '../model';
-import { num, OPEN, OPEN_ROW_COLUMNS, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
+import { num, OPEN, OPEN_ROW_READ, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
 import type { SqlExecutor } from './sql-executor';
 
 export interface ClaimedRun {
@@ -35,7 +35,7 @@ export class StepStore {
 
   /** The attempt open in a request's row, if it has one. */
   async openRow(requestId: string): Promise<StepRunRecord | undefined> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_COLUMNS} FROM requests WHERE id = ? AND open_run IS NOT NULL`, [requestId]);
+    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_READ} FROM requests WHERE id = ? AND open_run IS NOT NULL`, [requestId]);
     return rows[0] ? toOpenRow(rows[0]) : undefined;
   }
 
@@ -81,7 +81,7 @@ export class StepStore {
   /** Attempts open in requests' rows with this status whose lease or deadline is before `before`, earliest first. */
   private async openRows(status: 'dispatched' | 'waiting', before: number, limit: number): Promise<Array<{ requestId: string; run: StepRunRecord; lease: number }>> {
     const rows = await this.x.all<Record<string, unknown>>(
-      `SELECT id, ${OPEN_ROW_COLUMNS} FROM requests WHERE open_status = ? AND open_lease < ? ORDER BY open_lease LIMIT ?`,
+      `SELECT ${OPEN_ROW_READ} FROM requests WHERE open_status = ? AND open_lease < ? ORDER BY open_lease LIMIT ?`,
       [status, before, limit],
     );
     return rows.map((r) => ({ requestId: String(r.id), run: toOpenRow(r)!, lease: num(r.open_lease) }));

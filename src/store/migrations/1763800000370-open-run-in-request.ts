@@ -33,15 +33,16 @@ export class OpenRunInRequest1763800000370 implements MigrationInterface {
   async down(queryRunner: QueryRunner): Promise<void> {
     const mysql = queryRunner.connection.driver.options.type === 'mysql';
     // An attempt open in a request's row goes back to the step log, as the old code keeps them.
-    const rows = (await queryRunner.query('SELECT open_run, open_status, open_lease FROM requests WHERE open_run IS NOT NULL')) as Array<Record<string, unknown>>;
+    // The JSON holds what the row does not (the request's id and pipeline are its columns).
+    const rows = (await queryRunner.query('SELECT id, pipeline_id, open_run, open_status, open_lease FROM requests WHERE open_run IS NOT NULL')) as Array<Record<string, unknown>>;
     for (const row of rows) {
       const r = JSON.parse(String(row.open_run)) as Record<string, unknown>;
       const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v));
       await queryRunner.query(
-        'INSERT INTO step_runs (id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, caused_by, available_at, lease_until, deadline_at, override, started_at) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        [r.id, r.requestId, r.pipelineId, r.stepId, r.seq, r.attempt, row.open_status, r.kind, r.module ?? null, r.transport ?? null, json(r.params),
-          r.causedBy ?? null, r.availableAt ?? null, row.open_lease ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt],
+        'INSERT INTO step_runs (id, request_id, pipeline_id, step_id, seq, attempt, status, kind, module, transport, params, caused_by, available_at, lease_until, wait_event, wait_key, deadline_at, override, started_at) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        [r.id, row.id, row.pipeline_id, r.stepId, r.seq, r.attempt, row.open_status, r.kind, r.module ?? null, r.transport ?? null, json(r.params),
+          r.causedBy ?? null, r.availableAt ?? null, row.open_lease ?? null, r.waitEvent ?? null, r.waitKey ?? null, r.deadlineAt ?? null, json(r.override), r.startedAt],
       );
     }
     await queryRunner.query(mysql ? 'DROP INDEX ix_requests_open_lease ON requests' : 'DROP INDEX IF EXISTS "ix_requests_open_lease"');
