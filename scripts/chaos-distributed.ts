@@ -226,7 +226,12 @@ export async function runChaos(o: ChaosOptions = {}): Promise<ChaosSummary> {
     const [openRows] = await c.query(
       "SELECT transport, COUNT(*) AS n FROM step_runs WHERE status IN ('pending', 'dispatched', 'waiting') GROUP BY transport",
     );
-    const openByTransport = Object.fromEntries((openRows as Array<{ transport: string; n: number }>).map((r) => [r.transport, Number(r.n)]));
+    // And the attempts open in requests' rows (migration 1763800000370): their transport is in the attempt's JSON.
+    const [inRows] = await c.query("SELECT JSON_VALUE(open_run, '$.transport') AS transport, COUNT(*) AS n FROM requests WHERE open_status IS NOT NULL GROUP BY 1");
+    const openByTransport: Record<string, number> = {};
+    for (const r of [...(openRows as Array<{ transport: string; n: number }>), ...(inRows as Array<{ transport: string; n: number }>)]) {
+      openByTransport[r.transport] = (openByTransport[r.transport] ?? 0) + Number(r.n);
+    }
     summary.kill = {
       completedAtKill, openRunsAtKill: Object.values(openByTransport).reduce((a, b) => a + b, 0), openByTransport, engine: engines[0]!.pid, worker: workers[0]!.pid,
     };

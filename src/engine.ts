@@ -267,7 +267,7 @@ export class Engine {
     this.supervisor.setDeferDispatch(true);
     const end = Date.now() + (opts.deadlineMs ?? this.config.shutdownDeadlineMs);
     while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
-    const handedBack = this.supervisor.inFlightIds();
+    const handedBack = this.supervisor.handedBack();
     this.retention?.stop();
     await this.migrationRunner.stop();
     // Messages already taken are stored and acknowledged before intake stops.
@@ -276,9 +276,9 @@ export class Engine {
     this.inbox.stop();
     await this.supervisor.stop();
     await this.adminNotifier.stop();
-    if (handedBack.length > 0) {
-      await this.store.expireLeases(handedBack).catch(() => undefined);
-      this.logger.warn('steps handed back at shutdown', { count: handedBack.length });
+    if (handedBack.ids.length > 0) {
+      await this.store.expireLeases(handedBack.ids, handedBack.inRows).catch(() => undefined);
+      this.logger.warn('steps handed back at shutdown', { count: handedBack.ids.length });
     }
     this.moduleHost.stop();
     await this.worker?.stop();

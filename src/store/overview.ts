@@ -8,7 +8,8 @@
  *   holds `finished_status`, the status of a finished request, migration `1763800000340`);
  * - the slowest steps: p50 / p95 (nearest rank) per pipeline step over the latest `sample`
  *   finished attempts of the window, through `ix_step_runs_started` and window functions;
- * - a marker that changes whenever a request arrives or a step starts (two index maxima).
+ * - a marker that changes whenever a request arrives, a step starts or a step ends (three index
+ *   maxima: the latest step row, the latest request, the latest lease of an attempt sent).
  */
 import { requestIndexTerms } from './request-index-terms';
 import type { SqlExecutor } from './sql-executor';
@@ -57,7 +58,10 @@ export async function readOverview(x: SqlExecutor, now: number, o: OverviewOptio
     ),
     x.all<{ b: unknown; n: unknown }>(`SELECT ${bucket('created_at')} AS b, COUNT(*) AS n FROM requests WHERE created_at >= ? GROUP BY b`, [since, bucketMs, since]),
     slowSteps(x, since, o.sample ?? 20_000),
-    x.all<{ s: unknown; c: unknown }>('SELECT (SELECT MAX(started_at) FROM step_runs) AS s, (SELECT MAX(created_at) FROM requests) AS c'),
+    // What moves when anything happens: a step's row (it ends), a request (it arrives), the lease of the latest attempt sent (it starts, in its request's row).
+    x.all<{ s: unknown; c: unknown; o: unknown }>(
+      "SELECT (SELECT MAX(started_at) FROM step_runs) AS s, (SELECT MAX(created_at) FROM requests) AS c, (SELECT MAX(open_lease) FROM requests WHERE open_status = 'dispatched') AS o",
+    ),
   ]);
   const buckets = Math.ceil(windowMs / bucketMs);
   const series = Array.from({ length: buckets }, (_, i) => ({ at: since + i * bucketMs, created: 0, completed: 0, errorStop: 0, stopped: 0 }));
@@ -82,7 +86,7 @@ export async function readOverview(x: SqlExecutor, now: number, o: OverviewOptio
     finished: [...finished.values()],
     series,
     slowSteps: slow.sort((a, b) => b.p95 - a.p95 || b.p50 - a.p50).slice(0, o.slowest ?? 10),
-    marker: `${Number(marker[0]?.s ?? 0)}:${Number(marker[0]?.c ?? 0)}`,
+    marker: `${Number(marker[0]?.s ?? 0)}:${Number(marker[0]?.c ?? 0)}:${Number(marker[0]?.o ?? 0)}`,
   };
 }
 

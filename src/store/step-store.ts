@@ -13,19 +13,33 @@ export interface ClaimedRun {
   requestId: string;
 }
 
+/** The step log's columns in a read joined to `requests r` (`s` is the log). */
+const RUN_FROM_LOG = RUN_COLUMNS.split(', ').map((c) => `s.${c}`).join(', ');
+/** The request's open attempt in such a read, under names of its own. */
+const OPEN_ROW_JOINED = 'r.id AS r_id, r.pipeline_id AS r_pipeline_id, r.open_run AS r_open_run, r.open_status AS r_open_status, r.open_lease AS r_open_lease';
+const openRowOf = (row: Record<string, unknown>): Record<string, unknown> => ({
+  id: row.r_id, pipeline_id: row.r_pipeline_id, open_run: row.r_open_run, open_status: row.r_open_status, open_lease: row.r_open_lease,
+});
+
 export class StepStore {
   constructor(private readonly x: SqlExecutor) {}
 
   /**
    * A request's runs in `seq` order: the step log's rows and the attempt open in the
-   * request's row (migration `1763800000370`, marked by `isInRow`). The row is read first: an
-   * attempt that ends between the two reads is then found in both, and the log's row, the
-   * later, is kept (read the other way round it would be found in neither).
+   * request's row (migration `1763800000370`, marked by `isInRow`), read in one statement, so
+   * from one snapshot: an attempt that ends, or one that starts, while it is read is found
+   * once, where that snapshot has it.
    */
   async listStepRuns(requestId: string): Promise<StepRunRecord[]> {
-    const open = await this.openRow(requestId);
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE request_id = ? ORDER BY seq`, [requestId]);
-    const runs = rows.map(toRun);
+    return this.withOpenRow(await this.x.all<Record<string, unknown>>(
+      `SELECT ${RUN_FROM_LOG}, ${OPEN_ROW_JOINED} FROM requests r LEFT JOIN step_runs s ON s.request_id = r.id WHERE r.id = ? ORDER BY s.seq`, [requestId],
+    ));
+  }
+
+  /** The log's runs of a joined read ({@link RUN_FROM_LOG}), with the request's open attempt in `seq` order. */
+  private withOpenRow(rows: Array<Record<string, unknown>>): StepRunRecord[] {
+    const runs = rows.filter((r) => r.id !== null && r.id !== undefined).map(toRun);
+    const open = rows[0] ? toOpenRow(openRowOf(rows[0])) : undefined;
     if (!open || runs.some((r) => r.id === open.id)) return runs;
     let at = runs.length;
     while (at > 0 && runs[at - 1]!.seq > open.seq) at--;
@@ -33,21 +47,20 @@ export class StepStore {
     return runs;
   }
 
-  /** The attempt open in a request's row, if it has one. */
-  async openRow(requestId: string): Promise<StepRunRecord | undefined> {
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${OPEN_ROW_READ} FROM requests WHERE id = ? AND open_run IS NOT NULL`, [requestId]);
-    return rows[0] ? toOpenRow(rows[0]) : undefined;
-  }
-
   /**
    * A run by id. An attempt open in its request's row is found only with `requestId`
-   * (nothing indexes the rows by the attempt they hold).
+   * (nothing indexes the rows by the attempt they hold); then in one statement, as
+   * {@link listStepRuns} reads.
    */
   async getStepRun(id: string, requestId?: string): Promise<StepRunRecord | undefined> {
-    const open = requestId === undefined ? undefined : await this.openRow(requestId);
-    const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE id = ?`, [id]);
-    if (rows[0]) return toRun(rows[0]);
-    return open?.id === id ? open : undefined;
+    if (requestId === undefined) {
+      const rows = await this.x.all<Record<string, unknown>>(`SELECT ${RUN_COLUMNS} FROM step_runs WHERE id = ?`, [id]);
+      return rows[0] ? toRun(rows[0]) : undefined;
+    }
+    const runs = this.withOpenRow(await this.x.all<Record<string, unknown>>(
+      `SELECT ${RUN_FROM_LOG}, ${OPEN_ROW_JOINED} FROM requests r LEFT JOIN step_runs s ON s.id = ? AND s.request_id = r.id WHERE r.id = ?`, [id, requestId],
+    ));
+    return runs.find((r) => r.id === id);
   }
 
   async claimDueRuns(now: number, leaseUntil: number, limit: number): Promise<ClaimedRun[]> {
@@ -66,15 +79,23 @@ export class StepStore {
     return claimed;
   }
 
-  async expireLeases(ids: string[]): Promise<void> {
+  /**
+   * Runs handed back at shutdown: their leases end now, so another engine's sweep sends them
+   * again at once. `inRows`: those of them open in their requests' rows, with their requests.
+   */
+  async expireLeases(ids: string[], inRows: Array<{ id: string; requestId: string }> = []): Promise<void> {
+    await this.expireOpenRows(inRows);
     for (let i = 0; i < ids.length; i += 200) {
       const chunk = ids.slice(i, i + 200);
       await this.x.run(`UPDATE step_runs SET lease_until = 0 WHERE status = 'dispatched' AND id IN (${chunk.map(() => '?').join(',')})`, chunk);
     }
-    // Attempts open in requests' rows: one read of the dispatched ones (few: those in flight).
-    const wanted = new Set(ids);
-    for (const r of await this.openRows('dispatched', Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)) {
-      if (wanted.has(r.run.id)) await this.x.run("UPDATE requests SET open_lease = 0 WHERE id = ? AND open_status = 'dispatched' AND open_lease = ?", [r.requestId, r.lease]);
+  }
+
+  /** Attempts open in requests' rows handed back: their leases end now, if they are still those attempts and dispatched. */
+  private async expireOpenRows(runs: Array<{ id: string; requestId: string }>): Promise<void> {
+    for (const r of runs) {
+      const is = openRunIs(r.id);
+      await this.x.run(`UPDATE requests SET open_lease = 0 WHERE id = ? AND open_status = 'dispatched' AND ${is.sql}`, [r.requestId, ...is.params]);
     }
   }
 
@@ -102,7 +123,9 @@ export class StepStore {
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     for (const r of await this.openRows('dispatched', now, limit)) {
-      const n = await this.x.run("UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'dispatched' AND open_lease = ?", [leaseUntil(r.run.transport), r.requestId, r.lease]);
+      // The lease read, of the attempt read: another attempt that took the row since is not claimed.
+      const is = openRunIs(r.run.id);
+      const n = await this.x.run(`UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'dispatched' AND open_lease = ? AND ${is.sql}`, [leaseUntil(r.run.transport), r.requestId, r.lease, ...is.params]);
       if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
     }
     return claimed;
@@ -137,7 +160,8 @@ export class StepStore {
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
     for (const r of await this.openRows('waiting', now, limit)) {
-      const n = await this.x.run("UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'waiting' AND open_lease = ?", [now + 3_600_000, r.requestId, r.lease]);
+      const is = openRunIs(r.run.id);
+      const n = await this.x.run(`UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'waiting' AND open_lease = ? AND ${is.sql}`, [now + 3_600_000, r.requestId, r.lease, ...is.params]);
       if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
     }
     return claimed;

@@ -52,7 +52,7 @@ export interface Store {
   /** Claims dispatched runs whose lease has passed (their sender died), at most once across processes. */
   claimExpiredLeases(now: number, leaseUntil: (transport: string | null) => number, limit: number): Promise<ClaimedRun[]>;
   /** Ends the leases of these runs now, so any engine sends them again at its next sweep. */
-  expireLeases(ids: string[]): Promise<void>;
+  expireLeases(ids: string[], inRows?: Array<{ id: string; requestId: string }>): Promise<void>;
   /** Deletes up to `limit` requests that ended before `before`, with their step runs and audit. Returns what was deleted. */
   pruneFinished(before: number, limit: number, beforeDelete?: (ids: string[]) => Promise<void>): Promise<string[]>;
   /** Claims one pending run (pending → dispatched); false if another process got it first. */
@@ -326,8 +326,8 @@ export class SqlStore implements Store {
     return this.steps.claimDueRuns(now, leaseUntil, limit);
   }
 
-  expireLeases(ids: string[]): Promise<void> {
-    return this.steps.expireLeases(ids);
+  expireLeases(ids: string[], inRows?: Array<{ id: string; requestId: string }>): Promise<void> {
+    return this.steps.expireLeases(ids, inRows);
   }
 
   claimRun(id: string, leaseUntil: number): Promise<boolean> {

@@ -11,7 +11,7 @@
  */
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
-import { noteAccessRows, noteMoved, placeOpenRun } from './commit-rows';
+import { noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -95,9 +95,9 @@ export class Supervisor {
     return this.inFlight.size;
   }
 
-  /** The runs currently with a module in this process. */
-  inFlightIds(): string[] {
-    return [...this.inFlight];
+  /** The runs currently with a module in this process, and those of them open in their requests' rows (handed back at shutdown). */
+  handedBack(): { ids: string[]; inRows: Array<{ id: string; requestId: string }> } {
+    return { ids: [...this.inFlight], inRows: runsInRows(this.states, this.inFlight) };
   }
 
   /** Switches to committing new runs as due `pending` rows (see `deferDispatch`). */

@@ -180,7 +180,8 @@ describe('crash recovery: SIGKILL mid-flight, restart, every request completes e
       return {
         ids,
         requests,
-        openRuns: (db.prepare("SELECT COUNT(*) AS n FROM step_runs WHERE status IN ('pending', 'dispatched', 'waiting')").get() as { n: number }).n,
+        // Open in the step log, or in their requests' rows (migration 1763800000370).
+        openRuns: (db.prepare("SELECT (SELECT COUNT(*) FROM step_runs WHERE status IN ('pending', 'dispatched', 'waiting')) + (SELECT COUNT(*) FROM requests WHERE open_status IS NOT NULL) AS n").get() as { n: number }).n,
         completedRunIds: new Set((db.prepare("SELECT id FROM step_runs WHERE status = 'completed'").all() as Array<{ id: string }>).map((r) => r.id)),
         midFlight: REQUESTS - (requests.completed ?? 0),
       };
@@ -208,6 +209,7 @@ describe('crash recovery: SIGKILL mid-flight, restart, every request completes e
         `${atKill.completedRunIds.size} step runs committed)`,
     );
     expect(midFlight, 'some requests were still mid-flight on disk').to.be.greaterThan(0);
+    expect(atKill.openRuns, 'every running request has its open attempt on disk (in the log or its row)').to.be.at.least(atKill.requests.running ?? 0);
     expect(Object.values(atKill.requests).reduce((a, b) => a + b, 0), 'every 202 was durable before the answer').to.equal(REQUESTS);
 
     // ---- second life: restart on the same file, wait until everything completed -----------

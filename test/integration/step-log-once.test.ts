@@ -157,7 +157,9 @@ function suite(name: 'sqlite' | 'mysql'): void {
       expect((await store.claimExpiredWaits(now + 6, 100)).filter((c) => c.requestId === req.id)).to.deep.equal([]);
 
       const other = await started();
-      await store.expireLeases([other.first.id]);
+      await store.expireLeases([], [{ id: first.id, requestId: other.req.id }]);
+      expect((await store.listStepRuns(other.req.id))[0]!.leaseUntil, 'another attempt than the row holds: untouched').to.equal(other.first.leaseUntil);
+      await store.expireLeases([], [{ id: other.first.id, requestId: other.req.id }]);
       expect((await store.listStepRuns(other.req.id))[0]!.leaseUntil).to.equal(0);
     });
 

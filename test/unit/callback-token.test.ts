@@ -8,7 +8,9 @@ import { expect } from 'chai';
 import { signCallback, verifyCallback } from '../../src/http/callback-token';
 
 const SECRET = 'a-test-secret';
-const LATER = Date.now() + 60_000;
+/** Tokens are checked at a fixed time, a minute before they expire. */
+const NOW = 1_800_000_000_000;
+const LATER = NOW + 60_000;
 
 /** A token over any body text, signed as `signCallback` signs. */
 function signed(text: string): string {
@@ -19,22 +21,22 @@ function signed(text: string): string {
 describe('callback tokens', () => {
   it('carry the request id and read it back', () => {
     const token = signCallback(SECRET, { runId: 'run-1', attempt: 2, expiresAt: LATER, requestId: 'req-1' });
-    expect(verifyCallback(SECRET, token)).to.deep.equal({ ok: true, claims: { runId: 'run-1', attempt: 2, expiresAt: LATER, requestId: 'req-1' } });
+    expect(verifyCallback(SECRET, token, NOW)).to.deep.equal({ ok: true, claims: { runId: 'run-1', attempt: 2, expiresAt: LATER, requestId: 'req-1' } });
   });
 
   it('signed before the request id was added (three parts), still verify, without one', () => {
-    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}`))).to.deep.equal({ ok: true, claims: { runId: 'run-1', attempt: 2, expiresAt: LATER } });
+    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}`), NOW)).to.deep.equal({ ok: true, claims: { runId: 'run-1', attempt: 2, expiresAt: LATER } });
   });
 
   it('refuses an empty request id or a fifth part, even when signed', () => {
-    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}.`))).to.deep.equal({ ok: false, reason: 'malformed' });
-    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}.req-1.more`))).to.deep.equal({ ok: false, reason: 'malformed' });
+    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}.`), NOW)).to.deep.equal({ ok: false, reason: 'malformed' });
+    expect(verifyCallback(SECRET, signed(`run-1.2.${LATER}.req-1.more`), NOW)).to.deep.equal({ ok: false, reason: 'malformed' });
   });
 
   it('refuses a token whose request id was changed', () => {
     const token = signCallback(SECRET, { runId: 'run-1', attempt: 2, expiresAt: LATER, requestId: 'req-1' });
     const [, mac] = token.split('.');
     const forged = `${Buffer.from(`run-1.2.${LATER}.req-2`).toString('base64url')}.${mac}`;
-    expect(verifyCallback(SECRET, forged)).to.deep.equal({ ok: false, reason: 'forged' });
+    expect(verifyCallback(SECRET, forged, NOW)).to.deep.equal({ ok: false, reason: 'forged' });
   });
 });
