@@ -86,3 +86,9 @@ export function runsInRows(states: ReadonlyMap<string, RequestState>, ids: Reado
   }
   return out;
 }
+
+/** A run a module accepted for later, in the cached state: it waits until `until`, which an attempt in the request's row also ends with. */
+export function markRunWaiting(run: OpenRun, until: number): void {
+  run.status = 'waiting';
+  if (run.row) run.row.leaseUntil = until;
+}

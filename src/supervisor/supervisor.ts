@@ -11,7 +11,7 @@
  */
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
-import { noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
+import { markRunWaiting, noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -179,7 +179,7 @@ export class Supervisor {
     return this.enqueue(e.requestId, async () => {
       if (!(await this.d.store.markWaiting(e.runId, e.until, e.requestId))) return 'ignored';
       const run = this.states.get(e.requestId)?.open.get(e.runId);
-      if (run) run.status = 'waiting';
+      if (run) markRunWaiting(run, e.until);
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
       return 'committed';
     });
