@@ -43,15 +43,20 @@ const GUARD_SAME_STATUS_SQL = 'error = ?, joins = ?, step_count = ?, updated_at 
  * (most commits leave it alone) and the open attempt when the commit changes it
  * (`RequestCommit.openRow`), then the guard. Their parameters come first, in that order.
  */
-const GUARD_TEXTS = new Map<string, string>();
+const GUARD_TEXTS: string[] = [];
 function guardText(guard: string, vars: boolean, open: boolean): string {
-  const key = `${guard === GUARD_SQL ? 1 : 0}${vars ? 1 : 0}${open ? 1 : 0}`;
-  let text = GUARD_TEXTS.get(key);
-  if (text === undefined) {
-    text = `UPDATE requests SET ${vars ? 'vars = ?, ' : ''}${open ? `${OPEN_ROW_COLUMNS.split(', ').map((c) => `${c} = ?`).join(', ')}, ` : ''}${guard}`;
-    GUARD_TEXTS.set(key, text);
-  }
-  return text;
+  // An index, not a string key: this runs once or twice a step.
+  const key = (guard === GUARD_SQL ? 4 : 0) + (vars ? 2 : 0) + (open ? 1 : 0);
+  return (GUARD_TEXTS[key] ??= `UPDATE requests SET ${vars ? 'vars = ?, ' : ''}${open ? `${OPEN_ROW_COLUMNS.split(', ').map((c) => `${c} = ?`).join(', ')}, ` : ''}${guard}`);
+}
+
+/** The parameters that go before a guard's own: `vars` and the open attempt, where the commit writes them. */
+function headParams(vars: string | null | undefined, open: ReturnType<typeof openRowParams> | undefined, rest: unknown[]): unknown[] {
+  if (vars === undefined && open === undefined) return rest;
+  const out: unknown[] = vars === undefined ? [] : [vars];
+  if (open) out.push(open[0], open[1], open[2]);
+  for (let i = 0; i < rest.length; i++) out.push(rest[i]);
+  return out;
 }
 
 /** Turns one commit into its guarded statements: the rev check first, then its writes. */
@@ -71,16 +76,13 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
   // parameters go first, where the guard's text names them.
   const withVars = r.vars !== undefined;
   const withOpen = c.openRow !== undefined;
-  const guard = { sql: guardText(GUARD_SQL, withVars, withOpen), params: [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev] };
-  const head = withOpen ? openRowParams(c.openRow!) : undefined;
-  if (head) guard.params.unshift(...head);
-  if (withVars) guard.params.unshift(varsParam(r.vars));
+  const vars = withVars ? varsParam(r.vars) : undefined;
+  const open = withOpen ? openRowParams(c.openRow!) : undefined;
+  const guard = { sql: guardText(GUARD_SQL, withVars, withOpen), params: headParams(vars, open, [r.status, error, joins, r.stepCount, r.finishedAt, r.updatedAt, c.requestId, c.expectRev]) };
   // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
   let guardFirst: Stmt | undefined;
   if (dialect === 'sqlite' && !c.moved) {
-    guardFirst = { sql: guardText(GUARD_SAME_STATUS_SQL, withVars, withOpen), params: [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt] };
-    if (head) guardFirst.params.unshift(...head);
-    if (withVars) guardFirst.params.unshift(varsParam(r.vars));
+    guardFirst = { sql: guardText(GUARD_SAME_STATUS_SQL, withVars, withOpen), params: headParams(vars, open, [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt]) };
   }
   return { guard, guardFirst, then };
 }
