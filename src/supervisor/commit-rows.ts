@@ -1,7 +1,7 @@
 /**
  * Keeping `request_participants` in step with each commit, marking the commits that move a
- * request, and placing the attempt that is open in the request's row. Pure: it only fills in
- * the commit.
+ * request, and placing the attempt that is open in the request's row: pure, they only fill in
+ * the commit. Then two helpers of the cached state for attempts open in requests' rows.
  */
 import { OPEN_RUN_STATUSES } from '../model';
 import { cancelledRun, endedRun } from '../store/rows';
@@ -66,6 +66,7 @@ export function placeOpenRun(state: RequestState, decision: Decision): void {
       c.finishRun.inRow = true;
       (c.endedRows ??= []).push(endedRun(current.row, c.finishRun));
     } else if (c.cancelRuns.includes(current.id)) {
+      // Its id stays in `cancelRuns` (the state drops it by that); the log's cancel matches no row of it.
       (c.endedRows ??= []).push(cancelledRun(current.row, c.request.updatedAt));
     } else return;
   }
