@@ -247,9 +247,9 @@ export function openRunJson(r: StepRunRecord): string {
 const openRunPrefix = (id: string): string => `{"id":${JSON.stringify(id)}`;
 
 /** `open_run` names the attempt `id` (its JSON starts with it): SQL text and its parameters. */
-export function openRunIs(id: string, column = 'open_run'): { sql: string; params: unknown[] } {
+export function openRunIs(id: string): { sql: string; params: unknown[] } {
   const prefix = openRunPrefix(id);
-  return { sql: `SUBSTR(${column}, 1, ?) = ?`, params: [prefix.length, prefix] };
+  return { sql: "SUBSTR(open_run, 1, ?) = ?", params: [prefix.length, prefix] };
 }
 
 /** The values of {@link OPEN_ROW_COLUMNS}: the attempt, or three NULLs for none. */
