@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../../src/cli/commands/graph';
+import { signIn, openView } from '../support/dashboard';
 import { REPO_ROOT, type TestEngine } from '../support/engine';
 import { startOpsEngine, submitMix, type Mix } from '../ops/support';
 
@@ -182,14 +183,10 @@ describe('dashboard in Chromium', function () {
   it('shows a read-only key no Resume or Stop button', async () => {
     const other = await browser.newPage();
     try {
-      await other.goto(`${t.url}/`);
-      await other.fill('#login-key', t.keys.read);
-      await other.click('#login-form button[type=submit]');
-      // Signed in first, then the request page as a fresh load (the key stays in this tab's
-      // sessionStorage): a hash change right after sign-in raced the list's render in CI runs.
-      await other.locator('#app').waitFor();
-      await other.goto(`${t.url}/#/request/${mix.failed[0]}`);
-      await other.reload();
+      // Signed in, and its first view drawn, before it moves (test/support/dashboard.ts): a
+      // move as soon as `#app` showed raced the page's own first hash (failed once in a full run).
+      await signIn(other, t.url, t.keys.read);
+      await openView(other, `#/request/${mix.failed[0]}`);
       await other.locator('#facts [data-status=error_stop]').waitFor();
       expect(await other.locator('#controls button').count(), 'buttons for a key without operate').to.equal(0);
       expect(await status(mix.failed[0]!)).to.equal('error_stop');
