@@ -5,8 +5,8 @@
  * checked at, so a request that moved on meanwhile is never half-migrated.
  */
 import type { RequestError, RequestRecord, RequestStatus, StepRunRecord } from '../model';
-import { json, OPEN, OPEN_ROW_COLUMNS, openRunIs, parse, num, numOrNull, REQUEST_COLUMNS, RUN_COLUMNS, toOpenRow, toRequest, toRun } from './rows';
-import type { GuardedUnit, SqlExecutor, Stmt } from './sql-executor';
+import { json, OPEN, OPEN_ROW_COLUMNS, openRunIs, parse, num, numOrNull, REQUEST_COLUMNS, RUN_COLUMNS, toOpenRow, toRequest, toRun, withOpenRun } from './rows';
+import { dialectSql, type GuardedUnit, type SqlExecutor, type Stmt } from './sql-executor';
 import type { AuditRecord } from './store';
 
 /** One request's move, as `migration/move.ts` builds it. */
@@ -155,13 +155,7 @@ export class MigrationStore {
     }
     return requests.map((row) => {
       const request = toRequest(row);
-      const runs = byRequest.get(request.id) ?? [];
-      const open = toOpenRow(row);
-      if (open && !runs.some((r) => r.id === open.id)) {
-        runs.push(open);
-        runs.sort((a, b) => a.seq - b.seq);
-      }
-      return { request, runs };
+      return { request, runs: withOpenRun(byRequest.get(request.id) ?? [], toOpenRow(row)) };
     });
   }
 
@@ -251,7 +245,7 @@ function candidateWhere(q: Omit<CandidateQuery, 'afterId' | 'limit'>, dialect: '
   if (q.until !== undefined) add('r.created_at < ?', q.until);
   if (q.step !== undefined) {
     // An open attempt of the step in the log, or the one open in the request's row.
-    const rowStep = dialect === 'mysql' ? "JSON_VALUE(r.open_run, '$.stepId')" : "json_extract(r.open_run, '$.stepId')";
+    const rowStep = dialectSql.jsonField(dialect, 'r.open_run', 'stepId');
     parts.push(`(EXISTS (SELECT 1 FROM step_runs s WHERE s.request_id = r.id AND s.step_id = ? AND s.status IN (${OPEN})) OR ${rowStep} = ?)`);
     params.push(q.step, q.step);
   }

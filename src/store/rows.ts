@@ -273,6 +273,18 @@ export function toOpenRow(row: Record<string, unknown>): StepRunRecord | undefin
   });
 }
 
+/**
+ * A request's runs (in `seq` order) with the attempt open in its row put in its place, unless
+ * the runs have it already (read from the log after it ended there: the log's row is kept).
+ */
+export function withOpenRun(runs: StepRunRecord[], open: StepRunRecord | undefined): StepRunRecord[] {
+  if (!open || runs.some((r) => r.id === open.id)) return runs;
+  let at = runs.length;
+  while (at > 0 && runs[at - 1]!.seq > open.seq) at--;
+  runs.splice(at, 0, open);
+  return runs;
+}
+
 /** A copy of an open attempt as it is inserted, ended, into `step_runs`; field by field (a spread with overrides is slow in V8). */
 function endedCopy(r: StepRunRecord, status: StepRunRecord['status'], at: number): StepRunRecord {
   // As FINISH_RUN_SQL makes a row truthful: it never ends before it started.

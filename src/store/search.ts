@@ -304,7 +304,7 @@ export async function runLabels(x: SqlExecutor, runIds: string[], requestIds: st
  */
 export async function openRowRuns(x: SqlExecutor, q: StepSearch): Promise<StepRunRecord[]> {
   if (q.status !== undefined && q.status !== 'dispatched' && q.status !== 'waiting') return [];
-  const field = (key: string): string => (x.dialect === 'mysql' ? `JSON_VALUE(open_run, '$.${key}')` : `json_extract(open_run, '$.${key}')`);
+  const field = (key: string): string => dialectSql.jsonField(x.dialect, 'open_run', key);
   const started = x.dialect === 'mysql' ? `CAST(${field('startedAt')} AS SIGNED)` : field('startedAt');
   const runId = field('id');
   const parts = [q.status === undefined ? "open_status IN ('dispatched', 'waiting')" : 'open_status = ?'];

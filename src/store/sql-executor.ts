@@ -51,6 +51,8 @@ export const dialectSql = {
   forUpdate: (d: 'sqlite' | 'mysql'): string => (d === 'sqlite' ? '' : ' FOR UPDATE'),
   /** A table read through the named index (without statistics a planner may pick another). */
   withIndex: (d: 'sqlite' | 'mysql', table: string, index: string): string => (d === 'sqlite' ? `${table} INDEXED BY ${index}` : `${table} FORCE INDEX (${index})`),
+  /** A top-level field of a JSON text column, as SQL text (MariaDB answers it as text). */
+  jsonField: (d: 'sqlite' | 'mysql', column: string, key: string): string => (d === 'sqlite' ? `json_extract(${column}, '$.${key}')` : `JSON_VALUE(${column}, '$.${key}')`),
 };
 
 /** Runs guarded units then the statements `tail(held)` builds from which units held. */

@@ -5,7 +5,7 @@
  * waits found by event. Reached as `SqlStore.steps`.
  */
 import type { PollRecord, StepRunRecord } from '../model';
-import { num, OPEN, OPEN_ROW_READ, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun } from './rows';
+import { num, OPEN, OPEN_ROW_READ, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun, withOpenRun } from './rows';
 import type { SqlExecutor } from './sql-executor';
 
 export interface ClaimedRun {
@@ -39,12 +39,7 @@ export class StepStore {
   /** The log's runs of a joined read ({@link RUN_FROM_LOG}), with the request's open attempt in `seq` order. */
   private withOpenRow(rows: Array<Record<string, unknown>>): StepRunRecord[] {
     const runs = rows.filter((r) => r.id !== null && r.id !== undefined).map(toRun);
-    const open = rows[0] ? toOpenRow(openRowOf(rows[0])) : undefined;
-    if (!open || runs.some((r) => r.id === open.id)) return runs;
-    let at = runs.length;
-    while (at > 0 && runs[at - 1]!.seq > open.seq) at--;
-    runs.splice(at, 0, open);
-    return runs;
+    return withOpenRun(runs, rows[0] ? toOpenRow(openRowOf(rows[0])) : undefined);
   }
 
   /**
@@ -99,13 +94,27 @@ export class StepStore {
     }
   }
 
-  /** Attempts open in requests' rows with this status whose lease or deadline is before `before`, earliest first. */
-  private async openRows(status: 'dispatched' | 'waiting', before: number, limit: number): Promise<Array<{ requestId: string; run: StepRunRecord; lease: number }>> {
+  /**
+   * Claims attempts open in requests' rows with this status whose lease or deadline is before
+   * `now`, earliest first: each gets `next(run)` as its new one, if the row still holds that
+   * attempt with the value read (another attempt that took the row since is not claimed).
+   */
+  private async claimOpenRows(status: 'dispatched' | 'waiting', now: number, next: (run: StepRunRecord) => number, limit: number): Promise<ClaimedRun[]> {
     const rows = await this.x.all<Record<string, unknown>>(
       `SELECT ${OPEN_ROW_READ} FROM requests WHERE open_status = ? AND open_lease < ? ORDER BY open_lease LIMIT ?`,
-      [status, before, limit],
+      [status, now, limit],
     );
-    return rows.map((r) => ({ requestId: String(r.id), run: toOpenRow(r)!, lease: num(r.open_lease) }));
+    const claimed: ClaimedRun[] = [];
+    for (const row of rows) {
+      const run = toOpenRow(row)!;
+      const is = openRunIs(run.id);
+      const n = await this.x.run(
+        `UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = ? AND open_lease = ? AND ${is.sql}`,
+        [next(run), run.requestId, status, num(row.open_lease), ...is.params],
+      );
+      if (n === 1) claimed.push({ id: run.id, requestId: run.requestId });
+    }
+    return claimed;
   }
 
   async claimRun(id: string, leaseUntil: number): Promise<boolean> {
@@ -122,12 +131,7 @@ export class StepStore {
       const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'dispatched' AND lease_until = ?", [leaseUntil(r.transport), r.id, num(r.lease_until)]);
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
-    for (const r of await this.openRows('dispatched', now, limit)) {
-      // The lease read, of the attempt read: another attempt that took the row since is not claimed.
-      const is = openRunIs(r.run.id);
-      const n = await this.x.run(`UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'dispatched' AND open_lease = ? AND ${is.sql}`, [leaseUntil(r.run.transport), r.requestId, r.lease, ...is.params]);
-      if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
-    }
+    claimed.push(...(await this.claimOpenRows('dispatched', now, (run) => leaseUntil(run.transport), limit)));
     return claimed;
   }
 
@@ -159,11 +163,7 @@ export class StepStore {
       const n = await this.x.run("UPDATE step_runs SET lease_until = ? WHERE id = ? AND status = 'waiting' AND lease_until = ?", [now + 3_600_000, r.id, num(r.lease_until)]);
       if (n === 1) claimed.push({ id: String(r.id), requestId: String(r.request_id) });
     }
-    for (const r of await this.openRows('waiting', now, limit)) {
-      const is = openRunIs(r.run.id);
-      const n = await this.x.run(`UPDATE requests SET open_lease = ? WHERE id = ? AND open_status = 'waiting' AND open_lease = ? AND ${is.sql}`, [now + 3_600_000, r.requestId, r.lease, ...is.params]);
-      if (n === 1) claimed.push({ id: r.run.id, requestId: r.requestId });
-    }
+    claimed.push(...(await this.claimOpenRows('waiting', now, () => now + 3_600_000, limit)));
     return claimed;
   }
 
