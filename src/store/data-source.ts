@@ -161,10 +161,51 @@ export function dataSourceOptions(url: string, options: StoreOptions = {}): Data
   throw new Error(`DATABASE_URL must start with "sqlite:" or "mysql://", got "${url}"`);
 }
 
-/** Opens the database and applies pending migrations. */
+/** A database that a newer release has migrated: this release would not find rows where they now live. */
+export class SchemaAheadError extends Error {
+  constructor(readonly unknown: string[], newestKnown: string) {
+    super(
+      `the database was migrated by a newer Conveyor release: it has ${unknown.length === 1 ? 'migration' : 'migrations'} ${unknown.join(', ')}, ` +
+        `which this release does not know (its newest is ${newestKnown}). Nothing was changed. Start the newer release on it, ` +
+        'or stop every process and restore a backup taken before the upgrade (docs/distributed.md, "Upgrading")',
+    );
+    this.name = 'SchemaAheadError';
+  }
+}
+
+/** The migrations the database has that this release does not know, oldest first (none on a new database). */
+export async function unknownMigrations(ds: DataSource): Promise<string[]> {
+  const qr = ds.createQueryRunner();
+  try {
+    if (!(await qr.hasTable('migrations'))) return [];
+  } finally {
+    await qr.release();
+  }
+  const known = new Set(ds.migrations.map((m) => m.name ?? m.constructor.name));
+  const rows = (await ds.query('SELECT name FROM migrations ORDER BY timestamp, id')) as Array<{ name: unknown }>;
+  return rows.map((r) => String(r.name)).filter((name) => !known.has(name));
+}
+
+/**
+ * Applies pending migrations, each in its own transaction, and answers their names; first
+ * refuses a database that a newer release has migrated ({@link SchemaAheadError}): an older
+ * engine would run on it without seeing what the newer schema moved.
+ */
+export async function runKnownMigrations(ds: DataSource): Promise<string[]> {
+  const unknown = await unknownMigrations(ds);
+  if (unknown.length > 0) throw new SchemaAheadError(unknown, ds.migrations.at(-1)?.name ?? 'none');
+  return (await ds.runMigrations({ transaction: 'each' })).map((m) => m.name);
+}
+
+/** Opens the database and applies pending migrations (refusing a database a newer release migrated). */
 export async function openDataSource(url: string, options: StoreOptions = {}): Promise<DataSource> {
   const ds = new DataSource(dataSourceOptions(url, options));
   await ds.initialize();
-  await ds.runMigrations({ transaction: 'each' });
+  try {
+    await runKnownMigrations(ds);
+  } catch (err) {
+    await ds.destroy();
+    throw err;
+  }
   return ds;
 }

@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { createConnection } from 'mysql2/promise';
 import type { RequestCommit, RequestRecord, StepRunRecord } from '../../src/model';
-import { MIGRATIONS } from '../../src/store/data-source';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions, MIGRATIONS, SchemaAheadError, unknownMigrations } from '../../src/store/data-source';
+import { migrateDatabase } from '../../src/store/migrate';
 import { GroupCommitter } from '../../src/store/group-commit';
 import { MysqlExecutor } from '../../src/store/sql-executor';
 import { SqlStore } from '../../src/store/store';
@@ -163,6 +165,35 @@ function storeSuite(make: () => Target): void {
         await again.close();
       }
       expect(await store.getRequest(req.id)).to.deep.equal(req);
+    });
+
+    it('refuses a database a newer release migrated, naming the migration, and changes nothing', async () => {
+      const aheadUrl = await target.create();
+      const ahead = await SqlStore.open(aheadUrl);
+      const newest = new (MIGRATIONS.at(-1)!)().name!;
+      try {
+        // A newer release's migration on top, and this release's newest taken back off: opening
+        // must neither start on the newer schema nor apply its own pending migration.
+        await ahead.query('INSERT INTO migrations (timestamp, name) VALUES (?, ?)', [1_899_999_999_999, 'FromTheFuture1899999999999']);
+        await ahead.query('DELETE FROM migrations WHERE name = ?', [newest]);
+      } finally {
+        await ahead.close();
+      }
+      const err = await rejection(SqlStore.open(aheadUrl));
+      expect(err).to.be.instanceOf(SchemaAheadError);
+      expect(err.message).to.include('newer Conveyor release').and.include('FromTheFuture1899999999999').and.include(`its newest is ${newest}`);
+      expect((err as SchemaAheadError).unknown).to.deep.equal(['FromTheFuture1899999999999']);
+      const cli = await rejection(migrateDatabase(aheadUrl));
+      expect(cli).to.be.instanceOf(SchemaAheadError);
+      const ds = new DataSource(dataSourceOptions(aheadUrl));
+      await ds.initialize();
+      try {
+        const names = ((await ds.query('SELECT name FROM migrations')) as Array<{ name: string }>).map((r) => r.name);
+        expect(names).to.have.length(MIGRATIONS.length).and.include('FromTheFuture1899999999999').and.not.include(newest);
+        expect(await unknownMigrations(ds)).to.deep.equal(['FromTheFuture1899999999999']);
+      } finally {
+        await ds.destroy();
+      }
     });
 
     it('ensurePipelineVersion: 1, then the same 1 for the same hash, 2 for a new hash', async () => {

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { OPS_COMMANDS, OPS_USAGE } from '../../src/cli/commands/index';
 import { chromiumPath } from '../../src/cli/commands/graph';
@@ -264,6 +265,21 @@ describe('conveyor operations commands', function () {
     expect(first.out).to.match(/^applied SearchIndexes1763800000010$/m);
     const second = await run(fresh, 'migrate', '--json');
     expect(JSON.parse(second.out)).to.include({ dialect: 'sqlite' }).and.have.property('applied').that.deep.equals([]);
+  });
+
+  it('refuses to migrate a database a newer release migrated, and says which', async () => {
+    const file = path.join(tmpDir('cli-migrate-ahead'), 'm.db');
+    const fresh = { ...env, DATABASE_URL: `sqlite:${file}` };
+    expect((await run(fresh, 'migrate')).code).to.equal(0);
+    const db = new Database(file);
+    try {
+      db.prepare('INSERT INTO migrations (timestamp, name) VALUES (?, ?)').run(1_899_999_999_999, 'FromTheFuture1899999999999');
+    } finally {
+      db.close();
+    }
+    const refused = await run(fresh, 'migrate');
+    expect(refused.code).to.equal(1);
+    expect(refused.err).to.include('newer Conveyor release').and.include('FromTheFuture1899999999999').and.include('Upgrading');
   });
 
   it('runs as a process: exit codes, and unknown commands still refused', async () => {

@@ -8,6 +8,7 @@ export const MIGRATE_USAGE = `Usage: conveyor migrate [--json]
 Applies every pending schema migration to DATABASE_URL (default ${DEFAULT_DATABASE_URL}),
 each in its own transaction. The engine also does this when it starts; run it by hand to
 migrate before a deploy. Safe to run again: it does nothing when the schema is current.
+It refuses, changing nothing, a database that a newer release has migrated.
 
 Options:
   --json                      print { dialect, applied, total } as JSON`;
