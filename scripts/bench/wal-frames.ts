@@ -2,17 +2,19 @@
  * `npx tsx scripts/bench/wal-frames.ts [--indexes 0,1,2,4,6] [--tx 20000]`: what a WAL page
  * costs a commit on this machine, without the engine (issue 18 "Performance"). For each count
  * of secondary indexes, a fresh SQLite file in WAL mode (`synchronous=NORMAL`, checkpoints
- * every 10,000 pages, as the engine's connection) gets `--tx` transactions of one INSERT each
- * into a table whose every index takes one entry per row; it prints the WAL pages per commit
- * (frames written, from the WAL's size) and the median time of the `COMMIT` statement, which
- * writes them. The difference between two lines is what each page a commit touches costs.
+ * every 10,000 pages on the committing connection) gets `--tx` transactions of one INSERT
+ * each into a table whose every index takes one entry per row; it prints the median time of
+ * the `COMMIT` statement (which writes the transaction's WAL frames), the mean time of a whole
+ * transaction, checkpoints included, and the WAL pages per commit, counted from the WAL's
+ * growth over up to 2,000 more commits alike, with checkpoints off. The difference between two
+ * lines is what each page a commit touches costs.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
 interface Stmt { run(...a: unknown[]): unknown }
-interface Db { pragma(s: string): unknown; exec(s: string): unknown; prepare(s: string): Stmt; close(): void }
+interface Db { pragma(s: string, o?: { simple: boolean }): unknown; exec(s: string): unknown; prepare(s: string): Stmt; close(): void }
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name);
@@ -34,29 +36,27 @@ function measure(indexes: number, tx: number, file: string): { pages: number; co
     const insert = db.prepare(`INSERT INTO t VALUES (?, ${COLUMNS.map(() => '?').join(', ')})`);
     const begin = db.prepare('BEGIN IMMEDIATE');
     const commit = db.prepare('COMMIT');
-    const commits: number[] = [];
-    const started = process.hrtime.bigint();
-    for (let n = 0; n < tx; n++) {
+    let n = 0;
+    const one = (): number => {
       begin.run();
-      const id = `r${String(n).padStart(10, '0')}`;
+      const id = `r${String(n++).padStart(10, '0')}`;
       insert.run(id, `p${n % 3}`, `s${n % 7}`, id, String(Date.now()), 'x'.repeat(200), id);
       const t0 = process.hrtime.bigint();
       commit.run();
-      commits.push(Number(process.hrtime.bigint() - t0) / 1000);
-    }
+      return Number(process.hrtime.bigint() - t0) / 1000;
+    };
+    const commits: number[] = [];
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < tx; i++) commits.push(one());
     const txUs = Number(process.hrtime.bigint() - started) / 1000 / tx;
-    // One more commit with the checkpoints off, alone: its WAL growth is its frames.
+    // The frames of the next commits, alike (ids appended at the right edge), counted with
+    // checkpoints off from an empty WAL: its growth is their frames.
+    const counted = Math.min(tx, 2000);
     db.pragma('wal_autocheckpoint = 0');
     db.pragma('wal_checkpoint(TRUNCATE)');
-    const before = 20_000;
-    for (let n = 0; n < before; n++) {
-      begin.run();
-      const id = `q${String(n).padStart(10, '0')}`;
-      insert.run(id, `p${n % 3}`, `s${n % 7}`, id, String(Date.now()), 'x'.repeat(200), id);
-      commit.run();
-    }
-    const pageBytes = 4096 + 24;
-    const pages = (fs.statSync(`${file}-wal`).size - 32) / pageBytes / before;
+    for (let i = 0; i < counted; i++) one();
+    const frameBytes = Number(db.pragma('page_size', { simple: true })) + 24;
+    const pages = (fs.statSync(`${file}-wal`).size - 32) / frameBytes / counted;
     commits.sort((x, y) => x - y);
     return { pages, commitUs: commits[Math.floor(commits.length / 2)]!, txUs };
   } finally {

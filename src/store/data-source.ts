@@ -173,16 +173,25 @@ export class SchemaAheadError extends Error {
   }
 }
 
+/**
+ * Migrations that were replaced before any release and are no longer in {@link MIGRATIONS}: a
+ * development database may still list them, and it is not from a newer release.
+ * `SqlitePartialHold1763800000310` became `SqliteLeanRequestIndexes1763800000310`.
+ */
+const RETIRED_MIGRATIONS = ['SqlitePartialHold1763800000310'];
+
 /** The migrations the database has that this release does not know, oldest first (none on a new database). */
 export async function unknownMigrations(ds: DataSource): Promise<string[]> {
+  const table = ds.options.migrationsTableName ?? 'migrations';
   const qr = ds.createQueryRunner();
   try {
-    if (!(await qr.hasTable('migrations'))) return [];
+    if (!(await qr.hasTable(table))) return [];
   } finally {
     await qr.release();
   }
-  const known = new Set(ds.migrations.map((m) => m.name ?? m.constructor.name));
-  const rows = (await ds.query('SELECT name FROM migrations ORDER BY timestamp, id')) as Array<{ name: unknown }>;
+  // The same name TypeORM records for a migration (`MigrationExecutor`).
+  const known = new Set([...ds.migrations.map((m) => m.name ?? m.constructor.name), ...RETIRED_MIGRATIONS]);
+  const rows = (await ds.query(`SELECT name FROM ${ds.driver.escape(table)} ORDER BY timestamp, id`)) as Array<{ name: unknown }>;
   return rows.map((r) => String(r.name)).filter((name) => !known.has(name));
 }
 
