@@ -12,20 +12,15 @@
  * `--drop-index a,b`: an experiment, not a setting: drops those indexes after the migrations,
  * to see what a commit costs without them (the searches they serve are then slow).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Dispatcher } from '../../src/dispatcher/dispatcher';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log/logger';
 import type { WriteBatch } from '../../src/store/write';
+import { runTool, sqliteBench } from './sqlite-engine';
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(name);
   return i === -1 ? def : (process.argv[i + 1] ?? def);
 };
-
-interface Db { exec(sql: string): unknown }
 
 const median = (a: number[]): number => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
 
@@ -33,19 +28,13 @@ async function main(): Promise<void> {
   const warm = Number(arg('--warm', '500'));
   const k = Number(arg('--requests', '300'));
   const drop = arg('--drop-index', '').split(',').filter(Boolean);
-  const dir = path.resolve(__dirname, '..', '..', '.tmp', 'alone');
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `alone-${process.pid}.db`);
-  const fixtures = path.join(__dirname, 'fixtures');
-  const engine = await Engine.create({
-    databaseUrl: `sqlite:${file}`, pipelinesDir: path.join(fixtures, 'pipelines'), modulesDir: path.join(fixtures, 'modules'),
-    sqliteSynchronous: 'NORMAL', logger: createLogger('warn'),
-  });
   const marks: Array<[string, number]> = [];
   let marking = false;
   const mark = (name: string): void => {
     if (marking) marks.push([name, performance.now()]);
   };
+  const bench = await sqliteBench('alone', () => mark('finished'));
+  const { engine, db } = bench;
   const store = engine.store as unknown as { write(b: WriteBatch): Promise<boolean[]> };
   const write = store.write.bind(store);
   store.write = (b) => {
@@ -59,26 +48,14 @@ async function main(): Promise<void> {
     mark('dispatched');
     dispatch.call(this, job);
   };
+  const one = (): Promise<void> => {
+    mark('submit');
+    return bench.runOne();
+  };
   try {
-    const db = (engine.store as unknown as { ds: { driver: { databaseConnection: Db } } }).ds.driver.databaseConnection;
     for (const name of drop) db.exec(`DROP INDEX "${name.replace(/"/g, '')}"`);
     engine.bus.on('StepCompleted', () => mark('answered'));
     await engine.start({ engine: true, worker: true });
-    const waiters = new Map<string, () => void>();
-    const ended = new Set<string>();
-    engine.bus.on('RequestFinished', ({ requestId }) => {
-      mark('finished');
-      const w = waiters.get(requestId);
-      if (w) w();
-      else ended.add(requestId);
-    });
-    const payload = { kind: 'bench', customer: { id: 42, email: 'someone@example.com' }, items: [1, 2, 3] };
-    const one = async (): Promise<void> => {
-      mark('submit');
-      const { id } = await engine.intake.submit({ pipelineId: 'bench-linear', payload });
-      if (!ended.delete(id)) await new Promise<void>((resolve) => waiters.set(id, resolve));
-      waiters.delete(id);
-    };
     await Promise.all(Array.from({ length: warm }, one));
     for (let i = 0; i < warm; i++) await one();
     const totals: number[] = [];
@@ -105,12 +82,8 @@ async function main(): Promise<void> {
       console.log(`  ${key.padEnd(30)} ${(list.length / k).toFixed(1).padStart(11)} ${(median(list) * 1000).toFixed(0).padStart(8)} ${((sum / k) * 1000).toFixed(0).padStart(15)}`);
     }
   } finally {
-    await engine.stop();
-    for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    await bench.close();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runTool(main);

@@ -10,22 +10,19 @@
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import * as path from 'node:path';
-import { Engine } from '../../src/engine';
-import { createLogger } from '../../src/log/logger';
+import { runTool, sqliteBench, type RawDb } from './sqlite-engine';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(name);
   return i === -1 ? def : Number(process.argv[i + 1]);
 };
 
-interface Db { prepare(sql: string): { all(...a: unknown[]): unknown[]; run(...a: unknown[]): unknown }; pragma(s: string): unknown }
 
 /** Logs every statement better-sqlite3 runs in this process (BEGIN and COMMIT included). */
 function statementLog(): string[] {
   const log: string[] = [];
   const req = createRequire(__filename);
-  const Database = req('better-sqlite3') as new (file: string) => Db & { close(): void };
+  const Database = req('better-sqlite3') as new (file: string) => RawDb & { close(): void };
   const probe = new Database(':memory:');
   const proto = Object.getPrototypeOf(probe.prepare('SELECT 1')) as Record<string, (...a: unknown[]) => unknown>;
   probe.close();
@@ -63,30 +60,11 @@ async function main(): Promise<void> {
   const warm = arg('--warm', 500);
   const k = arg('--requests', 3);
   const log = statementLog();
-  const dir = path.resolve(__dirname, '..', '..', '.tmp', 'page-map');
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `pm-${process.pid}.db`);
-  const fixtures = path.join(__dirname, 'fixtures');
-  const engine = await Engine.create({
-    databaseUrl: `sqlite:${file}`, pipelinesDir: path.join(fixtures, 'pipelines'), modulesDir: path.join(fixtures, 'modules'),
-    sqliteSynchronous: 'NORMAL', logger: createLogger('warn'),
-  });
+  const bench = await sqliteBench('page-map');
+  const { engine, db, file } = bench;
+  const one = bench.runOne;
   try {
     await engine.start({ engine: true, worker: true });
-    const db = (engine.store as unknown as { ds: { driver: { databaseConnection: Db } } }).ds.driver.databaseConnection;
-    const waiters = new Map<string, () => void>();
-    const ended = new Set<string>();
-    engine.bus.on('RequestFinished', ({ requestId }) => {
-      const w = waiters.get(requestId);
-      if (w) w();
-      else ended.add(requestId);
-    });
-    const payload = { kind: 'bench', customer: { id: 42, email: 'someone@example.com' }, items: [1, 2, 3] };
-    const one = async (): Promise<void> => {
-      const { id } = await engine.intake.submit({ pipelineId: 'bench-linear', payload });
-      if (!ended.delete(id)) await new Promise<void>((resolve) => waiters.set(id, resolve));
-      waiters.delete(id);
-    };
     await Promise.all(Array.from({ length: warm }, one));
     const totals = new Map<string, number>();
     for (let r = 0; r < k; r++) {
@@ -131,12 +109,8 @@ async function main(): Promise<void> {
     console.log(`\n=== per request, averaged over ${k}:`);
     for (const [n, c] of [...totals].sort((a, b) => b[1] - a[1])) console.log(`  ${n.padEnd(40)} ${(c / k).toFixed(1)}`);
   } finally {
-    await engine.stop();
-    for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+    await bench.close();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runTool(main);
