@@ -177,6 +177,12 @@ export interface RequestCommit {
    * `null` when the row's attempt ends and none takes its place; absent, the row keeps what it has.
    */
   openRow?: StepRunRecord | null;
+  /**
+   * With `openRow`: the row held an attempt with the same status before (a step that ends one
+   * dispatched attempt and sends the next), so SQLite's first guard need not name
+   * `open_status` (migration `1763800000380`); it checks the row's status instead.
+   */
+  openStatusKept?: boolean;
   /** Attempts that were open in the request's row and end with this commit: inserted into `step_runs`, ended. */
   endedRows?: StepRunRecord[];
   /** Admin alerts owed because this commit puts the request in `error_stop`, one per channel. */

@@ -27,6 +27,7 @@ import { MysqlLeanRequestIndexes1763800000340 } from './migrations/1763800000340
 import { SqliteEndedKeyHolders1763800000350 } from './migrations/1763800000350-sqlite-ended-key-holders';
 import { SqliteKeyHoldIndex1763800000360 } from './migrations/1763800000360-sqlite-key-hold-index';
 import { OpenRunInRequest1763800000370 } from './migrations/1763800000370-open-run-in-request';
+import { SqliteOpenStatusIndex1763800000380 } from './migrations/1763800000380-sqlite-open-status-index';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -39,6 +40,7 @@ export const MIGRATIONS = [
   SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
   MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330, MysqlLeanRequestIndexes1763800000340,
   SqliteEndedKeyHolders1763800000350, SqliteKeyHoldIndex1763800000360, OpenRunInRequest1763800000370,
+  SqliteOpenStatusIndex1763800000380,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

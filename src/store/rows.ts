@@ -222,6 +222,21 @@ export const OPEN_ROW_COLUMNS = 'open_run, open_status, open_lease';
 export const OPEN_ROW_READ = `id, pipeline_id, ${OPEN_ROW_COLUMNS}`;
 
 /**
+ * `requests` read through the index of the attempts open in rows, named: without statistics
+ * SQLite would rather walk a pipeline's whole history (`ix_requests_pipeline_version`) to find
+ * its few attempts in flight, or sort every waiting one. SQLite's are partial (migration
+ * `1763800000380`): `ix_requests_open_status` (every open attempt, by status) and
+ * `ix_requests_open_wait` (the callback deadlines, in order, `byDeadline`); MariaDB's is
+ * `ix_requests_open_lease` (status, lease). A query through SQLite's must say `open_status`
+ * is not NULL (`open_status = …` does), and through `ix_requests_open_wait` that it is
+ * `'waiting'`, written out.
+ */
+export function openRowsFrom(dialect: 'sqlite' | 'mysql', byDeadline = false): string {
+  if (dialect === 'mysql') return 'requests FORCE INDEX (ix_requests_open_lease)';
+  return `requests INDEXED BY ${byDeadline ? 'ix_requests_open_wait' : 'ix_requests_open_status'}`;
+}
+
+/**
  * The JSON text of an open attempt: what the request's row does not already say (its id,
  * pipeline, status and lease are columns), without the fields an open attempt has no value
  * for (output, end, duration, …), and starting with the attempt's id (`{"id":"…"`), so a

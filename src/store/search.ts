@@ -8,7 +8,7 @@
  * milliseconds at a million step rows are in migration `1763800000010-search-indexes`.
  */
 import type { StepRunRecord } from '../model';
-import { OPEN_ROW_READ, RUN_COLUMNS, toOpenRow, toRun } from './rows';
+import { OPEN_ROW_READ, openRowsFrom, RUN_COLUMNS, toOpenRow, toRun } from './rows';
 import { dialectSql, type SqlExecutor } from './sql-executor';
 import { MYSQL_SEARCHED_RUN_STATUSES } from './migrations/1763800000320-mysql-lean-run-indexes';
 import { SEARCHED_RUN_STATUSES } from './migrations/1763800000300-sqlite-lean-indexes';
@@ -297,7 +297,8 @@ export async function runLabels(x: SqlExecutor, runIds: string[], requestIds: st
 /**
  * The attempts open in requests' rows (migration `1763800000370`) that a step search
  * matches, latest start first, at most `limit`: only dispatched and waiting attempts live
- * there, and only those in flight, so they are read through `ix_requests_open_lease`; their
+ * there, and only those in flight, so they are read through the index of those (`openRowsFrom`:
+ * never a pipeline's whole history, which the planner would otherwise pick); their
  * step, start and id are read from the attempt's JSON by the database, which sorts them and
  * answers with the page alone. At 10,000 in flight on SQLite a search took 48–65 ms when
  * every one was read and sorted here, 23–28 ms so (`json_extract` on each is most of it).
@@ -319,7 +320,7 @@ export async function openRowRuns(x: SqlExecutor, q: StepSearch): Promise<StepRu
   if (q.until !== undefined) add(`${started} < ?`, q.until);
   if (q.after) add(`(${started} < ? OR (${started} = ? AND ${runId} < ?))`, q.after.t, q.after.t, q.after.id);
   const rows = await x.all<Record<string, unknown>>(
-    `SELECT ${OPEN_ROW_READ} FROM requests WHERE ${parts.join(' AND ')} ORDER BY ${started} DESC, ${runId} DESC LIMIT ?`,
+    `SELECT ${OPEN_ROW_READ} FROM ${openRowsFrom(x.dialect)} WHERE ${parts.join(' AND ')} ORDER BY ${started} DESC, ${runId} DESC LIMIT ?`,
     [...params, q.limit],
   );
   return rows.map((row) => toOpenRow(row)!);

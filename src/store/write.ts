@@ -50,12 +50,32 @@ function guardText(guard: string, vars: boolean, open: boolean): string {
   return (GUARD_TEXTS[key] ??= `UPDATE requests SET ${vars ? 'vars = ?, ' : ''}${open ? `${OPEN_ROW_COLUMNS.split(', ').map((c) => `${c} = ?`).join(', ')}, ` : ''}${guard}`);
 }
 
+/**
+ * SQLite's first guard for a commit whose new attempt takes the row with the status the row
+ * has (`RequestCommit.openStatusKept`: most steps): it writes the attempt and its lease but
+ * does not name `open_status`, so SQLite leaves `ix_requests_open_status` as it is (migration
+ * `1763800000380`), and it holds only if the row's status is that one.
+ */
+const GUARD_KEPT_TEXTS: string[] = [];
+function guardKeptText(vars: boolean): string {
+  return (GUARD_KEPT_TEXTS[vars ? 1 : 0] ??= `UPDATE requests SET ${vars ? 'vars = ?, ' : ''}open_run = ?, open_lease = ?, ${GUARD_SAME_STATUS_SQL} AND open_status IS ?`);
+}
+
 /** The parameters that go before a guard's own: `vars` and the open attempt, where the commit writes them. */
 function headParams(vars: string | null | undefined, open: ReturnType<typeof openRowParams> | undefined, rest: unknown[]): unknown[] {
   if (vars === undefined && open === undefined) return rest;
   const out: unknown[] = vars === undefined ? [] : [vars];
   if (open) out.push(open[0], open[1], open[2]);
   for (let i = 0; i < rest.length; i++) out.push(rest[i]);
+  return out;
+}
+
+/** {@link guardKeptText}'s parameters: `vars`, the attempt and its lease, the guard's own, then the status the row must have. */
+function keptParams(vars: string | null | undefined, open: ReturnType<typeof openRowParams>, rest: unknown[]): unknown[] {
+  const out: unknown[] = vars === undefined ? [] : [vars];
+  out.push(open[0], open[2]);
+  for (let i = 0; i < rest.length; i++) out.push(rest[i]);
+  out.push(open[1]);
   return out;
 }
 
@@ -82,7 +102,10 @@ function commitUnit(c: RequestCommit, dialect: 'sqlite' | 'mysql'): GuardedUnit 
   // InnoDB skips index entries whose values did not change, and a second round trip would cost more there.
   let guardFirst: Stmt | undefined;
   if (dialect === 'sqlite' && !c.moved) {
-    guardFirst = { sql: guardText(GUARD_SAME_STATUS_SQL, withVars, withOpen), params: headParams(vars, open, [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt]) };
+    const rest = [error, joins, r.stepCount, r.updatedAt, c.requestId, c.expectRev, r.status, r.finishedAt];
+    guardFirst = open && c.openStatusKept
+      ? { sql: guardKeptText(withVars), params: keptParams(vars, open, rest) }
+      : { sql: guardText(GUARD_SAME_STATUS_SQL, withVars, withOpen), params: headParams(vars, open, rest) };
   }
   return { guard, guardFirst, then };
 }

@@ -50,7 +50,8 @@ export function noteMoved(state: RequestState, decision: Decision): void {
  *
  * Fills in the commit: the row's attempt that this commit ends or cancels (`endedRows`,
  * `finishRun.inRow`), and the attempt that takes the row (`openRow`: a run of `insertRuns`
- * that is therefore not inserted), or `null` when the row is left without one.
+ * that is therefore not inserted, and `openStatusKept` when it follows a dispatched one), or
+ * `null` when the row is left without one.
  */
 export function placeOpenRun(state: RequestState, decision: Decision): void {
   const c = decision.commit;
@@ -73,6 +74,7 @@ export function placeOpenRun(state: RequestState, decision: Decision): void {
   for (const run of c.insertRuns) {
     if (run.status === 'dispatched' && run.kind === 'module') {
       c.openRow = run;
+      if (current?.status === 'dispatched') c.openStatusKept = true;
       return;
     }
   }

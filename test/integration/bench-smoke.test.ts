@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { runEngineScenario } from '../../scripts/bench/engine-scenario';
 import { latencyStats, median } from '../../scripts/bench/common';
 import { sqliteCacheMb, sqliteSettings } from '../../src/store/data-source';
+import { openRowsFrom } from '../../src/store/rows';
 import { searchRequestRows, searchStepRows } from '../../src/store/search';
 import type { SqlExecutor } from '../../src/store/sql-executor';
 import { HELD_SQL, MUST_QUEUE_SQLITE } from '../../src/store/key-handover';
@@ -102,6 +103,18 @@ describe('SQLite settings for the hot path', () => {
         expect(p, sql).to.match(/SEARCH step_runs USING (COVERING )?INDEX/);
         expect(p, sql).to.not.match(/SCAN step_runs/);
       }
+      // Attempts open in requests' rows (migration 1763800000380): the sweeps read dispatched ones
+      // through ix_requests_open_status and expired callback deadlines in order through
+      // ix_requests_open_wait; the step search reads them through ix_requests_open_status (as in
+      // StepStore.claimOpenRows and search.ts openRowRuns).
+      const sqlite = 'sqlite' as const;
+      for (const [sql, index] of [
+        [`SELECT id FROM ${openRowsFrom(sqlite)} WHERE open_status = 'dispatched' AND open_lease < ? ORDER BY open_lease LIMIT ?`, 'SEARCH requests USING INDEX ix_requests_open_status (open_status=?)'],
+        [`SELECT id FROM ${openRowsFrom(sqlite, true)} WHERE open_status = 'waiting' AND open_lease < ? ORDER BY open_lease LIMIT ?`, 'SEARCH requests USING INDEX ix_requests_open_wait (open_lease<?)'],
+        [`SELECT id FROM ${openRowsFrom(sqlite)} WHERE open_status IN ('dispatched', 'waiting') AND pipeline_id = ? LIMIT ?`, 'SEARCH requests USING INDEX ix_requests_open_status (open_status=?)'],
+        [`SELECT id FROM ${openRowsFrom(sqlite)} WHERE open_status = ? AND pipeline_id = ? LIMIT ?`, 'SEARCH requests USING INDEX ix_requests_open_status (open_status=?)'],
+        ["SELECT MAX(open_lease) FROM requests WHERE open_status = 'dispatched'", 'SEARCH requests USING INDEX ix_requests_open_status (open_status=?)'],
+      ] as const) expect(await plan(sql), sql).to.include(index);
       // Held requests (a gate, a business key's queue) and requests waiting to start are found through
       // the partial ix_requests_hold and ix_requests_status (as in intake-release.ts, intake-store.ts, SqlStore.listStaleBuffered).
       for (const [sql, index] of [

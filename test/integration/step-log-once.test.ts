@@ -107,6 +107,23 @@ function suite(name: 'sqlite' | 'mysql'): void {
       expect((await store.getRequest(req.id))!).to.include({ status: 'completed', rev: 2 });
     });
 
+    it('a step that keeps the open status writes it only if the row still has it (migration 1763800000380)', async () => {
+      // The usual step: dispatched → dispatched, the status left out of the UPDATE on SQLite.
+      const a = await started();
+      const a2 = attempt(a.req, 2);
+      expect(await store.write({ newRequests: [], commits: [{ ...step(a.req, 0, a.first, a2), openStatusKept: true }] })).to.deep.equal([true]);
+      expect(await store.query('SELECT open_status, open_lease FROM requests WHERE id = ?', [a.req.id])).to.deep.equal([{ open_status: 'dispatched', open_lease: a2.leaseUntil }]);
+      expect((await store.listStepRuns(a.req.id)).map((r) => [r.id, r.status])).to.deep.equal([[a.first.id, 'completed'], [a2.id, 'dispatched']]);
+      // A view that missed the row's move to waiting (a 202 taken meanwhile): the commit still
+      // holds, and the row ends up with the new attempt's status, not the stale one.
+      const b = await started();
+      expect(await store.markWaiting(b.first.id, T0 + 1_000, b.req.id)).to.equal(true);
+      const b2 = attempt(b.req, 2);
+      expect(await store.write({ newRequests: [], commits: [{ ...step(b.req, 0, b.first, b2), openStatusKept: true }] })).to.deep.equal([true]);
+      expect(await store.query('SELECT open_status, open_lease FROM requests WHERE id = ?', [b.req.id])).to.deep.equal([{ open_status: 'dispatched', open_lease: b2.leaseUntil }]);
+      expect((await store.claimExpiredWaits(T0 + 2_000, 100)).filter((c) => c.requestId === b.req.id), 'no deadline is left behind').to.deep.equal([]);
+    });
+
     it('a stale commit writes neither the ended attempt nor the next one; a cancel inserts it cancelled', async () => {
       const { req, first } = await started();
       const stale = step(req, 5, first, attempt(req, 2));
@@ -163,10 +180,15 @@ function suite(name: 'sqlite' | 'mysql'): void {
       expect((await store.listStepRuns(other.req.id))[0]!.leaseUntil).to.equal(0);
     });
 
-    it('undoing migration 1763800000370 puts the attempts open in rows back into the step log', async () => {
+    it('undoing migrations 1763800000380 and 1763800000370 puts back the lease index, then the attempts open in rows into the step log', async () => {
       const { req, first } = await started();
       const ds = await openDataSource(url);
       try {
+        await ds.undoLastMigration({ transaction: 'each' });
+        if (name === 'sqlite') {
+          const indexes = (await ds.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'") as Array<{ name: string }>).map((r) => r.name);
+          expect(indexes).to.include('ix_requests_open_lease').and.not.include('ix_requests_open_status').and.not.include('ix_requests_open_wait');
+        }
         await ds.undoLastMigration({ transaction: 'each' });
         const rows = await ds.query('SELECT id, status, step_id, lease_until FROM step_runs WHERE request_id = ?', [req.id]) as Array<Record<string, unknown>>;
         expect(rows.map((r) => [r.id, r.status, r.step_id, Number(r.lease_until)])).to.deep.equal([[first.id, 'dispatched', 's1', first.leaseUntil]]);
@@ -226,6 +248,10 @@ describe('step log written once per attempt, through the engine (SQLite)', funct
     // Counts every UPDATE of a step log row from here on.
     await t.engine.store.query('CREATE TABLE run_updates (n INTEGER NOT NULL)');
     await t.engine.store.query('CREATE TRIGGER count_run_updates AFTER UPDATE ON step_runs BEGIN INSERT INTO run_updates (n) VALUES (1); END');
+    // Counts every UPDATE that names a request's open status without changing it: SQLite then
+    // rewrites its entry in ix_requests_open_status for nothing (migration 1763800000380).
+    await t.engine.store.query('CREATE TABLE open_status_kept (n INTEGER NOT NULL)');
+    await t.engine.store.query('CREATE TRIGGER count_open_status_kept AFTER UPDATE OF open_status ON requests WHEN old.open_status IS new.open_status BEGIN INSERT INTO open_status_kept (n) VALUES (1); END');
   });
 
   after(async () => {
@@ -250,5 +276,7 @@ describe('step log written once per attempt, through the engine (SQLite)', funct
     const rows = await t.engine.store.query<{ step_id: string; status: string }>('SELECT step_id, status FROM step_runs WHERE request_id = ? ORDER BY seq', [id]);
     expect(rows.map((r) => [r.step_id, r.status])).to.deep.equal([['held', 'completed'], ['after', 'completed']]);
     expect(await t.engine.store.query('SELECT COUNT(*) AS n FROM run_updates'), 'no step log row was updated').to.deep.equal([{ n: 0 }]);
+    // The step that ended `held` and sent `after` kept the row's open status `dispatched`: it did not name it.
+    expect(await t.engine.store.query('SELECT COUNT(*) AS n FROM open_status_kept'), 'no commit rewrote an unchanged open status').to.deep.equal([{ n: 0 }]);
   });
 });
