@@ -43,6 +43,11 @@ export interface EngineSpec {
   sampleEvery?: number;
   mysqlUrl?: string;
   redisUrl?: string;
+  /**
+   * Distributed only: engine processes sharing the database and Redis (this one, and
+   * `engines - 1` started by it, `helper-engine.ts`). @default 1
+   */
+  engines?: number;
   /** Extra Node flags for the scenario's child process (e.g. a heap limit). */
   nodeArgs?: string[];
   /** Where SQLite files go. */
@@ -98,6 +103,8 @@ export interface Result {
   baseRssMb?: number;
   /** CPU time (user + system, all threads) spent per request of the batch, µs. */
   cpuUsPerRequest?: number;
+  /** The same, of the scenario's other engine processes together (`engines` > 1). */
+  helperCpuUsPerRequest?: number;
   /** Main-thread (event loop) busy time per request of the batch, µs: what bounds throughput. */
   loopUsPerRequest?: number;
   /** Highest V8 heap use seen during the batch (sampled every 100 ms). */

@@ -4,6 +4,7 @@
  * latency, then submits the batch and measures until every request has ended. Finally it
  * checks in the database that every request completed with every step committed once.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -102,6 +103,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
   const steps = STEPS[spec.pipeline];
   let engine: Engine | undefined;
   let server: RunningServer | undefined;
+  let helpers: Helpers | undefined;
   try {
     engine = await Engine.create({
       databaseUrl: box.databaseUrl,
@@ -125,12 +127,13 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       submit = httpSubmitter(server.url, spec.pipeline);
     }
 
-    // Every end is seen here: the supervisor of this process commits every request.
+    // Every end is seen here: this process's supervisor's, and those of the other engine
+    // processes (`engines`), which publish theirs on Redis.
     const ended = new Map<string, number>();
     let waiters = new Map<string, () => void>();
     /** Set once the batch starts; until then ends are kept in `ended`. */
     const batch: { onEnd?: (id: string, at: number) => void } = {};
-    eng.bus.on('RequestFinished', ({ requestId, status }) => {
+    const onFinished = (requestId: string, status: string): void => {
       const at = performance.now();
       if (status !== 'completed') console.error(`request ${requestId} ended ${status}`);
       const w = waiters.get(requestId);
@@ -140,7 +143,9 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       }
       if (batch.onEnd) batch.onEnd(requestId, at);
       else ended.set(requestId, at);
-    });
+    };
+    eng.bus.on('RequestFinished', ({ requestId, status }) => onFinished(requestId, status));
+    if ((spec.engines ?? 1) > 1) helpers = await startHelpers(spec, box, onFinished);
     const runOne = async (): Promise<number> => {
       const t0 = performance.now();
       const id = await submit(payload);
@@ -225,6 +230,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       await new Promise<void>((resolve) => profiler.post('Profiler.enable', () => profiler.post('Profiler.start', () => resolve())));
     }
     const cpu0 = process.cpuUsage();
+    const helperCpu0 = helpers?.cpuUs() ?? 0;
     const elu0 = performance.eventLoopUtilization();
     let peakHeap = 0;
     const heapSampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)), 100);
@@ -253,6 +259,7 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
     const seconds = (performance.now() - batchStart) / 1000;
     const work = { batch: meter.perStep(work0, await meter.read(), n * steps), sequential: seqWork };
     const cpu = process.cpuUsage(cpu0);
+    const helperCpuUs = helpers ? helpers.cpuUs() - helperCpu0 : undefined;
     const elu = performance.eventLoopUtilization(elu0);
     clearInterval(heapSampler);
     const latencies = new Float64Array(n);
@@ -277,12 +284,63 @@ export async function runEngineScenario(spec: EngineSpec): Promise<Result> {
       reqPerS: n / seconds, stepsPerS: (n * steps) / seconds,
       p50Ms: lat.p50, p99Ms: lat.p99, seqP50Ms: seqLat.p50, seqP99Ms: seqLat.p99,
       peakRssMb: peakRssMb(), baseRssMb, cpuUsPerRequest: (cpu.user + cpu.system) / n,
+      helperCpuUsPerRequest: helperCpuUs === undefined ? undefined : helperCpuUs / n,
       loopUsPerRequest: (elu.active * 1000) / n, peakHeapMb: mb(peakHeap), batches, itemsPerBatch: batches > 0 ? items / batches : 0,
       verified, work, samples: spec.sampleEvery ? samples : undefined,
     };
   } finally {
     await server?.close();
+    await helpers?.stop();
     await engine?.stop();
     await box.cleanup();
   }
+}
+
+/** The other engine processes of a scenario, and their CPU time. */
+interface Helpers {
+  /** Their user and system CPU time so far, in µs (`/proc`). */
+  cpuUs(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts `engines - 1` engine processes on the scenario's database and Redis, each publishing its ends to this one. */
+async function startHelpers(spec: EngineSpec, box: Sandbox, onFinished: (requestId: string, status: string) => void): Promise<Helpers> {
+  if (spec.mode !== 'distributed' || !box.redisUrl || !box.queuePrefix) throw new Error('more than one engine process needs the distributed mode');
+  const channel = `${box.queuePrefix}:bench-ends`;
+  const sub = new Redis(box.redisUrl, { maxRetriesPerRequest: 2 });
+  await sub.subscribe(channel);
+  sub.on('message', (_channel: string, message: string) => {
+    const [id, status] = message.split(' ');
+    onFinished(id!, status!);
+  });
+  const children: ChildProcess[] = [];
+  const helperSpec = JSON.stringify({ databaseUrl: box.databaseUrl, redisUrl: box.redisUrl, queuePrefix: box.queuePrefix, channel });
+  for (let i = 1; i < (spec.engines ?? 1); i++) {
+    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helper-engine.ts'), helperSpec], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+    children.push(child);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('READY')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`a helper engine exited with ${code} before it was ready`)));
+    });
+  }
+  const ticks = (pid: number): number => {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
+    // utime and stime, fields 14 and 15 of the whole line (11 and 12 after the command), in clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
+  return {
+    cpuUs: () => children.reduce((sum, c) => sum + (c.pid ? ticks(c.pid) : 0), 0),
+    async stop() {
+      await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+        if (c.exitCode !== null) return resolve();
+        c.once('exit', () => resolve());
+        c.kill('SIGTERM');
+      })));
+      sub.disconnect();
+    },
+  };
 }

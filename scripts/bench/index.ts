@@ -4,7 +4,8 @@
  *
  *   npm run bench                        5,000 requests per scenario, medians of 3 runs
  *   npm run bench -- --runs 5            more runs
- *   npm run bench -- --large             also 100,000 requests (embedded and distributed)
+ *   npm run bench -- --large             also 100,000 requests (embedded and distributed), and distributed
+ *                                        with a second engine process on the same database and Redis
  *   npm run bench -- --http              also submit through the HTTP API
  *   npm run bench -- --quick             a small smoke run (500 requests, 1 run)
  *   npm run bench -- --json out.json     also write every figure as JSON
@@ -137,6 +138,8 @@ function plan(a: Args): Spec[] {
     // The same with a heap limit, as docs/operations.md recommends for a memory-bounded host.
     specs.push(engine(`embedded linear 100000 ${HEAP_LIMIT_FLAG}`, { requests: 100_000, sequential: 0, nodeArgs: [HEAP_LIMIT_FLAG] }));
     if (a.distributed) specs.push(engine('distributed linear 100000', { mode: 'distributed', requests: 100_000, sequential: 0 }));
+    // Two engine processes on the same database and Redis (on this machine: what scaling out costs).
+    if (a.distributed) specs.push(engine(`distributed linear ${n}, 2 engines`, { mode: 'distributed', engines: 2 }));
   }
   return specs.filter((s) => !a.only || s.name.includes(a.only));
 }

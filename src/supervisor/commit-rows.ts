@@ -82,9 +82,9 @@ export function placeOpenRun(state: RequestState, decision: Decision): void {
 }
 
 /** Which of the runs `ids` are open in their requests' rows, with their requests (from the cached states). */
-export function runsInRows(states: ReadonlyMap<string, RequestState>, ids: ReadonlySet<string>): Array<{ id: string; requestId: string }> {
+export function runsInRows(states: { entries(): Iterable<[string, RequestState]> }, ids: ReadonlySet<string>): Array<{ id: string; requestId: string }> {
   const out: Array<{ id: string; requestId: string }> = [];
-  for (const [requestId, state] of states) {
+  for (const [requestId, state] of states.entries()) {
     for (const run of state.open.values()) if (run.row && ids.has(run.id)) out.push({ id: run.id, requestId });
   }
   return out;

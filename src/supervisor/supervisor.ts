@@ -11,7 +11,7 @@
  */
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
-import { markRunWaiting, noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
+import { noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -24,6 +24,7 @@ import { timeoutError } from './poll';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState, copyRequest } from './state';
 import { decideNewStart } from './start-new';
+import { StateCache } from './state-cache';
 import { recoverAll, SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
@@ -34,7 +35,7 @@ export type { PipelineSource, SupervisorDeps, SupervisorOptions } from './option
 const MAX_ATTEMPTS = 8;
 
 export class Supervisor {
-  private readonly states = new Map<string, RequestState>();
+  private readonly states = new StateCache();
   private readonly envs: DecisionEnvs;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Rows admission pulled, until their start reads them (once). */
@@ -80,10 +81,8 @@ export class Supervisor {
     await Promise.allSettled([...this.chains.values()]);
   }
 
-  /** Requests whose state this process keeps in memory (running ones only). */
-  get cachedCount(): number {
-    return this.states.size;
-  }
+  /** Requests in flight here whose state this process keeps (active, not parked: `state-cache.ts`). */
+  get cachedCount(): number { return this.states.size; }
 
   /** Requests in flight in this process (admission control), and starts it deferred to the store or pulled back. */
   get admitted(): { inFlight: number; deferred: number; pulled: number } {
@@ -178,8 +177,7 @@ export class Supervisor {
     this.inFlight.delete(e.runId);
     return this.enqueue(e.requestId, async () => {
       if (!(await this.d.store.markWaiting(e.runId, e.until, e.requestId))) return 'ignored';
-      const run = this.states.get(e.requestId)?.open.get(e.runId);
-      if (run) markRunWaiting(run, e.until);
+      this.states.runWaiting(e.requestId, e.runId, e.until, (r) => this.d.pipelines.cached?.(r.pipelineId, r.version));
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
       return 'committed';
     });
@@ -327,7 +325,9 @@ export class Supervisor {
     // A wait that polls again is the same run, pending until its next poll.
     const repoll = d.commit.repollRun;
     if (repoll && !this.o.deferDispatch) this.timers.arm(requestId, repoll.id, repoll.availableAt);
+    // A waiting request costs rows only; one whose answers may reach any engine is parked (`state-cache.ts`).
     if (state.request.status === 'waiting') this.states.delete(requestId);
+    else this.states.parkIfRemote(requestId, pipeline);
     if (d.finished) {
       this.states.delete(requestId);
       if (info) logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });

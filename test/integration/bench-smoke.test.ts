@@ -13,6 +13,7 @@ import { openRowRuns, searchRequestRows, searchStepRows } from '../../src/store/
 import type { SqlExecutor } from '../../src/store/sql-executor';
 import { HELD_SQL, MUST_QUEUE_SQLITE } from '../../src/store/key-handover';
 import { SqlStore } from '../../src/store/store';
+import { requireMysql, requireRedis } from '../support/services';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
 describe('bench smoke', function () {
@@ -36,6 +37,16 @@ describe('bench smoke', function () {
     });
     expect(r.verified).to.include({ ok: true });
     expect(r.samples).to.have.length(3);
+  });
+
+  it('runs the distributed scenario with a second engine process, every end counted and every step verified once', async () => {
+    const [mysqlUrl, redisUrl] = await Promise.all([requireMysql(), requireRedis()]);
+    const r = await runEngineScenario({
+      kind: 'engine', name: 'smoke-2', mode: 'distributed', pipeline: 'bench-linear', requests: 150, sequential: 5, engines: 2, mysqlUrl, redisUrl, tmpDir: tmpDir('bench'),
+    });
+    expect(r.verified).to.include({ ok: true, duplicateRuns: 0 });
+    expect(r.helperCpuUsPerRequest, 'the second process did work of the batch').to.be.greaterThan(0);
+    expect(r.p99Ms).to.be.at.least(r.p50Ms!);
   });
 
   it('computes percentiles and medians as documented', () => {

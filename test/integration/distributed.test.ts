@@ -241,6 +241,9 @@ describe('distributed: two engines, parallel branches, 200 requests: no double c
     // finished exactly once, on one of them, is.
     expect([...finishes.keys()].sort(), 'every request finished').to.deep.equal([...ids].sort());
     expect([...finishes.values()].filter((n) => n !== 1), 'no request finished twice').to.deep.equal([]);
+    // Nothing is left counted in flight on either engine, although each request's branch results
+    // were taken by both (a state whose answers may reach the other engine is parked, not counted).
+    expect(engines.map((e) => e.supervisor.admitted.inFlight), 'in flight on each engine once all ended').to.deep.equal([0, 0]);
     console.log(`      fanout: ${N} requests × ${STEPS.length} steps in ${elapsed} ms; finished by engine 1/2: ${finishedBy.join('/')}; runs ${JSON.stringify(v.runs)}`);
   });
 });
