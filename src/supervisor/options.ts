@@ -26,6 +26,12 @@ export interface SupervisorDeps {
 export interface SupervisorOptions {
   /** How often to look for due timers, expired leases and lost starts. @default 1000 */
   sweepIntervalMs?: number;
+  /**
+   * How often (and after how long idle) the states of requests whose open runs may all be
+   * answered to another engine are checked against the store, and dropped when another engine
+   * carried the request on (`state-cache.ts`); 0 never. @default 5000
+   */
+  staleCheckMs?: number;
   /** Added to a step's timeout to make its lease. @default 10000 */
   leaseGraceMs?: number;
   /** Lease of a run handed to a queue (it may wait there, rate-limited). @default 600000 */

@@ -1,95 +1,79 @@
 /**
- * The request states a supervisor keeps between events. A state is *active* while the
- * request's next event will reach this process: a module answering on its bus, a timer it
- * armed. It is *parked* once every open run of the request can be answered to any engine
- * (a queue step's result, taken from the shared results queue by whichever engine is free;
- * a `202` callback, posted to any API): in distributed mode most of those answers go to
- * another engine, which reads the request from the store and finishes it there, and this
- * process would never hear of it again.
+ * The request states a supervisor keeps between events, and the ones that went stale.
  *
- * Admission control counts the active states only (`size`): parked ones are not in flight
- * here, and before they were parked an engine's count grew with every request another engine
- * finished, until it admitted nothing (1,381 stale of 3,000 after one bench batch with two
- * engines). Parked states are kept, at most {@link MAX_PARKED}, oldest dropped first, because
- * the answer often comes back here (always with one engine): the state is then used again
- * without a read. A parked state may be stale; the commit's `rev` guard refuses a decision
- * built on it, and the supervisor reads the request again.
+ * In distributed mode a request's next event may reach another engine: a queue step's result
+ * is taken from the shared results queue by whichever engine is free, and a `202` callback is
+ * posted to any API. That engine reads the request from the store and carries it on; this one
+ * never hears of it again, and the state it cached stayed, counted in flight by admission
+ * control, until the process ended. Before 2026-12-07 every engine's count so grew with the
+ * requests the others finished, until it admitted no new start (1,381 counted, all finished,
+ * after one bench batch of 3,000 with two engines).
+ *
+ * Each state now records when it was last used. Every `checkMs` the supervisor reads the rows
+ * of the states idle that long whose open runs may all be answered elsewhere
+ * ({@link remoteOnly}) and drops each whose request moved on without this process (a newer
+ * `rev`) or ended ({@link MovedStates}). A state still current stays, and stays counted:
+ * admission keeps bounding the queue steps and callbacks this engine has outstanding.
  */
+import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
-import type { RequestRecord } from '../model';
-import { markRunWaiting } from './commit-rows';
 import type { RequestState } from './decision';
 
-/** The most parked states kept per process. */
-export const MAX_PARKED = 10_000;
-
 export class StateCache {
-  private readonly active = new Map<string, RequestState>();
-  private readonly parked = new Map<string, RequestState>();
+  private readonly states = new Map<string, RequestState>();
+  /** When each state was last used, oldest first (a use moves it to the end). */
+  private readonly used = new Map<string, number>();
 
-  constructor(private readonly maxParked = MAX_PARKED) {}
-
-  /** Active states: the requests in flight in this process. */
+  /** The requests in flight here (admission control counts them). */
   get size(): number {
-    return this.active.size;
-  }
-
-  /** Parked states, for tests and metrics. */
-  get parkedCount(): number {
-    return this.parked.size;
+    return this.states.size;
   }
 
   has(id: string): boolean {
-    return this.active.has(id) || this.parked.has(id);
+    return this.states.has(id);
   }
 
-  /** The state, made active again if it was parked (an event for it is being handled here). */
+  /** The state, without counting it as used. */
+  peek(id: string): RequestState | undefined {
+    return this.states.get(id);
+  }
+
   get(id: string): RequestState | undefined {
-    const state = this.active.get(id);
-    if (state) return state;
-    const parked = this.parked.get(id);
-    if (parked) {
-      this.parked.delete(id);
-      this.active.set(id, parked);
-    }
-    return parked;
+    const state = this.states.get(id);
+    if (state) this.touch(id);
+    return state;
   }
 
   set(id: string, state: RequestState): void {
-    this.parked.delete(id);
-    this.active.set(id, state);
+    this.states.set(id, state);
+    this.touch(id);
   }
 
   delete(id: string): void {
-    this.active.delete(id);
-    this.parked.delete(id);
+    this.states.delete(id);
+    this.used.delete(id);
   }
 
-  /** The active states (the runs this process has with a module are among theirs). */
   entries(): IterableIterator<[string, RequestState]> {
-    return this.active.entries();
+    return this.states.entries();
   }
 
-  /**
-   * A run a module accepted for later (`202`): marked waiting in the state, if this process has
-   * it, which is then parked if nothing else of the request is answered here.
-   */
-  runWaiting(id: string, runId: string, until: number, pipelineOf: (request: RequestRecord) => CompiledPipeline | undefined): void {
-    const state = this.active.get(id) ?? this.parked.get(id);
-    const run = state?.open.get(runId);
-    if (!state || !run) return;
-    markRunWaiting(run, until);
-    if (this.active.has(id)) this.parkIfRemote(id, pipelineOf(state.request));
+  /** The states unused since `before` whose open runs may all be answered to another engine, oldest first, at most `limit`. */
+  idleRemote(before: number, limit: number, pipelineOf: (request: RequestRecord) => CompiledPipeline | undefined): RequestState[] {
+    const out: RequestState[] = [];
+    for (const [id, at] of this.used) {
+      if (at >= before || out.length >= limit) break;
+      const state = this.states.get(id);
+      const pipeline = state && pipelineOf(state.request);
+      if (state && pipeline && remoteOnly(pipeline, state)) out.push(state);
+    }
+    return out;
   }
 
-  /** Parks the request's state if every open run of it can be answered to another engine ({@link remoteOnly}). */
-  parkIfRemote(id: string, pipeline: CompiledPipeline | undefined): void {
-    const state = this.active.get(id);
-    if (!state || !pipeline || !remoteOnly(pipeline, state)) return;
-    this.active.delete(id);
-    this.parked.set(id, state);
-    if (this.parked.size > this.maxParked) this.parked.delete(this.parked.keys().next().value!);
+  private touch(id: string): void {
+    this.used.delete(id);
+    this.used.set(id, Date.now());
   }
 }
 
@@ -101,4 +85,63 @@ export function remoteOnly(pipeline: CompiledPipeline, state: RequestState): boo
     if (run.status !== 'dispatched' || deliveryOf(pipeline, run.stepId).transport !== 'queue') return false;
   }
   return true;
+}
+
+/** What {@link MovedStates} needs of the supervisor. */
+export interface MovedStatesDeps {
+  cache: StateCache;
+  pipelineOf(request: RequestRecord): CompiledPipeline | undefined;
+  /** The stored rows of these requests (those it finds). */
+  read(ids: string[]): Promise<RequestRecord[]>;
+  /** Some states were dropped: admission has room again. */
+  dropped(n: number): void;
+}
+
+/** Drops, every `checkMs`, the cached states whose requests moved on in another engine ({@link StateCache}). */
+export class MovedStates {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(
+    private readonly d: MovedStatesDeps,
+    private readonly checkMs: number,
+    private readonly limit = 1000,
+  ) {}
+
+  start(): void {
+    if (this.checkMs > 0) this.timer = setInterval(() => void this.check(), this.checkMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One check: answers how many states it dropped. */
+  async check(now = Date.now()): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      const idle = this.d.cache.idleRemote(now - this.checkMs, this.limit, this.d.pipelineOf).map((state) => ({ state, rev: state.request.rev, status: state.request.status }));
+      if (idle.length === 0) return 0;
+      const rows = new Map((await this.d.read(idle.map((s) => s.state.request.id))).map((r) => [r.id, r]));
+      let dropped = 0;
+      for (const { state, rev, status } of idle) {
+        const id = state.request.id;
+        const row = rows.get(id);
+        // Still the state, unchanged here since it was read, and its request moved on (or ended) without this process.
+        const unchanged = this.d.cache.peek(id) === state && state.request.rev === rev;
+        if (unchanged && (!row || row.rev !== rev || row.status !== status)) {
+          this.d.cache.delete(id);
+          dropped++;
+        }
+      }
+      if (dropped > 0) this.d.dropped(dropped);
+      return dropped;
+    } catch {
+      // The store could not answer: the next check tries again.
+      return 0;
+    } finally {
+      this.running = false;
+    }
+  }
 }

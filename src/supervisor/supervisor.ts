@@ -11,7 +11,7 @@
  */
 import { logsAt } from '../log/logger';
 import { Admission } from './admission';
-import { noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
+import { markRunWaiting, noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -24,7 +24,7 @@ import { timeoutError } from './poll';
 import { leaseFor, prepareRuns } from './prepare';
 import { buildState, copyRequest } from './state';
 import { decideNewStart } from './start-new';
-import { StateCache } from './state-cache';
+import { MovedStates, StateCache } from './state-cache';
 import { recoverAll, SupervisorTimers } from './timers';
 import { traceCommit, traced, type TraceDeps } from './traces';
 
@@ -45,6 +45,7 @@ export class Supervisor {
   private readonly inFlight: Set<string>;
   private readonly timers: SupervisorTimers;
   private readonly admission: Admission;
+  private readonly moved: MovedStates;
   private stopping = false;
   private readonly o: Required<SupervisorOptions>;
   private readonly traceDeps: TraceDeps;
@@ -55,7 +56,7 @@ export class Supervisor {
   ) {
     this.traceDeps = { store: d.store, logger: d.logger };
     this.envs = new DecisionEnvs(d.pipelines);
-    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, ...options };
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, staleCheckMs: 5000, ...options };
     this.outbox = new Outbox(d, (r) => void this.takeResult(r));
     this.inFlight = this.outbox.inFlight;
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
@@ -65,12 +66,15 @@ export class Supervisor {
       start: (ids) => this.startPulled(ids),
       logger: d.logger,
     });
+    // Drops the states of requests that another engine carried on.
+    this.moved = new MovedStates({ cache: this.states, pipelineOf: (r) => d.pipelines.cached?.(r.pipelineId, r.version), read: (ids) => d.store.getRequests(ids), dropped: () => this.admission.freed() }, this.o.staleCheckMs);
   }
 
   /** Starts the sweeper (the inbox feeds everything else). */
   start(): void {
     this.timers.start();
     this.admission.start();
+    this.moved.start();
   }
 
   /** Stops taking messages; results that arrive later are left for recovery to redeliver. */
@@ -78,21 +82,18 @@ export class Supervisor {
     this.stopping = true;
     this.timers.stop();
     this.admission.stop();
+    this.moved.stop();
     await Promise.allSettled([...this.chains.values()]);
   }
 
-  /** Requests in flight here whose state this process keeps (active, not parked: `state-cache.ts`). */
+  /** Requests whose state this process keeps in memory (running ones only; `state-cache.ts`). */
   get cachedCount(): number { return this.states.size; }
 
   /** Requests in flight in this process (admission control), and starts it deferred to the store or pulled back. */
-  get admitted(): { inFlight: number; deferred: number; pulled: number } {
-    return { inFlight: this.admission.inFlight, ...this.admission.stats };
-  }
+  get admitted(): { inFlight: number; deferred: number; pulled: number } { return { inFlight: this.admission.inFlight, ...this.admission.stats }; }
 
   /** Runs currently with a module, in this process. */
-  get inFlightCount(): number {
-    return this.inFlight.size;
-  }
+  get inFlightCount(): number { return this.inFlight.size; }
 
   /** The runs currently with a module in this process, and those of them open in their requests' rows (handed back at shutdown). */
   handedBack(): { ids: string[]; inRows: Array<{ id: string; requestId: string }> } {
@@ -177,7 +178,8 @@ export class Supervisor {
     this.inFlight.delete(e.runId);
     return this.enqueue(e.requestId, async () => {
       if (!(await this.d.store.markWaiting(e.runId, e.until, e.requestId))) return 'ignored';
-      this.states.runWaiting(e.requestId, e.runId, e.until, (r) => this.d.pipelines.cached?.(r.pipelineId, r.version));
+      const run = this.states.get(e.requestId)?.open.get(e.runId);
+      if (run) markRunWaiting(run, e.until);
       this.d.logger.info('step waiting for callback', { requestId: e.requestId, stepId: e.stepId, runId: e.runId, until: new Date(e.until).toISOString() });
       return 'committed';
     });
@@ -325,9 +327,7 @@ export class Supervisor {
     // A wait that polls again is the same run, pending until its next poll.
     const repoll = d.commit.repollRun;
     if (repoll && !this.o.deferDispatch) this.timers.arm(requestId, repoll.id, repoll.availableAt);
-    // A waiting request costs rows only; one whose answers may reach any engine is parked (`state-cache.ts`).
     if (state.request.status === 'waiting') this.states.delete(requestId);
-    else this.states.parkIfRemote(requestId, pipeline);
     if (d.finished) {
       this.states.delete(requestId);
       if (info) logger.info('request finished', { requestId, pipeline: pipeline.id, status: d.finished });
