@@ -29,7 +29,8 @@ export interface SupervisorOptions {
   /**
    * How often (and after how long idle) the states of requests whose open runs may all be
    * answered to another engine are checked against the store, and dropped when another engine
-   * carried the request on (`state-cache.ts`); 0 never. @default 5000
+   * carried the request on (`state-cache.ts`); 0 never. @default 5000 (the engine sets 0
+   * without Redis: one process alone carries every request itself)
    */
   staleCheckMs?: number;
   /** Added to a step's timeout to make its lease. @default 10000 */
