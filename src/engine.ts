@@ -162,7 +162,7 @@ export class Engine {
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
       // One process alone (no Redis) carries every request itself: no state of its goes stale elsewhere.
-      { sweepBuffered: Boolean(this.hub), staleCheckMs: this.hub ? 5000 : 0, alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
+      { sweepBuffered: Boolean(this.hub), ...(this.hub ? {} : { staleCheckMs: 0 }), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
     this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
