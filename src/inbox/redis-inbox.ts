@@ -16,8 +16,8 @@
  */
 import type { Bus } from '../bus/bus';
 import type { Logger } from '../log/logger';
-import type { Supervisor } from '../supervisor/supervisor';
-import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultJob } from '../transports/queue';
+import type { HandleResult, Supervisor } from '../supervisor/supervisor';
+import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
 
 export class RedisInbox extends LocalInbox {
@@ -42,7 +42,7 @@ export class RedisInbox extends LocalInbox {
     if (message.type === 'result') {
       const r = message.result;
       const job: ResultJob = 'output' in r ? { type: 'completed', ...r } : { type: 'failed', ...r };
-      await this.hub.queue(RESULTS_QUEUE).add(job);
+      await this.hub.addResult(job);
       return true;
     }
     return super.post(message);
@@ -52,11 +52,22 @@ export class RedisInbox extends LocalInbox {
   override start(): void {
     super.start();
     void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.receive({ type: 'start', requestId: (job.data as { requestId: string }).requestId }));
+    // A job holds one answer, or the answers a worker had ready together (`QueueHub.addResult`).
+    // Each is taken on its own, and they commit together; the job ends once every one has, and
+    // fails if one failed: that run's lease brings it back, as for a lone answer.
     void this.hub.queue(RESULTS_QUEUE).process(50, async (job) => {
-      const result = job.data as ResultJob;
-      const handled = await this.supervisor.receive({ type: 'result', requestId: result.requestId, result });
-      this.bus.emit('StepAnswered', result);
-      return handled;
+      const data = job.data as ResultJob | ResultBatchJob;
+      if (data.type !== 'batch') return this.take(data);
+      const taken = await Promise.allSettled(data.results.map((r) => this.take(r)));
+      const failed = taken.find((t) => t.status === 'rejected');
+      if (failed) throw failed.reason;
+      return taken.map((t) => (t as PromiseFulfilledResult<HandleResult>).value);
     });
+  }
+
+  private async take(result: ResultJob): Promise<HandleResult> {
+    const handled = await this.supervisor.receive({ type: 'result', requestId: result.requestId, result });
+    this.bus.emit('StepAnswered', result);
+    return handled;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The queue transport and the Redis side of distributed mode, on bull. Queues:
  * - `conveyor:module:<name>`: calls to a module, taken by `conveyor worker --modules <name>`;
- * - `conveyor:results`: module answers, taken by any engine;
+ * - `conveyor:results`: module answers, taken by any engine (those ready together in one job);
  * - `conveyor:requests`: starts of accepted requests, taken by any engine.
  * Jobs are keyed by run or request id, so adding the same one twice does nothing while it waits.
  */
@@ -19,8 +19,15 @@ import type { StepTransport } from './types';
 export const MODULE_QUEUE_PREFIX = 'conveyor:module:';
 export const REQUESTS_QUEUE = 'conveyor:requests';
 export const RESULTS_QUEUE = 'conveyor:results';
+/** The most answers one `conveyor:results` job carries ({@link QueueHub.addResult}). */
+export const RESULTS_PER_JOB = 200;
 
 export type ResultJob = ({ type: 'completed' } & BusEvents['StepCompleted']) | ({ type: 'failed' } & BusEvents['StepFailed']);
+/** Several answers ready in one event-loop turn, in one job of `conveyor:results`. */
+export interface ResultBatchJob {
+  type: 'batch';
+  results: ResultJob[];
+}
 
 export interface QueueHubOptions {
   /** Key prefix in Redis; tests use their own. @default 'bull' */
@@ -77,8 +84,40 @@ export class QueueHub {
     return c;
   }
 
+  private resultBatch: Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }> = [];
+
+  /**
+   * Queues a module's answer on `conveyor:results`; resolves once the job holding it is in
+   * Redis. The answers handed in during one event-loop turn (a worker's jobs that ended
+   * together) leave as one job, `{ type: 'batch', results }`, of at most
+   * {@link RESULTS_PER_JOB}: a bull job costs Redis three Lua scripts and about twenty
+   * commands, and the engine a fetch and an acknowledgement, where an answer inside a batch
+   * costs a few hundred bytes. A lone answer is a job of its own, as before.
+   */
+  addResult(job: ResultJob): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.resultBatch.push({ job, resolve, reject }) > 1) return;
+      setImmediate(() => {
+        const waiting = this.resultBatch.splice(0);
+        for (let i = 0; i < waiting.length; i += RESULTS_PER_JOB) {
+          const part = waiting.slice(i, i + RESULTS_PER_JOB);
+          const data: ResultJob | ResultBatchJob = part.length === 1 ? part[0]!.job : { type: 'batch', results: part.map((p) => p.job) };
+          this.queue(RESULTS_QUEUE).add(data).then(() => part.forEach((p) => p.resolve()), (err: unknown) => part.forEach((p) => p.reject(err)));
+        }
+      });
+    });
+  }
+
+  /**
+   * Closes the module and start queues first, then `conveyor:results`: a module's job still
+   * running at the close queues its answer before it is acknowledged, so that queue must
+   * still be open then.
+   */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    const all = [...this.queues.entries()];
+    const last = all.filter(([key]) => key === RESULTS_QUEUE).map(([, q]) => q);
+    await Promise.allSettled(all.filter(([key]) => key !== RESULTS_QUEUE).map(([, q]) => q.close()));
+    await Promise.allSettled(last.map((q) => q.close()));
     this.queues.clear();
     for (const c of this.clients.splice(0)) c.disconnect();
   }
@@ -115,7 +154,6 @@ export class QueueWorker {
   }
 
   start(): void {
-    const results = this.hub.queue(RESULTS_QUEUE);
     for (const mod of this.modules) {
       const rate = mod.def?.queue?.rate;
       const limiter = rate ? { max: rate.max, duration: parseDuration(rate.per) ?? 1000 } : undefined;
@@ -133,7 +171,7 @@ export class QueueWorker {
         this.observe?.(mod.name, res.ok ? 'completed' : 'failed', base.durationMs);
         // The answer is queued before the job is acknowledged: a worker that dies in between
         // leaves a stalled job that another worker runs again (at least once).
-        await results.add(result);
+        await this.hub.addResult(result);
       });
     }
     this.logger.info('worker started', { modules: this.modules.map((m) => m.name) });

@@ -18,7 +18,7 @@ import { expect } from 'chai';
 import { Engine, type EngineRoles } from '../../src/engine';
 import { ErrorCodes } from '../../src/errors';
 import Redis from 'ioredis';
-import { MODULE_QUEUE_PREFIX, QueueHub } from '../../src/transports/queue';
+import { MODULE_QUEUE_PREFIX, QueueHub, RESULTS_PER_JOB, RESULTS_QUEUE, type ResultBatchJob, type ResultJob } from '../../src/transports/queue';
 import {
   cleanRedisPrefix, createTestDatabase, DIST_MODULES, DIST_PIPELINES, sleep, spawnConveyor, stopProc, uniquePrefix, waitFor,
   type ConveyorProc, type TestDatabase,
@@ -418,5 +418,62 @@ describe('queue hub: job adds of one event-loop turn leave together (real Redis)
     expect(clients.length).to.be.at.least(1);
     await hub.close();
     expect(clients, 'every connection the hub made is given back').to.have.length(0);
+  });
+
+  it('queues the answers handed in during one turn as one results job, at most 200 to a job; a lone answer as a job of its own', async () => {
+    const hub = new QueueHub(redisUrl, { prefix: `${prefix}-results` });
+    const q = hub.queue(RESULTS_QUEUE);
+    try {
+      await q.isReady();
+      const answer = (i: number): ResultJob => ({ type: 'completed', requestId: `r-${i}`, runId: `run-${i}`, stepId: 's', attempt: 1, finishedAt: i, durationMs: 0, output: { i } });
+      await Promise.all([0, 1, 2].map((i) => hub.addResult(answer(i))));
+      let jobs = await q.getWaiting();
+      expect(jobs.map((j) => j.data)).to.deep.equal([{ type: 'batch', results: [answer(0), answer(1), answer(2)] }]);
+      await q.empty();
+      await hub.addResult(answer(7));
+      jobs = await q.getWaiting();
+      expect(jobs.map((j) => j.data), 'a lone answer keeps the shape of one job per answer').to.deep.equal([answer(7)]);
+      await q.empty();
+      const n = 2 * RESULTS_PER_JOB + 50;
+      await Promise.all(Array.from({ length: n }, (_, i) => hub.addResult(answer(i))));
+      jobs = await q.getWaiting();
+      const sizes = jobs.map((j) => (j.data as ResultBatchJob).results.length).sort((a, b) => b - a);
+      expect(sizes).to.deep.equal([RESULTS_PER_JOB, RESULTS_PER_JOB, 50]);
+      const ids = jobs.flatMap((j) => (j.data as ResultBatchJob).results.map((r) => r.runId));
+      expect(new Set(ids).size, 'every answer is in exactly one job').to.equal(n);
+    } finally {
+      await hub.close();
+      await cleanRedisPrefix(redisUrl, `${prefix}-results`);
+    }
+  });
+});
+
+describe('queue transport: an engine takes a results job that carries several answers (Redis + MariaDB)', function () {
+  this.timeout(30_000);
+  const s = distributedSuite('qbatch');
+
+  it('commits every answer of the job once; an answer given twice in it, or one for an unknown request, changes nothing', async () => {
+    // No worker: the calls wait in the module's queue, and the test answers them itself.
+    const e = await s.engine(['dist-qecho'], { engine: true, worker: false });
+    const ids = await Promise.all([1, 2, 3].map((i) => e.intake.submit({ pipelineId: 'q-echo', payload: { i } }).then((r) => r.id)));
+    const calls = e.hub!.queue(MODULE_QUEUE_PREFIX + 'dist-qecho');
+    await waitFor('the three calls queued', async () => (await calls.getWaitingCount()) === 3, 15_000, 50);
+    const jobs = await calls.getWaiting();
+    const answers: ResultJob[] = jobs.map((j) => {
+      const c = j.data as { requestId: string; runId: string; stepId: string; attempt: number };
+      return { type: 'completed', requestId: c.requestId, runId: c.runId, stepId: c.stepId, attempt: c.attempt, finishedAt: Date.now(), durationMs: 1, output: { by: 'test', run: c.runId } };
+    });
+    const unknown: ResultJob = { ...answers[0]!, requestId: 'no-such-request', runId: 'no-such-run' };
+    const batch: ResultBatchJob = { type: 'batch', results: [...answers, answers[1]!, unknown] };
+    await calls.empty();
+    await e.hub!.queue(RESULTS_QUEUE).add(batch);
+    for (const id of ids) expect(await e.waitForEnd(id, 15_000)).to.equal('completed');
+    for (const id of ids) {
+      const rows = await s.runs(e, id);
+      expect(rows.map((x) => [x.step_id, x.status])).to.deep.equal([['local', 'completed'], ['remote', 'completed']]);
+      expect(parse<{ by: string; run: string }>(rows[1]!.output)).to.deep.equal({ by: 'test', run: rows[1]!.id });
+    }
+    const counts = await e.hub!.queue(RESULTS_QUEUE).getJobCounts();
+    expect(counts, 'the job was acknowledged').to.include({ waiting: 0, active: 0, failed: 0 });
   });
 });
