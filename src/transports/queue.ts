@@ -108,16 +108,8 @@ export class QueueHub {
     });
   }
 
-  /**
-   * Closes the module and start queues first, then `conveyor:results`: a module's job still
-   * running at the close queues its answer before it is acknowledged, so that queue must
-   * still be open then.
-   */
   async close(): Promise<void> {
-    const all = [...this.queues.entries()];
-    const last = all.filter(([key]) => key === RESULTS_QUEUE).map(([, q]) => q);
-    await Promise.allSettled(all.filter(([key]) => key !== RESULTS_QUEUE).map(([, q]) => q.close()));
-    await Promise.allSettled(last.map((q) => q.close()));
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
     for (const c of this.clients.splice(0)) c.disconnect();
   }
@@ -154,6 +146,8 @@ export class QueueWorker {
   }
 
   start(): void {
+    // Opened now, with the module queues, so that the close closes it too.
+    this.hub.queue(RESULTS_QUEUE);
     for (const mod of this.modules) {
       const rate = mod.def?.queue?.rate;
       const limiter = rate ? { max: rate.max, duration: parseDuration(rate.per) ?? 1000 } : undefined;

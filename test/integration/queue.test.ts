@@ -382,6 +382,36 @@ describe('queue transport: a worker SIGKILLed mid-job', function () {
   });
 });
 
+describe('queue transport: a worker stopped (SIGTERM) mid-job', function () {
+  this.timeout(60_000);
+  const s = distributedSuite('term');
+  let dir: string;
+  let log: string;
+
+  before(() => {
+    dir = tmpDir('queue-term');
+    log = path.join(dir, 'slow.log');
+  });
+  after(() => removeTmpDir(dir));
+
+  it('finishes the job and queues its answer before it exits: the step is committed once, from that run (answers leave in batches since 2026-12-07)', async () => {
+    const e = await s.engine(['slow'], { engine: true, worker: false });
+    const w = await s.worker(['slow'], { DIST_LOG: log });
+    const r = await e.intake.submit({ pipelineId: 'q-slow', payload: {} });
+    const seen = (): string[] => (fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : []);
+    await waitFor('the worker to start the job', () => seen().some((l) => l.startsWith(`${w.pid} `) && l.endsWith(' start')), 15_000, 10);
+    const exited = await stopProc(w, 'SIGTERM', 20_000);
+    expect(exited.code, w.output.join('\n')).to.equal(0);
+    // Its answer is in conveyor:results: the engine commits it, with no second run. (An answer
+    // lost at the close would leave the step open until its 30 s timeout sent it again.)
+    expect(await e.waitForEnd(r.id, 10_000)).to.equal('completed');
+    const rows = await s.runs(e, r.id);
+    expect(rows.map((x) => [x.step_id, x.attempt, x.status])).to.deep.equal([['hold', 1, 'completed']]);
+    expect(parse<{ pid: number }>(rows[0]!.output).pid).to.equal(w.pid);
+    expect(seen().filter((l) => l.startsWith(`${w.pid} `)).map((l) => l.split(' ')[2])).to.deep.equal(['start', 'end']);
+  });
+});
+
 describe('queue hub: job adds of one event-loop turn leave together (real Redis)', function () {
   this.timeout(30_000);
   let redisUrl: string;
