@@ -28,6 +28,7 @@ import { SqliteEndedKeyHolders1763800000350 } from './migrations/1763800000350-s
 import { SqliteKeyHoldIndex1763800000360 } from './migrations/1763800000360-sqlite-key-hold-index';
 import { OpenRunInRequest1763800000370 } from './migrations/1763800000370-open-run-in-request';
 import { SqliteOpenStatusIndex1763800000380 } from './migrations/1763800000380-sqlite-open-status-index';
+import { MysqlOpenStatusIndex1763800000390 } from './migrations/1763800000390-mysql-open-status-index';
 
 /**
  * The schema is the migrations' alone: the store runs plain SQL (`sql-executor.ts`) and maps
@@ -40,7 +41,7 @@ export const MIGRATIONS = [
   SqliteLeanIndexes1763800000300, SqliteLeanRequestIndexes1763800000310,
   MysqlLeanRunIndexes1763800000320, SqliteKeyWaitersIndex1763800000330, MysqlLeanRequestIndexes1763800000340,
   SqliteEndedKeyHolders1763800000350, SqliteKeyHoldIndex1763800000360, OpenRunInRequest1763800000370,
-  SqliteOpenStatusIndex1763800000380,
+  SqliteOpenStatusIndex1763800000380, MysqlOpenStatusIndex1763800000390,
 ];
 
 /** `sqlite:<path>` or `mysql://user:pass@host:port/db`. */

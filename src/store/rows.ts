@@ -224,16 +224,28 @@ export const OPEN_ROW_READ = `id, pipeline_id, ${OPEN_ROW_COLUMNS}`;
 /**
  * `requests` read through the index of the attempts open in rows, named: without statistics
  * SQLite would rather walk a pipeline's whole history (`ix_requests_pipeline_version`) to find
- * its few attempts in flight, or sort every waiting one. SQLite's are partial (migration
- * `1763800000380`): `ix_requests_open_status` (every open attempt, by status) and
- * `ix_requests_open_wait` (the callback deadlines, in order, `byDeadline`); MariaDB's is
- * `ix_requests_open_lease` (status, lease). A query through SQLite's must say `open_status`
- * is not NULL (`open_status = …` does), and through `ix_requests_open_wait` that it is
- * `'waiting'`, written out.
+ * its few attempts in flight, or sort every waiting one, and MariaDB may too. Both dialects have
+ * `ix_requests_open_status` (every open attempt, by status) and `ix_requests_open_wait` (the
+ * callback deadlines, in order, `byDeadline`): partial indexes on SQLite (migration
+ * `1763800000380`), and on MariaDB an index on the status and one on the generated
+ * `open_wait_lease` (`1763800000390`). A query through SQLite's must say `open_status` is not
+ * NULL (`open_status = …` does); one by deadline names {@link openWaitLease}.
  */
 export function openRowsFrom(dialect: 'sqlite' | 'mysql', byDeadline = false): string {
-  if (dialect === 'mysql') return 'requests FORCE INDEX (ix_requests_open_lease)';
-  return `requests INDEXED BY ${byDeadline ? 'ix_requests_open_wait' : 'ix_requests_open_status'}`;
+  const index = byDeadline ? 'ix_requests_open_wait' : 'ix_requests_open_status';
+  return dialect === 'mysql' ? `requests FORCE INDEX (${index})` : `requests INDEXED BY ${index}`;
+}
+
+/**
+ * The condition and the order of a read of waiting attempts by deadline, through
+ * `ix_requests_open_wait`: SQLite's index is partial on `open_status = 'waiting'`, written out;
+ * MariaDB's is on `open_wait_lease`, the lease of a waiting attempt (else NULL), which the
+ * query must name.
+ */
+export function openWaitLease(dialect: 'sqlite' | 'mysql'): { where: string; order: string } {
+  return dialect === 'mysql'
+    ? { where: 'open_wait_lease < ?', order: 'open_wait_lease' }
+    : { where: "open_status = 'waiting' AND open_lease < ?", order: 'open_lease' };
 }
 
 /**

@@ -5,7 +5,7 @@
  * waits found by event. Reached as `SqlStore.steps`.
  */
 import type { PollRecord, StepRunRecord } from '../model';
-import { num, OPEN, OPEN_ROW_READ, openRowsFrom, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun, withOpenRun } from './rows';
+import { num, OPEN, OPEN_ROW_READ, openRowsFrom, openRunIs, openWaitLease, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun, withOpenRun } from './rows';
 import type { SqlExecutor } from './sql-executor';
 
 export interface ClaimedRun {
@@ -100,9 +100,10 @@ export class StepStore {
    * attempt with the value read (another attempt that took the row since is not claimed).
    */
   private async claimOpenRows(status: 'dispatched' | 'waiting', now: number, next: (run: StepRunRecord) => number, limit: number): Promise<ClaimedRun[]> {
-    // The status written out (one of two words): SQLite reads waiting rows through the index partial on it.
+    // Dispatched attempts through the index of open ones (at most the requests in flight), waiting ones by deadline.
+    const byLease = status === 'waiting' ? openWaitLease(this.x.dialect) : { where: "open_status = 'dispatched' AND open_lease < ?", order: 'open_lease' };
     const rows = await this.x.all<Record<string, unknown>>(
-      `SELECT ${OPEN_ROW_READ} FROM ${openRowsFrom(this.x.dialect, status === 'waiting')} WHERE open_status = '${status}' AND open_lease < ? ORDER BY open_lease LIMIT ?`,
+      `SELECT ${OPEN_ROW_READ} FROM ${openRowsFrom(this.x.dialect, status === 'waiting')} WHERE ${byLease.where} ORDER BY ${byLease.order} LIMIT ?`,
       [now, limit],
     );
     const claimed: ClaimedRun[] = [];

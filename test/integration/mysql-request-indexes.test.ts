@@ -14,6 +14,7 @@ import { readOverview } from '../../src/store/overview';
 import { countRequestsByStatus, searchRequestRows } from '../../src/store/search';
 import { SourceStore } from '../../src/store/source-store';
 import type { Script, SqlExecutor } from '../../src/store/sql-executor';
+import { StepStore } from '../../src/store/step-store';
 import { SqlStore } from '../../src/store/store';
 import { createMysqlDatabase } from '../ops/support';
 
@@ -159,6 +160,9 @@ describe('MariaDB request indexes: generated columns instead of partial indexes'
     await intake.listWaitingKeys('p', 10);
     await intake.claimDueCallbacks(1, 2, 10);
     await new SourceStore(capture).backlog('p', 10);
+    // The attempts open in requests' rows (migration 1763800000390): expired leases, expired callback deadlines.
+    await new StepStore(capture).claimExpiredLeases(1, () => 2, 10);
+    await new StepStore(capture).claimExpiredWaits(1, 10);
     drive(rateScript('mysql', 'p', { max: 5, perMs: 1000 }, 3, T0, 10), seen);
     drive(batchScript('mysql', 'p', 5, 1000, 3, T0), seen);
     await countRequestsByStatus(capture, ['buffered', 'running', 'waiting', 'error_stop']);
@@ -199,5 +203,32 @@ describe('MariaDB request indexes: generated columns instead of partial indexes'
     expect(named('key_queued_at').length).to.equal(3);
     expect(named('callback_status').length).to.equal(1);
     expect(named('finished_status').length).to.equal(2);
+    for (const [sql, index] of [["open_status = 'dispatched' AND open_lease < ?", 'ix_requests_open_status'], ['open_wait_lease < ?', 'ix_requests_open_wait']] as const) {
+      expect(named(sql), sql).to.have.length(1);
+      const [p] = await store.query<{ key: string }>(`EXPLAIN ${named(sql)[0]!.sql}`, named(sql)[0]!.params);
+      expect(p!.key, sql).to.equal(index);
+    }
+  });
+
+  it('open_wait_lease is the lease of a waiting attempt only; the sweeps claim exactly the expired ones, deadlines in order', async () => {
+    const open = rows.filter((r) => r.status === 'running').slice(0, 6);
+    const openRun = (r: Row, i: number): string => JSON.stringify({ id: `run-${r.id}`, stepId: 's', seq: 1, attempt: 1, kind: 'module', module: 'm', transport: 'http', startedAt: T0 + i });
+    // Three dispatched (leases T0+10, +20, +30), three waiting (deadlines T0+30, +20, +10).
+    for (const [i, r] of open.entries()) {
+      await store.query('UPDATE requests SET open_run = ?, open_status = ?, open_lease = ? WHERE id = ?', [openRun(r, i), i < 3 ? 'dispatched' : 'waiting', i < 3 ? T0 + 10 * (i + 1) : T0 + 10 * (6 - i), r.id]);
+    }
+    const got = await store.query<{ id: string; open_wait_lease: unknown }>(`SELECT id, open_wait_lease FROM requests WHERE id IN (${open.map(() => '?').join(',')}) ORDER BY id`, open.map((r) => r.id));
+    expect(got.map((g) => [g.id, g.open_wait_lease === null ? null : Number(g.open_wait_lease)])).to.deep.equal(
+      open.map((r, i) => [r.id, i < 3 ? null : T0 + 10 * (6 - i)]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1)));
+    const [stray] = await store.query<{ n: unknown }>("SELECT COUNT(*) AS n FROM requests WHERE open_wait_lease IS NOT NULL AND (open_status <> 'waiting' OR open_wait_lease <> open_lease)");
+    expect(Number(stray!.n), 'no deadline outside a waiting attempt').to.equal(0);
+    const steps = new StepStore((store as unknown as { x: SqlExecutor }).x);
+    // Before T0+25: the dispatched leases of +10 and +20, the waiting deadlines of +10 and +20 (earliest first).
+    expect((await steps.claimExpiredLeases(T0 + 25, () => T0 + 1_000_000, 10)).map((c) => c.requestId)).to.deep.equal([open[0]!.id, open[1]!.id]);
+    expect((await steps.claimExpiredWaits(T0 + 25, 10)).map((c) => c.requestId)).to.deep.equal([open[5]!.id, open[4]!.id]);
+    // Claimed once: their new leases are past the next sweep.
+    expect(await steps.claimExpiredLeases(T0 + 25, () => T0 + 1_000_000, 10)).to.deep.equal([]);
+    expect(await steps.claimExpiredWaits(T0 + 25, 10)).to.deep.equal([]);
+    await store.query(`UPDATE requests SET open_run = NULL, open_status = NULL, open_lease = NULL WHERE id IN (${open.map(() => '?').join(',')})`, open.map((r) => r.id));
   });
 });

@@ -394,7 +394,7 @@ describe('queue transport: a worker stopped (SIGTERM) mid-job', function () {
   });
   after(() => removeTmpDir(dir));
 
-  it('finishes the job and queues its answer before it exits: the step is committed once, from that run (answers leave in batches since 2026-12-07)', async () => {
+  it('finishes the job and queues its answer before it exits: the step is committed once, from that run', async () => {
     const e = await s.engine(['slow'], { engine: true, worker: false });
     const w = await s.worker(['slow'], { DIST_LOG: log });
     const r = await e.intake.submit({ pipelineId: 'q-slow', payload: {} });

@@ -180,10 +180,16 @@ function suite(name: 'sqlite' | 'mysql'): void {
       expect((await store.listStepRuns(other.req.id))[0]!.leaseUntil).to.equal(0);
     });
 
-    it('undoing migrations 1763800000380 and 1763800000370 puts back the lease index, then the attempts open in rows into the step log', async () => {
+    it('undoing migrations 1763800000390, 1763800000380 and 1763800000370 puts back the lease index, then the attempts open in rows into the step log', async () => {
       const { req, first } = await started();
       const ds = await openDataSource(url);
       try {
+        await ds.undoLastMigration({ transaction: 'each' });
+        if (name === 'mysql') {
+          const indexes = (await ds.query('SHOW INDEX FROM requests') as Array<{ Key_name: string }>).map((r) => r.Key_name);
+          expect(indexes).to.include('ix_requests_open_lease').and.not.include('ix_requests_open_status').and.not.include('ix_requests_open_wait');
+          expect((await ds.query('SHOW COLUMNS FROM requests') as Array<{ Field: string }>).map((c) => c.Field)).to.not.include('open_wait_lease');
+        }
         await ds.undoLastMigration({ transaction: 'each' });
         if (name === 'sqlite') {
           const indexes = (await ds.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'requests'") as Array<{ name: string }>).map((r) => r.name);

@@ -18,8 +18,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *   sweep reads in order. A step that only changes a lease does not touch it (the row is not
  *   waiting).
  *
- * MariaDB keeps `ix_requests_open_lease` (InnoDB skips an entry whose key did not change, and
- * the lease is one column of the request's clustered row there).
+ * MariaDB kept `ix_requests_open_lease` here; `1763800000390` replaces it the same way (its
+ * lease changed every step too, so InnoDB moved the entry as SQLite did).
  */
 export class SqliteOpenStatusIndex1763800000380 implements MigrationInterface {
   name = 'SqliteOpenStatusIndex1763800000380';
