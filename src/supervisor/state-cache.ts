@@ -15,6 +15,7 @@
  * `rev`) or ended ({@link MovedStates}). A state still current stays, and stays counted:
  * admission keeps bounding the queue steps and callbacks this engine has outstanding.
  */
+import type { Logger } from '../log/logger';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
 import type { CompiledPipeline } from '../pipeline/types';
@@ -95,6 +96,8 @@ export interface MovedStatesDeps {
   read(ids: string[]): Promise<RequestRecord[]>;
   /** Some states were dropped: admission has room again. */
   dropped(n: number): void;
+  /** Where a failed read is reported (the next check tries again). */
+  logger: Pick<Logger, 'warn'>;
 }
 
 /** Drops, every `checkMs`, the cached states whose requests moved on in another engine ({@link StateCache}). */
@@ -137,8 +140,9 @@ export class MovedStates {
       }
       if (dropped > 0) this.d.dropped(dropped);
       return dropped;
-    } catch {
+    } catch (err) {
       // The store could not answer: the next check tries again.
+      this.d.logger.warn('check of cached states failed', { error: (err as Error).message });
       return 0;
     } finally {
       this.running = false;

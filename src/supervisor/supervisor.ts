@@ -67,7 +67,7 @@ export class Supervisor {
       logger: d.logger,
     });
     // Drops the states of requests that another engine carried on.
-    this.moved = new MovedStates({ cache: this.states, pipelineOf: (r) => d.pipelines.cached?.(r.pipelineId, r.version), read: (ids) => d.store.getRequests(ids), dropped: () => this.admission.freed() }, this.o.staleCheckMs);
+    this.moved = new MovedStates({ cache: this.states, pipelineOf: (r) => d.pipelines.cached?.(r.pipelineId, r.version), read: (ids) => d.store.getRequests(ids), dropped: () => this.admission.freed(), logger: d.logger }, this.o.staleCheckMs);
   }
 
   /** Starts the sweeper (the inbox feeds everything else). */

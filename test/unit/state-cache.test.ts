@@ -69,6 +69,7 @@ describe('state cache: states whose requests moved on elsewhere', () => {
         return want.filter((id) => stored[id]).map((id) => ({ id, ...stored[id] }) as RequestRecord);
       },
       dropped: (n) => (dropped += n),
+      logger: { warn: () => expect.fail('no read failed') },
     }, 20);
     expect(await moved.check()).to.equal(3);
     expect(asked, 'only the idle remote-only states are read').to.deep.equal([['moved', 'ended', 'gone', 'current', 'busy']]);
@@ -77,13 +78,14 @@ describe('state cache: states whose requests moved on elsewhere', () => {
     expect(await moved.check(), 'the rest is current').to.equal(0);
   });
 
-  it('a store that cannot answer drops nothing, and the next check tries again', async () => {
+  it('a store that cannot answer drops nothing, says so once per check, and the next check tries again', async () => {
     const cache = new StateCache();
     cache.set('a', state('a', [run('r', 'q', 'dispatched')]));
     await sleep(15);
     let fail = true;
+    const warned: Array<[string, unknown]> = [];
     const moved = new MovedStates({
-      cache, pipelineOf: () => pipeline, dropped: () => undefined,
+      cache, pipelineOf: () => pipeline, dropped: () => undefined, logger: { warn: (m: string, f?: unknown) => void warned.push([m, f]) },
       read: async () => {
         if (fail) throw new Error('database down');
         return [];
@@ -91,7 +93,9 @@ describe('state cache: states whose requests moved on elsewhere', () => {
     }, 10);
     expect(await moved.check()).to.equal(0);
     expect(cache.has('a')).to.equal(true);
+    expect(warned).to.deep.equal([['check of cached states failed', { error: 'database down' }]]);
     fail = false;
     expect(await moved.check()).to.equal(1);
+    expect(warned).to.have.length(1);
   });
 });
