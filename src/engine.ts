@@ -274,7 +274,7 @@ export class Engine {
     // Messages already taken are stored and acknowledged before intake stops.
     await this.sources.stop();
     await this.intake.stop();
-    this.inbox.stop();
+    await this.inbox.stop();
     await this.supervisor.stop();
     await this.adminNotifier.stop();
     if (handedBack.ids.length > 0) {

@@ -34,8 +34,8 @@ export interface Inbox {
   startNew(record: RequestRecord): Promise<RequestRecord | undefined>;
   /** Starts feeding the supervisor: this process's bus (and, distributed, the Redis queues). */
   start(): void;
-  /** Stops listening. */
-  stop(): void;
+  /** Stops listening (distributed: once what is being taken from the queues is taken). */
+  stop(): void | Promise<void>;
 }
 
 /** One process: everything goes straight to its supervisor. */
@@ -77,7 +77,7 @@ export class LocalInbox implements Inbox {
     );
   }
 
-  stop(): void {
+  stop(): void | Promise<void> {
     this.listening = false;
     for (const off of this.offs.splice(0)) off();
   }

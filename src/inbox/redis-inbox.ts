@@ -20,7 +20,17 @@ import type { HandleResult, Supervisor } from '../supervisor/supervisor';
 import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
 
+/** Answers with the supervisor at once, per engine. */
+const TAKING = 1000;
+/** An answer that could not be committed is queued again after this long, at most {@link MAX_REQUEUES} times. */
+const REQUEUE_DELAY_MS = 1000;
+const MAX_REQUEUES = 60;
+
 export class RedisInbox extends LocalInbox {
+  private consuming = false;
+  private taking = 0;
+  private readonly waiting: Array<() => void> = [];
+
   constructor(
     supervisor: Pick<Supervisor, 'receive'> & Partial<Pick<Supervisor, 'startNew'>>,
     bus: Bus,
@@ -51,23 +61,52 @@ export class RedisInbox extends LocalInbox {
   /** Also takes any engine's share of the queued starts and results. */
   override start(): void {
     super.start();
+    this.consuming = true;
     void this.hub.queue(REQUESTS_QUEUE).process(20, (job) => this.supervisor.receive({ type: 'start', requestId: (job.data as { requestId: string }).requestId }));
-    // A job holds one answer, or the answers a worker had ready together (`QueueHub.addResult`).
-    // Each is taken on its own, and they commit together; the job ends once every one has, and
-    // fails if one failed: that run's lease brings it back, as for a lone answer.
+    // A job holds one answer, or the answers a worker had ready together (`QueueHub.addResult`):
+    // each is taken on its own, and those whose states are cached commit together. The job is
+    // acknowledged once every answer is committed, found to be no news, or queued again.
     void this.hub.queue(RESULTS_QUEUE).process(50, async (job) => {
       const data = job.data as ResultJob | ResultBatchJob;
-      if (data.type !== 'batch') return this.take(data);
-      const taken = await Promise.allSettled(data.results.map((r) => this.take(r)));
-      const failed = taken.find((t) => t.status === 'rejected');
-      if (failed) throw failed.reason;
-      return taken.map((t) => (t as PromiseFulfilledResult<HandleResult>).value);
+      const answers = data.type === 'batch' ? data.results : [data];
+      const outcomes = await Promise.all(answers.map((r) => this.take(r)));
+      // Not committed (this engine is stopping, or the commit failed): back on the queue for
+      // any engine, a second later, rather than acknowledged and left to the run's lease.
+      const again = answers.filter((_, i) => outcomes[i] === 'failed');
+      if (again.length > 0) await this.requeue(again);
+      return outcomes;
     });
   }
 
+  /** Takes no more starts or answers, and waits for those being taken (the supervisor still runs). */
+  override async stop(): Promise<void> {
+    await super.stop();
+    if (!this.consuming) return;
+    this.consuming = false;
+    await Promise.allSettled([REQUESTS_QUEUE, RESULTS_QUEUE].map((name) => this.hub.queue(name).pause(true)));
+  }
+
+  /** At most {@link TAKING} answers are with the supervisor at once, whatever the jobs hold. */
   private async take(result: ResultJob): Promise<HandleResult> {
-    const handled = await this.supervisor.receive({ type: 'result', requestId: result.requestId, result });
-    this.bus.emit('StepAnswered', result);
-    return handled;
+    if (this.taking >= TAKING) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.taking++;
+    try {
+      const handled = await this.supervisor.receive({ type: 'result', requestId: result.requestId, result });
+      if (handled !== 'failed') this.bus.emit('StepAnswered', result);
+      return handled;
+    } finally {
+      this.taking--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async requeue(answers: ResultJob[]): Promise<void> {
+    const again = answers.map((a) => ({ ...a, requeued: (a.requeued ?? 0) + 1 }));
+    const kept = again.filter((a) => a.requeued <= MAX_REQUEUES);
+    if (kept.length < again.length) {
+      this.logger.warn('answers not committed after retries, left to their leases', { runIds: again.filter((a) => a.requeued > MAX_REQUEUES).map((a) => a.runId) });
+    }
+    if (kept.length === 0) return;
+    await this.hub.queue(RESULTS_QUEUE).add(kept.length === 1 ? kept[0]! : { type: 'batch', results: kept }, { delay: REQUEUE_DELAY_MS });
   }
 }

@@ -142,7 +142,7 @@ export class MovedStates {
       return dropped;
     } catch (err) {
       // The store could not answer: the next check tries again.
-      this.d.logger.warn('check of cached states failed', { error: (err as Error).message });
+      this.d.logger.warn('check of cached states failed', { error: err instanceof Error ? err.message : String(err) });
       return 0;
     } finally {
       this.running = false;

@@ -19,10 +19,12 @@ import type { StepTransport } from './types';
 export const MODULE_QUEUE_PREFIX = 'conveyor:module:';
 export const REQUESTS_QUEUE = 'conveyor:requests';
 export const RESULTS_QUEUE = 'conveyor:results';
-/** The most answers one `conveyor:results` job carries ({@link QueueHub.addResult}). */
+/** The most answers one `conveyor:results` job carries ({@link QueueHub.addResult}), and about the most bytes. */
 export const RESULTS_PER_JOB = 200;
+export const RESULT_JOB_BYTES = 1024 * 1024;
 
-export type ResultJob = ({ type: 'completed' } & BusEvents['StepCompleted']) | ({ type: 'failed' } & BusEvents['StepFailed']);
+/** A module's answer on `conveyor:results`; `requeued`: how many times an engine could not commit it and queued it again. */
+export type ResultJob = (({ type: 'completed' } & BusEvents['StepCompleted']) | ({ type: 'failed' } & BusEvents['StepFailed'])) & { requeued?: number };
 /** Several answers ready in one event-loop turn, in one job of `conveyor:results`. */
 export interface ResultBatchJob {
   type: 'batch';
@@ -90,20 +92,38 @@ export class QueueHub {
    * Queues a module's answer on `conveyor:results`; resolves once the job holding it is in
    * Redis. The answers handed in during one event-loop turn (a worker's jobs that ended
    * together) leave as one job, `{ type: 'batch', results }`, of at most
-   * {@link RESULTS_PER_JOB}: a bull job costs Redis three Lua scripts and about twenty
-   * commands, and the engine a fetch and an acknowledgement, where an answer inside a batch
-   * costs a few hundred bytes. A lone answer is a job of its own, as before.
+   * {@link RESULTS_PER_JOB} answers and about {@link RESULT_JOB_BYTES} of JSON (a larger
+   * answer goes alone): a bull job costs Redis three Lua scripts and about twenty commands,
+   * and the engine a fetch and an acknowledgement, where an answer inside a batch costs its
+   * bytes. A lone answer is a job of its own, as before.
    */
   addResult(job: ResultJob): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.resultBatch.push({ job, resolve, reject }) > 1) return;
       setImmediate(() => {
-        const waiting = this.resultBatch.splice(0);
-        for (let i = 0; i < waiting.length; i += RESULTS_PER_JOB) {
-          const part = waiting.slice(i, i + RESULTS_PER_JOB);
-          const data: ResultJob | ResultBatchJob = part.length === 1 ? part[0]!.job : { type: 'batch', results: part.map((p) => p.job) };
-          this.queue(RESULTS_QUEUE).add(data).then(() => part.forEach((p) => p.resolve()), (err: unknown) => part.forEach((p) => p.reject(err)));
+        let part: typeof this.resultBatch = [];
+        let bytes = 0;
+        const send = (): void => {
+          const sent = part;
+          part = [];
+          bytes = 0;
+          const data: ResultJob | ResultBatchJob = sent.length === 1 ? sent[0]!.job : { type: 'batch', results: sent.map((p) => p.job) };
+          this.queue(RESULTS_QUEUE).add(data).then(() => sent.forEach((p) => p.resolve()), (err: unknown) => sent.forEach((p) => p.reject(err)));
+        };
+        for (const w of this.resultBatch.splice(0)) {
+          let size: number;
+          try {
+            size = JSON.stringify(w.job).length;
+          } catch (err) {
+            // Not JSON (bull could not store it either): this answer alone fails.
+            w.reject(err);
+            continue;
+          }
+          if (part.length > 0 && (part.length >= RESULTS_PER_JOB || bytes + size > RESULT_JOB_BYTES)) send();
+          part.push(w);
+          bytes += size;
         }
+        if (part.length > 0) send();
       });
     });
   }

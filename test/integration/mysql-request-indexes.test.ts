@@ -203,6 +203,10 @@ describe('MariaDB request indexes: generated columns instead of partial indexes'
     expect(named('key_queued_at').length).to.equal(3);
     expect(named('callback_status').length).to.equal(1);
     expect(named('finished_status').length).to.equal(2);
+    // The overview's marker of change reads the dispatched attempts' leases through the index of open ones.
+    const marker = seen.find((q) => q.sql.includes('MAX(open_lease)'))!;
+    const markerPlan = await store.query<{ table: string; key: string | null }>(`EXPLAIN ${marker.sql}`, marker.params);
+    expect(markerPlan.filter((p) => p.table === 'requests').map((p) => p.key), marker.sql).to.include('ix_requests_open_status');
     for (const [sql, index] of [["open_status = 'dispatched' AND open_lease < ?", 'ix_requests_open_status'], ['open_wait_lease < ?', 'ix_requests_open_wait']] as const) {
       expect(named(sql), sql).to.have.length(1);
       const [p] = await store.query<{ key: string }>(`EXPLAIN ${named(sql)[0]!.sql}`, named(sql)[0]!.params);

@@ -18,6 +18,9 @@ import { expect } from 'chai';
 import { Engine, type EngineRoles } from '../../src/engine';
 import { ErrorCodes } from '../../src/errors';
 import Redis from 'ioredis';
+import { Bus } from '../../src/bus/bus';
+import { RedisInbox } from '../../src/inbox/redis-inbox';
+import type { HandleResult, InboxMessage } from '../../src/supervisor/supervisor';
 import { MODULE_QUEUE_PREFIX, QueueHub, RESULTS_PER_JOB, RESULTS_QUEUE, type ResultBatchJob, type ResultJob } from '../../src/transports/queue';
 import {
   cleanRedisPrefix, createTestDatabase, DIST_MODULES, DIST_PIPELINES, sleep, spawnConveyor, stopProc, uniquePrefix, waitFor,
@@ -412,7 +415,7 @@ describe('queue transport: a worker stopped (SIGTERM) mid-job', function () {
   });
 });
 
-describe('queue hub: job adds of one event-loop turn leave together (real Redis)', function () {
+describe('queue hub and results inbox: adds of one turn leave together, answers are batched and queued again (real Redis)', function () {
   this.timeout(30_000);
   let redisUrl: string;
   let prefix: string;
@@ -476,6 +479,55 @@ describe('queue hub: job adds of one event-loop turn leave together (real Redis)
       await cleanRedisPrefix(redisUrl, `${prefix}-results`);
     }
   });
+  it('an engine queues again, a second later, the answers it could not commit; after 60 times it leaves them to their leases; stopped, it takes no more', async () => {
+    const p = `${prefix}-inbox`;
+    const hub = new QueueHub(redisUrl, { prefix: p });
+    const bus = new Bus();
+    const warned: Array<[string, unknown]> = [];
+    const logger = Object.assign(createSilentLogger(), { warn: (m: string, f?: unknown) => void warned.push([m, f]) });
+    // What the supervisor makes of each run's answer, in turn (the last one again when spent).
+    const plan: Record<string, HandleResult[]> = { a: ['committed'], b: ['ignored'], c: ['failed', 'committed'], d: ['failed'] };
+    const seen: string[] = [];
+    const supervisor = {
+      receive: async (m: InboxMessage): Promise<HandleResult> => {
+        const runId = (m as { result: { runId: string } }).result.runId;
+        seen.push(runId);
+        const left = plan[runId]!;
+        return left.length > 1 ? left.shift()! : left[0]!;
+      },
+    };
+    const inbox = new RedisInbox(supervisor as never, bus, hub, logger);
+    const results = hub.queue(RESULTS_QUEUE);
+    const returned: unknown[] = [];
+    const settled = async (n: number): Promise<void> => void (await waitFor(`${n} results jobs done`, () => returned.length >= n, 10_000, 20));
+    results.on('completed', (_job, value) => void returned.push(value));
+    try {
+      const answer = (runId: string, requeued?: number): ResultJob => ({ type: 'completed', requestId: `req-${runId}`, runId, stepId: 's', attempt: 1, finishedAt: 1, durationMs: 0, output: {}, ...(requeued === undefined ? {} : { requeued }) });
+      inbox.start();
+      await results.add({ type: 'batch', results: [answer('a'), answer('b'), answer('c'), answer('d', 59)] } satisfies ResultBatchJob);
+      await settled(1);
+      expect(returned[0]).to.deep.equal(['committed', 'ignored', 'failed', 'failed']);
+      // c and d are back, together, delayed; d for the 60th time.
+      const [again] = await results.getDelayed();
+      expect((again!.data as ResultBatchJob).results.map((r) => [r.runId, r.requeued])).to.deep.equal([['c', 1], ['d', 60]]);
+      expect(again!.opts.delay).to.equal(1000);
+      await settled(2);
+      expect(returned[1]).to.deep.equal(['committed', 'failed']);
+      // d is not queued a 61st time (a requeue is added before the job completes): its lease brings the run back.
+      expect(await results.getDelayed()).to.have.length(0);
+      expect(warned).to.deep.equal([['answers not committed after retries, left to their leases', { runIds: ['d'] }]]);
+      expect(seen).to.deep.equal(['a', 'b', 'c', 'd', 'c', 'd']);
+      // Stopped: what is queued now waits for another engine.
+      await inbox.stop();
+      await results.add(answer('a'));
+      await sleep(300);
+      expect(await results.getWaitingCount()).to.equal(1);
+      expect(seen).to.have.length(6);
+    } finally {
+      await hub.close();
+      await cleanRedisPrefix(redisUrl, p);
+    }
+  });
 });
 
 describe('queue transport: an engine takes a results job that carries several answers (Redis + MariaDB)', function () {
@@ -496,14 +548,19 @@ describe('queue transport: an engine takes a results job that carries several an
     const unknown: ResultJob = { ...answers[0]!, requestId: 'no-such-request', runId: 'no-such-run' };
     const batch: ResultBatchJob = { type: 'batch', results: [...answers, answers[1]!, unknown] };
     await calls.empty();
-    await e.hub!.queue(RESULTS_QUEUE).add(batch);
+    const results = e.hub!.queue(RESULTS_QUEUE);
+    // The engine's own consumer reports what it made of each answer as the job's return value.
+    const done = new Promise<unknown>((resolve, reject) => {
+      results.on('completed', (job, value) => ((job.data as ResultBatchJob).type === 'batch' ? resolve(value) : undefined));
+      results.on('failed', (job, err) => ((job.data as ResultBatchJob).type === 'batch' ? reject(err) : undefined));
+    });
+    await results.add(batch);
+    expect(await done).to.deep.equal(['committed', 'committed', 'committed', 'ignored', 'ignored']);
     for (const id of ids) expect(await e.waitForEnd(id, 15_000)).to.equal('completed');
     for (const id of ids) {
       const rows = await s.runs(e, id);
       expect(rows.map((x) => [x.step_id, x.status])).to.deep.equal([['local', 'completed'], ['remote', 'completed']]);
       expect(parse<{ by: string; run: string }>(rows[1]!.output)).to.deep.equal({ by: 'test', run: rows[1]!.id });
     }
-    const counts = await e.hub!.queue(RESULTS_QUEUE).getJobCounts();
-    expect(counts, 'the job was acknowledged').to.include({ waiting: 0, active: 0, failed: 0 });
   });
 });

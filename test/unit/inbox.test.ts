@@ -40,7 +40,7 @@ describe('inbox: the one way into the supervisor', () => {
     sup.reply = 'failed';
     expect(await inbox.post({ type: 'result', requestId: 'r1', result }), 'not taken: post it again').to.equal(false);
     expect(sup.got.map((m) => m.type)).to.deep.equal(['start', 'stop', 'result']);
-    inbox.stop();
+    void inbox.stop();
   });
 
   it('takes results and 202s from the bus, announcing each result as StepAnswered, until stopped', () => {
@@ -57,7 +57,7 @@ describe('inbox: the one way into the supervisor', () => {
       { type: 'accepted', requestId: 'r1', accepted: { requestId: 'r1', runId: 'u2', stepId: 's', attempt: 1, until: 5 } },
     ]);
     expect(answered).to.deep.equal([result]);
-    inbox.stop();
+    void inbox.stop();
     bus.emit('StepCompleted', result);
     expect(sup.got).to.have.length(2);
   });
