@@ -268,7 +268,6 @@ export class Engine {
     this.supervisor.setDeferDispatch(true);
     const end = Date.now() + (opts.deadlineMs ?? this.config.shutdownDeadlineMs);
     while (this.supervisor.inFlightCount > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
-    const handedBack = this.supervisor.handedBack();
     this.retention?.stop();
     await this.migrationRunner.stop();
     // Messages already taken are stored and acknowledged before intake stops.
@@ -276,6 +275,9 @@ export class Engine {
     await this.intake.stop();
     await this.inbox.stop();
     await this.supervisor.stop();
+    // Taken once nothing more can be sent: the sweep runs until the supervisor stops, and the
+    // queues' last answers are taken before that.
+    const handedBack = this.supervisor.handedBack();
     await this.adminNotifier.stop();
     if (handedBack.ids.length > 0) {
       await this.store.expireLeases(handedBack.ids, handedBack.inRows).catch(() => undefined);

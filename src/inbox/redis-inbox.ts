@@ -22,9 +22,10 @@ import { LocalInbox, type InboxMessage } from './inbox';
 
 /** Answers with the supervisor at once, per engine. */
 const TAKING = 1000;
-/** An answer that could not be committed is queued again after this long, at most {@link MAX_REQUEUES} times. */
+/** An answer that could not be committed is queued again after 1 s, then twice as long each time up to 60 s, at most {@link MAX_REQUEUES} times (about 5 minutes in all). */
 const REQUEUE_DELAY_MS = 1000;
-const MAX_REQUEUES = 60;
+const MAX_REQUEUE_DELAY_MS = 60_000;
+const MAX_REQUEUES = 10;
 
 export class RedisInbox extends LocalInbox {
   private consuming = false;
@@ -70,8 +71,9 @@ export class RedisInbox extends LocalInbox {
       const data = job.data as ResultJob | ResultBatchJob;
       const answers = data.type === 'batch' ? data.results : [data];
       const outcomes = await Promise.all(answers.map((r) => this.take(r)));
-      // Not committed (this engine is stopping, or the commit failed): back on the queue for
-      // any engine, a second later, rather than acknowledged and left to the run's lease.
+      // Not committed (this engine is stopping, the commit failed or was refused again and
+      // again): back on the queue for any engine, a second later, rather than acknowledged
+      // and left to the run's lease.
       const again = answers.filter((_, i) => outcomes[i] === 'failed');
       if (again.length > 0) await this.requeue(again);
       return outcomes;
@@ -86,27 +88,47 @@ export class RedisInbox extends LocalInbox {
     await Promise.allSettled([REQUESTS_QUEUE, RESULTS_QUEUE].map((name) => this.hub.queue(name).pause(true)));
   }
 
-  /** At most {@link TAKING} answers are with the supervisor at once, whatever the jobs hold. */
+  /**
+   * At most {@link TAKING} answers are with the supervisor at once, whatever the jobs hold (a
+   * freed place goes straight to the next in line). Never rejects: an answer that could not be
+   * taken is `failed`, and queued again.
+   */
   private async take(result: ResultJob): Promise<HandleResult> {
-    if (this.taking >= TAKING) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.taking++;
+    if (this.taking < TAKING) this.taking++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
     try {
       const handled = await this.supervisor.receive({ type: 'result', requestId: result.requestId, result });
       if (handled !== 'failed') this.bus.emit('StepAnswered', result);
       return handled;
+    } catch (err) {
+      this.logger.error('answer not taken', { requestId: result.requestId, runId: result.runId, error: err instanceof Error ? err.message : String(err) });
+      return 'failed';
     } finally {
-      this.taking--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.taking--;
     }
   }
 
+  /** Back on the queue after 1, 2, 4 … 60 s: an answer that keeps failing fails few of the commits batched with it. */
   private async requeue(answers: ResultJob[]): Promise<void> {
     const again = answers.map((a) => ({ ...a, requeued: (a.requeued ?? 0) + 1 }));
-    const kept = again.filter((a) => a.requeued <= MAX_REQUEUES);
-    if (kept.length < again.length) {
-      this.logger.warn('answers not committed after retries, left to their leases', { runIds: again.filter((a) => a.requeued > MAX_REQUEUES).map((a) => a.runId) });
+    const dropped = again.filter((a) => a.requeued > MAX_REQUEUES);
+    if (dropped.length > 0) this.logger.warn('answers not committed after retries, left to their leases', { runIds: dropped.map((a) => a.runId) });
+    const byDelay = new Map<number, ResultJob[]>();
+    for (const a of again) {
+      if (a.requeued > MAX_REQUEUES) continue;
+      const delay = Math.min(MAX_REQUEUE_DELAY_MS, REQUEUE_DELAY_MS * 2 ** (a.requeued - 1));
+      byDelay.set(delay, [...(byDelay.get(delay) ?? []), a]);
     }
-    if (kept.length === 0) return;
-    await this.hub.queue(RESULTS_QUEUE).add(kept.length === 1 ? kept[0]! : { type: 'batch', results: kept }, { delay: REQUEUE_DELAY_MS });
+    for (const [delay, kept] of byDelay) {
+      try {
+        await this.hub.queue(RESULTS_QUEUE).add(kept.length === 1 ? kept[0]! : { type: 'batch', results: kept }, { delay });
+      } catch (err) {
+        // The job fails, and these runs' leases bring them back.
+        this.logger.error('answers not queued again, left to their leases', { runIds: kept.map((a) => a.runId), error: err instanceof Error ? err.message : String(err) });
+        throw err;
+      }
+    }
   }
 }

@@ -2,6 +2,7 @@ import type { ParticipantRow, RequestCommit, RequestRecord, StepRunRecord } from
 import type { NewAccess } from './participants';
 import type { IntakeInsert } from './rows';
 import type { Store } from './store';
+import type { WriteBatch } from './write';
 
 /** A new request handed to the group commit, with what is written in the same transaction. */
 interface NewRequestItem {
@@ -17,6 +18,19 @@ interface Pending<T> {
   item: T;
   resolve(ok: boolean): void;
   reject(err: unknown): void;
+}
+
+/** One transaction's worth: new requests (with their access rows, first runs and open rows), commits and keyed inserts. */
+function batchOf(requests: Array<Pending<NewRequestItem>>, commits: Array<Pending<RequestCommit>>, keyed: Array<Pending<IntakeInsert>>): WriteBatch {
+  const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
+  const newRuns = requests.flatMap((p) => p.item.runs ?? []);
+  const openRows = requests.filter((p) => p.item.openRow);
+  return {
+    newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item),
+    ...(newAccess.length > 0 ? { newAccess } : {}), ...(newRuns.length > 0 ? { newRuns } : {}),
+    ...(openRows.length > 0 ? { newOpenRows: new Map(openRows.map((p) => [p.item.record.id, p.item.openRow!])) } : {}),
+    ...(keyed.length > 0 ? { keyed: keyed.map((p) => p.item) } : {}),
+  };
 }
 
 /**
@@ -39,8 +53,8 @@ export class GroupCommitter {
   private scheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   private readonly parallel: number;
-  /** Batches written so far, and the items in them (for metrics and the benchmark). */
-  readonly stats = { batches: 0, items: 0 };
+  /** Batches written so far, the items in them, and the failed batches written again one item at a time (for metrics and the benchmark). */
+  readonly stats = { batches: 0, items: 0, split: 0 };
 
   constructor(
     private readonly store: Store,
@@ -96,6 +110,36 @@ export class GroupCommitter {
     }
   }
 
+  /**
+   * A batch whose transaction failed (nothing of it is written) is written again one item per
+   * transaction, so that an item the database refuses (an output over MySQL's packet limit, a
+   * broken invariant) fails alone rather than every commit batched with it, each time it is
+   * tried again. Three failures in a row say the database itself is failing: the items not
+   * tried yet fail with the batch's error, at once.
+   */
+  private async oneByOne(requests: Array<Pending<NewRequestItem>>, commits: Array<Pending<RequestCommit>>, keyed: Array<Pending<IntakeInsert>>, batchError: unknown): Promise<void> {
+    this.stats.split++;
+    const items: Array<{ p: Pending<never>; batch: WriteBatch; answer: (a: boolean[]) => boolean }> = [
+      ...requests.map((p) => ({ p: p as Pending<never>, batch: batchOf([p], [], []), answer: () => true })),
+      ...commits.map((p) => ({ p: p as Pending<never>, batch: batchOf([], [p], []), answer: (a: boolean[]) => a[0] ?? false })),
+      ...keyed.map((p) => ({ p: p as Pending<never>, batch: batchOf([], [], [p]), answer: (a: boolean[]) => a[0] ?? false })),
+    ];
+    let failedInARow = 0;
+    for (const { p, batch, answer } of items) {
+      if (failedInARow >= 3) {
+        p.reject(batchError);
+        continue;
+      }
+      try {
+        p.resolve(answer(await this.store.write(batch)));
+        failedInARow = 0;
+      } catch (err) {
+        p.reject(err);
+        failedInARow++;
+      }
+    }
+  }
+
   private waiting(): boolean {
     return this.requests.length > 0 || this.commits.length > 0 || this.keyed.length > 0;
   }
@@ -118,16 +162,8 @@ export class GroupCommitter {
     const requests = this.requests.splice(0, this.maxBatch - commits.length);
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
-    const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
-    const newRuns = requests.flatMap((p) => p.item.runs ?? []);
-    const openRows = requests.filter((p) => p.item.openRow);
-    const batch = {
-      newRequests: requests.map((p) => p.item.record), commits: commits.map((p) => p.item),
-      ...(newAccess.length > 0 ? { newAccess } : {}), ...(newRuns.length > 0 ? { newRuns } : {}),
-      ...(openRows.length > 0 ? { newOpenRows: new Map(openRows.map((p) => [p.item.record.id, p.item.openRow!])) } : {}),
-    };
     const flush: Promise<void> = this.store
-      .write(keyed.length === 0 ? batch : { ...batch, keyed: keyed.map((p) => p.item) })
+      .write(batchOf(requests, commits, keyed))
       .then(
         (answers) => {
           this.stats.batches++;
@@ -136,9 +172,7 @@ export class GroupCommitter {
           commits.forEach((p, i) => p.resolve(answers[i] ?? false));
           keyed.forEach((p, i) => p.resolve(answers[commits.length + i] ?? false));
         },
-        (err: unknown) => {
-          for (const p of [...requests, ...commits, ...keyed]) p.reject(err);
-        },
+        (err: unknown) => (requests.length + commits.length + keyed.length === 1 ? [...requests, ...commits, ...keyed][0]!.reject(err) : this.oneByOne(requests, commits, keyed, err)),
       )
       .finally(() => {
         this.flushes.delete(flush);

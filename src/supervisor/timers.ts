@@ -27,7 +27,7 @@ export class SupervisorTimers {
   private sweeping = false;
   private stopped = false;
   /** When expired leases were last read. */
-  private leasesSweptAt = 0;
+  private leasesSweptAt = -Infinity;
 
   constructor(
     private readonly store: Store,
@@ -83,13 +83,14 @@ export class SupervisorTimers {
       // A queued run may wait long behind a rate limit: re-queueing it is idempotent (job id),
       // so it gets the long queue lease again rather than the short one.
       const leaseFor = (transport: string | null): number => (transport === 'queue' ? now + this.o.queueLeaseMs : lease);
-      // Expired leases are read every quarter of the shortest lease, not every sweep: the read
-      // goes through every attempt in flight (a lease is not in an index, or every step would
-      // move its request in it), and no lease runs out sooner than `leaseGraceMs` after it is set.
-      // A full batch is followed by another at the next sweep.
-      if (now - this.leasesSweptAt >= this.o.leaseGraceMs / 4) {
+      // Expired leases are read at the first sweep after a quarter of the shortest lease has
+      // passed, not at every sweep: the read goes through every attempt in flight (a lease is not
+      // in an index, or every step would move its request in it), and a lease set by a step runs
+      // at least that long. (One ended at a shutdown is found as late.) A full batch is followed
+      // by another at the next sweep.
+      if (now - this.leasesSweptAt >= Math.min(this.o.leaseGraceMs, this.o.queueLeaseMs) / 4) {
         const expired = await this.store.claimExpiredLeases(now, leaseFor, SWEEP_BATCH);
-        this.leasesSweptAt = expired.length >= SWEEP_BATCH ? 0 : now;
+        this.leasesSweptAt = expired.length >= SWEEP_BATCH ? -Infinity : now;
         for (const c of expired) this.receive({ type: 'lease-expired', requestId: c.requestId, runId: c.id });
       }
       for (const c of await this.store.claimExpiredWaits(now, SWEEP_BATCH)) {

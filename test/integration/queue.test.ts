@@ -479,14 +479,14 @@ describe('queue hub and results inbox: adds of one turn leave together, answers 
       await cleanRedisPrefix(redisUrl, `${prefix}-results`);
     }
   });
-  it('an engine queues again, a second later, the answers it could not commit; after 60 times it leaves them to their leases; stopped, it takes no more', async () => {
+  it('an engine queues again the answers it could not commit (1 s, then twice as long each time); after 10 times it leaves them to their leases; stopped, it takes no more', async () => {
     const p = `${prefix}-inbox`;
     const hub = new QueueHub(redisUrl, { prefix: p });
     const bus = new Bus();
     const warned: Array<[string, unknown]> = [];
     const logger = Object.assign(createSilentLogger(), { warn: (m: string, f?: unknown) => void warned.push([m, f]) });
     // What the supervisor makes of each run's answer, in turn (the last one again when spent).
-    const plan: Record<string, HandleResult[]> = { a: ['committed'], b: ['ignored'], c: ['failed', 'committed'], d: ['failed'] };
+    const plan: Record<string, HandleResult[]> = { a: ['committed'], b: ['ignored'], c: ['failed', 'committed'], d: ['failed'], e: ['failed'] };
     const seen: string[] = [];
     const supervisor = {
       receive: async (m: InboxMessage): Promise<HandleResult> => {
@@ -498,36 +498,39 @@ describe('queue hub and results inbox: adds of one turn leave together, answers 
     };
     const inbox = new RedisInbox(supervisor as never, bus, hub, logger);
     const results = hub.queue(RESULTS_QUEUE);
+    // Every job added to the results queue, with its options, as the inbox hands it to bull.
+    const added: Array<{ data: ResultJob | ResultBatchJob; delay: number | undefined }> = [];
+    const add = results.add.bind(results) as (data: unknown, opts?: { delay?: number }) => Promise<unknown>;
+    (results as unknown as { add: typeof add }).add = (data, opts) => (added.push({ data: data as ResultJob, delay: opts?.delay }), add(data, opts));
     const returned: unknown[] = [];
     const settled = async (n: number): Promise<void> => void (await waitFor(`${n} results jobs done`, () => returned.length >= n, 10_000, 20));
     results.on('completed', (_job, value) => void returned.push(value));
     try {
       const answer = (runId: string, requeued?: number): ResultJob => ({ type: 'completed', requestId: `req-${runId}`, runId, stepId: 's', attempt: 1, finishedAt: 1, durationMs: 0, output: {}, ...(requeued === undefined ? {} : { requeued }) });
       inbox.start();
-      await results.add({ type: 'batch', results: [answer('a'), answer('b'), answer('c'), answer('d', 59)] } satisfies ResultBatchJob);
+      await results.add({ type: 'batch', results: [answer('a'), answer('b'), answer('c'), answer('d', 2), answer('e', 10)] } satisfies ResultBatchJob);
       await settled(1);
-      expect(returned[0]).to.deep.equal(['committed', 'ignored', 'failed', 'failed']);
-      // c and d are back, together, delayed; d for the 60th time.
-      const [again] = await results.getDelayed();
-      expect((again!.data as ResultBatchJob).results.map((r) => [r.runId, r.requeued])).to.deep.equal([['c', 1], ['d', 60]]);
-      expect(again!.opts.delay).to.equal(1000);
+      expect(returned[0]).to.deep.equal(['committed', 'ignored', 'failed', 'failed', 'failed']);
+      // c back after 1 s (its first time), d after 4 s (its third); e, tried 10 times, is left to its lease.
+      const again = added.slice(1).map((j) => [j.delay, (j.data as ResultBatchJob).type === 'batch' ? (j.data as ResultBatchJob).results.map((r) => [r.runId, r.requeued]) : [[(j.data as ResultJob).runId, (j.data as ResultJob).requeued]]]);
+      expect(again).to.deep.equal([[1000, [['c', 1]]], [4000, [['d', 3]]]]);
+      expect(warned).to.deep.equal([['answers not committed after retries, left to their leases', { runIds: ['e'] }]]);
       await settled(2);
-      expect(returned[1]).to.deep.equal(['committed', 'failed']);
-      // d is not queued a 61st time (a requeue is added before the job completes): its lease brings the run back.
-      expect(await results.getDelayed()).to.have.length(0);
-      expect(warned).to.deep.equal([['answers not committed after retries, left to their leases', { runIds: ['d'] }]]);
-      expect(seen).to.deep.equal(['a', 'b', 'c', 'd', 'c', 'd']);
+      expect(returned[1]).to.deep.equal(['committed']);
+      expect(seen).to.deep.equal(['a', 'b', 'c', 'd', 'e', 'c']);
       // Stopped: what is queued now waits for another engine.
       await inbox.stop();
+      expect(await results.isPaused(true)).to.equal(true);
       await results.add(answer('a'));
       await sleep(300);
-      expect(await results.getWaitingCount()).to.equal(1);
+      expect((await results.getWaiting()).filter((j) => (j.data as ResultJob).runId === 'a')).to.have.length(1);
       expect(seen).to.have.length(6);
     } finally {
       await hub.close();
       await cleanRedisPrefix(redisUrl, p);
     }
   });
+
 });
 
 describe('queue transport: an engine takes a results job that carries several answers (Redis + MariaDB)', function () {

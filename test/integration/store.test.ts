@@ -447,17 +447,35 @@ function storeSuite(make: () => Target): void {
       expect(Number(completed[0]!.n)).to.equal(N);
     });
 
-    it('GroupCommitter rejects every caller of a batch that failed', async () => {
+    it('GroupCommitter writes a failed batch again one item at a time: only the item the database refused fails', async () => {
       const { req, first } = await seeded();
       await store.write({ newRequests: [], commits: [commit(req, 1, { finish: first.id })] });
+      const other = await seeded();
       const committer = new GroupCommitter(store);
       const fresh = request();
-      const outcomes = await Promise.allSettled([committer.insertRequest(fresh), committer.commit(commit(req, 2, { finish: first.id }))]);
-      expect(outcomes.map((o) => o.status)).to.deep.equal(['rejected', 'rejected']);
-      expect(await store.getRequest(fresh.id)).to.equal(undefined);
-      // The committer keeps working after a failed batch.
-      await committer.insertRequest(fresh);
+      // Closing a run that is closed already breaks the batch's invariant: its transaction is rolled back whole.
+      const outcomes = await Promise.allSettled([
+        committer.insertRequest(fresh), committer.commit(commit(req, 2, { finish: first.id })), committer.commit(commit(other.req, 1, { finish: other.first.id })),
+      ]);
+      expect(outcomes.map((o) => o.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+      expect(outcomes[2]).to.deep.equal({ status: 'fulfilled', value: true });
+      expect(committer.stats.split).to.equal(1);
       expect(await store.getRequest(fresh.id)).to.deep.equal(fresh);
+      expect(await runStatus(other.first.id)).to.equal('completed');
+      // The committer keeps working after a failed batch.
+      const later = request();
+      await committer.insertRequest(later);
+      expect(await store.getRequest(later.id)).to.deep.equal(later);
+    });
+
+    it('GroupCommitter: a database that fails every write fails a batch after three items tried alone, the rest at once', async () => {
+      let writes = 0;
+      const down = new Error('database down');
+      const failing = { write: async () => { writes++; throw down; } } as unknown as SqlStore;
+      const committer = new GroupCommitter(failing);
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => committer.insertRequest(request())));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? o.reason : o.status))).to.deep.equal(Array.from({ length: 10 }, () => down));
+      expect(writes, 'the batch, then three alone').to.equal(4);
     });
 
     it('keyed inserts ride the group commit: a unique key refuses only its own row, beside commits that hold (bulk and single path)', async () => {
@@ -477,7 +495,7 @@ function storeSuite(make: () => Target): void {
         ...[a, dupIdem, b, dupKey, withCallback].map((r) => committer.insertKeyed(r)),
       ]);
       expect(answers).to.deep.equal([true, true, true, true, false, true, false, true]);
-      expect(committer.stats).to.deep.equal({ batches: 1, items: 8 });
+      expect(committer.stats).to.deep.equal({ batches: 1, items: 8, split: 0 });
       expect(await store.getRequest(a.record.id)).to.deep.equal(a.record);
       expect(await store.getRequest(dupIdem.record.id)).to.equal(undefined);
       expect(await store.getRequest(dupKey.record.id)).to.equal(undefined);
