@@ -12,9 +12,10 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * - `ix_requests_open_status` (open status): its entry changes only when the open status does
  *   (a first attempt, `dispatched` → `waiting`, the last one ending); InnoDB leaves an index
  *   alone when none of its columns changes. The sweep of expired leases reads the dispatched
- *   attempts through it (every attempt in flight in the cluster, each looked up in its row)
- *   and keeps those past their lease, as SQLite's does; so it runs every `leaseGraceMs / 4`
- *   rather than every sweep (`SupervisorTimers`).
+ *   attempts open in requests' rows through it (every one in flight in the cluster, each
+ *   looked up in its row) and keeps those past their lease, as SQLite's does; so it runs
+ *   once a quarter of the shortest lease has passed rather than every sweep
+ *   (`SupervisorTimers`).
  * - `ix_requests_open_wait` on `open_wait_lease`, a stored generated column: the deadline of an
  *   attempt a module accepted with `202` (`open_status = 'waiting'`), else NULL, the stand-in
  *   for SQLite's partial index. The sweep of expired callback deadlines names it and reads
