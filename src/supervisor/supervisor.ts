@@ -287,7 +287,7 @@ export class Supervisor {
       // Another process moved the request since we read it: read again and decide again.
       this.states.delete(requestId);
     }
-    this.d.logger.warn('commit refused repeatedly; leaving it to the sweeper', { requestId });
+    if (!this.stopping) this.d.logger.warn('commit refused repeatedly; leaving it to the sweeper', { requestId });
     return 'failed';
   }
 
