@@ -72,8 +72,8 @@ export class RedisInbox extends LocalInbox {
       const answers = data.type === 'batch' ? data.results : [data];
       const outcomes = await Promise.all(answers.map((r) => this.take(r)));
       // Not committed (this engine is stopping, the commit failed or was refused again and
-      // again): back on the queue for any engine, a second later, rather than acknowledged
-      // and left to the run's lease.
+      // again): back on the queue for any engine, a second later and then less often, rather
+      // than acknowledged and left to the run's lease.
       const again = answers.filter((_, i) => outcomes[i] === 'failed');
       if (again.length > 0) await this.requeue(again);
       return outcomes;
@@ -119,7 +119,9 @@ export class RedisInbox extends LocalInbox {
     for (const a of again) {
       if (a.requeued > MAX_REQUEUES) continue;
       const delay = Math.min(MAX_REQUEUE_DELAY_MS, REQUEUE_DELAY_MS * 2 ** (a.requeued - 1));
-      byDelay.set(delay, [...(byDelay.get(delay) ?? []), a]);
+      const same = byDelay.get(delay);
+      if (same) same.push(a);
+      else byDelay.set(delay, [a]);
     }
     for (const [delay, kept] of byDelay) {
       try {
