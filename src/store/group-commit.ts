@@ -119,22 +119,23 @@ export class GroupCommitter {
    */
   private async oneByOne(requests: Array<Pending<NewRequestItem>>, commits: Array<Pending<RequestCommit>>, keyed: Array<Pending<IntakeInsert>>, batchError: unknown): Promise<void> {
     this.stats.split++;
-    const items: Array<{ p: Pending<never>; batch: WriteBatch; answer: (a: boolean[]) => boolean }> = [
-      ...requests.map((p) => ({ p: p as Pending<never>, batch: batchOf([p], [], []), answer: () => true })),
-      ...commits.map((p) => ({ p: p as Pending<never>, batch: batchOf([], [p], []), answer: (a: boolean[]) => a[0] ?? false })),
-      ...keyed.map((p) => ({ p: p as Pending<never>, batch: batchOf([], [], [p]), answer: (a: boolean[]) => a[0] ?? false })),
+    // Each item alone, with how its caller is answered: a new request is stored or not, a commit or a keyed insert held or not.
+    const items: Array<{ batch: WriteBatch; settle: { resolve(ok: boolean): void; reject(err: unknown): void }; held: (answers: boolean[]) => boolean }> = [
+      ...requests.map((p) => ({ batch: batchOf([p], [], []), settle: p, held: () => true })),
+      ...commits.map((p) => ({ batch: batchOf([], [p], []), settle: p, held: (a: boolean[]) => a[0] ?? false })),
+      ...keyed.map((p) => ({ batch: batchOf([], [], [p]), settle: p, held: (a: boolean[]) => a[0] ?? false })),
     ];
     let failedInARow = 0;
-    for (const { p, batch, answer } of items) {
+    for (const { batch, settle, held } of items) {
       if (failedInARow >= 3) {
-        p.reject(batchError);
+        settle.reject(batchError);
         continue;
       }
       try {
-        p.resolve(answer(await this.store.write(batch)));
+        settle.resolve(held(await this.store.write(batch)));
         failedInARow = 0;
       } catch (err) {
-        p.reject(err);
+        settle.reject(err);
         failedInARow++;
       }
     }

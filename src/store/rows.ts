@@ -229,7 +229,7 @@ export const OPEN_ROW_READ = `id, pipeline_id, ${OPEN_ROW_COLUMNS}`;
  * callback deadlines, in order, `byDeadline`): partial indexes on SQLite (migration
  * `1763800000380`), and on MariaDB an index on the status and one on the generated
  * `open_wait_lease` (`1763800000390`). A query through SQLite's must say `open_status` is not
- * NULL (`open_status = …` does); one by deadline names {@link openWaitLease}.
+ * NULL (`open_status = …` does); one by deadline names {@link openLeaseBefore}'s column.
  */
 export function openRowsFrom(dialect: 'sqlite' | 'mysql', byDeadline = false): string {
   const index = byDeadline ? 'ix_requests_open_wait' : 'ix_requests_open_status';
@@ -237,15 +237,16 @@ export function openRowsFrom(dialect: 'sqlite' | 'mysql', byDeadline = false): s
 }
 
 /**
- * The condition and the order of a read of waiting attempts by deadline, through
- * `ix_requests_open_wait`: SQLite's index is partial on `open_status = 'waiting'`, written out;
- * MariaDB's is on `open_wait_lease`, the lease of a waiting attempt (else NULL), which the
- * query must name.
+ * The condition and the order of a read of the attempts open in rows with this status whose
+ * lease (or, waiting, deadline) is before `?`, earliest first, to go with
+ * {@link openRowsFrom}: dispatched ones through `ix_requests_open_status`; waiting ones
+ * through `ix_requests_open_wait`, partial on `open_status = 'waiting'` on SQLite (written
+ * out), and on `open_wait_lease` on MariaDB (the lease of a waiting attempt, else NULL), which
+ * the query must name.
  */
-export function openWaitLease(dialect: 'sqlite' | 'mysql'): { where: string; order: string } {
-  return dialect === 'mysql'
-    ? { where: 'open_wait_lease < ?', order: 'open_wait_lease' }
-    : { where: "open_status = 'waiting' AND open_lease < ?", order: 'open_lease' };
+export function openLeaseBefore(dialect: 'sqlite' | 'mysql', status: 'dispatched' | 'waiting'): { where: string; order: string } {
+  if (status === 'waiting' && dialect === 'mysql') return { where: 'open_wait_lease < ?', order: 'open_wait_lease' };
+  return { where: `open_status = '${status}' AND open_lease < ?`, order: 'open_lease' };
 }
 
 /**

@@ -5,7 +5,7 @@
  * waits found by event. Reached as `SqlStore.steps`.
  */
 import type { PollRecord, StepRunRecord } from '../model';
-import { num, OPEN, OPEN_ROW_READ, openRowsFrom, openRunIs, openWaitLease, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun, withOpenRun } from './rows';
+import { num, OPEN, OPEN_ROW_READ, openRowsFrom, openLeaseBefore, openRunIs, parse, POLL_COLUMNS, RUN_COLUMNS, toOpenRow, toRun, withOpenRun } from './rows';
 import type { SqlExecutor } from './sql-executor';
 
 export interface ClaimedRun {
@@ -100,8 +100,8 @@ export class StepStore {
    * attempt with the value read (another attempt that took the row since is not claimed).
    */
   private async claimOpenRows(status: 'dispatched' | 'waiting', now: number, next: (run: StepRunRecord) => number, limit: number): Promise<ClaimedRun[]> {
-    // Dispatched attempts through the index of open ones (at most the requests in flight), waiting ones by deadline.
-    const byLease = status === 'waiting' ? openWaitLease(this.x.dialect) : { where: "open_status = 'dispatched' AND open_lease < ?", order: 'open_lease' };
+    // Dispatched attempts through the index of open ones (every one in flight, each checked in its row), waiting ones by deadline.
+    const byLease = openLeaseBefore(this.x.dialect, status);
     const rows = await this.x.all<Record<string, unknown>>(
       `SELECT ${OPEN_ROW_READ} FROM ${openRowsFrom(this.x.dialect, status === 'waiting')} WHERE ${byLease.where} ORDER BY ${byLease.order} LIMIT ?`,
       [now, limit],
