@@ -316,7 +316,9 @@ async function startHelpers(spec: EngineSpec, box: Sandbox, onFinished: (request
   const children: ChildProcess[] = [];
   const helperSpec = JSON.stringify({ databaseUrl: box.databaseUrl, redisUrl: box.redisUrl, queuePrefix: box.queuePrefix, channel });
   for (let i = 1; i < (spec.engines ?? 1); i++) {
-    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helper-engine.ts'), helperSpec], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+    // The node flags this process was started with (the bench gives every child bin/conveyor.js's), profiling aside.
+    const flags = process.execArgv.filter((f) => /^--max[-_]semi[-_]space[-_]size=/.test(f));
+    const child = spawn(process.execPath, [...flags, '--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helper-engine.ts'), helperSpec], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
     children.push(child);
     await new Promise<void>((resolve, reject) => {
       let out = '';

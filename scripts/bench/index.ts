@@ -12,12 +12,18 @@
  *   npm run bench -- --only embedded     only scenarios whose name contains the text
  *   npm run bench -- --no-distributed    skip MariaDB + Redis (and the bull baseline)
  *   npm run bench -- --profile DIR       write a --cpu-prof profile of every child to DIR
+ *   npm run bench -- --v8-defaults       children without the launch flags of bin/conveyor.js
+ *                                        (V8's default young generation), to compare
  *   npm run bench -- --scale             the scale curve instead: 10k, 100k and 1,000,000
  *                                        requests through 3 steps, embedded (minutes)
  *   npm run bench -- --all               every target of the performance issue from one run:
  *                                        the scenarios with --large, then the scale curve, then
  *                                        erp-catalog-sync at 10k and 100k events (bench:broker)
  *                                        (about 20 minutes on 2 cores)
+ *
+ * Every child starts node with the flags `bin/conveyor.js` gives it on its first line (its
+ * young generation, `src/node-flags.ts`), as a user's `npx conveyor start` or `npm start`
+ * does; the bull chain and the raw databases get the same flags, so no side has an edge.
  *
  * Every scenario runs in a child process of its own, so its peak RSS is its own and one
  * scenario's garbage does not slow the next. Runs are interleaved (run 1 of everything, then
@@ -34,10 +40,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
+import { launchFlags } from '../../src/node-flags';
 import { median, RESULT_MARKER, WARMUP_TEXT, type DbWorkFigures, type EngineSpec, type Result, type Spec } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHILD = path.join(__dirname, 'child.ts');
+const BIN = path.join(ROOT, 'bin', 'conveyor.js');
 const TMP = path.join(ROOT, '.tmp', 'bench');
 /** A child that takes longer than this is stopped (and the run reported as failed). */
 const CHILD_TIMEOUT_MS = 15 * 60_000;
@@ -53,10 +61,12 @@ interface Args {
   distributed: boolean;
   only?: string;
   profile?: string;
+  /** The node flags every child starts with: `bin/conveyor.js`'s, unless `--v8-defaults`. */
+  nodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, all: false, distributed: true };
+  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, all: false, distributed: true, nodeFlags: launchFlags(BIN) };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -74,6 +84,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--no-distributed') a.distributed = false;
     else if (arg === '--only') a.only = value();
     else if (arg === '--profile') a.profile = path.resolve(value());
+    else if (arg === '--v8-defaults') a.nodeFlags = [];
     else if (arg === '--help' || arg === '-h') {
       console.log(fs.readFileSync(__filename, 'utf8').split('*/')[0]);
       process.exit(0);
@@ -146,7 +157,7 @@ function plan(a: Args): Spec[] {
 
 /** Runs one spec in a child process; resolves with its result, or undefined if it failed. */
 function runChild(spec: Spec, a: Args): Promise<Result | undefined> {
-  const nodeArgs = ['--require', require.resolve('tsx/cjs'), ...(spec.kind === 'engine' ? (spec.nodeArgs ?? []) : [])];
+  const nodeArgs = [...a.nodeFlags, '--require', require.resolve('tsx/cjs'), ...(spec.kind === 'engine' ? (spec.nodeArgs ?? []) : [])];
   if (a.profile) {
     fs.mkdirSync(a.profile, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', a.profile, '--cpu-prof-name', `${spec.name.replace(/[^a-z0-9]+/gi, '-')}-${Date.now()}.cpuprofile`);
@@ -381,7 +392,7 @@ async function erp(a: Args): Promise<Target[]> {
   const file = path.join(TMP, `erp-${Date.now()}.json`);
   console.log(`\nerp-catalog-sync (the ERP example) at ${sizes.map((n) => fmt(n)).join(' and ')} events: npm run bench:broker`);
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(ROOT, 'scripts', 'broker-bench.ts'), '--sizes', sizes.join(','), '--runs', a.quick ? '1' : '3,1', '--json', file], {
+    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(ROOT, 'scripts', 'broker-bench.ts'), '--sizes', sizes.join(','), '--runs', a.quick ? '1' : '3,1', '--json', file, ...(a.nodeFlags.length === 0 ? ['--v8-defaults'] : [])], {
       cwd: ROOT, env: process.env, stdio: ['ignore', 'inherit', 'inherit'],
     });
     child.on('close', resolve);
@@ -422,6 +433,7 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(`Conveyor bench — ${m.cores} cores (${String(m.cpu)}), ${String(m.memGb)} GB, Node ${String(m.node)}, load average ${(m.loadAvgAtStart as number[]).join(' ')}`);
   console.log(`(${WARMUP_TEXT})`);
+  console.log(`Every child starts node with ${a.nodeFlags.length > 0 ? `${a.nodeFlags.join(' ')} (the launch flags of bin/conveyor.js)` : 'no flags (--v8-defaults)'}.`);
   if (a.distributed) {
     const down = await servicesUp();
     if (down) {

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../config';
 import { Engine, loadProject, parseList, type EngineRoles } from '../../engine';
 import { formatIssue, PipelineValidationError } from '../../errors';
 import { createLogger } from '../../log/logger';
+import { semiSpaceMb } from '../../node-flags';
 import { metricsFor } from '../../metrics/metrics';
 import { serveMetrics, type MetricsServer } from '../../metrics/server';
 import { WorkerMetrics } from '../../metrics/worker-metrics';
@@ -128,6 +129,14 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
     const metricsServer = await metricsPort(metricsFor(engine), config, io);
     await engine.start(roles);
     let server: RunningServer | undefined;
+    // Before the port answers: once /healthz does, SIGTERM stops the process cleanly.
+    onShutdown(async () => {
+      engine.accepting = false;
+      await server?.close();
+      await engine.stop();
+      await metricsServer?.close();
+      await stopTracing();
+    }, (m, f) => engine.logger.info(m, f));
     if (name !== 'engine') {
       server = await serve(engine, config.host, config.port, io.out);
       io.out('Conveyor is running:');
@@ -137,14 +146,9 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
     engine.logger.info('conveyor started', {
       role: name, url: server?.url, store: engine.store.dialect, distributed: engine.distributed,
       pipelines: engine.catalog.list().map((p) => `${p.pipeline.id}@${p.version}`),
+      // The young generation node was started with (`bin/conveyor.js`'s first line; 'default': V8's own).
+      semiSpaceMb: semiSpaceMb(process.execArgv, io.env.NODE_OPTIONS) ?? 'default',
     });
-    onShutdown(async () => {
-      engine.accepting = false;
-      await server?.close();
-      await engine.stop();
-      await metricsServer?.close();
-      await stopTracing();
-    }, (m, f) => engine.logger.info(m, f));
   });
 }
 
