@@ -1,7 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env node
 'use strict';
-// The first line gives node a young generation of 32 MB semi-spaces (src/node-flags.ts); run
-// as `node bin/conveyor.js`, node does not read it: `npm start` names the flag itself.
 // Registers tsx so pipelines and modules written in TypeScript load as they are.
+// Node flags cannot ride this first line portably (BusyBox's env has no -S): `npm start` names
+// them, and `npx conveyor` takes them from NODE_OPTIONS (src/node-flags.ts, docs/operations.md).
 require('tsx/cjs');
 require('../src/cli/main.ts');

@@ -25,8 +25,7 @@
  * engine's CPU profile there (`node --cpu-prof`); `--sql-time` prints the engine's SQLite time by
  * statement (`scripts/bench/sql-time.cjs`). `--json FILE` writes each size's figures (the
  * medians) there; `npm run bench -- --all` reads them. The engine starts with the node flags
- * of `bin/conveyor.js`'s first line, as `npx conveyor start` does (`--v8-defaults`: without
- * them). The source's `maxBuffered` is raised above N for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
+ * `npm start` gives it (`LAUNCH_FLAGS`, `src/node-flags.ts`; `--v8-defaults`: without them). The source's `maxBuffered` is raised above N for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
  * release rate: that is backpressure working, not intake speed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -39,7 +38,7 @@ import type { PipelineDef } from '../src/pipeline/types';
 import catalogSync from '../pipelines/erp-catalog-sync.pipeline';
 import { freePort } from '../test/support/ports';
 import { connectErpBroker } from './erp-broker';
-import { launchFlags } from '../src/node-flags';
+import { LAUNCH_FLAGS } from '../src/node-flags';
 import { generateEvents, startErpStandin } from './erp-standin';
 import { startSearchStandin } from './search-standin';
 import { startShopStandin } from './shop-standin';
@@ -124,8 +123,8 @@ function rabbitPid(): number | undefined {
 async function startEngine(env: Record<string, string>, apiUrl: string, spawned: (child: ChildProcess) => void): Promise<void> {
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(arg('profile', '.'))}`] : [];
   const sqlTime = env.CONVEYOR_SQL_TIME_FILE ? ['--require', path.join(ROOT, 'scripts', 'bench', 'sql-time.cjs')] : [];
-  // Started as `npx conveyor start` starts it: with the flags of bin/conveyor.js's first line.
-  const nodeFlags = process.argv.includes('--v8-defaults') ? [] : launchFlags(BIN);
+  // Started as `npm start` starts it: with its node flags.
+  const nodeFlags = process.argv.includes('--v8-defaults') ? [] : LAUNCH_FLAGS;
   const child = spawn(process.execPath, [...nodeFlags, ...profile, ...sqlTime, BIN, 'start'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   spawned(child);
   const output: string[] = [];

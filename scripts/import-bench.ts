@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { LAUNCH_FLAGS } from '../src/node-flags';
 import { generateEvents } from './erp-standin';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -86,7 +87,8 @@ async function main(): Promise<void> {
   const standins = start(['-e', `require('tsx/cjs'); Promise.all([require('./scripts/shop-standin.ts').startShopStandin(), require('./scripts/search-standin.ts').startSearchStandin(), require('./scripts/erp-standin.ts').startErpStandin()]).then(() => console.log('stand-ins up'))`], env, 'stand-ins');
   // `--profile <dir>` writes the engine's CPU profile there (node --cpu-prof).
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${arg('profile', dir)}`] : [];
-  const engine = start([...profile, BIN, 'start'], env, 'engine');
+  // With the node flags `npm start` gives it.
+  const engine = start([...LAUNCH_FLAGS, ...profile, BIN, 'start'], env, 'engine');
   const children = [standins.child, engine.child];
   const abort = (): void => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');

@@ -2,39 +2,20 @@
  * The Node flags Conveyor's launchers give a process, and how to read what a process got.
  *
  * V8 sizes its young generation when the process starts (a flag set later with
- * `v8.setFlagsFromString` is read too late), so the one flag that matters for throughput is
- * on the command line: `bin/conveyor.js` names it on its first line (`#!/usr/bin/env -S node
- * --max-semi-space-size=32`), and `npm start` runs `node --max-semi-space-size=32
- * bin/conveyor.js start`. With V8's default semi-space (16 MB on 64-bit), an engine under load
- * scavenges twice as often and copies the requests in flight each time; with 32 MB it used
- * 10–25% less CPU per request (docs/performance.md, "The young generation").
+ * `v8.setFlagsFromString` is read too late), so the one flag that matters for throughput has
+ * to be on node's command line or in `NODE_OPTIONS`. `npm start` runs `node
+ * --max-semi-space-size=32 bin/conveyor.js start`; `npx conveyor <role>` takes it from
+ * `NODE_OPTIONS=--max-semi-space-size=32` (`bin/conveyor.js` keeps the portable `#!/usr/bin/env
+ * node`: BusyBox's `env`, on Alpine, has no `-S` to pass node a flag). With V8's default
+ * semi-space (16 MB on 64-bit), an engine with many requests in flight scavenges twice as
+ * often and copies them each time (docs/performance.md, "The young generation").
  */
-import * as fs from 'node:fs';
 
-/** The flag's spellings V8 takes: dashes or underscores, `=value` or the value as the next argument. */
-const SEMI_SPACE = /^--max[-_]semi[-_]space[-_]size(?:=(.*))?$/;
+/** The flags `npm start` gives node, and the bench gives every child (`test/unit/node-flags.test.ts` holds `npm start` to them). */
+export const LAUNCH_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
 
-/**
- * The flags a `#!` line gives node: `#!/usr/bin/env -S node --a --b` (or `#!/usr/bin/node --a`)
- * answers `['--a', '--b']`; a line that is not a `#!` line for node answers `[]`.
- */
-export function shebangFlags(firstLine: string): string[] {
-  if (!firstLine.startsWith('#!')) return [];
-  const words = firstLine.slice(2).trim().split(/\s+/);
-  let i = 0;
-  if (words[i]?.endsWith('/env')) {
-    i++;
-    if (words[i] === '-S') i++;
-  }
-  if (!/(^|\/)node$/.test(words[i] ?? '')) return [];
-  return words.slice(i + 1);
-}
-
-/** The flags `bin/conveyor.js` starts node with (read from its first line: one source for every launcher that copies them). */
-export function launchFlags(binFile: string): string[] {
-  const text = fs.readFileSync(binFile, 'utf8');
-  return shebangFlags(text.slice(0, text.indexOf('\n') >>> 0));
-}
+/** The flag's spellings V8 takes: dashes or underscores, with `=value` (node refuses the value as a separate argument). */
+const SEMI_SPACE = /^--max[-_]semi[-_]space[-_]size=(.*)$/;
 
 /**
  * The semi-space size in MB this process was started with, or `undefined` when nothing set
@@ -43,13 +24,11 @@ export function launchFlags(binFile: string): string[] {
  */
 export function semiSpaceMb(execArgv: readonly string[], nodeOptions = ''): number | undefined {
   let mb: number | undefined;
-  const args = [...nodeOptions.split(/\s+/).filter((s) => s !== ''), ...execArgv];
-  for (let i = 0; i < args.length; i++) {
-    const m = SEMI_SPACE.exec(args[i]!);
-    if (!m) continue;
-    const value = m[1] ?? args[++i];
+  for (const arg of [...nodeOptions.split(/\s+/), ...execArgv]) {
+    const value = SEMI_SPACE.exec(arg)?.[1];
+    if (value === undefined || value.trim() === '') continue;
     const n = Number(value);
-    if (value !== undefined && value.trim() !== '' && Number.isFinite(n) && n > 0) mb = n;
+    if (Number.isFinite(n) && n > 0) mb = n;
   }
   return mb;
 }

@@ -17,6 +17,7 @@ import { KeyRing } from '../../src/api/auth';
 import { serve, type RunningServer } from '../../src/cli/server';
 import { Engine } from '../../src/engine';
 import { createLogger } from '../../src/log/logger';
+import { LAUNCH_FLAGS } from '../../src/node-flags';
 import { mysqlMeter, sqliteMeter } from './db-work';
 import { latencyStats, mb, peakRssMb, WARMUP, type EngineSpec, type Result, type ScaleSample } from './common';
 
@@ -316,8 +317,8 @@ async function startHelpers(spec: EngineSpec, box: Sandbox, onFinished: (request
   const children: ChildProcess[] = [];
   const helperSpec = JSON.stringify({ databaseUrl: box.databaseUrl, redisUrl: box.redisUrl, queuePrefix: box.queuePrefix, channel });
   for (let i = 1; i < (spec.engines ?? 1); i++) {
-    // The node flags this process was started with (the bench gives every child bin/conveyor.js's), profiling aside.
-    const flags = process.execArgv.filter((f) => /^--max[-_]semi[-_]space[-_]size=/.test(f));
+    // The launch flags, when the bench gave them to this process (unless --v8-defaults).
+    const flags = LAUNCH_FLAGS.every((f) => process.execArgv.includes(f)) ? LAUNCH_FLAGS : [];
     const child = spawn(process.execPath, [...flags, '--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helper-engine.ts'), helperSpec], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } });
     children.push(child);
     await new Promise<void>((resolve, reject) => {

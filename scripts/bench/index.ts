@@ -12,7 +12,7 @@
  *   npm run bench -- --only embedded     only scenarios whose name contains the text
  *   npm run bench -- --no-distributed    skip MariaDB + Redis (and the bull baseline)
  *   npm run bench -- --profile DIR       write a --cpu-prof profile of every child to DIR
- *   npm run bench -- --v8-defaults       children without the launch flags of bin/conveyor.js
+ *   npm run bench -- --v8-defaults       children without the node flags of `npm start`
  *                                        (V8's default young generation), to compare
  *   npm run bench -- --scale             the scale curve instead: 10k, 100k and 1,000,000
  *                                        requests through 3 steps, embedded (minutes)
@@ -21,9 +21,9 @@
  *                                        erp-catalog-sync at 10k and 100k events (bench:broker)
  *                                        (about 20 minutes on 2 cores)
  *
- * Every child starts node with the flags `bin/conveyor.js` gives it on its first line (its
- * young generation, `src/node-flags.ts`), as a user's `npx conveyor start` or `npm start`
- * does; the bull chain and the raw databases get the same flags, so no side has an edge.
+ * Every child starts node with the flags `npm start` gives it (its young generation,
+ * `LAUNCH_FLAGS` in `src/node-flags.ts`); the bull chain and the raw databases get the same
+ * flags, so no side has an edge.
  *
  * Every scenario runs in a child process of its own, so its peak RSS is its own and one
  * scenario's garbage does not slow the next. Runs are interleaved (run 1 of everything, then
@@ -40,12 +40,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
-import { launchFlags } from '../../src/node-flags';
+import { LAUNCH_FLAGS } from '../../src/node-flags';
 import { median, RESULT_MARKER, WARMUP_TEXT, type DbWorkFigures, type EngineSpec, type Result, type Spec } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHILD = path.join(__dirname, 'child.ts');
-const BIN = path.join(ROOT, 'bin', 'conveyor.js');
 const TMP = path.join(ROOT, '.tmp', 'bench');
 /** A child that takes longer than this is stopped (and the run reported as failed). */
 const CHILD_TIMEOUT_MS = 15 * 60_000;
@@ -61,12 +60,12 @@ interface Args {
   distributed: boolean;
   only?: string;
   profile?: string;
-  /** The node flags every child starts with: `bin/conveyor.js`'s, unless `--v8-defaults`. */
+  /** The node flags every child starts with: those of `npm start`, unless `--v8-defaults`. */
   nodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, all: false, distributed: true, nodeFlags: launchFlags(BIN) };
+  const a: Args = { runs: 3, quick: false, large: false, http: false, scale: false, all: false, distributed: true, nodeFlags: [...LAUNCH_FLAGS] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -286,7 +285,8 @@ export interface Target {
 /** The heap limit of the bounded-memory scenario (docs/operations.md "Memory"). */
 const HEAP_LIMIT_FLAG = '--max-old-space-size=384';
 
-export function targets(rows: Row[]): Target[] {
+/** The targets as the run measured them; `nodeFlags`: the flags every child started with (in the memory targets' names). */
+export function targets(rows: Row[], nodeFlags: readonly string[] = LAUNCH_FLAGS): Target[] {
   const find = (prefix: string): Row | undefined => rows.find((r) => r.name.startsWith(prefix) && r.runs.length > 0);
   const out: Target[] = [];
   const emb = find('embedded linear');
@@ -318,7 +318,8 @@ export function targets(rows: Row[]): Target[] {
   }
   for (const big of rows.filter((r) => r.name.startsWith('embedded linear 100000') && r.runs.length > 0)) {
     const rss = big.m.peakRssMb;
-    const how = big.name.includes(HEAP_LIMIT_FLAG) ? `with ${HEAP_LIMIT_FLAG}` : 'default Node flags';
+    const flags = [...nodeFlags, ...(big.name.includes(HEAP_LIMIT_FLAG) ? [HEAP_LIMIT_FLAG] : [])];
+    const how = flags.length > 0 ? `node ${flags.join(' ')}` : 'default Node flags';
     out.push({ what: `100,000 submitted at once (${how}): peak RSS ≤ 500 MB`, measured: `${fmt(rss)} MB`, met: Number.isFinite(rss) ? rss <= 500 : undefined, note: rss > 500 ? `${fmt(rss - 500)} MB over` : undefined });
   }
   return out;
@@ -433,7 +434,7 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(`Conveyor bench — ${m.cores} cores (${String(m.cpu)}), ${String(m.memGb)} GB, Node ${String(m.node)}, load average ${(m.loadAvgAtStart as number[]).join(' ')}`);
   console.log(`(${WARMUP_TEXT})`);
-  console.log(`Every child starts node with ${a.nodeFlags.length > 0 ? `${a.nodeFlags.join(' ')} (the launch flags of bin/conveyor.js)` : 'no flags (--v8-defaults)'}.`);
+  console.log(`Every child starts node with ${a.nodeFlags.length > 0 ? `${a.nodeFlags.join(' ')} (those of npm start)` : 'no flags (--v8-defaults)'}.`);
   if (a.distributed) {
     const down = await servicesUp();
     if (down) {
@@ -466,7 +467,7 @@ async function main(): Promise<void> {
   console.log(`\nMedians of ${a.runs} run(s), ${((Date.now() - started) / 1000).toFixed(0)} s in all. Load average now: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   printTable(rows);
   printWork(rows);
-  const t = targets(rows);
+  const t = targets(rows, a.nodeFlags);
   printTargets(t);
   if (a.all) {
     console.log('');

@@ -1,11 +1,12 @@
 /**
- * How a process is launched: `bin/conveyor.js` run as a program (as `npx conveyor start` and
- * `npm start` run it) gives node the young generation its first line names, and the engine
- * says in its `conveyor started` line what node was started with (src/node-flags.ts).
+ * How a process is launched: with the node flags `npm start` gives it, or `NODE_OPTIONS` for
+ * `bin/conveyor.js` run as a program (`npx conveyor`), node gets a 32 MB semi-space, and the
+ * engine says in its `conveyor started` line what node was started with (src/node-flags.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
+import { LAUNCH_FLAGS } from '../../src/node-flags';
 import { freePort } from '../support/ports';
 import { cleanupTmpDirs, tmpDir } from '../support/tmp';
 
@@ -13,7 +14,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'conveyor.js');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'crash');
 
-describe('launch: bin/conveyor.js and its node flags', function () {
+describe('launch: the node flags of a conveyor process', function () {
   this.timeout(90_000);
   const children: ChildProcess[] = [];
   after(() => {
@@ -39,9 +40,9 @@ describe('launch: bin/conveyor.js and its node flags', function () {
     const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
       child.stdout!.on('data', (c: Buffer) => {
         out += c.toString();
-        for (const l of out.split('\n')) {
-          if (!l.includes('"conveyor started"')) continue;
-          resolve(JSON.parse(l) as Record<string, unknown>);
+        // Whole lines only: a chunk may end inside one.
+        for (const l of out.split('\n').slice(0, -1)) {
+          if (l.includes('"conveyor started"')) resolve(JSON.parse(l) as Record<string, unknown>);
         }
       });
       child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -53,17 +54,19 @@ describe('launch: bin/conveyor.js and its node flags', function () {
     return line;
   }
 
-  it('run as a program, it starts node with a 32 MB semi-space', async () => {
-    const line = await startedLine(BIN, []);
+  it('started as npm start starts it, node has a 32 MB semi-space', async () => {
+    const line = await startedLine(process.execPath, [...LAUNCH_FLAGS, BIN]);
     expect(line.role).to.equal('start');
     expect(line.semiSpaceMb).to.equal(32);
   });
 
-  it('run by node without the flag, it says node has V8\'s default', async () => {
-    expect((await startedLine(process.execPath, [BIN])).semiSpaceMb).to.equal('default');
+  it('run as a program (npx conveyor) with NODE_OPTIONS, node has what it names', async () => {
+    // `node` on PATH is this test's own node.
+    const PATH = `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`;
+    expect((await startedLine(BIN, [], { PATH, NODE_OPTIONS: '--max-semi-space-size=32' })).semiSpaceMb).to.equal(32);
   });
 
-  it('a flag given to node itself is the one reported', async () => {
-    expect((await startedLine(process.execPath, ['--max-semi-space-size=64', BIN])).semiSpaceMb).to.equal(64);
+  it('without the flag, it says node has V8\'s default', async () => {
+    expect((await startedLine(process.execPath, [BIN])).semiSpaceMb).to.equal('default');
   });
 });

@@ -128,17 +128,21 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
     // Counting starts before the first commit (recovery may commit during start).
     const metricsServer = await metricsPort(metricsFor(engine), config, io);
     await engine.start(roles);
-    let server: RunningServer | undefined;
-    // Before the port answers: once /healthz does, SIGTERM stops the process cleanly.
+    let serving: Promise<RunningServer> | undefined;
+    // Before the port answers: once /healthz does, SIGTERM stops the process cleanly. A
+    // SIGTERM while the port is being opened lets that finish, then closes it.
     onShutdown(async () => {
       engine.accepting = false;
+      const server = await serving?.catch(() => undefined);
       await server?.close();
       await engine.stop();
       await metricsServer?.close();
       await stopTracing();
     }, (m, f) => engine.logger.info(m, f));
+    let server: RunningServer | undefined;
     if (name !== 'engine') {
-      server = await serve(engine, config.host, config.port, io.out);
+      serving = serve(engine, config.host, config.port, io.out);
+      server = await serving;
       io.out('Conveyor is running:');
       io.out(`  dashboard  ${server.url}/   (sign in with an API key)`);
       io.out(`  API        ${server.url}/api`);
@@ -146,7 +150,7 @@ export function engineCommand(name: 'start' | 'api' | 'engine', args: string[], 
     engine.logger.info('conveyor started', {
       role: name, url: server?.url, store: engine.store.dialect, distributed: engine.distributed,
       pipelines: engine.catalog.list().map((p) => `${p.pipeline.id}@${p.version}`),
-      // The young generation node was started with (`bin/conveyor.js`'s first line; 'default': V8's own).
+      // The young generation node was started with (`npm start` gives it 32; 'default': V8's own).
       semiSpaceMb: semiSpaceMb(process.execArgv, io.env.NODE_OPTIONS) ?? 'default',
     });
   });
