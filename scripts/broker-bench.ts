@@ -25,8 +25,10 @@
  * engine's CPU profile there (`node --cpu-prof`); `--sql-time` prints the engine's SQLite time by
  * statement (`scripts/bench/sql-time.cjs`). `--json FILE` writes each size's figures (the
  * medians) there; `npm run bench -- --all` reads them. The engine starts with the node flags
- * `npm start` gives it (`LAUNCH_FLAGS`, `src/node-flags.ts`; `--v8-defaults`: without them). The source's `maxBuffered` is raised above N for the bench (the pipeline's own 20,000 would pause the source and hold intake to the
- * release rate: that is backpressure working, not intake speed).
+ * `npm start` gives it (`LAUNCH_FLAGS`, `src/node-flags.ts`; `--v8-defaults`: without them).
+ * The source's `maxBuffered` is raised above N for the bench (the pipeline's own 20,000 would
+ * pause the source and hold intake to the release rate: that is backpressure working, not
+ * intake speed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,11 +36,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { LAUNCH_FLAGS } from '../src/node-flags';
 import type { PipelineDef } from '../src/pipeline/types';
 import catalogSync from '../pipelines/erp-catalog-sync.pipeline';
 import { freePort } from '../test/support/ports';
 import { connectErpBroker } from './erp-broker';
-import { LAUNCH_FLAGS } from '../src/node-flags';
 import { generateEvents, startErpStandin } from './erp-standin';
 import { startSearchStandin } from './search-standin';
 import { startShopStandin } from './shop-standin';
