@@ -181,12 +181,13 @@ export function workerCommand(args: string[], io: Io): Promise<number> {
     const metrics = new WorkerMetrics();
     const metricsServer = await metricsPort(metrics, config, io);
     const w = new QueueWorker(hub, names.map((n) => registry.get(n)!), logger, metrics.observe);
-    w.start();
+    // Before `worker started` is logged: from that line on, SIGTERM stops it cleanly.
     onShutdown(async () => {
       await w.stop();
       await metricsServer?.close();
       await stopTracing();
     }, (m, f) => logger.info(m, f));
+    w.start();
   });
 }
 
@@ -207,11 +208,12 @@ export function moduleServerCommand(args: string[], io: Io): Promise<number> {
     await startTracing(tracingConfig('module-server', io.env));
     const logger = createLogger(config.logLevel);
     const { server, url } = await listenModuleServer(createModuleServer(mods, logger, { bodyLimit: config.bodyLimit }), flags.host ?? config.host, port);
-    io.out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);
+    // Before the line that says it listens: from that line on, SIGTERM stops it cleanly.
     onShutdown(async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopTracing();
     }, (m, f) => logger.info(m, f));
+    io.out(`module server on ${url}: ${mods.map((m) => `POST ${url}/modules/${m.name}`).join(', ')}`);
   });
 }
 
