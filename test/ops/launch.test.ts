@@ -50,15 +50,16 @@ describe('launch: the node flags of a conveyor process', function () {
     children.push(child);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     let out = '';
+    let ready = false;
     const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
       child.stdout!.on('data', (c: Buffer) => {
         out += c.toString();
-        // Whole lines only: a chunk may end inside one.
-        for (const l of out.split('\n').slice(0, -1)) {
-          if (!isReady(l)) continue;
-          child.kill('SIGTERM');
-          resolve(l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : { line: l });
-        }
+        // Whole lines only: a chunk may end inside one. One SIGTERM, on the first ready line.
+        const l = ready ? undefined : out.split('\n').slice(0, -1).find(isReady);
+        if (l === undefined) return;
+        ready = true;
+        child.kill('SIGTERM');
+        resolve(l.startsWith('{') ? (JSON.parse(l) as Record<string, unknown>) : { line: l });
       });
       child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
       void exited.then((code) => reject(new Error(`exited with ${code} before it started:\n${out}`)));
@@ -84,7 +85,7 @@ describe('launch: the node flags of a conveyor process', function () {
     expect((await startedLine(process.execPath, [BIN])).semiSpaceMb).to.equal('default');
   });
 
-  it('a worker stopped on its `worker started` line drains and exits 0', async function () {
+  it('a worker stopped on its `worker started` line drains and exits 0', async () => {
     const redis = await requireRedis();
     const prefix = uniquePrefix('launch');
     try {
