@@ -20,6 +20,13 @@ interface Pending<T> {
   reject(err: unknown): void;
 }
 
+/**
+ * How many waiting items make a batch leave at once ({@link GroupCommitter}). Measured with the
+ * embedded 5,000 batch (docs/performance.md): 250 and 500 alike; 500 keeps the transactions
+ * (an fsync each with `synchronous=FULL`) fewer.
+ */
+export const FLUSH_AT = 500;
+
 /** One transaction's worth: new requests (with their access rows, first runs and open rows), commits and keyed inserts. */
 function batchOf(requests: Array<Pending<NewRequestItem>>, commits: Array<Pending<RequestCommit>>, keyed: Array<Pending<IntakeInsert>>): WriteBatch {
   const newAccess = requests.flatMap((p) => (p.item.access ? [p.item.access] : []));
@@ -38,6 +45,16 @@ function batchOf(requests: Array<Pending<NewRequestItem>>, commits: Array<Pendin
  * event-loop turn is written in a single transaction. Each caller's promise settles only
  * after that transaction is durable, so nothing is routed or answered before its cause is
  * stored. While one batch is being written, the next one fills up.
+ *
+ * A batch leaves at the end of the event-loop turn, or as soon as `flushAt` items wait, whichever
+ * comes first (and a batch holds at most `maxBatch`). The second matters when one answered batch
+ * sets off a long run of work in one turn: with thousands of requests in flight, the commits of
+ * a batch resolve together, and the supervisor's work they start (route, run the next in-process
+ * step, commit again) runs as one chain of microtasks, with no turn's end until all of it is
+ * done. Waiting for the turn's end then held every commit of that wave, and its records, until
+ * the wave had passed, and wrote them as one large batch; the in-flight requests moved in step,
+ * as one wave. Written as they fill, the batches stay short and the waves do not form
+ * (docs/performance.md, "A batch leaves when it is full").
  *
  * On SQLite one batch is written at a time (a write is synchronous there anyway). On MySQL a
  * batch spends most of its time waiting for round trips and the log flush, so up to
@@ -60,6 +77,8 @@ export class GroupCommitter {
     private readonly store: Store,
     private readonly maxBatch = 2000,
     parallel?: number,
+    /** A batch leaves as soon as this many items wait, without waiting for the turn's end. */
+    private readonly flushAt = FLUSH_AT,
   ) {
     this.parallel = Math.max(1, parallel ?? 1);
   }
@@ -146,7 +165,12 @@ export class GroupCommitter {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushes.size >= this.parallel) return;
+    if (this.flushes.size >= this.parallel) return;
+    if (this.requests.length + this.commits.length + this.keyed.length >= this.flushAt) {
+      void this.flush();
+      return;
+    }
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;

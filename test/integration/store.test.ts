@@ -447,6 +447,26 @@ function storeSuite(make: () => Target): void {
       expect(Number(completed[0]!.n)).to.equal(N);
     });
 
+    it('GroupCommitter: a batch leaves as soon as flushAt items wait, inside the turn that handed them in', async () => {
+      const sizes: number[] = [];
+      const recording = { dialect: store.dialect, write: (b: Parameters<SqlStore['write']>[0]) => (sizes.push(b.newRequests.length + b.commits.length), store.write(b)) } as unknown as SqlStore;
+      const reqs = Array.from({ length: 120 }, () => request());
+      const committer = new GroupCommitter(recording, 2000, 1, 50);
+      const stored = reqs.map((r) => committer.insertRequest(r));
+      // Still inside the turn: the first 50 have left, the other 70 wait for the batch in flight.
+      expect(sizes).to.deep.equal([50]);
+      await Promise.all(stored);
+      expect(sizes).to.deep.equal([50, 70]);
+      const found = await store.getRequests(reqs.map((r) => r.id));
+      expect(found.length).to.equal(120);
+      // Below flushAt, nothing leaves before the turn ends.
+      const late = new GroupCommitter(recording, 2000, 1, 50);
+      const few = Array.from({ length: 49 }, () => late.insertRequest(request()));
+      expect(sizes).to.deep.equal([50, 70]);
+      await Promise.all(few);
+      expect(sizes).to.deep.equal([50, 70, 49]);
+    });
+
     it('GroupCommitter writes a failed batch again one item at a time: only the item the database refused fails', async () => {
       const { req, first } = await seeded();
       await store.write({ newRequests: [], commits: [commit(req, 1, { finish: first.id })] });
