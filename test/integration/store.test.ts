@@ -392,6 +392,20 @@ function storeSuite(make: () => Target): void {
       }
     });
 
+    it('a commit to a request whose row is gone is refused in a bulk batch, and no row is made for it', async () => {
+      const seeds = [await seeded(), await seeded(), await seeded()];
+      const gone = seeds[1]!.req;
+      await store.query('DELETE FROM step_runs WHERE request_id = ?', [gone.id]);
+      await store.query('DELETE FROM requests WHERE id = ?', [gone.id]);
+      const next = seeds.map(({ req }) => run(req.id, 2));
+      const answers = await store.write({ newRequests: [], commits: seeds.map(({ req, first }, i) => commit(req, 1, { finish: first.id, insertRuns: [next[i]!] })) });
+      expect(answers).to.deep.equal([true, false, true]);
+      expect(await store.getRequest(gone.id)).to.equal(undefined);
+      const [{ n }] = await store.query<{ n: unknown }>('SELECT COUNT(*) AS n FROM requests WHERE id = ? OR pipeline_id = ?', [gone.id, '']);
+      expect(Number(n)).to.equal(0);
+      for (const i of [0, 2]) expect((await store.getRequest(seeds[i]!.req.id))!.rev).to.equal(2);
+    });
+
     it('two commits for the same request in one batch apply in order', async () => {
       // Two parallel branches are open; each result is one commit, both handed in together.
       const { req, first } = await seeded();
