@@ -61,6 +61,8 @@ export interface EngineOptions {
   publicUrl?: string;
   /** Redis key prefix for the queues (tests isolate themselves with it). @default config.queuePrefix ?? 'bull' */
   queuePrefix?: string;
+  /** Distributed: how often this engine says it is alive (`RedisInboxOptions.heartbeatMs`; tests shorten it). @default 10000 */
+  heartbeatMs?: number;
   /** Intake loop timings and callback retries (tests shorten them). */
   intake?: IntakeOptions;
   /** Where outbound HTTP may go: host patterns and CIDRs, comma-separated. @default config.outboundAllow */
@@ -164,7 +166,7 @@ export class Engine {
       // One process alone (no Redis) carries every request itself: no state of its goes stale elsewhere.
       { sweepBuffered: Boolean(this.hub), ...(this.hub ? {} : { staleCheckMs: 0 }), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
-    this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger) : new LocalInbox(this.supervisor, this.bus);
+    this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger, { heartbeatMs: opts.heartbeatMs }) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
     const startNew = (record: RequestRecord): Promise<RequestRecord | undefined> => this.inbox.startNew(record);
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify, startNew }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });

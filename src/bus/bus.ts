@@ -17,6 +17,12 @@ export interface ModuleCall {
   timeoutMs: number;
   /** The W3C `traceparent` of this attempt's span, when tracing is on (carried in bull job data and HTTP headers). */
   traceparent?: string;
+  /**
+   * Queue transport: the results queue of the engine that sent this call
+   * (`conveyor:results:<engine>`), where the worker sends the answer, so that it reaches the
+   * engine that holds the request. Absent: `conveyor:results`, any engine's.
+   */
+  replyTo?: string;
 }
 
 export interface StepResultBase {

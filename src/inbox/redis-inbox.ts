@@ -17,7 +17,9 @@
 import type { Bus } from '../bus/bus';
 import type { Logger } from '../log/logger';
 import type { HandleResult, Supervisor } from '../supervisor/supervisor';
-import { REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
+import { randomBytes } from 'node:crypto';
+import type Queue from 'bull';
+import { ENGINE_RESULTS_PREFIX, REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
 
 /** Answers with the supervisor at once, per engine. */
@@ -26,19 +28,62 @@ const TAKING = 1000;
 const REQUEUE_DELAY_MS = 1000;
 const MAX_REQUEUE_DELAY_MS = 60_000;
 const MAX_REQUEUES = 10;
+/** How often an engine says it is alive, and looks for the results queues of engines that are gone. */
+export const HEARTBEAT_MS = 10_000;
+/** A gone engine's results queue, found empty for this long, is forgotten (longer than a queue step's default lease). */
+const FORGET_AFTER_MS = 15 * 60_000;
 
+export interface RedisInboxOptions {
+  /** {@link HEARTBEAT_MS}; an engine counts as gone three beats after its last. Tests shorten it. */
+  heartbeatMs?: number;
+}
+
+/**
+ * Answers go back to the engine that sent the call (results affinity). Each engine takes a
+ * results queue of its own, `conveyor:results:<id>`, and names it in every call it sends
+ * (`ModuleCall.replyTo`); a worker sends the answer there. The engine that holds a request in
+ * memory thus takes its answers: with a shared queue, two engines took each other's answers
+ * half the time, and each such answer cost a read of the request, and often a commit refused
+ * because the other engine's copy had moved on (two engines on one machine spent twice the
+ * CPU a request of one).
+ *
+ * Every engine still takes `conveyor:results` (callbacks, answers queued again) and starts.
+ * An engine's id is in the set `<prefix>:conveyor:engines`, with a heartbeat key that
+ * expires three beats after its last; every engine looks each beat for ids whose heartbeat
+ * is gone (an engine killed, or stopped), takes what is left in their queues, and forgets
+ * each once it has stayed empty for {@link FORGET_AFTER_MS}. An answer for a killed engine
+ * thus waits at most about four beats (40 s by default), well inside a queue step's lease.
+ */
 export class RedisInbox extends LocalInbox {
   private consuming = false;
   private taking = 0;
   private readonly waiting: Array<() => void> = [];
+  /** This engine's id, and its own results queue. */
+  readonly id = randomBytes(8).toString('hex');
+  readonly ownQueue = ENGINE_RESULTS_PREFIX + this.id;
+  private beat: NodeJS.Timeout | undefined;
+  /** Results queues of gone engines this engine is emptying, and since when each has been found empty. */
+  private readonly draining = new Set<string>();
+  private readonly emptySince = new Map<string, number>();
+  private readonly heartbeatMs: number;
 
   constructor(
     supervisor: Pick<Supervisor, 'receive'> & Partial<Pick<Supervisor, 'startNew'>>,
     bus: Bus,
     private readonly hub: QueueHub,
     private readonly logger: Logger,
+    options: RedisInboxOptions = {},
   ) {
     super(supervisor, bus);
+    this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
+  }
+
+  private get enginesKey(): string {
+    return `${this.hub.prefix}:conveyor:engines`;
+  }
+
+  private aliveKey(id: string): string {
+    return `${this.hub.prefix}:conveyor:engine:${id}`;
   }
 
   override async post(message: InboxMessage): Promise<boolean> {
@@ -67,17 +112,80 @@ export class RedisInbox extends LocalInbox {
     // A job holds one answer, or the answers a worker had ready together (`QueueHub.addResult`):
     // each is taken on its own, and those whose states are cached commit together. The job is
     // acknowledged once every answer is committed, found to be no news, or queued again.
-    void this.hub.queue(RESULTS_QUEUE).process(50, async (job) => {
-      const data = job.data as ResultJob | ResultBatchJob;
-      const answers = data.type === 'batch' ? data.results : [data];
-      const outcomes = await Promise.all(answers.map((r) => this.take(r)));
-      // Not committed (this engine is stopping, the commit failed or was refused again and
-      // again): back on the queue for any engine, a second later and then less often, rather
-      // than acknowledged and left to the run's lease.
-      const again = answers.filter((_, i) => outcomes[i] === 'failed');
-      if (again.length > 0) await this.requeue(again);
-      return outcomes;
-    });
+    void this.hub.queue(RESULTS_QUEUE).process(50, this.takeJob);
+    // Its own queue, named in the calls it sends from now on; alive before any call names it.
+    this.hub.replyQueue = this.ownQueue;
+    void this.hub.queue(this.ownQueue).process(50, this.takeJob);
+    void this.heartbeat();
+    this.beat = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    this.beat.unref();
+  }
+
+  /** Takes a results job: each of its answers on its own, acknowledged once all are settled. */
+  private readonly takeJob = async (job: Queue.Job): Promise<HandleResult[]> => {
+    const data = job.data as ResultJob | ResultBatchJob;
+    const answers = data.type === 'batch' ? data.results : [data];
+    const outcomes = await Promise.all(answers.map((r) => this.take(r)));
+    // Not committed (this engine is stopping, the commit failed or was refused again and
+    // again): back on the queue for any engine, a second later and then less often, rather
+    // than acknowledged and left to the run's lease.
+    const again = answers.filter((_, i) => outcomes[i] === 'failed');
+    if (again.length > 0) await this.requeue(again);
+    return outcomes;
+  };
+
+  /**
+   * Says this engine is alive, then takes what is left in the results queues of engines that
+   * are not (never throws: Redis down now is tried again next beat).
+   */
+  private async heartbeat(): Promise<void> {
+    if (!this.consuming) return;
+    try {
+      const redis = this.hub.queue(RESULTS_QUEUE).client;
+      await redis.multi().set(this.aliveKey(this.id), '1', 'PX', 3 * this.heartbeatMs).sadd(this.enginesKey, this.id).exec();
+      const ids = await redis.smembers(this.enginesKey);
+      for (const id of ids) {
+        if (id === this.id || !this.consuming) continue;
+        if ((await redis.exists(this.aliveKey(id))) === 1) {
+          // Alive again (its beats were late, not gone): its answers are its own again.
+          if (this.draining.delete(ENGINE_RESULTS_PREFIX + id)) await this.hub.closeQueue(ENGINE_RESULTS_PREFIX + id);
+          continue;
+        }
+        await this.drain(id);
+      }
+    } catch (err) {
+      this.logger.warn('engine heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /**
+   * Takes the answers left for gone engine `id`. Its queue is forgotten (removed from the set,
+   * emptied out of Redis) only once it has stayed empty for {@link FORGET_AFTER_MS}: a worker
+   * still running one of that engine's calls sends its answer there later.
+   */
+  private async drain(id: string): Promise<void> {
+    const name = ENGINE_RESULTS_PREFIX + id;
+    const q = this.hub.queue(name);
+    if (!this.draining.has(name)) {
+      this.draining.add(name);
+      this.emptySince.delete(name);
+      this.logger.info('engine gone, taking the answers left in its queue', { engine: id });
+      void q.process(50, this.takeJob);
+      return;
+    }
+    const counts = await q.getJobCounts();
+    if (counts.waiting + counts.active + counts.delayed > 0) {
+      this.emptySince.delete(name);
+      return;
+    }
+    const since = this.emptySince.get(name) ?? Date.now();
+    this.emptySince.set(name, since);
+    if (Date.now() - since < FORGET_AFTER_MS) return;
+    await this.hub.queue(RESULTS_QUEUE).client.srem(this.enginesKey, id);
+    await q.obliterate({ force: true }).catch(() => undefined);
+    this.draining.delete(name);
+    this.emptySince.delete(name);
+    await this.hub.closeQueue(name);
   }
 
   /** Takes no more starts or answers, and waits for those being taken (the supervisor still runs). */
@@ -85,7 +193,10 @@ export class RedisInbox extends LocalInbox {
     await super.stop();
     if (!this.consuming) return;
     this.consuming = false;
-    await Promise.allSettled([REQUESTS_QUEUE, RESULTS_QUEUE].map((name) => this.hub.queue(name).pause(true)));
+    clearInterval(this.beat);
+    await Promise.allSettled([REQUESTS_QUEUE, RESULTS_QUEUE, this.ownQueue, ...this.draining].map((name) => this.hub.queue(name).pause(true)));
+    // No longer alive: another engine takes what still comes to this one's queue.
+    await this.hub.queue(RESULTS_QUEUE).client.del(this.aliveKey(this.id)).catch(() => undefined);
   }
 
   /**

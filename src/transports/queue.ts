@@ -1,7 +1,10 @@
 /**
  * The queue transport and the Redis side of distributed mode, on bull. Queues:
  * - `conveyor:module:<name>`: calls to a module, taken by `conveyor worker --modules <name>`;
- * - `conveyor:results`: module answers, taken by any engine (those ready together in one job);
+ * - `conveyor:results:<engine>`: module answers for the engine that sent the call (those
+ *   ready together in one job), taken by that engine, or by any other once it is gone;
+ * - `conveyor:results`: answers for any engine (a callback's, one queued again, one from a
+ *   call that named no engine);
  * - `conveyor:requests`: starts of accepted requests, taken by any engine.
  * Jobs are keyed by run or request id, so adding the same one twice does nothing while it waits.
  */
@@ -19,6 +22,10 @@ import type { StepTransport } from './types';
 export const MODULE_QUEUE_PREFIX = 'conveyor:module:';
 export const REQUESTS_QUEUE = 'conveyor:requests';
 export const RESULTS_QUEUE = 'conveyor:results';
+/** An engine's own results queue is this prefix and its id ({@link ModuleCall.replyTo}). */
+export const ENGINE_RESULTS_PREFIX = 'conveyor:results:';
+/** A worker closes its producer for an engine's results queue after this long unused (an engine that restarted has a new one). */
+const REPLY_QUEUE_IDLE_MS = 5 * 60_000;
 /** The most answers one `conveyor:results` job carries ({@link QueueHub.addResult}), and about the most bytes. */
 export const RESULTS_PER_JOB = 200;
 export const RESULT_JOB_BYTES = 1024 * 1024;
@@ -57,6 +64,44 @@ export class QueueHub {
     private readonly o: QueueHubOptions = {},
   ) {}
 
+  /** The key prefix in Redis (bull's, and the engines' heartbeats under it). */
+  get prefix(): string {
+    return this.o.prefix ?? 'bull';
+  }
+
+  /**
+   * This process's engine's own results queue, once its inbox takes it: the calls this
+   * process sends name it ({@link ModuleCall.replyTo}).
+   */
+  replyQueue: string | undefined;
+
+  /** When each engine's results queue was last written to by this process (a worker's producers). */
+  private readonly replyUsed = new Map<string, number>();
+  private replySwept = 0;
+
+  /**
+   * Closes this process's instance of queue `name` (its connections), if it has one. The
+   * queue's jobs stay in Redis.
+   */
+  async closeQueue(name: string): Promise<void> {
+    const q = this.queues.get(name);
+    if (!q) return;
+    this.queues.delete(name);
+    await q.close().catch(() => undefined);
+    this.clients.splice(0, this.clients.length, ...this.clients.filter((c) => c.status !== 'end'));
+  }
+
+  /** Closes the producers of engines' results queues this process has not written to for a while. */
+  private sweepReplyQueues(now: number): void {
+    if (now - this.replySwept < 60_000) return;
+    this.replySwept = now;
+    for (const [name, used] of this.replyUsed) {
+      if (now - used < REPLY_QUEUE_IDLE_MS || name === this.replyQueue) continue;
+      this.replyUsed.delete(name);
+      void this.closeQueue(name);
+    }
+  }
+
   /**
    * The queue `name`. A consumer with a rate limit gets its own instance: bull applies the
    * limiter of the instance that processes, so a producer's instance must not be reused.
@@ -86,7 +131,8 @@ export class QueueHub {
     return c;
   }
 
-  private resultBatch: Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }> = [];
+  /** Answers handed in during this turn, by the queue they go to. */
+  private resultBatches = new Map<string, Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }>>();
 
   /**
    * Queues a module's answer on `conveyor:results`; resolves once the job holding it is in
@@ -96,36 +142,55 @@ export class QueueHub {
    * answer goes alone): a bull job costs Redis three Lua scripts and about twenty commands,
    * and the engine a fetch and an acknowledgement, where an answer inside a batch costs its
    * bytes. A lone answer is a job of its own, as before.
+   *
+   * `queue`: the results queue of the engine that sent the call (`ModuleCall.replyTo`), else
+   * `conveyor:results`; the answers of one turn go in one job per queue.
    */
-  addResult(job: ResultJob): Promise<void> {
+  addResult(job: ResultJob, queue = RESULTS_QUEUE): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      if (this.resultBatch.push({ job, resolve, reject }) > 1) return;
-      setImmediate(() => {
-        let part: typeof this.resultBatch = [];
-        let bytes = 0;
-        const send = (): void => {
-          const sent = part;
-          part = [];
-          bytes = 0;
-          const data: ResultJob | ResultBatchJob = sent.length === 1 ? sent[0]!.job : { type: 'batch', results: sent.map((p) => p.job) };
-          this.queue(RESULTS_QUEUE).add(data).then(() => sent.forEach((p) => p.resolve()), (err: unknown) => sent.forEach((p) => p.reject(err)));
-        };
-        for (const w of this.resultBatch.splice(0)) {
-          let size: number;
-          try {
-            size = JSON.stringify(w.job).length;
-          } catch (err) {
-            // Not JSON (bull could not store it either): this answer alone fails.
-            w.reject(err);
-            continue;
-          }
-          if (part.length > 0 && (part.length >= RESULTS_PER_JOB || bytes + size > RESULT_JOB_BYTES)) send();
-          part.push(w);
-          bytes += size;
-        }
-        if (part.length > 0) send();
-      });
+      const first = this.resultBatches.size === 0;
+      const same = this.resultBatches.get(queue);
+      if (same) same.push({ job, resolve, reject });
+      else this.resultBatches.set(queue, [{ job, resolve, reject }]);
+      if (first) setImmediate(() => this.sendResults());
     });
+  }
+
+  /** Sends the answers handed to {@link addResult} during the turn that ended. */
+  private sendResults(): void {
+    const now = Date.now();
+    for (const [name, waiting] of this.resultBatches) {
+      if (name !== RESULTS_QUEUE) this.replyUsed.set(name, now);
+      this.sendResultsTo(name, waiting);
+    }
+    this.resultBatches = new Map();
+    this.sweepReplyQueues(now);
+  }
+
+  private sendResultsTo(name: string, waiting: Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }>): void {
+    let part: typeof waiting = [];
+    let bytes = 0;
+    const send = (): void => {
+      const sent = part;
+      part = [];
+      bytes = 0;
+      const data: ResultJob | ResultBatchJob = sent.length === 1 ? sent[0]!.job : { type: 'batch', results: sent.map((p) => p.job) };
+      this.queue(name).add(data).then(() => sent.forEach((p) => p.resolve()), (err: unknown) => sent.forEach((p) => p.reject(err)));
+    };
+    for (const w of waiting) {
+      let size: number;
+      try {
+        size = JSON.stringify(w.job).length;
+      } catch (err) {
+        // Not JSON (bull could not store it either): this answer alone fails.
+        w.reject(err);
+        continue;
+      }
+      if (part.length > 0 && (part.length >= RESULTS_PER_JOB || bytes + size > RESULT_JOB_BYTES)) send();
+      part.push(w);
+      bytes += size;
+    }
+    if (part.length > 0) send();
   }
 
   async close(): Promise<void> {
@@ -143,9 +208,10 @@ export class QueueTransport implements StepTransport {
   ) {}
 
   send(call: ModuleCall, module: RegisteredModule): void {
+    const reply = this.hub.replyQueue;
     this.hub
       .queue(MODULE_QUEUE_PREFIX + module.name)
-      .add(call, { jobId: call.runId })
+      .add(reply ? { ...call, replyTo: reply } : call, { jobId: call.runId })
       .catch((err: unknown) => {
         // The run's lease runs out and the sweeper sends it again.
         this.logger.error('queue add failed', { requestId: call.requestId, stepId: call.stepId, module: module.name, error: (err as Error).message });
@@ -185,7 +251,7 @@ export class QueueWorker {
         this.observe?.(mod.name, res.ok ? 'completed' : 'failed', base.durationMs);
         // The answer is queued before the job is acknowledged: a worker that dies in between
         // leaves a stalled job that another worker runs again (at least once).
-        await this.hub.addResult(result);
+        await this.hub.addResult(result, call.replyTo?.startsWith(ENGINE_RESULTS_PREFIX) ? call.replyTo : RESULTS_QUEUE);
       });
     }
     this.logger.info('worker started', { modules: this.modules.map((m) => m.name) });

@@ -47,7 +47,7 @@ const parse = <T>(v: string | null): T => (v === null ? (null as T) : (JSON.pars
 /** Everything one suite needs: a database, a prefix, and what it started (stopped in `after`). */
 function distributedSuite(label: string): {
   ctx: { db: TestDatabase; redisUrl: string; prefix: string };
-  engine(queueModules: string[], roles: EngineRoles): Promise<Engine>;
+  engine(queueModules: string[], roles: EngineRoles, options?: { heartbeatMs?: number }): Promise<Engine>;
   worker(modules: string[], env?: Record<string, string>): Promise<ConveyorProc>;
   runs(e: Engine, requestId: string): Promise<RunRow[]>;
 } {
@@ -73,8 +73,9 @@ function distributedSuite(label: string): {
 
   return {
     ctx,
-    async engine(queueModules, roles) {
+    async engine(queueModules, roles, options = {}) {
       const e = await Engine.create({
+        ...options,
         databaseUrl: ctx.db.url,
         redisUrl: ctx.redisUrl,
         queuePrefix: ctx.prefix,
@@ -565,5 +566,83 @@ describe('queue transport: an engine takes a results job that carries several an
       expect(rows.map((x) => [x.step_id, x.status])).to.deep.equal([['local', 'completed'], ['remote', 'completed']]);
       expect(parse<{ by: string; run: string }>(rows[1]!.output)).to.deep.equal({ by: 'test', run: rows[1]!.id });
     }
+  });
+});
+
+describe('queue transport: answers go back to the engine that sent the call (Redis + MariaDB)', function () {
+  this.timeout(60_000);
+  const s = distributedSuite('qaff');
+  const N = 20;
+
+  /** The queue step's answers each engine took (its inbox's `StepAnswered` for step `remote`). */
+  function answered(e: Engine): { n: number; runs: Set<string> } {
+    const seen = { n: 0, runs: new Set<string>() };
+    e.bus.on('StepAnswered', (r) => {
+      if (r.stepId !== 'remote') return;
+      seen.n++;
+      seen.runs.add(r.runId);
+    });
+    return seen;
+  }
+
+  /** How many jobs were ever added to queue `name` (bull's job id counter; done jobs are removed). */
+  const jobsAdded = async (e: Engine, name: string): Promise<number> => Number(await e.hub!.queue(RESULTS_QUEUE).client.get(`${s.ctx.prefix}:${name}:id`) ?? 0);
+
+  const completed = async (e: Engine, ids: string[]): Promise<void> => {
+    await waitFor(`${ids.length} requests completed`, async () => {
+      const rows = await e.store.query<{ n: unknown }>(`SELECT COUNT(*) AS n FROM requests WHERE status = 'completed' AND id IN (${ids.map(() => '?').join(',')})`, ids);
+      return Number(rows[0]!.n) === ids.length;
+    }, 30_000, 100);
+  };
+
+  it('two engines: each takes the answers of the calls it sent, and none of the other\'s', async () => {
+    const a = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
+    const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
+    const [byA, byB] = [answered(a), answered(b)];
+    const fromA = await Promise.all(Array.from({ length: N }, (_, i) => a.intake.submit({ pipelineId: 'q-echo', payload: { i } }).then((r) => r.id)));
+    const fromB = await Promise.all(Array.from({ length: N }, (_, i) => b.intake.submit({ pipelineId: 'q-echo', payload: { i } }).then((r) => r.id)));
+    const calls = a.hub!.queue(MODULE_QUEUE_PREFIX + 'dist-qecho');
+    await waitFor(`${2 * N} calls queued`, async () => (await calls.getWaitingCount()) === 2 * N, 15_000, 50);
+    // Each call names the results queue of the engine that sent it.
+    const replyTo = new Map((await calls.getWaiting()).map((j) => [(j.data as { requestId: string }).requestId, (j.data as { replyTo?: string }).replyTo]));
+    for (const id of fromA) expect(replyTo.get(id)).to.equal(a.hub!.replyQueue);
+    for (const id of fromB) expect(replyTo.get(id)).to.equal(b.hub!.replyQueue);
+    expect(a.hub!.replyQueue).to.not.equal(b.hub!.replyQueue);
+    const shared = await jobsAdded(a, RESULTS_QUEUE);
+    await s.worker(['dist-qecho']);
+    await completed(a, [...fromA, ...fromB]);
+    // Every answer went to its engine's own queue; none through the shared one.
+    expect(await jobsAdded(a, RESULTS_QUEUE)).to.equal(shared);
+    expect(await jobsAdded(a, a.hub!.replyQueue!)).to.be.at.least(1);
+    expect(await jobsAdded(a, b.hub!.replyQueue!)).to.be.at.least(1);
+    expect(byA.n).to.equal(N);
+    expect(byB.n).to.equal(N);
+    const runsOf = async (ids: string[]): Promise<string[]> => (await a.store.query<{ id: string }>(
+      `SELECT id FROM step_runs WHERE step_id = 'remote' AND status = 'completed' AND request_id IN (${ids.map(() => '?').join(',')})`, ids)).map((r) => String(r.id));
+    expect([...byA.runs].sort()).to.deep.equal((await runsOf(fromA)).sort());
+    expect([...byB.runs].sort()).to.deep.equal((await runsOf(fromB)).sort());
+  });
+
+  it('an engine that is gone (its heartbeat expired): another takes the answers left in its queue, and each step is committed once', async () => {
+    const a = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
+    const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
+    const [byA, byB] = [answered(a), answered(b)];
+    const own = a.hub!.replyQueue!;
+    // a falls silent as a killed process would: no more beats, nothing taken from its queue.
+    // Its heartbeat key expires three beats later. Its requests still start on it, and their
+    // calls name its queue; the worker answers there all the same.
+    clearInterval((a.inbox as unknown as { beat: NodeJS.Timeout }).beat);
+    await a.hub!.queue(own).pause(true);
+    const ids = await Promise.all(Array.from({ length: N }, (_, i) => a.intake.submit({ pipelineId: 'q-echo', payload: { gone: i } }).then((r) => r.id)));
+    await s.worker(['dist-qecho']);
+    await completed(b, ids);
+    expect(byB.n).to.equal(N);
+    expect(byA.n).to.equal(0);
+    // They came through a's queue, which b emptied.
+    expect(await jobsAdded(b, own)).to.be.at.least(1);
+    const rows = await b.store.query<{ request_id: string; n: unknown }>(
+      `SELECT request_id, COUNT(*) AS n FROM step_runs WHERE step_id = 'remote' AND status = 'completed' AND request_id IN (${ids.map(() => '?').join(',')}) GROUP BY request_id`, ids);
+    expect(rows.map((r) => Number(r.n))).to.deep.equal(ids.map(() => 1));
+    expect(await b.hub!.queue(own).getWaitingCount()).to.equal(0);
   });
 });
