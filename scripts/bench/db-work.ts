@@ -9,7 +9,10 @@
  *   24-byte header each) plus the checkpoints' copies into the database file. Pages = bytes ÷
  *   4,120: every page a commit changed, however small the change.
  * - MariaDB: the server's global counters (`SHOW GLOBAL STATUS`): `Handler_write`,
- *   `Handler_update`, `Handler_delete` (rows the storage engine wrote), `Questions`
+ *   `Handler_update`, `Handler_delete` (rows the storage engine wrote; an
+ *   `INSERT … ON DUPLICATE KEY UPDATE` that updates a row counts a write for its insert
+ *   attempt and an update, so the bulk path's request rows, upserts since 2026-12-07, count
+ *   twice, and MariaDB has no counter of rows actually inserted to tell them apart), `Questions`
  *   (statements clients sent, prepared executions included) and `Innodb_os_log_written` (redo
  *   log bytes: InnoDB writes its pages later, in the background, so the redo log is what a
  *   commit costs). Global, so the machine should be otherwise idle while the bench runs.
