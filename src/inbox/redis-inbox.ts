@@ -19,7 +19,7 @@ import type { Logger } from '../log/logger';
 import type { HandleResult, Supervisor } from '../supervisor/supervisor';
 import { randomBytes } from 'node:crypto';
 import type Queue from 'bull';
-import { ENGINE_RESULTS_PREFIX, REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
+import { ENGINE_RESULTS_PREFIX, engineAliveKey, enginesKey, REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub, type ResultBatchJob, type ResultJob } from '../transports/queue';
 import { LocalInbox, type InboxMessage } from './inbox';
 
 /** Answers with the supervisor at once, per engine. */
@@ -30,8 +30,12 @@ const MAX_REQUEUE_DELAY_MS = 60_000;
 const MAX_REQUEUES = 10;
 /** How often an engine says it is alive, and looks for the results queues of engines that are gone. */
 export const HEARTBEAT_MS = 10_000;
-/** A gone engine's results queue, found empty for this long, is forgotten (longer than a queue step's default lease). */
-const FORGET_AFTER_MS = 15 * 60_000;
+/**
+ * A gone engine's results queue, found empty for this long, is forgotten. A worker stops
+ * sending to it within about a second of the engine's heartbeat key going
+ * (`QueueHub.resultsQueueFor`); this is that second with a wide margin.
+ */
+const FORGET_AFTER_MS = 2 * 60_000;
 
 export interface RedisInboxOptions {
   /** {@link HEARTBEAT_MS}; an engine counts as gone three beats after its last. Tests shorten it. */
@@ -47,12 +51,14 @@ export interface RedisInboxOptions {
  * because the other engine's copy had moved on (two engines on one machine spent twice the
  * CPU a request of one).
  *
- * Every engine still takes `conveyor:results` (callbacks, answers queued again) and starts.
- * An engine's id is in the set `<prefix>:conveyor:engines`, with a heartbeat key that
- * expires three beats after its last; every engine looks each beat for ids whose heartbeat
- * is gone (an engine killed, or stopped), takes what is left in their queues, and forgets
- * each once it has stayed empty for {@link FORGET_AFTER_MS}. An answer for a killed engine
- * thus waits at most about four beats (40 s by default), well inside a queue step's lease.
+ * Every engine still takes `conveyor:results` (callbacks, answers queued again, answers whose
+ * engine is gone) and starts. An engine's id is in the set `<prefix>:conveyor:engines`, with
+ * a heartbeat key that expires three beats after its last (or is deleted when it stops). A
+ * worker sends an answer to an engine's own queue only while that key exists, and to
+ * `conveyor:results` otherwise. Every engine looks each beat for ids whose key is gone, takes
+ * what is left in their queues, and forgets each once it has stayed empty for
+ * {@link FORGET_AFTER_MS}. An answer sent to an engine just before it was killed thus waits
+ * about four beats at most (40 s by default), plus bull's stall check for a job it had taken.
  */
 export class RedisInbox extends LocalInbox {
   private consuming = false;
@@ -62,6 +68,8 @@ export class RedisInbox extends LocalInbox {
   readonly id = randomBytes(8).toString('hex');
   readonly ownQueue = ENGINE_RESULTS_PREFIX + this.id;
   private beat: NodeJS.Timeout | undefined;
+  /** The heartbeat under way, if any: beats never overlap, and `stop` waits for it. */
+  private beating: Promise<void> | undefined;
   /** Results queues of gone engines this engine is emptying, and since when each has been found empty. */
   private readonly draining = new Set<string>();
   private readonly emptySince = new Map<string, number>();
@@ -79,11 +87,11 @@ export class RedisInbox extends LocalInbox {
   }
 
   private get enginesKey(): string {
-    return `${this.hub.prefix}:conveyor:engines`;
+    return enginesKey(this.hub.prefix);
   }
 
   private aliveKey(id: string): string {
-    return `${this.hub.prefix}:conveyor:engine:${id}`;
+    return engineAliveKey(this.hub.prefix, id);
   }
 
   override async post(message: InboxMessage): Promise<boolean> {
@@ -115,9 +123,12 @@ export class RedisInbox extends LocalInbox {
     void this.hub.queue(RESULTS_QUEUE).process(50, this.takeJob);
     // Its own queue, named in the calls it sends from now on; alive before any call names it.
     this.hub.replyQueue = this.ownQueue;
-    void this.hub.queue(this.ownQueue).process(50, this.takeJob);
-    void this.heartbeat();
-    this.beat = setInterval(() => void this.heartbeat(), this.heartbeatMs);
+    void this.hub.consumer(this.ownQueue).process(50, this.takeJob);
+    const beat = (): void => {
+      this.beating ??= this.heartbeat().finally(() => (this.beating = undefined));
+    };
+    beat();
+    this.beat = setInterval(beat, this.heartbeatMs);
     this.beat.unref();
   }
 
@@ -148,10 +159,12 @@ export class RedisInbox extends LocalInbox {
         if (id === this.id || !this.consuming) continue;
         if ((await redis.exists(this.aliveKey(id))) === 1) {
           // Alive again (its beats were late, not gone): its answers are its own again.
-          if (this.draining.delete(ENGINE_RESULTS_PREFIX + id)) await this.hub.closeQueue(ENGINE_RESULTS_PREFIX + id);
+          const name = ENGINE_RESULTS_PREFIX + id;
+          if (this.draining.delete(name)) await this.hub.closeQueue(`${name}#take`);
+          this.emptySince.delete(name);
           continue;
         }
-        await this.drain(id);
+        if (this.consuming) await this.drain(id);
       }
     } catch (err) {
       this.logger.warn('engine heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
@@ -159,13 +172,13 @@ export class RedisInbox extends LocalInbox {
   }
 
   /**
-   * Takes the answers left for gone engine `id`. Its queue is forgotten (removed from the set,
-   * emptied out of Redis) only once it has stayed empty for {@link FORGET_AFTER_MS}: a worker
-   * still running one of that engine's calls sends its answer there later.
+   * Takes the answers left for gone engine `id`. Its id is forgotten (removed from the set, its
+   * consumer here closed) once its queue has stayed empty for {@link FORGET_AFTER_MS}; what
+   * is left of the queue in Redis is its job counter.
    */
   private async drain(id: string): Promise<void> {
     const name = ENGINE_RESULTS_PREFIX + id;
-    const q = this.hub.queue(name);
+    const q = this.hub.consumer(name);
     if (!this.draining.has(name)) {
       this.draining.add(name);
       this.emptySince.delete(name);
@@ -182,10 +195,9 @@ export class RedisInbox extends LocalInbox {
     this.emptySince.set(name, since);
     if (Date.now() - since < FORGET_AFTER_MS) return;
     await this.hub.queue(RESULTS_QUEUE).client.srem(this.enginesKey, id);
-    await q.obliterate({ force: true }).catch(() => undefined);
     this.draining.delete(name);
     this.emptySince.delete(name);
-    await this.hub.closeQueue(name);
+    await this.hub.closeQueue(`${name}#take`);
   }
 
   /** Takes no more starts or answers, and waits for those being taken (the supervisor still runs). */
@@ -194,7 +206,11 @@ export class RedisInbox extends LocalInbox {
     if (!this.consuming) return;
     this.consuming = false;
     clearInterval(this.beat);
-    await Promise.allSettled([REQUESTS_QUEUE, RESULTS_QUEUE, this.ownQueue, ...this.draining].map((name) => this.hub.queue(name).pause(true)));
+    await this.beating;
+    await Promise.allSettled([
+      ...[REQUESTS_QUEUE, RESULTS_QUEUE].map((name) => this.hub.queue(name).pause(true)),
+      ...[this.ownQueue, ...this.draining].map((name) => this.hub.consumer(name).pause(true)),
+    ]);
     // No longer alive: another engine takes what still comes to this one's queue.
     await this.hub.queue(RESULTS_QUEUE).client.del(this.aliveKey(this.id)).catch(() => undefined);
   }

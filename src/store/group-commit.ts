@@ -20,6 +20,9 @@ interface Pending<T> {
   reject(err: unknown): void;
 }
 
+/** Resolves with `value` on a later turn of the event loop. */
+const nextTurn = <T>(value: T): Promise<T> => new Promise((resolve) => setImmediate(() => resolve(value)));
+
 /**
  * How many waiting items make a batch leave at once ({@link GroupCommitter}). Measured with the
  * embedded 5,000 batch (docs/performance.md): 250 and 500 alike; 500 keeps the transactions
@@ -41,8 +44,9 @@ function batchOf(requests: Array<Pending<NewRequestItem>>, commits: Array<Pendin
 }
 
 /**
- * Group commit: every new request (plain or keyed) and step result handed in during one
- * event-loop turn is written in a single transaction. Each caller's promise settles only
+ * Group commit: new requests (plain or keyed) and step results handed in together are written
+ * in a single transaction: those of one event-loop turn, or the first `flushAt` of them.
+ * Each caller's promise settles only
  * after that transaction is durable, so nothing is routed or answered before its cause is
  * stored. While one batch is being written, the next one fills up.
  *
@@ -167,7 +171,7 @@ export class GroupCommitter {
   private schedule(): void {
     if (this.flushes.size >= this.parallel) return;
     if (this.requests.length + this.commits.length + this.keyed.length >= this.flushAt) {
-      void this.flush();
+      void this.flush(true);
       return;
     }
     if (this.scheduled) return;
@@ -178,7 +182,15 @@ export class GroupCommitter {
     });
   }
 
-  private flush(): Promise<void> {
+  /**
+   * Writes one batch. `early`: it leaves inside the turn that filled it; its answers are then
+   * given on a later turn (`setImmediate`), not in this one's microtasks. A store that writes
+   * synchronously (SQLite) would otherwise answer at once, and the work the answers start
+   * (often enough commits for another early batch) would chain on in microtasks for as long
+   * as hundreds of requests run in-process steps: no timer, socket or sweep would get the
+   * thread meanwhile. Answered on the next turn, each early batch leaves room for them.
+   */
+  private flush(early = false): Promise<void> {
     if (this.flushes.size >= this.parallel) return Promise.resolve();
     // Step results get at least half of a batch: a flood of new requests must not stall the
     // requests already running (their ends are what frees room for the new ones).
@@ -187,8 +199,15 @@ export class GroupCommitter {
     const requests = this.requests.splice(0, this.maxBatch - commits.length);
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
-    const flush: Promise<void> = this.store
-      .write(batchOf(requests, commits, keyed))
+    let writing: Promise<boolean[]>;
+    try {
+      writing = this.store.write(batchOf(requests, commits, keyed));
+    } catch (err) {
+      // Building the batch threw (inside a caller's `commit()` when it left early): its items fail as a failed write's do.
+      writing = Promise.reject(err);
+    }
+    if (early) writing = writing.then(nextTurn, (err: unknown) => nextTurn(undefined).then(() => Promise.reject(err)));
+    const flush: Promise<void> = writing
       .then(
         (answers) => {
           this.stats.batches++;

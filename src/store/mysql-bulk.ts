@@ -133,7 +133,8 @@ export function bulkWrites(batch: WriteBatch, ok: WriteBatch['commits']): Checke
     const vars = setVars ? varsParam(r.vars) : null;
     const error = json(r.error);
     const joins = json(r.joins);
-    const size = 100 + (vars?.length ?? 0) + (error?.length ?? 0) + (joins?.length ?? 0) + (open[0]?.length ?? 0);
+    // Bytes on the wire: UTF-8, and escaping may double a JSON text.
+    const size = 100 + 2 * ((vars ? Buffer.byteLength(vars) : 0) + (error ? Buffer.byteLength(error) : 0) + (joins ? Buffer.byteLength(joins) : 0) + (open[0] ? Buffer.byteLength(open[0]) : 0));
     if (rows > 0 && (rows >= BULK_ROWS || bytes + size > BULK_BYTES)) flush();
     params.push(c.requestId, (setVars ? 2 : 0) + (setOpen ? 1 : 0), c.expectRev, r.status, vars, error, joins, r.stepCount, r.finishedAt, r.updatedAt, open[0], open[1], open[2]);
     rows++;

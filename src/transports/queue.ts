@@ -26,6 +26,13 @@ export const RESULTS_QUEUE = 'conveyor:results';
 export const ENGINE_RESULTS_PREFIX = 'conveyor:results:';
 /** A worker closes its producer for an engine's results queue after this long unused (an engine that restarted has a new one). */
 const REPLY_QUEUE_IDLE_MS = 5 * 60_000;
+/** How long a worker trusts what it read of an engine being alive. */
+const ALIVE_CACHE_MS = 1000;
+
+/** The set of the ids of engines that took a results queue of their own, under bull's key prefix. */
+export const enginesKey = (prefix: string): string => `${prefix}:conveyor:engines`;
+/** An engine's heartbeat key: it exists while the engine is alive. */
+export const engineAliveKey = (prefix: string, id: string): string => `${prefix}:conveyor:engine:${id}`;
 /** The most answers one `conveyor:results` job carries ({@link QueueHub.addResult}), and about the most bytes. */
 export const RESULTS_PER_JOB = 200;
 export const RESULT_JOB_BYTES = 1024 * 1024;
@@ -56,8 +63,8 @@ export interface QueueHubOptions {
  */
 export class QueueHub {
   private readonly queues = new Map<string, Queue.Queue>();
-  /** The connections made for the queues: bull closes only those it made itself. */
-  private readonly clients: Redis[] = [];
+  /** The connections made for the queues, by queue: bull closes only those it made itself. */
+  private readonly clients = new Map<string, Redis[]>();
 
   constructor(
     readonly redisUrl: string,
@@ -78,17 +85,46 @@ export class QueueHub {
   /** When each engine's results queue was last written to by this process (a worker's producers). */
   private readonly replyUsed = new Map<string, number>();
   private replySwept = 0;
+  /** What this process last read of each engine being alive, and when. */
+  private readonly alive = new Map<string, { alive: boolean; at: number }>();
 
   /**
-   * Closes this process's instance of queue `name` (its connections), if it has one. The
-   * queue's jobs stay in Redis.
+   * Where the answer to a call that names `replyTo` goes: that engine's own results queue
+   * while the engine is alive (its heartbeat key exists, read at most once a second), else
+   * `conveyor:results`, which every engine takes. So an engine that is gone, or one of an
+   * earlier release after a rollback, never has answers sent to a queue nobody takes.
    */
-  async closeQueue(name: string): Promise<void> {
-    const q = this.queues.get(name);
+  async resultsQueueFor(replyTo: string | undefined): Promise<string> {
+    if (!replyTo?.startsWith(ENGINE_RESULTS_PREFIX)) return RESULTS_QUEUE;
+    const now = Date.now();
+    let seen = this.alive.get(replyTo);
+    if (!seen || now - seen.at > ALIVE_CACHE_MS) {
+      const id = replyTo.slice(ENGINE_RESULTS_PREFIX.length);
+      seen = { alive: (await this.queue(RESULTS_QUEUE).client.exists(engineAliveKey(this.prefix, id))) === 1, at: now };
+      this.alive.set(replyTo, seen);
+    }
+    return seen.alive ? replyTo : RESULTS_QUEUE;
+  }
+
+  /**
+   * This process's consumer of queue `name`: an instance of its own, apart from the producer
+   * {@link queue} gives, so that closing either never stops the other.
+   */
+  consumer(name: string): Queue.Queue {
+    return this.queue(name, undefined, `${name}#take`);
+  }
+
+  /**
+   * Closes this process's instance of queue `key` (a name, or a {@link consumer}'s
+   * `<name>#take`) and the connections made for it, if it has one. The jobs stay in Redis.
+   */
+  async closeQueue(key: string): Promise<void> {
+    const q = this.queues.get(key);
     if (!q) return;
-    this.queues.delete(name);
+    this.queues.delete(key);
     await q.close().catch(() => undefined);
-    this.clients.splice(0, this.clients.length, ...this.clients.filter((c) => c.status !== 'end'));
+    for (const c of this.clients.get(key) ?? []) c.disconnect();
+    this.clients.delete(key);
   }
 
   /** Closes the producers of engines' results queues this process has not written to for a while. */
@@ -98,6 +134,7 @@ export class QueueHub {
     for (const [name, used] of this.replyUsed) {
       if (now - used < REPLY_QUEUE_IDLE_MS || name === this.replyQueue) continue;
       this.replyUsed.delete(name);
+      this.alive.delete(name);
       void this.closeQueue(name);
     }
   }
@@ -106,15 +143,15 @@ export class QueueHub {
    * The queue `name`. A consumer with a rate limit gets its own instance: bull applies the
    * limiter of the instance that processes, so a producer's instance must not be reused.
    */
-  queue(name: string, limiter?: Queue.RateLimiter): Queue.Queue {
-    const key = limiter ? `${name}#${limiter.max}/${limiter.duration}` : name;
+  queue(name: string, limiter?: Queue.RateLimiter, instance?: string): Queue.Queue {
+    const key = instance ?? (limiter ? `${name}#${limiter.max}/${limiter.duration}` : name);
     let q = this.queues.get(key);
     if (!q) {
       const lockDuration = this.o.lockMs ?? 30_000;
       q = new Queue(name, this.redisUrl, {
         prefix: this.o.prefix ?? 'bull',
         limiter,
-        createClient: (type, config) => this.connect(type, config as RedisOptions),
+        createClient: (type, config) => this.connect(key, type, config as RedisOptions),
         settings: { lockDuration, stalledInterval: lockDuration, maxStalledCount: 100 },
         defaultJobOptions: { removeOnComplete: true, removeOnFail: true, attempts: 1 },
       });
@@ -124,10 +161,12 @@ export class QueueHub {
   }
 
   /** A connection as bull would make it, with auto-pipelining on the command connection. */
-  private connect(type: 'client' | 'subscriber' | 'bclient', config: RedisOptions): Redis {
+  private connect(key: string, type: 'client' | 'subscriber' | 'bclient', config: RedisOptions): Redis {
     // bull refuses a blocking or subscriber connection that retries per request.
     const c = type === 'client' ? new Redis({ ...config, enableAutoPipelining: true }) : new Redis({ ...config, maxRetriesPerRequest: null });
-    this.clients.push(c);
+    const same = this.clients.get(key);
+    if (same) same.push(c);
+    else this.clients.set(key, [c]);
     return c;
   }
 
@@ -196,7 +235,8 @@ export class QueueHub {
   async close(): Promise<void> {
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
-    for (const c of this.clients.splice(0)) c.disconnect();
+    for (const cs of this.clients.values()) for (const c of cs) c.disconnect();
+    this.clients.clear();
   }
 }
 
@@ -251,7 +291,7 @@ export class QueueWorker {
         this.observe?.(mod.name, res.ok ? 'completed' : 'failed', base.durationMs);
         // The answer is queued before the job is acknowledged: a worker that dies in between
         // leaves a stalled job that another worker runs again (at least once).
-        await this.hub.addResult(result, call.replyTo?.startsWith(ENGINE_RESULTS_PREFIX) ? call.replyTo : RESULTS_QUEUE);
+        await this.hub.addResult(result, await this.hub.resultsQueueFor(call.replyTo));
       });
     }
     this.logger.info('worker started', { modules: this.modules.map((m) => m.name) });

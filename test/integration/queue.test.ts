@@ -21,7 +21,7 @@ import Redis from 'ioredis';
 import { Bus } from '../../src/bus/bus';
 import { RedisInbox } from '../../src/inbox/redis-inbox';
 import type { HandleResult, InboxMessage } from '../../src/supervisor/supervisor';
-import { MODULE_QUEUE_PREFIX, QueueHub, RESULTS_PER_JOB, RESULTS_QUEUE, type ResultBatchJob, type ResultJob } from '../../src/transports/queue';
+import { ENGINE_RESULTS_PREFIX, engineAliveKey, MODULE_QUEUE_PREFIX, QueueHub, RESULTS_PER_JOB, RESULTS_QUEUE, type ResultBatchJob, type ResultJob } from '../../src/transports/queue';
 import {
   cleanRedisPrefix, createTestDatabase, DIST_MODULES, DIST_PIPELINES, sleep, spawnConveyor, stopProc, uniquePrefix, waitFor,
   type ConveyorProc, type TestDatabase,
@@ -448,10 +448,18 @@ describe('queue hub and results inbox: adds of one turn leave together, answers 
     } finally {
       probe.disconnect();
     }
-    const clients = (hub as unknown as { clients: Redis[] }).clients;
-    expect(clients.length).to.be.at.least(1);
+    const clients = (hub as unknown as { clients: Map<string, Redis[]> }).clients;
+    // A queue closed on its own gives back the connections made for it, and only those.
+    const other = hub.queue('conveyor:module:other');
+    await other.isReady();
+    const made = clients.get('conveyor:module:other')!;
+    expect(made.length).to.be.at.least(1);
+    await hub.closeQueue('conveyor:module:other');
+    expect(clients.has('conveyor:module:other')).to.equal(false);
+    await waitFor('its connections closed', () => made.every((c) => c.status === 'end'), 5000, 20);
+    expect(clients.get('conveyor:module:pipelined')!.every((c) => c.status === 'ready')).to.equal(true);
     await hub.close();
-    expect(clients, 'every connection the hub made is given back').to.have.length(0);
+    expect(clients.size, 'every connection the hub made is given back').to.equal(0);
   });
 
   it('queues the answers handed in during one turn as one results job, at most 200 to a job; a lone answer as a job of its own', async () => {
@@ -596,8 +604,9 @@ describe('queue transport: answers go back to the engine that sent the call (Red
   };
 
   it('two engines: each takes the answers of the calls it sent, and none of the other\'s', async () => {
-    const a = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
-    const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
+    // Beats of 1 s: an engine counts as gone after 3 s without one, far beyond any stall here.
+    const a = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 1000 });
+    const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 1000 });
     const [byA, byB] = [answered(a), answered(b)];
     const fromA = await Promise.all(Array.from({ length: N }, (_, i) => a.intake.submit({ pipelineId: 'q-echo', payload: { i } }).then((r) => r.id)));
     const fromB = await Promise.all(Array.from({ length: N }, (_, i) => b.intake.submit({ pipelineId: 'q-echo', payload: { i } }).then((r) => r.id)));
@@ -609,7 +618,7 @@ describe('queue transport: answers go back to the engine that sent the call (Red
     for (const id of fromB) expect(replyTo.get(id)).to.equal(b.hub!.replyQueue);
     expect(a.hub!.replyQueue).to.not.equal(b.hub!.replyQueue);
     const shared = await jobsAdded(a, RESULTS_QUEUE);
-    await s.worker(['dist-qecho']);
+    const worker = await s.worker(['dist-qecho']);
     await completed(a, [...fromA, ...fromB]);
     // Every answer went to its engine's own queue; none through the shared one.
     expect(await jobsAdded(a, RESULTS_QUEUE)).to.equal(shared);
@@ -621,6 +630,10 @@ describe('queue transport: answers go back to the engine that sent the call (Red
       `SELECT id FROM step_runs WHERE step_id = 'remote' AND status = 'completed' AND request_id IN (${ids.map(() => '?').join(',')})`, ids)).map((r) => String(r.id));
     expect([...byA.runs].sort()).to.deep.equal((await runsOf(fromA)).sort());
     expect([...byB.runs].sort()).to.deep.equal((await runsOf(fromB)).sort());
+    // Stopped, so that the next test's engines are the only ones taking answers, and no worker runs.
+    await a.stop();
+    await b.stop();
+    await stopProc(worker, 'SIGTERM');
   });
 
   it('an engine that is gone (its heartbeat expired): another takes the answers left in its queue, and each step is committed once', async () => {
@@ -628,21 +641,48 @@ describe('queue transport: answers go back to the engine that sent the call (Red
     const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 200 });
     const [byA, byB] = [answered(a), answered(b)];
     const own = a.hub!.replyQueue!;
-    // a falls silent as a killed process would: no more beats, nothing taken from its queue.
-    // Its heartbeat key expires three beats later. Its requests still start on it, and their
-    // calls name its queue; the worker answers there all the same.
-    clearInterval((a.inbox as unknown as { beat: NodeJS.Timeout }).beat);
-    await a.hub!.queue(own).pause(true);
+    // No worker runs now: a's calls wait in the module's queue, each naming a's results queue.
     const ids = await Promise.all(Array.from({ length: N }, (_, i) => a.intake.submit({ pipelineId: 'q-echo', payload: { gone: i } }).then((r) => r.id)));
-    await s.worker(['dist-qecho']);
+    const calls = a.hub!.queue(MODULE_QUEUE_PREFIX + 'dist-qecho');
+    await waitFor(`${N} calls queued`, async () => (await calls.getWaitingCount()) === N, 15_000, 50);
+    const jobs = await calls.getWaiting();
+    for (const j of jobs) expect((j.data as { replyTo?: string }).replyTo).to.equal(own);
+    // a falls silent as a killed process would: no more beats, nothing taken from its queue.
+    clearInterval((a.inbox as unknown as { beat: NodeJS.Timeout }).beat);
+    await a.hub!.consumer(own).pause(true);
+    // The answers were sent to a's queue while it was alive (the test answers as a worker would).
+    const answers: ResultJob[] = jobs.map((j) => {
+      const c = j.data as { requestId: string; runId: string; stepId: string; attempt: number };
+      return { type: 'completed', requestId: c.requestId, runId: c.runId, stepId: c.stepId, attempt: c.attempt, finishedAt: Date.now(), durationMs: 1, output: { by: 'test' } };
+    });
+    await calls.empty();
+    await a.hub!.queue(own).add({ type: 'batch', results: answers } satisfies ResultBatchJob);
+    // a's heartbeat key expires 600 ms after its last beat; b then takes its queue.
     await completed(b, ids);
     expect(byB.n).to.equal(N);
     expect(byA.n).to.equal(0);
-    // They came through a's queue, which b emptied.
-    expect(await jobsAdded(b, own)).to.be.at.least(1);
     const rows = await b.store.query<{ request_id: string; n: unknown }>(
       `SELECT request_id, COUNT(*) AS n FROM step_runs WHERE step_id = 'remote' AND status = 'completed' AND request_id IN (${ids.map(() => '?').join(',')}) GROUP BY request_id`, ids);
     expect(rows.map((r) => Number(r.n))).to.deep.equal(ids.map(() => 1));
     expect(await b.hub!.queue(own).getWaitingCount()).to.equal(0);
+  });
+
+  it("a worker answers to an engine's own queue only while its heartbeat key exists, else to conveyor:results", async () => {
+    const key = engineAliveKey(s.ctx.prefix, 'e1');
+    const hub = new QueueHub(s.ctx.redisUrl, { prefix: s.ctx.prefix });
+    const fresh = new QueueHub(s.ctx.redisUrl, { prefix: s.ctx.prefix });
+    try {
+      const redis = hub.queue(RESULTS_QUEUE).client;
+      await redis.set(key, '1', 'PX', 60_000);
+      expect(await hub.resultsQueueFor(`${ENGINE_RESULTS_PREFIX}e1`)).to.equal(`${ENGINE_RESULTS_PREFIX}e1`);
+      await redis.del(key);
+      // A hub that has not read it yet (a hub trusts what it read for a second).
+      expect(await fresh.resultsQueueFor(`${ENGINE_RESULTS_PREFIX}e1`)).to.equal(RESULTS_QUEUE);
+      expect(await fresh.resultsQueueFor(undefined)).to.equal(RESULTS_QUEUE);
+      expect(await fresh.resultsQueueFor('somewhere-else')).to.equal(RESULTS_QUEUE);
+    } finally {
+      await hub.close();
+      await fresh.close();
+    }
   });
 });
