@@ -12,6 +12,7 @@ const mysql = require('mysql2/promise');
 const fs = require('fs');
 const { execFileSync, execSync } = require('node:child_process');
 const path = require('node:path');
+const { URL } = require('node:url');
 const PID = Number(execSync('pgrep -o mariadbd || pgrep -o mysqld').toString().trim());
 const ROUNDS = Number(process.argv[2] || 40), B = Number(process.argv[3] || 500), N = 20000;
 const ADMIN = process.env.TEST_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
