@@ -45,10 +45,9 @@ function batchOf(requests: Array<Pending<NewRequestItem>>, commits: Array<Pendin
 
 /**
  * Group commit: new requests (plain or keyed) and step results handed in together are written
- * in a single transaction: those of one event-loop turn, or the first `flushAt` of them.
- * Each caller's promise settles only
- * after that transaction is durable, so nothing is routed or answered before its cause is
- * stored. While one batch is being written, the next one fills up.
+ * in a single transaction: those of one event-loop turn, or the first `flushAt` of them. Each
+ * caller's promise settles only after that transaction is durable, so nothing is routed or
+ * answered before its cause is stored. While one batch is being written, the next one fills up.
  *
  * A batch leaves at the end of the event-loop turn, or as soon as `flushAt` items wait, whichever
  * comes first (and a batch holds at most `maxBatch`). The second matters when one answered batch
