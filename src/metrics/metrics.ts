@@ -187,7 +187,9 @@ export class EngineMetrics {
   private async readQueues(): Promise<void> {
     const hub = this.engine.hub;
     if (!hub) return;
-    const names = [REQUESTS_QUEUE, RESULTS_QUEUE, ...this.engine.registry.all().filter((m) => m.transport === 'queue').map((m) => MODULE_QUEUE_PREFIX + m.name)];
+    // This engine's own results queue too (`conveyor:results:<engine id>`): the answers waiting for it.
+    const own = hub.replyQueue ? [hub.replyQueue] : [];
+    const names = [REQUESTS_QUEUE, RESULTS_QUEUE, ...own, ...this.engine.registry.all().filter((m) => m.transport === 'queue').map((m) => MODULE_QUEUE_PREFIX + m.name)];
     this.queueJobs.reset();
     await Promise.all(names.map(async (name) => {
       const c = await hub.queue(name).getJobCounts();

@@ -113,7 +113,7 @@ describe('metrics and readiness in distributed mode', function () {
   before(async () => {
     await requireRedis();
     // say-hello runs through its bull queue (a worker in this same process), so its result
-    // reaches the engine through conveyor:results rather than the bus.
+    // reaches the engine through its own results queue (conveyor:results:<engine id>) rather than the bus.
     t = await startOpsEngine({ engine: { redisUrl: redisUrl(), queueModules: ['say-hello'], queuePrefix: `ops-${randomBytes(4).toString('hex')}` } });
     const res = await t.api('POST', '/api/pipelines/greet/requests?wait=10', { body: {} });
     expect(res.status).to.equal(200);
@@ -128,7 +128,9 @@ describe('metrics and readiness in distributed mode', function () {
 
   it('reports the bull queue depths', async () => {
     const text = (await t.api<string>('GET', '/metrics', { key: t.keys.read })).text;
-    for (const queue of ['conveyor:requests', 'conveyor:results', 'conveyor:module:say-hello']) {
+    const own = t.engine.hub!.replyQueue!;
+    expect(own).to.match(/^conveyor:results:[0-9a-f]{16}$/);
+    for (const queue of ['conveyor:requests', 'conveyor:results', own, 'conveyor:module:say-hello']) {
       for (const state of ['waiting', 'active', 'delayed', 'failed']) {
         expect(sample(text, 'conveyor_queue_jobs', { queue, state }), `${queue} ${state}`).to.be.a('number');
       }
