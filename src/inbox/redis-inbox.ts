@@ -86,6 +86,11 @@ export class RedisInbox extends LocalInbox {
     this.heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
   }
 
+  /** The command connection the heartbeats use (the shared results queue's). */
+  private get redis(): Queue.Queue['client'] {
+    return this.hub.queue(RESULTS_QUEUE).client;
+  }
+
   private get enginesKey(): string {
     return enginesKey(this.hub.prefix);
   }
@@ -152,7 +157,7 @@ export class RedisInbox extends LocalInbox {
   private async heartbeat(): Promise<void> {
     if (!this.consuming) return;
     try {
-      const redis = this.hub.queue(RESULTS_QUEUE).client;
+      const redis = this.redis;
       await redis.multi().set(this.aliveKey(this.id), '1', 'PX', 3 * this.heartbeatMs).sadd(this.enginesKey, this.id).exec();
       const ids = await redis.smembers(this.enginesKey);
       for (const id of ids) {
@@ -194,7 +199,7 @@ export class RedisInbox extends LocalInbox {
     const since = this.emptySince.get(name) ?? Date.now();
     this.emptySince.set(name, since);
     if (Date.now() - since < FORGET_AFTER_MS) return;
-    await this.hub.queue(RESULTS_QUEUE).client.srem(this.enginesKey, id);
+    await this.redis.srem(this.enginesKey, id);
     this.draining.delete(name);
     this.emptySince.delete(name);
     await this.hub.closeQueue(`${name}#take`);
@@ -212,7 +217,7 @@ export class RedisInbox extends LocalInbox {
       ...[this.ownQueue, ...this.draining].map((name) => this.hub.consumer(name).pause(true)),
     ]);
     // No longer alive: another engine takes what still comes to this one's queue.
-    await this.hub.queue(RESULTS_QUEUE).client.del(this.aliveKey(this.id)).catch(() => undefined);
+    await this.redis.del(this.aliveKey(this.id)).catch(() => undefined);
   }
 
   /**

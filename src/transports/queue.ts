@@ -39,6 +39,13 @@ export const RESULT_JOB_BYTES = 1024 * 1024;
 
 /** A module's answer on `conveyor:results`; `requeued`: how many times an engine could not commit it and queued it again. */
 export type ResultJob = (({ type: 'completed' } & BusEvents['StepCompleted']) | ({ type: 'failed' } & BusEvents['StepFailed'])) & { requeued?: number };
+/** An answer handed to `QueueHub.addResult`, settled once the job holding it is in Redis. */
+interface PendingResult {
+  job: ResultJob;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** Several answers ready in one event-loop turn, in one job of `conveyor:results`. */
 export interface ResultBatchJob {
   type: 'batch';
@@ -171,7 +178,7 @@ export class QueueHub {
   }
 
   /** Answers handed in during this turn, by the queue they go to. */
-  private resultBatches = new Map<string, Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }>>();
+  private resultBatches = new Map<string, PendingResult[]>();
 
   /**
    * Queues a module's answer on `conveyor:results`; resolves once the job holding it is in
@@ -206,7 +213,7 @@ export class QueueHub {
     this.sweepReplyQueues(now);
   }
 
-  private sendResultsTo(name: string, waiting: Array<{ job: ResultJob; resolve: () => void; reject: (err: unknown) => void }>): void {
+  private sendResultsTo(name: string, waiting: PendingResult[]): void {
     let part: typeof waiting = [];
     let bytes = 0;
     const send = (): void => {
