@@ -24,6 +24,7 @@ import { Migrations } from './migration/service';
 import { MigrationRunner, type MigrationRunnerOptions } from './migration/runner';
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
+import { SQLITE_MAX_BACKLOG } from './supervisor/options';
 import { EventTransport, ModuleHost } from './transports/event';
 import { randomBytes } from 'node:crypto';
 import { BrokerPool } from './brokers/pool';
@@ -164,7 +165,7 @@ export class Engine {
     this.supervisor = new Supervisor(
       { store, committer: this.committer, bus: this.bus, dispatcher, pipelines: catalog, logger },
       // One process alone (no Redis) carries every request itself: no state of its goes stale elsewhere.
-      { sweepBuffered: Boolean(this.hub), ...(this.hub ? {} : { staleCheckMs: 0 }), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
+      { sweepBuffered: Boolean(this.hub), ...(this.hub ? {} : { staleCheckMs: 0 }), ...(store.dialect === 'sqlite' ? { maxBacklog: SQLITE_MAX_BACKLOG } : {}), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
     this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger, { heartbeatMs: opts.heartbeatMs }) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });

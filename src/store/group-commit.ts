@@ -73,6 +73,8 @@ export class GroupCommitter {
   private scheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   private readonly parallel: number;
+  /** Items in batches being written. */
+  private writingItems = 0;
   /** Batches written so far, the items in them, and the failed batches written again one item at a time (for metrics and the benchmark). */
   readonly stats = { batches: 0, items: 0, split: 0 };
 
@@ -163,6 +165,11 @@ export class GroupCommitter {
     }
   }
 
+  /** Items handed in and not answered yet: waiting for a batch, or in one being written. */
+  get pending(): number {
+    return this.requests.length + this.commits.length + this.keyed.length + this.writingItems;
+  }
+
   private waiting(): boolean {
     return this.requests.length > 0 || this.commits.length > 0 || this.keyed.length > 0;
   }
@@ -198,6 +205,8 @@ export class GroupCommitter {
     const requests = this.requests.splice(0, this.maxBatch - commits.length);
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
+    const n = requests.length + commits.length + keyed.length;
+    this.writingItems += n;
     let writing: Promise<boolean[]>;
     try {
       writing = this.store.write(batchOf(requests, commits, keyed));
@@ -218,6 +227,7 @@ export class GroupCommitter {
         (err: unknown) => (requests.length + commits.length + keyed.length === 1 ? [...requests, ...commits, ...keyed][0]!.reject(err) : this.oneByOne(requests, commits, keyed, err)),
       )
       .finally(() => {
+        this.writingItems -= n;
         this.flushes.delete(flush);
         if (this.waiting()) this.schedule();
       });

@@ -56,7 +56,7 @@ export class Supervisor {
   ) {
     this.traceDeps = { store: d.store, logger: d.logger };
     this.envs = new DecisionEnvs(d.pipelines);
-    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, staleCheckMs: 5000, ...options };
+    this.o = { sweepIntervalMs: 1000, leaseGraceMs: 10_000, queueLeaseMs: 600_000, sweepBuffered: false, deferDispatch: false, alertChannels: [], maxInFlight: 4000, maxBacklog: 0, staleCheckMs: 5000, ...options };
     this.outbox = new Outbox(d, (r) => void this.takeResult(r));
     this.inFlight = this.outbox.inFlight;
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
@@ -64,8 +64,8 @@ export class Supervisor {
       cached: () => this.states.size,
       listStartable: (before, limit) => d.store.listStaleBuffered(before, limit),
       start: (ids) => this.startPulled(ids),
-      logger: d.logger,
-    });
+      logger: d.logger, backlog: () => d.committer.pending,
+    }, this.o.maxBacklog > 0 ? this.o.maxBacklog : Number.POSITIVE_INFINITY);
     // Drops the states of requests that another engine carried on.
     this.moved = new MovedStates({ cache: this.states, pipelineOf: (r) => d.pipelines.cached?.(r.pipelineId, r.version), read: (ids) => d.store.getRequests(ids), dropped: () => this.admission.freed(), logger: d.logger }, this.o.staleCheckMs);
   }
@@ -187,7 +187,7 @@ export class Supervisor {
 
   /** Starts what admission pulled: admitted now, rows read in one query (if that fails, each `load` reads its own). */
   private startPulled(ids: string[]): void {
-    const admitted = ids.filter((id) => this.admission.admit(id));
+    const admitted = ids.filter((id) => this.admission.admit(id, true));
     if (admitted.length > 0) void this.d.store.getRequests(admitted).catch(() => []).then((rows) => {
       for (const r of rows) this.pulled.set(r.id, r);
       for (const id of admitted) void this.receive({ type: 'start', requestId: id }).finally(() => this.pulled.delete(id));

@@ -79,3 +79,52 @@ describe('admission: the once-a-second look for waiting starts', () => {
     expect(reads).to.have.length(0);
   });
 });
+
+describe("admission: the store's backlog as a second bound", () => {
+  function backlogHarness(o: { cached: number; max: number; maxBacklog: number; backlog: number; waiting: string[] }) {
+    const reads: Array<{ before: number; limit: number }> = [];
+    const started: string[] = [];
+    const a = new Admission(o.max, {
+      cached: () => o.cached,
+      listStartable: (before, limit) => {
+        reads.push({ before, limit });
+        return Promise.resolve(o.waiting.slice(0, limit));
+      },
+      start: (ids) => void started.push(...ids),
+      logger: createLogger('error'),
+      backlog: () => o.backlog,
+    }, o.maxBacklog);
+    return { a, reads, started };
+  }
+
+  it('turns a start away while the writes waiting and the starts under way reach the bound, however few are in flight', () => {
+    const o = { cached: 0, max: 100, maxBacklog: 4, backlog: 2, waiting: [] };
+    const { a } = backlogHarness(o);
+    expect(a.admit('s1')).to.equal(true);
+    expect(a.admit('s2')).to.equal(true); // 2 writes + 2 starts = 4
+    expect(a.hasRoom()).to.equal(false);
+    expect(a.admit('s3')).to.equal(false);
+    expect(a.stats.deferred).to.equal(1);
+    o.backlog = 1; // a batch answered
+    expect(a.admit('s3')).to.equal(true);
+  });
+
+  it("a start its own pull read is admitted on the in-flight cap alone; the pull asked only for the backlog's room", async () => {
+    const o = { cached: 0, max: 100, maxBacklog: 10, backlog: 10, waiting: ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8'] };
+    const { a, reads, started } = backlogHarness(o);
+    expect(a.admit('x')).to.equal(false); // the backlog is full: the start waits in the store
+    a.freed();
+    a.tick();
+    await settle();
+    expect(reads, 'no read while the backlog is full').to.have.length(0);
+    o.backlog = 4; // room 6 under the backlog, 100 under the cap
+    a.freed();
+    await settle();
+    expect(reads).to.have.length(1);
+    expect(reads[0]!.limit, "the backlog's room").to.equal(6);
+    expect(started).to.deep.equal(['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+    expect(a.admit('r1', true), 'pulled: the cap has room').to.equal(true);
+    o.cached = 100;
+    expect(a.admit('r9', true), 'pulled, but the cap is full').to.equal(false);
+  });
+});
