@@ -94,8 +94,8 @@ export interface Config {
   heapGrowingPercent: number;
   /** `LOG_LEVEL`. */
   logLevel: string;
-  /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`; unset keeps the supervisor's defaults. */
-  supervisor: { sweepIntervalMs?: number; leaseGraceMs?: number; queueLeaseMs?: number; maxInFlight?: number };
+  /** `CONVEYOR_SWEEP_MS`, `CONVEYOR_LEASE_GRACE_MS`, `CONVEYOR_QUEUE_LEASE_MS`, `CONVEYOR_MAX_IN_FLIGHT`, `CONVEYOR_MAX_BACKLOG`; unset keeps the supervisor's defaults. */
+  supervisor: { sweepIntervalMs?: number; leaseGraceMs?: number; queueLeaseMs?: number; maxInFlight?: number; maxBacklog?: number };
   /** `CONVEYOR_REQUEST_CALLBACK_*`; unset keeps the sender's defaults. */
   requestCallbacks: { secret?: string; attempts?: number; backoffMs?: number };
   /** `CONVEYOR_ADMIN_*`. */
@@ -154,6 +154,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_LEASE_GRACE_MS: '10000',
   CONVEYOR_SWEEP_MS: '1000',
   CONVEYOR_MAX_IN_FLIGHT: '4000',
+  CONVEYOR_MAX_BACKLOG: '',
   CONVEYOR_REQUEST_CALLBACK_SECRET: '',
   CONVEYOR_REQUEST_CALLBACK_ATTEMPTS: '8',
   CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS: '1000',
@@ -287,6 +288,7 @@ function tunings(r: Reader): Pick<Config, 'supervisor' | 'requestCallbacks' | 'a
       leaseGraceMs: r.ms('CONVEYOR_LEASE_GRACE_MS', undefined),
       queueLeaseMs: r.ms('CONVEYOR_QUEUE_LEASE_MS', undefined),
       maxInFlight: r.int('CONVEYOR_MAX_IN_FLIGHT', 0, MAX_INT, undefined),
+      maxBacklog: r.int('CONVEYOR_MAX_BACKLOG', 0, MAX_INT, undefined),
     }),
     requestCallbacks: defined({
       secret: r.str('CONVEYOR_REQUEST_CALLBACK_SECRET'),

@@ -315,7 +315,7 @@ export class Engine {
   }
 
   /** Admission control: requests in flight here, starts deferred to the store and pulled back. */
-  get admitted(): { inFlight: number; deferred: number; pulled: number } {
+  get admitted(): { inFlight: number; waitingForStore: number; deferred: number; pulled: number } {
     return this.supervisor.admitted;
   }
 

@@ -26,7 +26,7 @@ export interface MetricsSource {
   /** Step attempts sent to a module by this process and not answered yet. */
   readonly inFlightCount: number;
   /** Admission control: requests in flight in this process, starts it left in the store, starts it took back. */
-  readonly admitted: { inFlight: number; deferred: number; pulled: number };
+  readonly admitted: { inFlight: number; waitingForStore: number; deferred: number; pulled: number };
 }
 
 /** Request statuses counted by the `conveyor_requests` gauge: the ones that stay few. */
@@ -54,6 +54,7 @@ export class EngineMetrics {
   private readonly queueJobs: Gauge<'queue' | 'state'>;
   private readonly inFlight: Gauge;
   private readonly requestsInFlight: Gauge;
+  private readonly waitingForStore: Gauge;
   private readonly deferred: Counter;
   private deferredSeen = 0;
   private readonly finished: Counter<'pipeline' | 'status'>;
@@ -81,7 +82,8 @@ export class EngineMetrics {
     this.queueJobs = new Gauge({ name: 'conveyor_queue_jobs', help: 'Jobs in the bull queues (distributed mode), by queue and state.', labelNames: ['queue', 'state'], registers });
     this.inFlight = new Gauge({ name: 'conveyor_steps_in_flight', help: 'Step attempts sent to a module by this process and not answered yet.', registers });
     this.requestsInFlight = new Gauge({ name: 'conveyor_requests_in_flight', help: 'Requests in flight in this process (admission control: at most CONVEYOR_MAX_IN_FLIGHT).', registers });
-    this.deferred = new Counter({ name: 'conveyor_starts_deferred_total', help: 'Starts this process left buffered in the store because CONVEYOR_MAX_IN_FLIGHT requests were in flight.', registers });
+    this.waitingForStore = new Gauge({ name: 'conveyor_requests_waiting_for_store', help: 'Requests of this process waiting for the store: step commits not answered yet, and starts under way (admission control: no new start at CONVEYOR_MAX_BACKLOG).', registers });
+    this.deferred = new Counter({ name: 'conveyor_starts_deferred_total', help: 'Starts this process left buffered in the store because CONVEYOR_MAX_IN_FLIGHT requests were in flight, or CONVEYOR_MAX_BACKLOG waited for the store.', registers });
     this.finished = new Counter({ name: 'conveyor_requests_finished_total', help: 'Requests that ended, by pipeline and final status, seen by this process.', labelNames: ['pipeline', 'status'], registers });
     this.duration = new Histogram({
       name: 'conveyor_step_duration_seconds',
@@ -179,6 +181,7 @@ export class EngineMetrics {
     this.inFlight.set(this.engine.inFlightCount);
     const admitted = this.engine.admitted;
     this.requestsInFlight.set(admitted.inFlight);
+    this.waitingForStore.set(admitted.waitingForStore);
     if (admitted.deferred > this.deferredSeen) this.deferred.inc(admitted.deferred - this.deferredSeen);
     this.deferredSeen = admitted.deferred;
     await this.readQueues();

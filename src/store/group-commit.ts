@@ -73,8 +73,9 @@ export class GroupCommitter {
   private scheduled = false;
   private readonly flushes = new Set<Promise<void>>();
   private readonly parallel: number;
-  /** Items in batches being written. */
-  private writingItems = 0;
+  /** Commits in batches being written and not answered yet. */
+  private writingCommits = 0;
+  private readonly answeredListeners: Array<() => void> = [];
   /** Batches written so far, the items in them, and the failed batches written again one item at a time (for metrics and the benchmark). */
   readonly stats = { batches: 0, items: 0, split: 0 };
 
@@ -144,9 +145,15 @@ export class GroupCommitter {
   private async oneByOne(requests: Array<Pending<NewRequestItem>>, commits: Array<Pending<RequestCommit>>, keyed: Array<Pending<IntakeInsert>>, batchError: unknown): Promise<void> {
     this.stats.split++;
     // Each item alone, with how its caller is answered: a new request is stored or not, a commit or a keyed insert held or not.
+    // A commit stops counting as pending once it is answered, one by one here.
+    const commitSettled = (p: Pending<RequestCommit>): Pending<RequestCommit> => ({
+      item: p.item,
+      resolve: (ok) => { this.writingCommits--; p.resolve(ok); },
+      reject: (err) => { this.writingCommits--; p.reject(err); },
+    });
     const items: Array<{ batch: WriteBatch; settle: { resolve(ok: boolean): void; reject(err: unknown): void }; held: (answers: boolean[]) => boolean }> = [
       ...requests.map((p) => ({ batch: batchOf([p], [], []), settle: p, held: () => true })),
-      ...commits.map((p) => ({ batch: batchOf([], [p], []), settle: p, held: (a: boolean[]) => a[0] ?? false })),
+      ...commits.map((p) => ({ batch: batchOf([], [p], []), settle: commitSettled(p), held: (a: boolean[]) => a[0] ?? false })),
       ...keyed.map((p) => ({ batch: batchOf([], [], [p]), settle: p, held: (a: boolean[]) => a[0] ?? false })),
     ];
     let failedInARow = 0;
@@ -165,9 +172,27 @@ export class GroupCommitter {
     }
   }
 
-  /** Items handed in and not answered yet: waiting for a batch, or in one being written. */
-  get pending(): number {
-    return this.requests.length + this.commits.length + this.keyed.length + this.writingItems;
+  /**
+   * Step commits handed in and not answered yet: waiting for a batch, or in one being written.
+   * New requests (intake's inserts) are not counted: admission control bounds the requests in
+   * flight by it (`SupervisorOptions.maxBacklog`), and a flood of submissions stored `buffered`
+   * must not hold back the starts.
+   */
+  get pendingCommits(): number {
+    return this.commits.length + this.writingCommits;
+  }
+
+  /**
+   * Calls `listener` on the turn after each batch is answered: its commits no longer count as
+   * pending. Admission control listens: its backlog also falls where no request's work ends
+   * (a start at submit, intake's inserts).
+   */
+  onAnswered(listener: () => void): void {
+    this.answeredListeners.push(listener);
+  }
+
+  private answered(): void {
+    if (this.answeredListeners.length > 0) setImmediate(() => this.answeredListeners.forEach((l) => l()));
   }
 
   private waiting(): boolean {
@@ -205,8 +230,7 @@ export class GroupCommitter {
     const requests = this.requests.splice(0, this.maxBatch - commits.length);
     const keyed = this.keyed.splice(0, Math.max(0, this.maxBatch - requests.length - commits.length));
     if (requests.length === 0 && commits.length === 0 && keyed.length === 0) return Promise.resolve();
-    const n = requests.length + commits.length + keyed.length;
-    this.writingItems += n;
+    this.writingCommits += commits.length;
     let writing: Promise<boolean[]>;
     try {
       writing = this.store.write(batchOf(requests, commits, keyed));
@@ -218,16 +242,21 @@ export class GroupCommitter {
     const flush: Promise<void> = writing
       .then(
         (answers) => {
+          this.writingCommits -= commits.length;
           this.stats.batches++;
           this.stats.items += requests.length + commits.length + keyed.length;
           for (const p of requests) p.resolve(true);
           commits.forEach((p, i) => p.resolve(answers[i] ?? false));
           keyed.forEach((p, i) => p.resolve(answers[commits.length + i] ?? false));
         },
-        (err: unknown) => (requests.length + commits.length + keyed.length === 1 ? [...requests, ...commits, ...keyed][0]!.reject(err) : this.oneByOne(requests, commits, keyed, err)),
+        (err: unknown) => {
+          if (requests.length + commits.length + keyed.length > 1) return this.oneByOne(requests, commits, keyed, err);
+          this.writingCommits -= commits.length;
+          [...requests, ...commits, ...keyed][0]!.reject(err);
+        },
       )
       .finally(() => {
-        this.writingItems -= n;
+        this.answered();
         this.flushes.delete(flush);
         if (this.waiting()) this.schedule();
       });

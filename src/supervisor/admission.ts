@@ -1,23 +1,27 @@
 /**
  * Admission control: at most `max` requests in flight in this process. A start beyond that
  * is not kept in memory: the request stays `buffered` in the store (where intake already put
- * it), and is pulled back, oldest release first, as requests in flight end. So 100,000
- * requests submitted at once cost rows, not heap.
+ * it), and is pulled back, oldest release first, as room frees. So 100,000 requests
+ * submitted at once cost rows, not heap.
  *
  * In flight = the requests whose state the supervisor keeps (running ones) plus the starts
  * under way. Several engine processes may pull the same request: its start is a guarded
  * commit, so one of them starts it and the others find it running.
  *
  * A second bound, `maxBacklog`, counts only the requests that are waiting for the store: the
- * writes handed to the group commit and not answered yet, plus the starts under way. A new
- * start is admitted only while that backlog is under it. A request whose module is still
+ * step commits handed to the group commit and not answered yet, plus the starts under way
+ * (intake's inserts of new requests do not count). A new start is admitted only while that
+ * backlog is under it. The bound is soft: a pull is sized to the room when it asks, and the
+ * starts it reads are admitted on the in-flight cap alone, so the backlog may pass the bound
+ * by up to one pull while the requests already running hand in their next commits. A
+ * request whose module is still
  * working (an HTTP call, a worker's queue, a timer) has no write waiting, so it does not
  * count: with slow modules, up to `max` requests stay in flight. With fast in-process modules
  * every request in flight has a commit waiting, and the backlog keeps the engine from taking
  * on more requests than its store can write in a batch or two. On SQLite, whose writes run on
  * the engine's own thread, commits queued beyond that only wait, holding their records
- * through young-generation collections: with 5,000 requests at once the engine spent ~30% more
- * CPU a request with 4,000 in flight than with its backlog held at 500 (docs/performance.md,
+ * through young-generation collections: with 5,000 requests at once the engine spent ~65% more
+ * CPU a request with 4,000 in flight than with its backlog held at 250 (docs/performance.md,
  * "Admission by the store's backlog").
  */
 import type { Logger } from '../log/logger';
@@ -41,7 +45,7 @@ export interface AdmissionDeps {
    */
   start(requestIds: string[]): void;
   logger: Logger;
-  /** Writes handed to the store and not answered yet (`GroupCommitter.pending`). */
+  /** Step commits handed to the store and not answered yet (`GroupCommitter.pendingCommits`). */
   backlog?(): number;
 }
 
@@ -86,7 +90,7 @@ export class Admission {
     return this.d.cached() + this.starting.size;
   }
 
-  /** The requests waiting for the store: its unanswered writes and the starts under way. */
+  /** The requests waiting for the store: their unanswered step commits and the starts under way. */
   get waitingForStore(): number {
     return (this.d.backlog?.() ?? 0) + this.starting.size;
   }

@@ -57,9 +57,10 @@ export interface SupervisorOptions {
   maxInFlight?: number;
   /**
    * Admission control's second bound: no new start while this many requests wait for the
-   * store (writes handed to the group commit and not answered yet, and starts under way).
-   * Requests whose modules are still working do not count. 0: no such bound
-   * (`src/supervisor/admission.ts`). @default 0 (the engine sets {@link SQLITE_MAX_BACKLOG} on SQLite)
+   * store (step commits handed to the group commit and not answered yet, and starts under
+   * way). Requests whose modules are still working do not count. 0: no such bound
+   * (`src/supervisor/admission.ts`). `CONVEYOR_MAX_BACKLOG`. @default 0 (the engine sets
+   * {@link SQLITE_MAX_BACKLOG} on SQLite)
    */
   maxBacklog?: number;
 }
@@ -67,8 +68,8 @@ export interface SupervisorOptions {
 /**
  * The engine's {@link SupervisorOptions.maxBacklog} on SQLite, whose writes run on the engine's
  * own thread. Measured with 5,000 requests at once (docs/performance.md, "Admission by the
- * store's backlog"): 250 and 500 alike, ~25–45% more requests a second than without the
- * bound. MySQL has none: there a batch waits on round trips, and more requests in flight fill
- * the batches (the same bound at 500–2,000 cost it 15–25%).
+ * store's backlog"): 36–50% more requests a second than without the bound. MySQL has none:
+ * there a batch waits on round trips, and more requests in flight fill the batches (the same
+ * bound at 1,000–2,000 cost it 10–20%).
  */
 export const SQLITE_MAX_BACKLOG = 250;

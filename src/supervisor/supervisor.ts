@@ -61,11 +61,11 @@ export class Supervisor {
     this.inFlight = this.outbox.inFlight;
     this.timers = new SupervisorTimers(d.store, d.logger, this.o, (m) => void this.receive(m));
     this.admission = new Admission(this.o.maxInFlight > 0 ? this.o.maxInFlight : Number.POSITIVE_INFINITY, {
-      cached: () => this.states.size,
+      cached: () => this.states.size, backlog: () => d.committer.pendingCommits,
       listStartable: (before, limit) => d.store.listStaleBuffered(before, limit),
-      start: (ids) => this.startPulled(ids),
-      logger: d.logger, backlog: () => d.committer.pending,
+      start: (ids) => this.startPulled(ids), logger: d.logger,
     }, this.o.maxBacklog > 0 ? this.o.maxBacklog : Number.POSITIVE_INFINITY);
+    d.committer.onAnswered(() => this.admission.freed());
     // Drops the states of requests that another engine carried on.
     this.moved = new MovedStates({ cache: this.states, pipelineOf: (r) => d.pipelines.cached?.(r.pipelineId, r.version), read: (ids) => d.store.getRequests(ids), dropped: () => this.admission.freed(), logger: d.logger }, this.o.staleCheckMs);
   }
@@ -90,7 +90,7 @@ export class Supervisor {
   get cachedCount(): number { return this.states.size; }
 
   /** Requests in flight in this process (admission control), and starts it deferred to the store or pulled back. */
-  get admitted(): { inFlight: number; deferred: number; pulled: number } { return { inFlight: this.admission.inFlight, ...this.admission.stats }; }
+  get admitted(): { inFlight: number; waitingForStore: number; deferred: number; pulled: number } { return { inFlight: this.admission.inFlight, waitingForStore: this.admission.waitingForStore, ...this.admission.stats }; }
 
   /** Runs currently with a module, in this process. */
   get inFlightCount(): number { return this.inFlight.size; }

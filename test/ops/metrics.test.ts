@@ -42,6 +42,7 @@ describe('metrics and readiness', function () {
     expect(sample(text, 'conveyor_waiting_requests')).to.equal(0);
     expect(sample(text, 'conveyor_steps_in_flight')).to.equal(0);
     expect(sample(text, 'conveyor_requests_in_flight')).to.equal(0);
+    expect(sample(text, 'conveyor_requests_waiting_for_store')).to.equal(0);
     expect(sample(text, 'conveyor_starts_deferred_total')).to.equal(0);
   });
 

@@ -82,3 +82,45 @@ describe('backpressure: bounded intake, fair group commit', function () {
     expect(batches).to.deep.equal([{ requests: 10, commits: 90 }, { requests: 0, commits: 60 }]);
   });
 });
+
+describe('group commit: the step commits waiting for the store (admission control reads it)', () => {
+  it('counts commits handed in until each is answered, not new requests; tells its listener on the turn after each batch', async () => {
+    const answers: Array<(ok: boolean[]) => void> = [];
+    const store = { write: (b: WriteBatch) => new Promise<boolean[]>((resolve) => answers.push(() => resolve(b.commits.map(() => true)))) } as unknown as Store;
+    const committer = new GroupCommitter(store, 100);
+    let told = 0;
+    committer.onAnswered(() => told++);
+    const pending: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 3; i++) pending.push(committer.insertRequest({ id: `r${i}` } as RequestRecord));
+    for (let i = 0; i < 4; i++) pending.push(committer.commit({ requestId: `c${i}` } as RequestCommit));
+    expect(committer.pendingCommits, 'waiting for a batch').to.equal(4);
+    await new Promise((r) => setImmediate(r));
+    expect(answers, 'one batch being written').to.have.length(1);
+    expect(committer.pendingCommits, 'being written').to.equal(4);
+    answers[0]!([]);
+    await Promise.all(pending);
+    expect(committer.pendingCommits).to.equal(0);
+    expect(told, 'not before the next turn').to.equal(0);
+    await new Promise((r) => setImmediate(r));
+    expect(told).to.equal(1);
+  });
+
+  it('a failed batch written again one item at a time: each commit stops counting as it is answered', async () => {
+    let calls = 0;
+    const seen: number[] = [];
+    let committer: GroupCommitter | undefined;
+    const store = {
+      write: (b: WriteBatch) => {
+        calls++;
+        if (calls === 1) return Promise.reject(new Error('batch refused'));
+        seen.push(committer!.pendingCommits);
+        return b.commits[0]?.requestId === 'c1' ? Promise.reject(new Error('c1 refused')) : Promise.resolve(b.commits.map(() => true));
+      },
+    } as unknown as Store;
+    committer = new GroupCommitter(store, 100);
+    const results = await Promise.allSettled([0, 1, 2].map((i) => committer.commit({ requestId: `c${i}` } as RequestCommit)));
+    expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+    expect(seen, 'pending while each is written alone').to.deep.equal([3, 2, 1]);
+    expect(committer.pendingCommits).to.equal(0);
+  });
+});

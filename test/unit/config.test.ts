@@ -54,6 +54,8 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_SWEEP_MS: '250', CONVEYOR_LEASE_GRACE_MS: '1000', CONVEYOR_QUEUE_LEASE_MS: '10000' }, { supervisor: { sweepIntervalMs: 250, leaseGraceMs: 1000, queueLeaseMs: 10_000 } }],
     [{ CONVEYOR_MAX_IN_FLIGHT: '2000' }, { supervisor: { maxInFlight: 2000 } }],
     [{ CONVEYOR_MAX_IN_FLIGHT: '0' }, { supervisor: { maxInFlight: 0 } }],
+    [{ CONVEYOR_MAX_BACKLOG: '500' }, { supervisor: { maxBacklog: 500 } }],
+    [{ CONVEYOR_MAX_BACKLOG: '0' }, { supervisor: { maxBacklog: 0 } }],
     [{ CONVEYOR_REQUEST_CALLBACK_SECRET: 'k', CONVEYOR_REQUEST_CALLBACK_ATTEMPTS: '3', CONVEYOR_REQUEST_CALLBACK_BACKOFF_MS: '10' }, { requestCallbacks: { secret: 'k', attempts: 3, backoffMs: 10 } }],
     [
       { CONVEYOR_ADMIN_WEBHOOK: 'http://127.0.0.1:9/a', CONVEYOR_ADMIN_MODULE: 'admin-alert', CONVEYOR_ADMIN_RETRIES: '0', CONVEYOR_ADMIN_BACKOFF_MS: '10', CONVEYOR_ADMIN_TIMEOUT_MS: '3000', CONVEYOR_ADMIN_SWEEP_MS: '20' },
@@ -98,6 +100,7 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_SWEEP_MS: '0' }, 'CONVEYOR_SWEEP_MS must be a number of milliseconds above 0, got "0"'],
     [{ CONVEYOR_MAX_IN_FLIGHT: 'lots' }, 'CONVEYOR_MAX_IN_FLIGHT must be an integer 0-2147483647, got "lots"'],
     [{ CONVEYOR_MAX_IN_FLIGHT: '-1' }, 'CONVEYOR_MAX_IN_FLIGHT must be an integer 0-2147483647, got "-1"'],
+    [{ CONVEYOR_MAX_BACKLOG: 'some' }, 'CONVEYOR_MAX_BACKLOG must be an integer 0-2147483647, got "some"'],
     [{ CONVEYOR_LEASE_GRACE_MS: 'x' }, 'CONVEYOR_LEASE_GRACE_MS must be a number of milliseconds above 0, got "x"'],
     [{ CONVEYOR_QUEUE_LEASE_MS: '-5' }, 'CONVEYOR_QUEUE_LEASE_MS must be a number of milliseconds above 0, got "-5"'],
     [{ CONVEYOR_REQUEST_CALLBACK_ATTEMPTS: '0' }, 'CONVEYOR_REQUEST_CALLBACK_ATTEMPTS must be an integer 1-2147483647, got "0"'],
