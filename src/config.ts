@@ -68,6 +68,8 @@ export interface Config {
   queueModules: string[];
   /** `CONVEYOR_QUEUE_LOCK_MS`. */
   queueLockMs: number;
+  /** `CONVEYOR_HEARTBEAT_MS`: how often a distributed engine says it is alive (a key in Redis that expires after three beats). */
+  heartbeatMs: number;
   /** `CONVEYOR_QUEUE_PREFIX`; undefined: bull's `bull`. */
   queuePrefix: string | undefined;
   /** `CONVEYOR_PUBLIC_URL`; undefined: `http://HOST:PORT`. */
@@ -139,6 +141,7 @@ export const CONFIG_VARIABLES: Readonly<Record<string, string>> = {
   CONVEYOR_BODY_LIMIT: '1048576',
   CONVEYOR_QUEUE_MODULES: '',
   CONVEYOR_QUEUE_LOCK_MS: '30000',
+  CONVEYOR_HEARTBEAT_MS: '10000',
   CONVEYOR_QUEUE_PREFIX: 'bull',
   CONVEYOR_PUBLIC_URL: '',
   CONVEYOR_CALLBACK_SECRET: '',
@@ -330,6 +333,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimit: r.int('CONVEYOR_BODY_LIMIT', 1, MAX_INT, 1024 * 1024),
     queueModules: parseList(r.str('CONVEYOR_QUEUE_MODULES')),
     queueLockMs: r.int('CONVEYOR_QUEUE_LOCK_MS', 1, MAX_INT, 30_000),
+    heartbeatMs: r.int('CONVEYOR_HEARTBEAT_MS', 100, MAX_INT, 10_000),
     queuePrefix: r.str('CONVEYOR_QUEUE_PREFIX'),
     publicUrl: r.str('CONVEYOR_PUBLIC_URL'),
     callbackSecret: r.str('CONVEYOR_CALLBACK_SECRET'),

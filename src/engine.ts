@@ -62,7 +62,7 @@ export interface EngineOptions {
   publicUrl?: string;
   /** Redis key prefix for the queues (tests isolate themselves with it). @default config.queuePrefix ?? 'bull' */
   queuePrefix?: string;
-  /** Distributed: how often this engine says it is alive (`RedisInboxOptions.heartbeatMs`; tests shorten it). @default 10000 */
+  /** Distributed: how often this engine says it is alive (`RedisInboxOptions.heartbeatMs`; tests shorten it). @default `CONVEYOR_HEARTBEAT_MS`, 10000 */
   heartbeatMs?: number;
   /** Intake loop timings and callback retries (tests shorten them). */
   intake?: IntakeOptions;
@@ -167,7 +167,7 @@ export class Engine {
       // One process alone (no Redis) carries every request itself: no state of its goes stale elsewhere.
       { sweepBuffered: Boolean(this.hub), ...(this.hub ? {} : { staleCheckMs: 0 }), ...(store.dialect === 'sqlite' ? { maxBacklog: SQLITE_MAX_BACKLOG } : {}), alertChannels: this.adminNotifier.channelNames, ...config.supervisor, ...opts.supervisor },
     );
-    this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger, { heartbeatMs: opts.heartbeatMs }) : new LocalInbox(this.supervisor, this.bus);
+    this.inbox = this.hub ? new RedisInbox(this.supervisor, this.bus, this.hub, logger, { heartbeatMs: opts.heartbeatMs ?? config.heartbeatMs }) : new LocalInbox(this.supervisor, this.bus);
     const notify = (requestId: string): void => void this.inbox.post({ type: 'start', requestId });
     const startNew = (record: RequestRecord): Promise<RequestRecord | undefined> => this.inbox.startNew(record);
     this.intake = new Intake({ catalog, committer: this.committer, store, bus: this.bus, logger, notify, startNew }, { callbackSecret: config.requestCallbacks.secret, ...opts.intake, callbacks: { outbound, attempts: config.requestCallbacks.attempts, backoffMs: config.requestCallbacks.backoffMs, ...opts.intake?.callbacks } });

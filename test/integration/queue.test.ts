@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as net from 'node:net';
 import { expect } from 'chai';
+import { loadConfig, type Config } from '../../src/config';
 import { Engine, type EngineRoles } from '../../src/engine';
 import { ErrorCodes } from '../../src/errors';
 import Redis from 'ioredis';
@@ -47,7 +48,7 @@ const parse = <T>(v: string | null): T => (v === null ? (null as T) : (JSON.pars
 /** Everything one suite needs: a database, a prefix, and what it started (stopped in `after`). */
 function distributedSuite(label: string): {
   ctx: { db: TestDatabase; redisUrl: string; prefix: string };
-  engine(queueModules: string[], roles: EngineRoles, options?: { heartbeatMs?: number }): Promise<Engine>;
+  engine(queueModules: string[], roles: EngineRoles, options?: { heartbeatMs?: number; config?: Config }): Promise<Engine>;
   worker(modules: string[], env?: Record<string, string>): Promise<ConveyorProc>;
   runs(e: Engine, requestId: string): Promise<RunRow[]>;
 } {
@@ -634,6 +635,22 @@ describe('queue transport: answers go back to the engine that sent the call (Red
     await a.stop();
     await b.stop();
     await stopProc(worker, 'SIGTERM');
+  });
+
+  it('CONVEYOR_HEARTBEAT_MS sets the beat: the engine says it is alive with a key that lives three beats, removed when it stops', async () => {
+    const e = await s.engine(['dist-qecho'], { engine: true, worker: false }, { config: loadConfig({ CONVEYOR_HEARTBEAT_MS: '700' }) });
+    const key = engineAliveKey(s.ctx.prefix, (e.inbox as RedisInbox).id);
+    const redis = e.hub!.queue(RESULTS_QUEUE).client;
+    await waitFor('the first beat', async () => (await redis.exists(key)) === 1, 10_000, 20);
+    const ttl = await redis.pttl(key);
+    expect(ttl, 'three beats of 700 ms, not of the default 10 s').to.be.greaterThan(0).and.at.most(2100);
+    await e.stop();
+    const probe = new Redis(s.ctx.redisUrl);
+    try {
+      expect(await probe.exists(key), 'deleted at stop').to.equal(0);
+    } finally {
+      probe.disconnect();
+    }
   });
 
   it('an engine that is gone (its heartbeat expired): another takes the answers left in its queue, and each step is committed once', async () => {

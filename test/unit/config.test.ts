@@ -16,7 +16,7 @@ describe('configuration (src/config.ts)', () => {
     const c = loadConfig({});
     expect(c).to.deep.equal({
       host: '127.0.0.1', port: 3000, databaseUrl: 'sqlite:./data/conveyor.db', redisUrl: undefined, apiKeys: '', jwt: undefined,
-      pipelinesDir: './pipelines', modulesDir: './modules', bodyLimit: 1_048_576, queueModules: [], queueLockMs: 30_000,
+      pipelinesDir: './pipelines', modulesDir: './modules', bodyLimit: 1_048_576, queueModules: [], queueLockMs: 30_000, heartbeatMs: 10_000,
       queuePrefix: undefined, publicUrl: undefined, callbackSecret: undefined, submitRate: undefined, retentionMs: undefined,
       shutdownDeadlineMs: 10_000, sqliteSynchronous: undefined, sqliteCacheMb: undefined, sqliteCheckpoint: undefined, heapGrowingPercent: 50, logLevel: 'info', supervisor: {}, requestCallbacks: {}, admin: {},
       outboundAllow: undefined, liveIntervalMs: 2000, metrics: undefined, migrations: {},
@@ -37,6 +37,7 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_BODY_LIMIT: '2048' }, { bodyLimit: 2048 }],
     [{ CONVEYOR_QUEUE_MODULES: ' a, b,,c ' }, { queueModules: ['a', 'b', 'c'] }],
     [{ CONVEYOR_QUEUE_LOCK_MS: '2000', CONVEYOR_QUEUE_PREFIX: 'test' }, { queueLockMs: 2000, queuePrefix: 'test' }],
+    [{ CONVEYOR_HEARTBEAT_MS: '2000' }, { heartbeatMs: 2000 }],
     [{ CONVEYOR_PUBLIC_URL: 'https://x.example', CONVEYOR_CALLBACK_SECRET: 's' }, { publicUrl: 'https://x.example', callbackSecret: 's' }],
     [{ CONVEYOR_SUBMIT_RATE: '100/1s' }, { submitRate: '100/1s' }],
     [{ CONVEYOR_RETENTION: '30d' }, { retentionMs: 30 * 86_400_000 }],
@@ -88,6 +89,7 @@ describe('configuration (src/config.ts)', () => {
     [{ CONVEYOR_BODY_LIMIT: '1mb' }, 'CONVEYOR_BODY_LIMIT must be an integer 1-2147483647, got "1mb"'],
     [{ CONVEYOR_BODY_LIMIT: '0' }, 'CONVEYOR_BODY_LIMIT must be an integer 1-2147483647, got "0"'],
     [{ CONVEYOR_QUEUE_LOCK_MS: '-1' }, 'CONVEYOR_QUEUE_LOCK_MS must be an integer 1-2147483647, got "-1"'],
+    [{ CONVEYOR_HEARTBEAT_MS: '50' }, 'CONVEYOR_HEARTBEAT_MS must be an integer 100-2147483647, got "50"'],
     [{ CONVEYOR_SHUTDOWN_DEADLINE_MS: 'soon' }, 'CONVEYOR_SHUTDOWN_DEADLINE_MS must be an integer 0-2147483647, got "soon"'],
     [{ CONVEYOR_RETENTION: '30' }, 'CONVEYOR_RETENTION must be a duration such as "30d" (got "30")'],
     [{ CONVEYOR_RETENTION: '0d' }, 'CONVEYOR_RETENTION must be a duration such as "30d" (got "0d")'],
