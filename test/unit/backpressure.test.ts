@@ -108,16 +108,16 @@ describe('group commit: the step commits waiting for the store (admission contro
   it('a failed batch written again one item at a time: each commit stops counting as it is answered', async () => {
     let calls = 0;
     const seen: number[] = [];
-    let committer: GroupCommitter | undefined;
+    const ref: { committer?: GroupCommitter } = {};
     const store = {
       write: (b: WriteBatch) => {
         calls++;
         if (calls === 1) return Promise.reject(new Error('batch refused'));
-        seen.push(committer!.pendingCommits);
+        seen.push(ref.committer!.pendingCommits);
         return b.commits[0]?.requestId === 'c1' ? Promise.reject(new Error('c1 refused')) : Promise.resolve(b.commits.map(() => true));
       },
     } as unknown as Store;
-    committer = new GroupCommitter(store, 100);
+    const committer = (ref.committer = new GroupCommitter(store, 100));
     const results = await Promise.allSettled([0, 1, 2].map((i) => committer.commit({ requestId: `c${i}` } as RequestCommit)));
     expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
     expect(seen, 'pending while each is written alone').to.deep.equal([3, 2, 1]);
