@@ -28,7 +28,7 @@ const TAKING = 1000;
 const REQUEUE_DELAY_MS = 1000;
 const MAX_REQUEUE_DELAY_MS = 60_000;
 const MAX_REQUEUES = 10;
-/** How often an engine says it is alive, and looks for the results queues of engines that are gone. */
+/** How often an engine says it is alive, and looks for the results queues of engines that are gone (`CONVEYOR_HEARTBEAT_MS`). */
 export const HEARTBEAT_MS = 10_000;
 /**
  * A gone engine's results queue, found empty for this long, is forgotten. A worker stops
@@ -38,7 +38,7 @@ export const HEARTBEAT_MS = 10_000;
 const FORGET_AFTER_MS = 2 * 60_000;
 
 export interface RedisInboxOptions {
-  /** {@link HEARTBEAT_MS}; an engine counts as gone three beats after its last. Tests shorten it. */
+  /** {@link HEARTBEAT_MS}; an engine counts as gone three beats after its last. `CONVEYOR_HEARTBEAT_MS`; tests shorten it. */
   heartbeatMs?: number;
 }
 

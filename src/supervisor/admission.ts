@@ -54,6 +54,7 @@ export class Admission {
   /** Whether a start was turned away since the store was last found empty of them. */
   private backlog = false;
   private pulling = false;
+  private stopped = false;
   private lastPull = 0;
   private ticker: NodeJS.Timeout | undefined;
   /** Starts turned away and starts pulled back, for metrics and tests. */
@@ -77,12 +78,14 @@ export class Admission {
 
   /** The once-a-second look (see {@link start}); public for tests. */
   tick(): void {
-    if (this.pulling || this.room() <= 0) return;
+    if (this.pulling || this.stopped || this.room() <= 0) return;
     this.backlog = true;
     this.pull(Date.now() - TICK_MS);
   }
 
+  /** No more pulls: a batch answered after the stop (the engine drains its writes) starts nothing. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.ticker);
   }
 
@@ -129,7 +132,7 @@ export class Admission {
 
   /** Something ended or left memory: pulls waiting starts if there is room. */
   freed(): void {
-    if (!this.backlog || this.pulling) return;
+    if (!this.backlog || this.pulling || this.stopped) return;
     const room = this.room();
     if (room <= 0) return;
     const now = Date.now();

@@ -68,7 +68,7 @@ export interface SupervisorOptions {
 /**
  * The engine's {@link SupervisorOptions.maxBacklog} on SQLite, whose writes run on the engine's
  * own thread. Measured with 5,000 requests at once (docs/performance.md, "Admission by the
- * store's backlog"): 36–50% more requests a second than without the bound. MySQL has none:
+ * store's backlog"): 35–45% more requests a second than without the bound. MySQL has none:
  * there a batch waits on round trips, and more requests in flight fill the batches (the same
  * bound at 1,000–2,000 cost it 10–20%).
  */

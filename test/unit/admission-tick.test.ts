@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { Admission } from '../../src/supervisor/admission';
 import { createLogger } from '../../src/log/logger';
 
-function harness(o: { cached: number; max: number; waiting: string[] }) {
+function harness(o: { cached: number; max: number; waiting: string[]; maxBacklog?: number; backlog?: number }) {
   const reads: Array<{ before: number; limit: number }> = [];
   const started: string[] = [];
   const a = new Admission(o.max, {
@@ -20,7 +20,8 @@ function harness(o: { cached: number; max: number; waiting: string[] }) {
     },
     start: (ids) => void started.push(...ids),
     logger: createLogger('error'),
-  });
+    backlog: () => o.backlog ?? 0,
+  }, o.maxBacklog);
   return { a, reads, started };
 }
 
@@ -81,25 +82,9 @@ describe('admission: the once-a-second look for waiting starts', () => {
 });
 
 describe("admission: the store's backlog as a second bound", () => {
-  function backlogHarness(o: { cached: number; max: number; maxBacklog: number; backlog: number; waiting: string[] }) {
-    const reads: Array<{ before: number; limit: number }> = [];
-    const started: string[] = [];
-    const a = new Admission(o.max, {
-      cached: () => o.cached,
-      listStartable: (before, limit) => {
-        reads.push({ before, limit });
-        return Promise.resolve(o.waiting.slice(0, limit));
-      },
-      start: (ids) => void started.push(...ids),
-      logger: createLogger('error'),
-      backlog: () => o.backlog,
-    }, o.maxBacklog);
-    return { a, reads, started };
-  }
-
   it('turns a start away while the writes waiting and the starts under way reach the bound, however few are in flight', () => {
     const o = { cached: 0, max: 100, maxBacklog: 4, backlog: 2, waiting: [] };
-    const { a } = backlogHarness(o);
+    const { a } = harness(o);
     expect(a.admit('s1')).to.equal(true);
     expect(a.admit('s2')).to.equal(true); // 2 writes + 2 starts = 4
     expect(a.hasRoom()).to.equal(false);
@@ -109,9 +94,9 @@ describe("admission: the store's backlog as a second bound", () => {
     expect(a.admit('s3')).to.equal(true);
   });
 
-  it("a start its own pull read is admitted on the in-flight cap alone; the pull asked only for the backlog's room", async () => {
+  it("a pull asks only for the backlog's room; a start it read is admitted on the in-flight cap alone, even with the backlog full", async () => {
     const o = { cached: 0, max: 100, maxBacklog: 10, backlog: 10, waiting: ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8'] };
-    const { a, reads, started } = backlogHarness(o);
+    const { a, reads, started } = harness(o);
     expect(a.admit('x')).to.equal(false); // the backlog is full: the start waits in the store
     a.freed();
     a.tick();
@@ -123,8 +108,23 @@ describe("admission: the store's backlog as a second bound", () => {
     expect(reads).to.have.length(1);
     expect(reads[0]!.limit, "the backlog's room").to.equal(6);
     expect(started).to.deep.equal(['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
-    expect(a.admit('r1', true), 'pulled: the cap has room').to.equal(true);
+    // The running requests have handed in their next commits meanwhile: the backlog is full again.
+    o.backlog = 10;
+    expect(a.admit('r7'), 'a start that was not pulled waits').to.equal(false);
+    expect(a.admit('r1', true), 'the pulled ones go ahead: the cap has room').to.equal(true);
     o.cached = 100;
     expect(a.admit('r9', true), 'pulled, but the cap is full').to.equal(false);
+  });
+
+  it('pulls nothing once stopped (the engine drains its writes after the stop)', async () => {
+    const o = { cached: 0, max: 100, maxBacklog: 10, backlog: 10, waiting: ['r1'] };
+    const { a, reads } = harness(o);
+    expect(a.admit('x')).to.equal(false);
+    a.stop();
+    o.backlog = 0;
+    a.freed();
+    a.tick();
+    await settle();
+    expect(reads).to.have.length(0);
   });
 });

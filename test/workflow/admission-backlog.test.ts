@@ -19,6 +19,10 @@ async function count(t: TestEngine, sql: string): Promise<number> {
   return Number(r[0]!.n);
 }
 
+/** How many of these requests completed. */
+const completed = (t: TestEngine, ids: string[]): Promise<number> =>
+  count(t, `SELECT COUNT(*) AS n FROM requests WHERE id IN (${ids.map((id) => `'${id}'`).join(',')}) AND status = 'completed'`);
+
 describe("admission control: no new start while maxBacklog requests wait for the store", function () {
   this.timeout(30_000);
   let t: TestEngine;
@@ -62,7 +66,7 @@ describe("admission control: no new start while maxBacklog requests wait for the
     expect(stored.filter((r) => r.status === 'running'), 'started in the transaction that stored them').to.have.length(5);
     expect(stored.filter((r) => r.status === 'buffered'), 'stored to wait').to.have.length(55);
     const ids = stored.map((r) => r.id);
-    await waitFor('60 completed', async () => ((await count(t, `SELECT COUNT(*) AS n FROM requests WHERE id IN (${ids.map((id) => `'${id}'`).join(',')}) AND status = 'completed'`)) === 60 ? true : undefined), 20_000, 20);
+    await waitFor('60 completed', async () => ((await completed(t, ids)) === 60 ? true : undefined), 20_000, 20);
     expect(t.engine.supervisor.admitted.pulled - before.pulled, 'the waiting starts, taken back from the store').to.be.at.least(1);
     expect(gate.started.slice().sort((a, b) => a - b), 'each first step ran once').to.deep.equal(Array.from({ length: 60 }, (_, i) => 100 + i));
     const runs = await count(t, `SELECT COUNT(*) AS n FROM step_runs WHERE request_id IN (${ids.map((id) => `'${id}'`).join(',')}) AND status = 'completed'`);
@@ -80,6 +84,6 @@ describe("admission control: no new start while maxBacklog requests wait for the
     await waitFor('30 first steps held by the module', () => (gate.running === 30 ? true : undefined), 10_000, 10);
     expect(t.engine.supervisor.admitted).to.include({ inFlight: 30, waitingForStore: 0 });
     openGate(gate);
-    await waitFor('30 completed', async () => ((await count(t, `SELECT COUNT(*) AS n FROM requests WHERE id IN (${ids.map((id) => `'${id}'`).join(',')}) AND status = 'completed'`)) === 30 ? true : undefined), 20_000, 20);
+    await waitFor('30 completed', async () => ((await completed(t, ids)) === 30 ? true : undefined), 20_000, 20);
   });
 });
