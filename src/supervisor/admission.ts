@@ -13,16 +13,16 @@
  * (intake's inserts of new requests do not count). A new start is admitted only while that
  * backlog is under it. The bound is soft: a pull is sized to the room when it asks, and the
  * starts it reads are admitted on the in-flight cap alone, so the backlog may pass the bound
- * by up to one pull while the requests already running hand in their next commits. A
- * request whose module is still
- * working (an HTTP call, a worker's queue, a timer) has no write waiting, so it does not
- * count: with slow modules, up to `max` requests stay in flight. With fast in-process modules
- * every request in flight has a commit waiting, and the backlog keeps the engine from taking
- * on more requests than its store can write in a batch or two. On SQLite, whose writes run on
- * the engine's own thread, commits queued beyond that only wait, holding their records
- * through young-generation collections: with 5,000 requests at once the engine spent ~65% more
- * CPU a request with 4,000 in flight than with its backlog held at 250 (docs/performance.md,
- * "Admission by the store's backlog").
+ * by up to one pull while the requests already running hand in their next commits.
+ *
+ * A request whose module is still working (an HTTP call, a worker's queue, a timer) has no
+ * write waiting, so it does not count: with slow modules, up to `max` requests stay in
+ * flight. With fast in-process modules every request in flight has a commit waiting, and the
+ * backlog keeps the engine from taking on more requests than its store can write in a batch
+ * or two. On SQLite, whose writes run on the engine's own thread, commits queued beyond that
+ * only wait, holding their records through young-generation collections: with 5,000 requests
+ * at once the engine spent ~65% more CPU a request with 4,000 in flight than with its backlog
+ * held at 250 (docs/performance.md, "Admission by the store's backlog").
  */
 import type { Logger } from '../log/logger';
 
