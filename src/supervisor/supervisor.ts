@@ -254,11 +254,10 @@ export class Supervisor {
       const decision = decide(pipeline, state, outcome, env);
       if (!decision) {
         // A cached view may predate the run (another engine inserted it): only the store can
-        // tell a duplicate from a result this process has not seen the run of.
-        if (cached && outcome.type !== 'start') {
-          this.states.delete(requestId);
-          continue;
-        }
+        // tell a duplicate from a result this process has not seen the run of. A start of a
+        // request another engine started is not held here: not kept, nor counted in flight.
+        if (cached !== (outcome.type === 'start')) this.states.delete(requestId);
+        if (cached && outcome.type !== 'start') continue;
         if ('runId' in outcome) this.d.logger.info('duplicate result dropped', { requestId, runId: outcome.runId });
         return 'ignored';
       }

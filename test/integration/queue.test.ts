@@ -637,6 +637,21 @@ describe('queue transport: answers go back to the engine that sent the call (Red
     await stopProc(worker, 'SIGTERM');
   });
 
+  it('a start of a request another engine already started is no news here, and leaves nothing counted in flight', async () => {
+    const a = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 1000 });
+    const b = await s.engine(['dist-qecho'], { engine: true, worker: false }, { heartbeatMs: 1000 });
+    // Started by a at submit; its one step (in-process `slow`, 1.5 s) keeps it running meanwhile.
+    const { id, status } = await a.intake.submit({ pipelineId: 'q-slow', payload: {} });
+    expect(status).to.equal('running');
+    // A second start of it reaches b (a pull, a start job, the sweeper of lost starts).
+    expect(await b.supervisor.receive({ type: 'start', requestId: id })).to.equal('ignored');
+    const [row] = await b.store.query<{ status: string }>('SELECT status FROM requests WHERE id = ?', [id]);
+    expect(row!.status, 'still running on a: the check above saw it under way').to.equal('running');
+    expect(b.admitted.inFlight, 'b does not hold it').to.equal(0);
+    expect(a.admitted.inFlight, 'a does').to.equal(1);
+    await completed(a, [id]);
+  });
+
   it('CONVEYOR_HEARTBEAT_MS sets the beat: the engine says it is alive with a key that lives three beats, removed when it stops', async () => {
     const e = await s.engine(['dist-qecho'], { engine: true, worker: false }, { config: loadConfig({ CONVEYOR_HEARTBEAT_MS: '700' }) });
     const key = engineAliveKey(s.ctx.prefix, (e.inbox as RedisInbox).id);
