@@ -25,6 +25,7 @@ import { MigrationRunner, type MigrationRunnerOptions } from './migration/runner
 import { buildState } from './supervisor/state';
 import { Supervisor, type SupervisorOptions } from './supervisor/supervisor';
 import { SQLITE_MAX_BACKLOG } from './supervisor/options';
+import type { AdmissionCounts } from './supervisor/admission';
 import { EventTransport, ModuleHost } from './transports/event';
 import { randomBytes } from 'node:crypto';
 import { BrokerPool } from './brokers/pool';
@@ -315,7 +316,7 @@ export class Engine {
   }
 
   /** Admission control: requests in flight here, starts deferred to the store and pulled back. */
-  get admitted(): { inFlight: number; waitingForStore: number; deferred: number; pulled: number } {
+  get admitted(): AdmissionCounts {
     return this.supervisor.admitted;
   }
 

@@ -13,6 +13,7 @@ import type { RequestStatus } from '../model';
 import type { ModuleRegistry } from '../module/registry';
 import type { PipelineCatalog } from '../pipeline/catalog';
 import type { SqlStore } from '../store/store';
+import type { AdmissionCounts } from '../supervisor/admission';
 import { MODULE_QUEUE_PREFIX, REQUESTS_QUEUE, RESULTS_QUEUE, type QueueHub } from '../transports/queue';
 
 /** What metrics read: the bus they listen to, and the few sources of their gauges. */
@@ -26,7 +27,7 @@ export interface MetricsSource {
   /** Step attempts sent to a module by this process and not answered yet. */
   readonly inFlightCount: number;
   /** Admission control: requests in flight in this process, starts it left in the store, starts it took back. */
-  readonly admitted: { inFlight: number; waitingForStore: number; deferred: number; pulled: number };
+  readonly admitted: AdmissionCounts;
 }
 
 /** Request statuses counted by the `conveyor_requests` gauge: the ones that stay few. */

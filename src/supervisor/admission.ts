@@ -49,6 +49,17 @@ export interface AdmissionDeps {
   backlog?(): number;
 }
 
+/** What admission control tells of itself (the engine's `admitted`, `/metrics`). */
+export interface AdmissionCounts {
+  /** Requests in flight in this process. */
+  inFlight: number;
+  /** Of them, those waiting for the store: step commits not answered yet, and starts under way. */
+  waitingForStore: number;
+  /** Starts left `buffered` in the store, and starts pulled back from it. */
+  deferred: number;
+  pulled: number;
+}
+
 export class Admission {
   private readonly starting = new Set<string>();
   /** Whether a start was turned away since the store was last found empty of them. */

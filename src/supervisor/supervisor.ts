@@ -10,7 +10,7 @@
  * are claimed with conditional updates, so a timer or a redelivery happens once.
  */
 import { logsAt } from '../log/logger';
-import { Admission } from './admission';
+import { Admission, type AdmissionCounts } from './admission';
 import { markRunWaiting, noteAccessRows, noteMoved, placeOpenRun, runsInRows } from './commit-rows';
 import type { RequestRecord } from '../model';
 import { deliveryOf } from '../pipeline/delivery';
@@ -90,7 +90,7 @@ export class Supervisor {
   get cachedCount(): number { return this.states.size; }
 
   /** Requests in flight in this process (admission control), and starts it deferred to the store or pulled back. */
-  get admitted(): { inFlight: number; waitingForStore: number; deferred: number; pulled: number } { return { inFlight: this.admission.inFlight, waitingForStore: this.admission.waitingForStore, ...this.admission.stats }; }
+  get admitted(): AdmissionCounts { return { inFlight: this.admission.inFlight, waitingForStore: this.admission.waitingForStore, ...this.admission.stats }; }
 
   /** Runs currently with a module, in this process. */
   get inFlightCount(): number { return this.inFlight.size; }
